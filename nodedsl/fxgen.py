@@ -1,0 +1,200 @@
+"""SymPy expressions to a torch.fx graph: a dispatch table from SymPy classes to torch ops.
+
+The generated function has the signature ``fn(t, x, u, z, params, nets)`` and returns a
+``[batch, len(exprs)]`` tensor. Common subexpressions are eliminated with ``sympy.cse`` first;
+each distinct net call is evaluated once. No user text reaches the generated code: node names
+are generic and every value comes in through the placeholders.
+
+Example:
+    >>> import sympy as sp, torch
+    >>> x0 = sp.Symbol("x0")
+    >>> fn = build_function([sp.sin(x0) * 2], {"x": [x0], "u": [], "z": []}, [], [])
+    >>> fn(torch.tensor(0.), torch.zeros(3, 1), torch.zeros(3, 0), torch.zeros(3, 0), (), ()).shape
+    torch.Size([3, 1])
+"""
+
+from __future__ import annotations
+
+import operator
+
+import sympy as sp
+import torch
+import torch.nn.functional as F
+from torch import fx
+
+from .lower import T, sigmoid, softplus
+from .symbolic import NetCall
+
+
+def _stack_args(*cols):
+    """Net input from scalar columns, broadcasting constants and 0-dim values to the batch."""
+    cols = torch.broadcast_tensors(*[c if isinstance(c, torch.Tensor) else torch.tensor(c) for c in cols])
+    return torch.stack(cols, dim=-1)
+
+
+def _net_grad(net, inp, k: int):
+    """d net(inp)[:, k] / d inp, differentiable (autograd through the net, graph kept for training)."""
+    with torch.enable_grad():
+        if not inp.requires_grad:
+            inp = inp.detach().requires_grad_(True)
+        out = net(inp)[..., k]
+        (grad,) = torch.autograd.grad(out.sum(), inp, create_graph=True)
+    return grad
+
+
+def _minimum(*xs):
+    out = xs[0]
+    for x in xs[1:]:
+        out = torch.minimum(torch.as_tensor(out), torch.as_tensor(x))
+    return out
+
+
+def _maximum(*xs):
+    out = xs[0]
+    for x in xs[1:]:
+        out = torch.maximum(torch.as_tensor(out), torch.as_tensor(x))
+    return out
+
+
+_FUNCS = {sp.sin: torch.sin, sp.cos: torch.cos, sp.tan: torch.tan, sp.exp: torch.exp, sp.log: torch.log,
+          sp.tanh: torch.tanh, sp.Abs: torch.abs, sp.sign: torch.sign, sigmoid: torch.sigmoid,
+          softplus: F.softplus, sp.sinh: torch.sinh, sp.cosh: torch.cosh, sp.asin: torch.asin,
+          sp.acos: torch.acos, sp.atan: torch.atan}
+
+
+class _Emitter:
+    def __init__(self, graph: fx.Graph, symbols: dict, nets: list[str], params: dict):
+        self.g = graph
+        self.symbols = symbols  # Symbol -> fx node
+        self.net_index = {name: i for i, name in enumerate(nets)}
+        self.params = params  # Symbol -> (param index, component)
+        self.memo: dict = {}
+        self.net_calls: dict = {}
+        self.net_grads: dict = {}
+        self.p_node = None
+        self.nets_node = None
+
+    def call(self, fn, *args):
+        return self.g.call_function(fn, tuple(args))
+
+    def emit(self, e: sp.Expr):
+        if e in self.memo:
+            return self.memo[e]
+        node = self._emit(e)
+        self.memo[e] = node
+        return node
+
+    def _emit(self, e):
+        if e.is_Number or e in (sp.pi, sp.E):
+            return float(e)
+        if isinstance(e, sp.Symbol):
+            if e in self.symbols:
+                return self.symbols[e]
+            if e in self.params:
+                i, j = self.params[e]
+                return self.call(operator.getitem, self.call(operator.getitem, self.p_node, i), j)
+            if e == T or e.name == "t":
+                return self.symbols["t"]
+            raise KeyError(f"symbol {e} has no value")
+        if isinstance(e, sp.Add):
+            terms = list(e.args)
+            out = self.emit(terms[0])
+            for term in terms[1:]:
+                if isinstance(term, sp.Mul) and term.args[0] == -1:
+                    out = self.call(operator.sub, out, self.emit(sp.Mul(*term.args[1:])))
+                else:
+                    out = self.call(operator.add, out, self.emit(term))
+            return out
+        if isinstance(e, sp.Mul):
+            num, den = [], []
+            for f in e.args:
+                if isinstance(f, sp.Pow) and f.exp.is_Number and f.exp < 0:
+                    den.append(sp.Pow(f.base, -f.exp))
+                else:
+                    num.append(f)
+            sign = 1
+            if num and num[0] == -1:
+                sign, num = -1, num[1:]
+            out = self.emit(num[0]) if num else 1.0
+            for f in num[1:]:
+                out = self.call(operator.mul, out, self.emit(f))
+            for f in den:
+                out = self.call(operator.truediv, out, self.emit(f))
+            return self.call(operator.neg, out) if sign < 0 else out
+        if isinstance(e, sp.Pow):
+            base, exp = e.args
+            b = self.emit(base)
+            if exp == 2:
+                return self.call(operator.mul, b, b)
+            if exp == sp.Rational(1, 2):
+                return self.call(torch.sqrt, b)
+            if exp == -1:
+                return self.call(operator.truediv, 1.0, b)
+            if exp == sp.Rational(-1, 2):
+                return self.call(torch.rsqrt, b)
+            if exp.is_Integer:
+                return self.call(operator.pow, b, int(exp))
+            return self.call(operator.pow, b, self.emit(exp))
+        if isinstance(e, NetCall):
+            return self._net(e)
+        if isinstance(e, (sp.Min, sp.Max)):
+            return self.call(_minimum if isinstance(e, sp.Min) else _maximum, *[self.emit(a) for a in e.args])
+        fn = _FUNCS.get(type(e))
+        if fn is not None:
+            arg = self.emit(e.args[0])
+            if not isinstance(arg, fx.Node):
+                arg = self.call(torch.tensor, arg)
+            return self.call(fn, arg)
+        if isinstance(e, sp.Piecewise) or isinstance(e, sp.Heaviside):
+            raise NotImplementedError(f"cannot compile {type(e).__name__}")
+        raise NotImplementedError(f"cannot compile {type(e).__name__}")
+
+    def _net(self, e: NetCall):
+        args = tuple(self.emit(a) for a in e.args)
+        key = (e.net, args)
+        if key not in self.net_calls:
+            inp = self.call(_stack_args, *args)
+            net = self.call(operator.getitem, self.nets_node, self.net_index[e.net])
+            self.net_calls[key] = (inp, net, self.call(_apply, net, inp))
+        inp, net, out = self.net_calls[key]
+        if e.arg < 0:
+            return self.call(operator.getitem, out, (Ellipsis, e.out))
+        gkey = (key, e.out)
+        if gkey not in self.net_grads:
+            self.net_grads[gkey] = self.call(_net_grad, net, inp, e.out)
+        return self.call(operator.getitem, self.net_grads[gkey], (Ellipsis, e.arg))
+
+
+def _apply(module, inp):
+    return module(inp)
+
+
+def build_function(exprs: list[sp.Expr], groups: dict[str, list[sp.Symbol]], params: list[list[sp.Symbol]],
+                   nets: list[str]) -> fx.GraphModule:
+    """Compile ``exprs`` of the symbols in ``groups`` (x, u, z columns) to ``fn(t, x, u, z, params, nets)``."""
+    graph = fx.Graph()
+    t, x, u, z = (graph.placeholder(n) for n in ("t", "x", "u", "z"))
+    p_node, nets_node = graph.placeholder("params"), graph.placeholder("nets")
+    symbols: dict = {"t": t, T: t}
+    for name, node in (("x", x), ("u", u), ("z", z)):
+        for i, s in enumerate(groups.get(name, [])):
+            symbols[s] = graph.call_function(operator.getitem, (node, (Ellipsis, i)))
+    pmap = {s: (i, j) for i, syms in enumerate(params) for j, s in enumerate(syms)}
+    em = _Emitter(graph, symbols, nets, pmap)
+    em.p_node, em.nets_node = p_node, nets_node
+    replacements, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_cse"), optimizations=None)
+    for sym, value in replacements:
+        em.memo[sym] = em.emit(value)
+    zero = graph.call_function(torch.zeros_like, (graph.call_function(operator.getitem, (x, (Ellipsis, 0))),))
+    batch_syms = set(s for k in ("x", "u", "z") for s in groups.get(k, []))
+    cols = []
+    for original, e in zip(exprs, reduced):
+        node = em.emit(e)
+        if not (original.free_symbols & batch_syms) or not isinstance(node, fx.Node):
+            node = graph.call_function(operator.add, (zero, node))
+        cols.append(node)
+    out = graph.call_function(torch.stack, (cols,), {"dim": -1}) if cols else \
+        graph.call_function(torch.zeros, ((0,),))
+    graph.output(out)
+    graph.lint()
+    return fx.GraphModule(torch.nn.Module(), graph)

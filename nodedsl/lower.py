@@ -1,0 +1,570 @@
+"""Lowering: a checked model (and its sub-models) to one flat SymPy :class:`System`.
+
+Every expression is built with SymPy constructors from the AST (never from strings). Vectors are
+flattened into components named ``q[0]``; sub-model members keep dotted names (``left.q``).
+Port-Hamiltonian models get ``dx/dt = (J - R) grad H + G u`` with ``grad H`` from ``sympy.diff``.
+
+Example:
+    >>> from nodedsl.loader import source_from_text
+    >>> from nodedsl.check import check_source
+    >>> prog, _ = check_source(source_from_text("model M { state x = 1\\n param k = 2\\n der(x) = -k*x }", "m"))
+    >>> lower(prog.model("M")).rhs
+    [-k*x]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from . import ast
+from .check import ModelInfo, domain_sizes, flat_names
+from .diagnostics import Collector, Diagnostic, Span
+from .netspec import NetSpec, net_spec
+from .shapes import CONSTANTS, constant_value
+from .symbolic import Val, net_function, psd_matrix, skew_matrix, zip_vals
+
+T = sp.Symbol("t", real=True)
+
+
+class sigmoid(sp.Function):
+    """Logistic function (kept whole so the compiler can call torch.sigmoid)."""
+
+    def fdiff(self, argindex=1):
+        s = sigmoid(self.args[0])
+        return s * (1 - s)
+
+
+class softplus(sp.Function):
+    """log(1 + exp(x)), kept whole for a numerically stable torch call."""
+
+    def fdiff(self, argindex=1):
+        return sigmoid(self.args[0])
+
+
+_UNARY = {"sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt,
+          "tanh": sp.tanh, "sigmoid": sigmoid, "softplus": softplus, "abs": sp.Abs, "sign": sp.sign}
+
+
+@dataclass
+class ParamSym:
+    """A parameter: component symbols, initial value, and how it is trained (None: known)."""
+
+    name: str
+    shape: tuple[int, ...]
+    symbols: list[sp.Symbol]
+    value: list[float]
+    learn: str | None = None  # free | positive | interval | skew
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass
+class ConstraintSym:
+    name: str
+    kind: str  # eq | ineq  (residual == 0, or residual <= 0)
+    residual: list[sp.Expr]
+    domains: list[tuple[str, list[sp.Symbol], float, float]]
+    weight: float
+    uses_state: bool
+    span: Span
+
+
+@dataclass
+class PortSym:
+    name: str
+    inputs: list[sp.Symbol]
+    G: sp.Matrix  # n_states x size
+    output: list[sp.Expr] = field(default_factory=list)  # y = G^T grad H
+
+
+@dataclass
+class PHParts:
+    H: sp.Expr
+    J: sp.Matrix
+    R: sp.Matrix
+    grad: list[sp.Expr]
+    ports: list[PortSym]
+
+
+@dataclass
+class System:
+    """A flat system of ODEs in SymPy, ready for the compiler and for ``show``."""
+
+    name: str
+    states: list[sp.Symbol]
+    x0: list[float]
+    inputs: list[sp.Symbol]
+    u0: list[float]
+    params: list[ParamSym]
+    nets: dict[str, NetSpec]
+    rhs: list[sp.Expr]
+    outputs: list[sp.Expr]
+    output_names: list[str]
+    constraints: list[ConstraintSym]
+    ph: PHParts | None = None
+    symplectic_split: int | None = None
+
+    @property
+    def state_names(self) -> list[str]:
+        return [s.name for s in self.states]
+
+    @property
+    def input_names(self) -> list[str]:
+        return [s.name for s in self.inputs]
+
+
+def _num(v: float) -> sp.Expr:
+    return sp.Integer(int(v)) if float(v).is_integer() and abs(v) < 1e15 else sp.Float(v)
+
+
+def _flat(value, n: int) -> list[float]:
+    """A constant (scalar broadcast, vector, or nested list) as n floats."""
+    if isinstance(value, list):
+        out = []
+        for v in value:
+            out.extend(_flat(v, 1) if not isinstance(v, list) else _flat(v, len(v)))
+        return out
+    return [float(value)] * n
+
+
+class _Instance:
+    """One model instance under a name prefix; sub-model instances nest."""
+
+    def __init__(self, info: ModelInfo, prefix: str, overrides: dict[str, object], diags: Collector):
+        self.info, self.prefix, self.d = info, prefix, diags
+        self.env: dict[str, Val] = {}
+        self.params: list[ParamSym] = []
+        self.nets: dict[str, NetSpec] = {}
+        self.subs: dict[str, _Instance] = {}
+        self.states: list[sp.Symbol] = []
+        self.x0: list[float] = []
+        self.inputs: list[sp.Symbol] = []
+        self.u0: list[float] = []
+        self.rhs: dict[sp.Symbol, sp.Expr] = {}
+        self.ph: PHParts | None = None
+        self.constraints: list[ConstraintSym] = []
+        self._build(overrides)
+
+    # ---------------------------------------------------------------- naming
+    def sym(self, name: str) -> sp.Symbol:
+        return sp.Symbol(self.prefix + name, real=True)
+
+    def declare_symbols(self, name: str, shape) -> Val:
+        comps = flat_names(name, shape)
+        return Val(shape, tuple(self.sym(c) for c in comps))
+
+    # ---------------------------------------------------------------- expressions
+    def expr(self, e: ast.Expr, scope: dict[str, Val] | None = None) -> Val:
+        scope = scope or {}
+        if isinstance(e, ast.Num):
+            return Val.scalar(_num(e.value))
+        if isinstance(e, ast.Name):
+            return self.name(e, scope)
+        if isinstance(e, ast.Neg):
+            return self.expr(e.operand, scope).map(lambda x: -x)
+        if isinstance(e, ast.BinOp):
+            a, b = self.expr(e.left, scope), self.expr(e.right, scope)
+            if e.op == "@":
+                return self.matmul(a, b)
+            fn = {"+": lambda x, y: x + y, "-": lambda x, y: x - y, "*": lambda x, y: x * y,
+                  "/": lambda x, y: x / y, "^": lambda x, y: x ** y}[e.op]
+            return zip_vals(fn, a, b)
+        if isinstance(e, ast.Array):
+            items = [self.expr(i, scope) for i in e.items]
+            if all(v.shape == () for v in items):
+                return Val((len(items),), tuple(v.expr for v in items))
+            return Val((len(items), items[0].shape[0]), tuple(x for v in items for x in v.items))
+        if isinstance(e, ast.Index):
+            target = self.expr(e.target, scope)
+            i = int(constant_value(e.index))
+            if len(target.shape) == 1:
+                return Val.scalar(target.items[i])
+            width = target.shape[1]
+            return Val((width,), target.items[i * width:(i + 1) * width])
+        if isinstance(e, ast.Call):
+            return self.call(e, scope)
+        raise AssertionError(f"unchecked expression {e!r}")
+
+    @staticmethod
+    def matmul(a: Val, b: Val) -> Val:
+        if len(a.shape) == 1 and len(b.shape) == 1:
+            return Val.scalar(sp.Add(*[x * y for x, y in zip(a.items, b.items)]))
+        ma = a.matrix().T if len(a.shape) == 1 else a.matrix()
+        prod = ma * b.matrix()
+        return Val.from_matrix(prod, vector=len(a.shape) == 1 or len(b.shape) == 1)
+
+    def name(self, e: ast.Name, scope) -> Val:
+        if len(e.parts) == 1:
+            n = e.parts[0]
+            if n in scope:
+                return scope[n]
+            if n in self.env:
+                return self.env[n]
+            if n == "t":
+                return Val.scalar(T)
+            if n in CONSTANTS:
+                return Val.scalar(sp.pi)
+        inst = self
+        for part in e.parts[:-1]:
+            inst = inst.subs[part]
+        return inst.env[e.parts[-1]]
+
+    def call(self, e: ast.Call, scope) -> Val:
+        fname = e.func.dotted
+        args = [self.expr(a, scope) for a in e.args]
+        member = self.info.members.get(fname)
+        if member is not None and member.kind == "net":
+            spec = self.nets[self.prefix + fname]
+            flat = [x for a in args for x in a.items]
+            outs = tuple(net_function(self.prefix + fname, k, multi=spec.out > 1)(*flat) for k in range(spec.out))
+            return Val.scalar(outs[0]) if spec.out == 1 else Val((spec.out,), outs)
+        if fname in _UNARY:
+            return args[0].map(_UNARY[fname])
+        if fname == "min":
+            return zip_vals(sp.Min, *args)
+        if fname == "max":
+            return zip_vals(sp.Max, *args)
+        if fname == "clip":
+            return zip_vals(lambda x, lo, hi: sp.Min(sp.Max(x, lo), hi), *args)
+        if fname == "dot":
+            return Val.scalar(sp.Add(*[x * y for x, y in zip(args[0].items, args[1].items)]))
+        if fname == "norm":
+            return Val.scalar(sp.sqrt(sp.Add(*[x ** 2 for x in args[0].items])))
+        if fname == "transpose":
+            return Val.from_matrix(args[0].matrix().T)
+        if fname == "solve":
+            sol = args[0].matrix().LUsolve(args[1].matrix())
+            return Val.from_matrix(sol, vector=len(args[1].shape) == 1)
+        if fname == "skew":
+            return Val.from_matrix(skew_matrix(list(args[0].items)))
+        if fname == "psd":
+            return Val.from_matrix(psd_matrix(list(args[0].items)))
+        if fname == "diag":
+            return Val.from_matrix(sp.diag(*args[0].items))
+        raise AssertionError(f"unchecked call {fname}")
+
+    # ---------------------------------------------------------------- declarations
+    def _build(self, overrides: dict[str, object]) -> None:
+        info, m = self.info, self.info.model
+        for decl in m.body:  # subs first: members of subs may be used anywhere
+            if isinstance(decl, ast.Sub):
+                ov = {o.name: constant_value(o.expr) for o in decl.overrides}
+                self.subs[decl.name] = _Instance(info.subs[decl.name], f"{self.prefix}{decl.name}.", ov, self.d)
+        for decl in m.body:
+            if isinstance(decl, ast.State):
+                shape = info.members[decl.name].shape
+                val = self.declare_symbols(decl.name, shape)
+                self.env[decl.name] = val
+                init = overrides.get(decl.name, constant_value(decl.init) if decl.init is not None else 0.0)
+                self.states += list(val.items)
+                self.x0 += _flat(init, len(val.items))
+            elif isinstance(decl, ast.Input):
+                val = self.declare_symbols(decl.name, info.members[decl.name].shape)
+                self.env[decl.name] = val
+                self.inputs += list(val.items)
+                default = overrides.get(decl.name, constant_value(decl.default) if decl.default else 0.0)
+                self.u0 += _flat(default, len(val.items))
+            elif isinstance(decl, ast.Param):
+                shape = info.members[decl.name].shape
+                val = self.declare_symbols(decl.name, shape)
+                self.env[decl.name] = val
+                value = _flat(overrides.get(decl.name, constant_value(decl.value)), len(val.items))
+                p = ParamSym(self.prefix + decl.name, shape, list(val.items), value)
+                if decl.learn is not None:
+                    p.learn = decl.learn.kind
+                    if decl.learn.kind == "interval":
+                        p.low, p.high = constant_value(decl.learn.low), constant_value(decl.learn.high)
+                self.params.append(p)
+            elif isinstance(decl, ast.Net):
+                self.nets[self.prefix + decl.name] = net_spec(decl)
+        for decl in m.body:
+            if isinstance(decl, (ast.Let, ast.Output)):
+                self.env[decl.name] = self.expr(decl.expr)
+            elif isinstance(decl, ast.Der):
+                for s, e in zip(self.env[decl.state].items, zip_vals(lambda x, _: x, self.expr(decl.expr),
+                                                                     self.env[decl.state]).items):
+                    self.rhs[s] = e
+            elif isinstance(decl, ast.Constraint):
+                self._constraint(decl)
+        if info.is_ph:
+            self._port_hamiltonian()
+
+    def _constraint(self, decl: ast.Constraint) -> None:
+        scope, domains = {}, []
+        for dom in decl.domains:
+            size = max(domain_sizes(self.info.members, decl, dom.var) or {1})
+            shape = () if size == 1 else (size,)
+            val = Val(shape, tuple(sp.Symbol(f"{self.prefix}{n}", real=True) for n in flat_names(dom.var, shape)))
+            scope[dom.var] = val
+            domains.append((dom.var, list(val.items), float(constant_value(dom.low)), float(constant_value(dom.high))))
+        lhs, rhs = self.expr(decl.lhs, scope), self.expr(decl.rhs, scope)
+        diff = zip_vals(lambda a, b: a - b, lhs, rhs) if decl.op != ">=" else zip_vals(lambda a, b: b - a, lhs, rhs)
+        free = set().union(*(e.free_symbols for e in diff.items))
+        index = len(self.constraints) + 1
+        name = self.prefix + (decl.name or f"constraint{index}")
+        weight = float(constant_value(decl.weight)) if decl.weight is not None else 1.0
+        self.constraints.append(ConstraintSym(name, "eq" if decl.op == "==" else "ineq", list(diff.items), domains,
+                                              weight, bool(free & (set(self.all_states()) | set(self.inputs))),
+                                              decl.span))
+
+    def all_states(self) -> list[sp.Symbol]:
+        out = list(self.states)
+        for sub in self.subs.values():
+            out += sub.all_states()
+        return out
+
+    def _port_hamiltonian(self) -> None:
+        m = self.info.model
+        x = list(self.states)
+        n = len(x)
+        H = self.expr(m.decls(ast.Hamiltonian)[0].expr).expr if m.decls(ast.Hamiltonian) else sp.Integer(0)
+        if m.decls(ast.JMatrix):
+            J = self.expr(m.decls(ast.JMatrix)[0].expr).matrix()
+        else:
+            h = n // 2
+            J = sp.zeros(n, n)
+            for i in range(h):
+                J[i, h + i], J[h + i, i] = 1, -1
+        R = self.expr(m.decls(ast.RMatrix)[0].expr).matrix() if m.decls(ast.RMatrix) else sp.zeros(n, n)
+        ports = []
+        for port in m.decls(ast.Port):
+            G = self.expr(next(i.expr for i in port.items if i.key == "G")).matrix()
+            if G.cols == n and G.rows == 1 and n > 1:
+                G = G.T
+            size = G.cols
+            u = list(self.declare_symbols(port.name, () if size == 1 else (size,)).items)
+            ports.append(PortSym(self.prefix + port.name, u, G))
+        # compose: sub-models' blocks, then couplings
+        for sub in self.subs.values():
+            sp_ = sub.ph
+            k = len(x)
+            x += sub.all_states()
+            H = H + sp_.H
+            J, R = _block(J, sp_.J), _block(R, sp_.R)
+            for port in sp_.ports:
+                ports.append(PortSym(port.name, port.inputs, sp.zeros(k, port.G.cols).col_join(port.G)))
+            n = len(x)
+            for p in ports:
+                if p.G.rows < n:
+                    p.G = p.G.col_join(sp.zeros(n - p.G.rows, p.G.cols))
+        for couple in m.decls(ast.Couple):
+            names = [self.prefix + ref.dotted for ref in couple.ports]
+            chosen = [next(p for p in ports if p.name == nm) for nm in names]
+            Gc = sp.Matrix.hstack(*[p.G for p in chosen])
+            if couple.learn:
+                k = Gc.cols
+                val = self.declare_symbols(couple.matrix_name, (k * (k - 1) // 2,))
+                self.params.append(ParamSym(self.prefix + couple.matrix_name, val.shape, list(val.items),
+                                            [0.0] * len(val.items), "skew"))
+                C = skew_matrix(list(val.items))
+            else:
+                C = self.expr(couple.matrix).matrix()
+            J = J + Gc * C * Gc.T
+            ports = [p for p in ports if p.name not in names]
+        grad = [sp.diff(H, s) for s in x]
+        gvec = sp.Matrix(grad)
+        dx = (J - R) * gvec
+        for p in ports:
+            dx += p.G * sp.Matrix(p.inputs)
+            p.output = list(p.G.T * gvec)
+        self.ph = PHParts(H, J, R, grad, ports)
+        self.ph_states = x
+        for s, e in zip(x, dx):
+            self.rhs[s] = e
+
+    # ---------------------------------------------------------------- flattening
+    def collect(self, into: dict) -> None:
+        """Gather states, params, nets, rhs, constraints of this instance and its subs (general models)."""
+        into["states"] += self.states
+        into["x0"] += self.x0
+        into["params"] += self.params
+        into["nets"].update(self.nets)
+        into["constraints"] += self.constraints
+        into["inputs"] += [(s, v) for s, v in zip(self.inputs, self.u0)]
+        for name, sub in self.subs.items():
+            if self.info.is_ph:
+                into["states"] += []  # pH composites carry their sub states in ph_states
+            sub.collect(into)
+        if not self.info.is_ph:
+            into["rhs"].update(self.rhs)
+
+
+def _block(a: sp.Matrix, b: sp.Matrix) -> sp.Matrix:
+    return sp.diag(a, b) if a.rows else b
+
+
+def lower(info: ModelInfo) -> System:
+    """Lower a checked model to a flat :class:`System` (raises NodeDslError on algebraic loops)."""
+    diags = Collector()
+    inst = _Instance(info, "", {}, diags)
+    return _flatten(inst, diags)
+
+
+def _flatten(inst: _Instance, diags: Collector) -> System:
+    info = inst.info
+    parts = {"states": [], "x0": [], "params": [], "nets": {}, "constraints": [], "inputs": [], "rhs": {}}
+    if info.is_ph:
+        _collect_ph(inst, parts)
+        states = inst.ph_states
+        x0 = parts["x0"]
+        rhs = [inst.rhs[s] for s in states]
+        inputs = [s for p in inst.ph.ports for s in p.inputs]
+        u0 = [0.0] * len(inputs)
+    else:
+        inst.collect(parts)
+        states, x0 = parts["states"], parts["x0"]
+        subst = _connections(inst, diags)
+        inputs = [s for s, _ in parts["inputs"] if s not in subst]
+        u0 = [v for s, v in parts["inputs"] if s not in subst]
+        rhs = [parts["rhs"][s].xreplace(subst) if subst else parts["rhs"][s] for s in states]
+        for c in parts["constraints"]:
+            c.residual = [r.xreplace(subst) for r in c.residual] if subst else c.residual
+    diags.raise_if_errors()
+    if info.outputs:
+        out_vals = [inst.env[n] for n, _ in info.outputs]
+        outputs = [x for v in out_vals for x in v.items]
+        names = [nm for n, s in info.outputs for nm in flat_names(n, s)]
+        if not info.is_ph:
+            sub = _connections(inst, diags)
+            outputs = [o.xreplace(sub) for o in outputs]
+    else:
+        outputs, names = list(states), [s.name for s in states]
+    split = _symplectic_split(inst) if info.is_ph else None
+    return System(info.name, states, x0, inputs, u0, parts["params"], parts["nets"], rhs, outputs, names,
+                  parts["constraints"], inst.ph, split)
+
+
+def _collect_ph(inst: _Instance, parts: dict) -> None:
+    parts["x0"] += inst.x0
+    parts["params"] += inst.params
+    parts["nets"].update(inst.nets)
+    parts["constraints"] += inst.constraints
+    for sub in inst.subs.values():
+        _collect_ph(sub, parts)
+
+
+def _connections(inst: _Instance, diags: Collector) -> dict:
+    """input symbol -> driving expression, for every connect in the instance tree."""
+    subst: dict[sp.Symbol, sp.Expr] = {}
+
+    def visit(i: _Instance):
+        for decl in i.info.model.decls(ast.Connect):
+            src = i.expr(decl.source)
+            target = i.subs[decl.target.parts[0]].env[decl.target.parts[1]]
+            items = src.items * len(target.items) if src.shape == () else src.items
+            for s, e in zip(target.items, items):
+                subst[s] = e
+        for sub in i.subs.values():
+            visit(sub)
+
+    visit(inst)
+    # drive through chains (a -> b -> c); a loop never settles
+    for _ in range(len(subst) + 1):
+        changed = False
+        for s, e in list(subst.items()):
+            new = e.xreplace(subst)
+            if new != e:
+                subst[s], changed = new, True
+        if not changed:
+            return subst
+    diags.error("algebraic-loop", f"the connections of '{inst.info.name}' form an algebraic loop",
+                inst.info.model.span)
+    return subst
+
+
+def _symplectic_split(inst: _Instance) -> int | None:
+    """n_q when x = [q, p] with dq/dt depending only on p and dp/dt only on q (separable, R = 0)."""
+    x = inst.ph_states
+    n = len(x)
+    if n % 2 or inst.ph.ports and any(p.inputs for p in inst.ph.ports) and False:
+        return None
+    h = n // 2
+    q, p = set(x[:h]), set(x[h:])
+    for i, e in enumerate(inst.rhs[s] for s in x):
+        free = e.free_symbols
+        if i < h and free & q:
+            return None
+        if i >= h and free & p:
+            return None
+    return h if h else None
+
+
+# ---------------------------------------------------------------- structural checks (J skew, R PSD)
+def _nonneg_assumptions(system: System) -> dict:
+    """Replacements that let SymPy reason about signs: known params by value, positive ones positive."""
+    rep: dict = {}
+    for p in system.params:
+        for s, v in zip(p.symbols, p.value):
+            if p.learn is None:
+                rep[s] = _num(v)
+            elif p.learn == "positive" or (p.learn == "interval" and p.low is not None and p.low >= 0):
+                rep[s] = sp.Symbol(s.name, positive=True)
+    return rep
+
+
+def _net_signs(expr: sp.Expr, system: System) -> sp.Expr:
+    from .symbolic import NetCall
+
+    rep = {}
+    for call in expr.atoms(NetCall):
+        spec = system.nets.get(call.net)
+        rep[call] = sp.Dummy(nonnegative=True) if spec is not None and spec.nonnegative and call.arg < 0 \
+            else sp.Dummy(real=True)
+    return expr.xreplace(rep) if rep else expr
+
+
+def structure_diagnostics(info: ModelInfo) -> list[Diagnostic]:
+    """J skew-symmetric and R positive semi-definite, proven symbolically for one pH model."""
+    m = info.model
+    if not info.is_ph:
+        return []
+    try:
+        system = lower(info)
+    except Exception as err:  # noqa: BLE001 - a lowering failure must surface as a diagnostic
+        return [Diagnostic("internal", f"could not lower '{m.name}': {err}", m.span)]
+    out: list[Diagnostic] = []
+    rep = _nonneg_assumptions(system)
+    own = len(info.model.decls(ast.State))
+    J_decl = m.decls(ast.JMatrix)
+    if J_decl and not _is_call(J_decl[0].expr, "skew"):
+        J = system.ph.J[:own, :own].xreplace(rep)
+        bad = [(i, j) for i in range(own) for j in range(i, own) if sp.simplify(J[i, j] + J[j, i]) != 0]
+        if bad:
+            i, j = bad[0]
+            out.append(Diagnostic("not-skew", f"J must be skew-symmetric: J[{i},{j}] = {J[i, j]} but J[{j},{i}] = "
+                                  f"{J[j, i]}", J_decl[0].expr.span,
+                                  ("build a learned J with skew(v) to make it skew-symmetric by construction",)))
+    R_decl = m.decls(ast.RMatrix)
+    if R_decl and not _is_call(R_decl[0].expr, "psd"):
+        R = system.ph.R[:own, :own].xreplace(rep)
+        R = R.applyfunc(lambda e: _net_signs(e, system))
+        reason = _psd_failure(R)
+        if reason:
+            out.append(Diagnostic("not-psd", f"cannot prove that R is positive semi-definite: {reason}",
+                                  R_decl[0].expr.span, ("write R = psd(v) (L L^T) or a diagonal R with provably "
+                                                        "non-negative entries (softplus/sigmoid nets, positive "
+                                                        "parameters, squares)",)))
+    return out
+
+
+def _is_call(e: ast.Expr, name: str) -> bool:
+    return isinstance(e, ast.Call) and e.func.dotted == name
+
+
+def _psd_failure(R: sp.Matrix) -> str:
+    n = R.rows
+    if any(sp.simplify(R[i, j] - R[j, i]) != 0 for i in range(n) for j in range(i + 1, n)):
+        return "it is not symmetric"
+    if R.is_diagonal():
+        for i in range(n):
+            if R[i, i].is_nonnegative is not True:
+                return f"the diagonal entry R[{i},{i}] = {R[i, i]} may be negative"
+        return ""
+    if R.free_symbols:
+        return "a non-diagonal R with symbolic entries is not provably PSD"
+    eig = [complex(v).real for v in R.evalf().eigenvals()]
+    if min(eig) < -1e-12:
+        return f"it has the negative eigenvalue {min(eig):g}"
+    return ""

@@ -1,0 +1,132 @@
+"""The Python API: a checked program whose models compile to PyTorch modules.
+
+Example:
+    >>> import nodedsl, torch, torchdiffeq
+    >>> prog = nodedsl.load("examples/pendulum.node")                   # doctest: +SKIP
+    >>> model = prog.model("PendulumTruth")                              # doctest: +SKIP
+    >>> ys = torchdiffeq.odeint(model, model.x0_default[None], torch.linspace(0, 1, 11))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cached_property
+from pathlib import Path
+
+from . import ast
+from .check import CheckedProgram, ModelInfo, check_source
+from .diagnostics import Diagnostic, NodeDslError, Span, suggest
+from .loader import Source, load_sources, source_from_text
+from .lower import System, lower, structure_diagnostics
+
+
+class Program:
+    """A loaded, checked ``.node`` file with its imports."""
+
+    def __init__(self, checked: CheckedProgram, warnings: list[Diagnostic]):
+        self.checked = checked
+        self.warnings = warnings
+        self._systems: dict[str, System] = {}
+
+    @property
+    def source(self) -> Source:
+        return self.checked.source
+
+    @property
+    def sources(self) -> dict[str, str]:
+        """File name -> text, for rendering diagnostics."""
+        return self.source.texts
+
+    @property
+    def path(self) -> str:
+        return self.source.root
+
+    @property
+    def module(self) -> ast.Module:
+        return self.source.modules[self.source.root]
+
+    @property
+    def trains(self) -> tuple[ast.Train, ...]:
+        return self.module.trains
+
+    def model_names(self) -> list[str]:
+        return [n for n, (_, v) in self.source.scopes[self.source.root].items() if isinstance(v, ast.Model)]
+
+    def info(self, name: str) -> ModelInfo:
+        info = self.checked.model(name)
+        if info is None:
+            raise NodeDslError.single("undefined-model", f"unknown model '{name}'", Span(self.path, 0, 0),
+                                      suggest(name, self.model_names()) or
+                                      "models: " + ", ".join(self.model_names()))
+        return info
+
+    def system(self, name: str) -> System:
+        """The lowered SymPy system of a model (cached)."""
+        if name not in self._systems:
+            self._systems[name] = lower(self.info(name))
+        return self._systems[name]
+
+    def model(self, name: str):
+        """A fresh compiled ``nn.Module`` for model ``name`` (parameters at their declared values)."""
+        from .compile import CompiledModel
+
+        return CompiledModel(self.system(name), self.source_hash(name))
+
+    def dataset(self, name: str) -> ast.Dataset:
+        entry = self.source.scopes[self.source.root].get(name)
+        if entry is None or not isinstance(entry[1], ast.Dataset):
+            names = [n for n, (_, v) in self.source.scopes[self.source.root].items() if isinstance(v, ast.Dataset)]
+            raise NodeDslError.single("undefined-name", f"unknown dataset '{name}'", Span(self.path, 0, 0),
+                                      suggest(name, names))
+        return entry[1]
+
+    def source_hash(self, name: str) -> str:
+        """A hash of the model's structure (its declarations and those of its sub-models), not its spacing."""
+        info = self.info(name)
+        h = hashlib.sha256()
+
+        def visit(i: ModelInfo):
+            h.update(repr(i.model).encode())
+            for sub in i.subs.values():
+                visit(sub)
+
+        visit(info)
+        return h.hexdigest()[:16]
+
+    def simulate(self, name: str, t, *, x0=None, signal=None, solver: str = "dopri5", **options):
+        """Simulate model ``name`` at times ``t`` from ``x0 [batch, n]`` (default: declared initial state).
+
+        Returns a ``SolveResult`` (``.ys`` is ``[len(t), batch, n]``)."""
+        import torch
+
+        from .solvers import make_solver, solve
+
+        model = self.model(name)
+        t = torch.as_tensor(t, dtype=torch.get_default_dtype())
+        x0 = model.x0_default[None] if x0 is None else torch.as_tensor(x0, dtype=t.dtype)
+        with torch.no_grad():
+            return solve(model.driven(signal), x0, t, solver=make_solver(solver, **options))
+
+
+def _finish(source: Source) -> Program:
+    checked, diags = check_source(source)
+    errors = [d for d in diags if d.severity == "error"]
+    if not errors:
+        for file, module in source.modules.items():
+            for m in module.models:
+                info = checked.infos.get((file, m.name))
+                if info is not None:
+                    diags += structure_diagnostics(info)
+    if any(d.severity == "error" for d in diags):
+        raise NodeDslError(diags)
+    return Program(checked, [d for d in diags if d.severity != "error"])
+
+
+def load(path: str | Path) -> Program:
+    """Load, parse, resolve imports and check a ``.node`` file; raise NodeDslError with every problem."""
+    return _finish(load_sources(path))
+
+
+def loads(text: str, file: str = "<string>") -> Program:
+    """Like :func:`load` for source text without imports."""
+    return _finish(source_from_text(text, file))
