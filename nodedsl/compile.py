@@ -112,8 +112,7 @@ class CompiledModel(nn.Module):
             ports = [y for port in ph.ports for y in port.output]
             self._energy = build_function([ph.H], groups, syms, nets)
             self._port_out = build_function(ports, groups, syms, nets) if ports else None
-            self._dissipation = build_function([(sp.Matrix(ph.grad).T * ph.R * sp.Matrix(ph.grad))[0, 0]],
-                                               groups, syms, nets)
+            self._dissipation = build_function([ph.dissipation], groups, syms, nets)
 
     # ---------------------------------------------------------------- parameters
     @staticmethod

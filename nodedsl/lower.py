@@ -81,11 +81,49 @@ class PortSym:
 
 @dataclass
 class PHParts:
+    """Port-Hamiltonian structure of an instance: H, grad H, free ports, and the pieces of J and R."""
+
     H: sp.Expr
-    J: sp.Matrix
-    R: sp.Matrix
     grad: list[sp.Expr]
-    ports: list[PortSym]
+    ports: list[PortSym]  # free ports (not coupled)
+    dissipation: sp.Expr  # grad H^T R grad H
+    x: list[sp.Symbol]
+    own_J: sp.Matrix
+    own_R: sp.Matrix
+    subs: list["PHParts"]
+    couplings: list[tuple[list[str], sp.Matrix]]
+
+    def assemble(self) -> tuple[sp.Matrix, sp.Matrix, dict[str, sp.Matrix]]:
+        """The composite J (with G C G^T terms), R and every port's G over all states (dense; for display
+        and tests of small systems: the compiler never needs them)."""
+        n, k = len(self.x), self.own_J.rows
+        J, R = sp.zeros(n, n), sp.zeros(n, n)
+        J[:k, :k], R[:k, :k] = self.own_J, self.own_R
+        gs: dict[str, sp.Matrix] = {}
+        for p in self.ports:
+            if p.G.rows == k:
+                gs[p.name] = p.G.col_join(sp.zeros(n - k, p.G.cols))
+        offset = k
+        for sub in self.subs:
+            sj, sr, sg = sub.assemble()
+            m = len(sub.x)
+            J[offset:offset + m, offset:offset + m] = sj
+            R[offset:offset + m, offset:offset + m] = sr
+            for name, G in sg.items():
+                gs[name] = sp.zeros(offset, G.cols).col_join(G).col_join(sp.zeros(n - offset - m, G.cols))
+            offset += m
+        for names, C in self.couplings:
+            Gc = sp.Matrix.hstack(*[gs[nm] for nm in names])
+            J += Gc * C * Gc.T
+        return J, R, gs
+
+    @property
+    def J(self) -> sp.Matrix:
+        return self.assemble()[0]
+
+    @property
+    def R(self) -> sp.Matrix:
+        return self.assemble()[1]
 
 
 @dataclass
@@ -132,7 +170,8 @@ def _flat(value, n: int) -> list[float]:
 class _Instance:
     """One model instance under a name prefix; sub-model instances nest."""
 
-    def __init__(self, info: ModelInfo, prefix: str, overrides: dict[str, object], diags: Collector):
+    def __init__(self, info: ModelInfo, prefix: str, overrides: dict[str, object], diags: Collector,
+                 shallow: bool = False):
         self.info, self.prefix, self.d = info, prefix, diags
         self.env: dict[str, Val] = {}
         self.params: list[ParamSym] = []
@@ -145,7 +184,7 @@ class _Instance:
         self.rhs: dict[sp.Symbol, sp.Expr] = {}
         self.ph: PHParts | None = None
         self.constraints: list[ConstraintSym] = []
-        self._build(overrides)
+        self._build(overrides, shallow)
 
     # ---------------------------------------------------------------- naming
     def sym(self, name: str) -> sp.Symbol:
@@ -246,10 +285,10 @@ class _Instance:
         raise AssertionError(f"unchecked call {fname}")
 
     # ---------------------------------------------------------------- declarations
-    def _build(self, overrides: dict[str, object]) -> None:
+    def _build(self, overrides: dict[str, object], shallow: bool = False) -> None:
         info, m = self.info, self.info.model
         for decl in m.body:  # subs first: members of subs may be used anywhere
-            if isinstance(decl, ast.Sub):
+            if isinstance(decl, ast.Sub) and not shallow:
                 ov = {o.name: constant_value(o.expr) for o in decl.overrides}
                 self.subs[decl.name] = _Instance(info.subs[decl.name], f"{self.prefix}{decl.name}.", ov, self.d)
         for decl in m.body:
@@ -279,6 +318,10 @@ class _Instance:
                 self.params.append(p)
             elif isinstance(decl, ast.Net):
                 self.nets[self.prefix + decl.name] = net_spec(decl)
+        if shallow:
+            for decl in m.decls(ast.Let):
+                self.env[decl.name] = self.expr(decl.expr)
+            return
         for decl in m.body:
             if isinstance(decl, (ast.Let, ast.Output)):
                 self.env[decl.name] = self.expr(decl.expr)
@@ -316,10 +359,69 @@ class _Instance:
         return out
 
     def _port_hamiltonian(self) -> None:
+        """dx/dt = (J - R) grad H + G u, assembled block by block so composites stay linear in size.
+
+        A coupling u = C y is substituted into the sub-models' port inputs: this is exactly
+        (J + G C G^T) grad H without ever forming the composite J."""
         m = self.info.model
-        x = list(self.states)
-        n = len(x)
+        own = list(self.states)
+        n = len(own)
         H = self.expr(m.decls(ast.Hamiltonian)[0].expr).expr if m.decls(ast.Hamiltonian) else sp.Integer(0)
+        J, R = self.own_structure()
+        grad = [sp.diff(H, s) for s in own]
+        gvec = sp.Matrix(grad)
+        dx = (J - R) * gvec if n else sp.zeros(0, 1)
+        ports: list[PortSym] = []
+        for port in m.decls(ast.Port):
+            G = self.expr(next(i.expr for i in port.items if i.key == "G")).matrix()
+            if G.cols == n and G.rows == 1 and n > 1:
+                G = G.T
+            size = G.cols
+            u = list(self.declare_symbols(port.name, () if size == 1 else (size,)).items)
+            dx += G * sp.Matrix(u)
+            ports.append(PortSym(self.prefix + port.name, u, G, list(G.T * gvec)))
+        dissipation = (gvec.T * R * gvec)[0, 0] if n else sp.Integer(0)
+        x, rhs = list(own), dict(zip(own, dx))
+        h_terms, d_terms = [H], [dissipation]
+        subs = []
+        for sub in self.subs.values():
+            sph = sub.ph
+            subs.append(sph)
+            x += sph.x
+            h_terms.append(sph.H)
+            grad += sph.grad
+            d_terms.append(sph.dissipation)
+            rhs.update(sub.rhs)
+            ports += sph.ports
+        H, dissipation = sp.Add(*h_terms), sp.Add(*d_terms)  # one Add: repeated += is quadratic in SymPy
+        couplings, subst = [], {}
+        by_name = {p.name: p for p in ports}
+        for couple in m.decls(ast.Couple):
+            names = [self.prefix + ref.dotted for ref in couple.ports]
+            chosen = [by_name.pop(nm) for nm in names]
+            ys = sp.Matrix([y for p in chosen for y in p.output])
+            if couple.learn:
+                k = len(ys)
+                val = self.declare_symbols(couple.matrix_name, (k * (k - 1) // 2,))
+                self.params.append(ParamSym(self.prefix + couple.matrix_name, val.shape, list(val.items),
+                                            [0.0] * len(val.items), "skew"))
+                C = skew_matrix(list(val.items))
+            else:
+                C = self.expr(couple.matrix).matrix()
+            us = [u for p in chosen for u in p.inputs]
+            subst.update(zip(us, C * ys))
+            couplings.append((names, C))
+        ports = list(by_name.values())
+        if subst:
+            rhs = {s: e.xreplace(subst) for s, e in rhs.items()}
+        self.rhs = rhs
+        self.ph = PHParts(H, grad, ports, dissipation, x, J, R, subs, couplings)
+        self.ph_states = x
+
+    def own_structure(self) -> tuple[sp.Matrix, sp.Matrix]:
+        """J (declared or canonical symplectic) and R (declared or zero) over this model's own states."""
+        m = self.info.model
+        n = len(self.states)
         if m.decls(ast.JMatrix):
             J = self.expr(m.decls(ast.JMatrix)[0].expr).matrix()
         else:
@@ -328,51 +430,7 @@ class _Instance:
             for i in range(h):
                 J[i, h + i], J[h + i, i] = 1, -1
         R = self.expr(m.decls(ast.RMatrix)[0].expr).matrix() if m.decls(ast.RMatrix) else sp.zeros(n, n)
-        ports = []
-        for port in m.decls(ast.Port):
-            G = self.expr(next(i.expr for i in port.items if i.key == "G")).matrix()
-            if G.cols == n and G.rows == 1 and n > 1:
-                G = G.T
-            size = G.cols
-            u = list(self.declare_symbols(port.name, () if size == 1 else (size,)).items)
-            ports.append(PortSym(self.prefix + port.name, u, G))
-        # compose: sub-models' blocks, then couplings
-        for sub in self.subs.values():
-            sp_ = sub.ph
-            k = len(x)
-            x += sub.all_states()
-            H = H + sp_.H
-            J, R = _block(J, sp_.J), _block(R, sp_.R)
-            for port in sp_.ports:
-                ports.append(PortSym(port.name, port.inputs, sp.zeros(k, port.G.cols).col_join(port.G)))
-            n = len(x)
-            for p in ports:
-                if p.G.rows < n:
-                    p.G = p.G.col_join(sp.zeros(n - p.G.rows, p.G.cols))
-        for couple in m.decls(ast.Couple):
-            names = [self.prefix + ref.dotted for ref in couple.ports]
-            chosen = [next(p for p in ports if p.name == nm) for nm in names]
-            Gc = sp.Matrix.hstack(*[p.G for p in chosen])
-            if couple.learn:
-                k = Gc.cols
-                val = self.declare_symbols(couple.matrix_name, (k * (k - 1) // 2,))
-                self.params.append(ParamSym(self.prefix + couple.matrix_name, val.shape, list(val.items),
-                                            [0.0] * len(val.items), "skew"))
-                C = skew_matrix(list(val.items))
-            else:
-                C = self.expr(couple.matrix).matrix()
-            J = J + Gc * C * Gc.T
-            ports = [p for p in ports if p.name not in names]
-        grad = [sp.diff(H, s) for s in x]
-        gvec = sp.Matrix(grad)
-        dx = (J - R) * gvec
-        for p in ports:
-            dx += p.G * sp.Matrix(p.inputs)
-            p.output = list(p.G.T * gvec)
-        self.ph = PHParts(H, J, R, grad, ports)
-        self.ph_states = x
-        for s, e in zip(x, dx):
-            self.rhs[s] = e
+        return J, R
 
     # ---------------------------------------------------------------- flattening
     def collect(self, into: dict) -> None:
@@ -410,6 +468,8 @@ def _flatten(inst: _Instance, diags: Collector) -> System:
         states = inst.ph_states
         x0 = parts["x0"]
         rhs = [inst.rhs[s] for s in states]
+        for c in parts["constraints"]:
+            c.residual = list(c.residual)
         inputs = [s for p in inst.ph.ports for s in p.inputs]
         u0 = [0.0] * len(inputs)
     else:
@@ -431,7 +491,7 @@ def _flatten(inst: _Instance, diags: Collector) -> System:
             outputs = [o.xreplace(sub) for o in outputs]
     else:
         outputs, names = list(states), [s.name for s in states]
-    split = _symplectic_split(inst) if info.is_ph else None
+    split = _symplectic_split(states, rhs)
     return System(info.name, states, x0, inputs, u0, parts["params"], parts["nets"], rhs, outputs, names,
                   parts["constraints"], inst.ph, split)
 
@@ -474,21 +534,18 @@ def _connections(inst: _Instance, diags: Collector) -> dict:
     return subst
 
 
-def _symplectic_split(inst: _Instance) -> int | None:
-    """n_q when x = [q, p] with dq/dt depending only on p and dp/dt only on q (separable, R = 0)."""
-    x = inst.ph_states
-    n = len(x)
-    if n % 2 or inst.ph.ports and any(p.inputs for p in inst.ph.ports) and False:
+def _symplectic_split(states: list[sp.Symbol], rhs: list[sp.Expr]) -> int | None:
+    """n_q when x = [q, p] with dq/dt depending only on p and dp/dt only on q (separable: leapfrog applies)."""
+    n = len(states)
+    if n % 2:
         return None
     h = n // 2
-    q, p = set(x[:h]), set(x[h:])
-    for i, e in enumerate(inst.rhs[s] for s in x):
+    q, p = set(states[:h]), set(states[h:])
+    for i, e in enumerate(rhs):
         free = e.free_symbols
-        if i < h and free & q:
+        if (i < h and free & q) or (i >= h and free & p):
             return None
-        if i >= h and free & p:
-            return None
-    return h if h else None
+    return h
 
 
 # ---------------------------------------------------------------- structural checks (J skew, R PSD)
@@ -516,20 +573,22 @@ def _net_signs(expr: sp.Expr, system: System) -> sp.Expr:
 
 
 def structure_diagnostics(info: ModelInfo) -> list[Diagnostic]:
-    """J skew-symmetric and R positive semi-definite, proven symbolically for one pH model."""
+    """J skew-symmetric and R positive semi-definite, proven symbolically for one pH model's own states."""
     m = info.model
-    if not info.is_ph:
+    if not info.is_ph or not (m.decls(ast.JMatrix) or m.decls(ast.RMatrix)):
         return []
     try:
-        system = lower(info)
-    except Exception as err:  # noqa: BLE001 - a lowering failure must surface as a diagnostic
-        return [Diagnostic("internal", f"could not lower '{m.name}': {err}", m.span)]
+        inst = _Instance(info, "", {}, Collector(), shallow=True)
+        J, R = inst.own_structure()
+    except KeyError:  # J or R refers to sub-model members: checked per instance instead
+        return []
+    system = System(m.name, [], [], [], [], inst.params, inst.nets, [], [], [], [])
     out: list[Diagnostic] = []
     rep = _nonneg_assumptions(system)
-    own = len(info.model.decls(ast.State))
+    own = J.rows
     J_decl = m.decls(ast.JMatrix)
     if J_decl and not _is_call(J_decl[0].expr, "skew"):
-        J = system.ph.J[:own, :own].xreplace(rep)
+        J = J.xreplace(rep)
         bad = [(i, j) for i in range(own) for j in range(i, own) if sp.simplify(J[i, j] + J[j, i]) != 0]
         if bad:
             i, j = bad[0]
@@ -538,8 +597,7 @@ def structure_diagnostics(info: ModelInfo) -> list[Diagnostic]:
                                   ("build a learned J with skew(v) to make it skew-symmetric by construction",)))
     R_decl = m.decls(ast.RMatrix)
     if R_decl and not _is_call(R_decl[0].expr, "psd"):
-        R = system.ph.R[:own, :own].xreplace(rep)
-        R = R.applyfunc(lambda e: _net_signs(e, system))
+        R = R.xreplace(rep).applyfunc(lambda e: _net_signs(e, system))
         reason = _psd_failure(R)
         if reason:
             out.append(Diagnostic("not-psd", f"cannot prove that R is positive semi-definite: {reason}",

@@ -52,10 +52,11 @@ def format_system(system: System, info: ModelInfo, *, latex: bool = False) -> st
     if system.ph is not None:
         ph = system.ph
         lines.append(f"  H = {_fmt(ph.H, latex)}")
-        lines.append(f"  J = {_fmt(ph.J, latex)}")
-        lines.append(f"  R = {_fmt(ph.R, latex)}")
+        J, R, gs = ph.assemble()
+        lines.append(f"  J = {_fmt(J, latex)}")
+        lines.append(f"  R = {_fmt(R, latex)}")
         for port in ph.ports:
-            lines.append(f"  port {port.name}: G = {_fmt(port.G, latex)}")
+            lines.append(f"  port {port.name}: G = {_fmt(gs.get(port.name, port.G), latex)}")
             for u, y in zip(port.inputs, port.output):
                 lines.append(f"    output y({u}) = {_fmt(y, latex)}")
         lines.append("  dynamics: dx/dt = (J - R) grad H + G u")
