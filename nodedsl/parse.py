@@ -348,6 +348,28 @@ _EXAMPLES: dict[tuple[str, str], list[str]] = {
     ],
 }
 
+def _variants(examples: dict[tuple[str, str], list[str]]) -> dict[tuple[str, str], list[str]]:
+    """Each example also with a newline after '{' and after one or two earlier statements.
+
+    Lark matches an error by its parser state including the stack depth, which a leading newline or
+    earlier statements change."""
+    out = {}
+    for label, items in examples.items():
+        more = []
+        for ex in items:
+            more.append(ex)
+            if "{ " in ex:
+                head, rest = ex.split("{ ", 1)
+                first = "state a = 1" if head.startswith("model") else "seed = 1"
+                more.append(f"{head}{{\n  {rest}")
+                more.append(f"{head}{{\n  {first}\n  {rest}")
+                more.append(f"{head}{{\n  {first}\n  {first}\n  {rest}")
+        out[label] = more
+    return out
+
+
+_EXAMPLES = _variants(_EXAMPLES)
+
 _TOKEN_WORDS = {
     "NAME": "a name", "NUMBER": "a number", "STRING": "a string", "_NL": "end of line", "$END": "end of file",
     "LBRACE": "'{'", "RBRACE": "'}'", "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'",
@@ -366,7 +388,10 @@ def _word(term: str) -> str:
 
 
 def _expected(terms) -> str:
-    words = sorted({_word(t) for t in terms if not t.startswith("__")})
+    terms = [t for t in terms if not t.startswith("__")]
+    if len(terms) > 1:  # the post-lexer makes end of line acceptable everywhere; it is rarely the fix
+        terms = [t for t in terms if t != "_NL"]
+    words = sorted({_word(t) for t in terms})
     if not words:
         return ""
     if len(words) > 8:
@@ -389,7 +414,7 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, file: str) -> Diagnostic
         message = f"unexpected {shown}"
     label = None
     try:
-        label = err.match_examples(_parser().parse, _EXAMPLES, use_accepts=True)
+        label = err.match_examples(_parser().parse, _EXAMPLES, use_accepts=True, token_type_match_fallback=True)
     except Exception:  # the catalogue is a hint only; never let it hide the real error
         label = None
     notes = []
