@@ -171,8 +171,9 @@ class _Instance:
     """One model instance under a name prefix; sub-model instances nest."""
 
     def __init__(self, info: ModelInfo, prefix: str, overrides: dict[str, object], diags: Collector,
-                 shallow: bool = False):
+                 shallow: bool = False, cache: dict | None = None):
         self.info, self.prefix, self.d = info, prefix, diags
+        self.cache = {} if cache is None else cache
         self.env: dict[str, Val] = {}
         self.params: list[ParamSym] = []
         self.nets: dict[str, NetSpec] = {}
@@ -185,6 +186,17 @@ class _Instance:
         self.ph: PHParts | None = None
         self.constraints: list[ConstraintSym] = []
         self._build(overrides, shallow)
+
+    # ---------------------------------------------------------------- sub-model instances
+    def _sub_instance(self, info: ModelInfo, overrides: dict, prefix: str) -> "_Instance":
+        """A sub-model instance: lowered once per (model, overrides) and renamed for each use.
+
+        Renaming is an ``xreplace`` of symbols and net calls, far cheaper than lowering again
+        (``sympy.diff`` of H, matrix products), which keeps chains of many instances linear and fast."""
+        key = (info.file, info.name, repr(sorted(overrides.items())))
+        if key not in self.cache:
+            self.cache[key] = _Instance(info, "", overrides, self.d, cache=self.cache)
+        return _renamed(self.cache[key], prefix)
 
     # ---------------------------------------------------------------- naming
     def sym(self, name: str) -> sp.Symbol:
@@ -290,7 +302,7 @@ class _Instance:
         for decl in m.body:  # subs first: members of subs may be used anywhere
             if isinstance(decl, ast.Sub) and not shallow:
                 ov = {o.name: constant_value(o.expr) for o in decl.overrides}
-                self.subs[decl.name] = _Instance(info.subs[decl.name], f"{self.prefix}{decl.name}.", ov, self.d)
+                self.subs[decl.name] = self._sub_instance(info.subs[decl.name], ov, f"{self.prefix}{decl.name}.")
         for decl in m.body:
             if isinstance(decl, ast.State):
                 shape = info.members[decl.name].shape
@@ -447,6 +459,58 @@ class _Instance:
             sub.collect(into)
         if not self.info.is_ph:
             into["rhs"].update(self.rhs)
+
+
+def _renamed(tpl: _Instance, prefix: str) -> _Instance:
+    """A copy of a template instance (lowered under the empty prefix) with every name prefixed."""
+    from .symbolic import NetCall
+
+    symbols: dict = {}
+
+    def sym(s: sp.Symbol) -> sp.Symbol:
+        if s not in symbols:
+            symbols[s] = s if s == T else sp.Symbol(prefix + s.name, real=True)
+        return symbols[s]
+
+    def ren(e):
+        if isinstance(e, sp.Symbol):
+            return sym(e)
+        if not isinstance(e, sp.Basic) or e.is_Number:
+            return e
+        mapping = {s: sym(s) for s in e.free_symbols}
+        for call in e.atoms(NetCall):
+            mapping[call] = net_function(prefix + call.net, call.out, call.arg, call.multi)(*[ren(a) for a in call.args])
+        return e.xreplace(mapping)
+
+    def ren_m(m: sp.Matrix) -> sp.Matrix:
+        return m.applyfunc(ren)
+
+    new = object.__new__(_Instance)
+    new.info, new.prefix, new.d, new.cache = tpl.info, prefix + tpl.prefix, tpl.d, tpl.cache
+    new.env = {k: Val(v.shape, tuple(ren(i) for i in v.items)) for k, v in tpl.env.items()}
+    new.params = [ParamSym(prefix + p.name, p.shape, [ren(s) for s in p.symbols], list(p.value), p.learn, p.low, p.high)
+                  for p in tpl.params]
+    new.nets = {prefix + k: v for k, v in tpl.nets.items()}
+    new.subs = {k: _renamed(v, prefix) for k, v in tpl.subs.items()}
+    new.states = [ren(s) for s in tpl.states]
+    new.x0 = list(tpl.x0)
+    new.inputs = [ren(s) for s in tpl.inputs]
+    new.u0 = list(tpl.u0)
+    new.rhs = {ren(k): ren(v) for k, v in tpl.rhs.items()}
+    new.constraints = [ConstraintSym(prefix + c.name, c.kind, [ren(r) for r in c.residual],
+                                     [(v, [ren(s) for s in syms], lo, hi) for v, syms, lo, hi in c.domains],
+                                     c.weight, c.uses_state, c.span) for c in tpl.constraints]
+    new.ph = None
+    if tpl.ph is not None:
+        ph = tpl.ph
+        new.ph = PHParts(ren(ph.H), [ren(g) for g in ph.grad],
+                         [PortSym(prefix + p.name, [ren(u) for u in p.inputs], ren_m(p.G), [ren(y) for y in p.output])
+                          for p in ph.ports],
+                         ren(ph.dissipation), [ren(x) for x in ph.x], ren_m(ph.own_J), ren_m(ph.own_R),
+                         [sub.ph for sub in new.subs.values()],
+                         [([prefix + n for n in names], ren_m(C)) for names, C in ph.couplings])
+        new.ph_states = list(new.ph.x)
+    return new
 
 
 def _block(a: sp.Matrix, b: sp.Matrix) -> sp.Matrix:

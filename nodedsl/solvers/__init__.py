@@ -1,0 +1,29 @@
+"""ODE solvers for nodedsl: fixed-step RK, adaptive (torchdiffeq), symplectic, implicit, Taylor-Lagrange.
+
+Design after diffrax (a solver is validated data; one shared loop drives all
+fixed-step methods; a result object carries trajectories and counters) and
+torchdiffeq (one small file per family). See docs/solvers.md.
+
+Example:
+    >>> import torch
+    >>> from nodedsl.solvers import make_solver, solve
+    >>> solver = make_solver("rk4", step=0.05)
+    >>> res = solve(lambda t, x: -x, torch.ones(2, 1), torch.linspace(0, 1, 3), solver=solver)
+    >>> res.ys.shape, res.stats.nfe
+    (torch.Size([3, 2, 1]), 80)
+"""
+
+from .base import FixedStepSolver, Solver, step_grid, step_plan
+from .derivatives import jacobian, taylor_coefficients
+from .errors import SolverError
+from .registry import SOLVERS, SolverSpec, describe_solver, make_solver, solver_names
+from .result import SolveResult, SolveStats
+from .solve import Gradient, solve
+from .tableaus import ButcherTableau
+from .taylor import TaylorLagrange
+
+__all__ = [
+    "ButcherTableau", "FixedStepSolver", "Gradient", "SOLVERS", "SolveResult", "SolveStats", "Solver",
+    "SolverError", "SolverSpec", "TaylorLagrange", "describe_solver", "jacobian", "make_solver", "solve",
+    "solver_names", "step_grid", "step_plan", "taylor_coefficients",
+]

@@ -1,0 +1,122 @@
+"""Solver base classes and the one shared fixed-step integration loop.
+
+A solver is data (its validated options plus precomputed coefficients) and a
+``step`` method; :meth:`FixedStepSolver.integrate` is the only loop that
+drives fixed-step methods, so the time-grid rules (hit every output time
+exactly, at most ``step`` per step) live in one place.
+
+Example:
+    >>> plan = step_plan([0.0, 0.25, 1.0], 0.1)
+    >>> [(n, round(h, 6)) for n, h in plan]
+    [(3, 0.083333), (8, 0.09375)]
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Iterator
+
+import torch
+
+from .result import SolveStats
+
+Field = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def step_plan(times: list[float], step: float) -> list[tuple[int, float]]:
+    """``(n_steps, h)`` for each interval: ``ceil(|dt|/step)`` equal steps of size ``dt/n``.
+
+    The ``1e-9`` slack keeps an interval that is a multiple of ``step`` up to
+    round-off (``0.3 / 0.1 = 3.0000000000000004``) from getting an extra step.
+    Works for decreasing times too (torchdiffeq's adjoint integrates backwards).
+    """
+    plan = []
+    for a, b in zip(times, times[1:]):
+        dt = b - a
+        n = max(1, math.ceil(abs(dt) / step - 1e-9))
+        plan.append((n, dt / n))
+    return plan
+
+
+def step_grid(times: list[float], step: float) -> list[float]:
+    """Every step boundary of :func:`step_plan`, with the output times copied exactly."""
+    grid = [times[0]]
+    for (n, h), a, b in zip(step_plan(times, step), times, times[1:]):
+        grid.extend(a + m * h for m in range(1, n))
+        grid.append(b)
+    return grid
+
+
+class Solver:
+    """Common interface: ``integrate(field, x0, t, stats) -> ys`` with ``ys[0] is x0``.
+
+    ``order`` is the classical convergence order (``None`` if not fixed).
+    Solvers own no trainable state unless stated (see :class:`TaylorLagrange`);
+    ``parameters()`` exists on every solver so a trainer can treat them alike.
+    """
+
+    name: str = "solver"
+    order: int | None = None
+    supports_adjoint: bool = False
+
+    def parameters(self, recurse: bool = True) -> Iterator[torch.nn.Parameter]:
+        return iter(())
+
+    def integrate(self, field: Field, x0: torch.Tensor, t: torch.Tensor, stats: SolveStats) -> torch.Tensor:
+        raise NotImplementedError
+
+    def integrate_adjoint(self, field: Field, x0: torch.Tensor, t: torch.Tensor,
+                          stats: SolveStats) -> torch.Tensor:
+        raise NotImplementedError  # solve() checks supports_adjoint first
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in getattr(self, "options", {}).items())
+        return f"{self.name}({opts})"
+
+
+class FixedStepSolver(Solver):
+    """A method that advances by ``step(field, ts, x, h, carry) -> (x, carry)``.
+
+    ``nodes`` are the stage-time fractions ``c`` the step needs; the loop
+    precomputes ``t + c*h`` for every step as 0-dim tensors in one batch,
+    because building them inside the loop would cost a tensor op per stage.
+    ``carry`` lets a method pass data to the next step (leapfrog reuses its
+    last force evaluation); it starts as :meth:`start`'s value.
+    """
+
+    nodes: tuple[float, ...] = (0.0,)
+    nfe_per_step: int = 1
+
+    def __init__(self, step: float) -> None:
+        self.step_size = step
+
+    def step(self, field: Field, ts: tuple[torch.Tensor, ...], x: torch.Tensor, h: float,
+             carry: Any) -> tuple[torch.Tensor, Any]:
+        raise NotImplementedError
+
+    def start(self, field: Field, x0: torch.Tensor, stats: SolveStats) -> Any:
+        """The initial ``carry``; implicit methods put ``stats`` there to count Newton work."""
+        return None
+
+    def account(self, stats: SolveStats, n_steps: int) -> None:
+        """Add this method's static cost; implicit methods count Newton work as they go."""
+        stats.steps += n_steps
+        stats.nfe += n_steps * self.nfe_per_step
+
+    def integrate(self, field: Field, x0: torch.Tensor, t: torch.Tensor, stats: SolveStats) -> torch.Tensor:
+        times = t.tolist()
+        plan = step_plan(times, self.step_size)
+        nodes = self.nodes
+        m = len(nodes)
+        flat = [a + (j + c) * h for a, (n, h) in zip(times, plan) for j in range(n) for c in nodes]
+        tt = torch.tensor(flat, dtype=x0.dtype, device=x0.device).unbind(0) if flat else ()
+        step = self.step
+        x, carry, k = x0, self.start(field, x0, stats), 0
+        ys = [x0]
+        for n, h in plan:
+            for _ in range(n):
+                x, carry = step(field, tt[k:k + m], x, h, carry)
+                k += m
+            ys.append(x)
+        self.account(stats, sum(n for n, _ in plan))
+        return torch.stack(ys)

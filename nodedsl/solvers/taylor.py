@@ -1,0 +1,128 @@
+"""Taylor and Taylor-Lagrange steps (Djeumou et al., 2022, "TL-NODE").
+
+Order-``p`` Taylor step with a learned Lagrange remainder::
+
+    x1 = x + sum_{i=1}^{p-1} h^i/i! x^(i)(x) + h^p/p! x^(p)(xi),   xi = x + Gamma(x, h) * (h f(x))
+
+The exact remainder evaluates ``x^(p)`` at an unknown point between ``x(t)``
+and ``x(t+h)``; ``Gamma`` (a small MLP with sigmoid output, owned by the
+solver) learns where. We scale by ``h f(x)`` (the first-order displacement)
+so ``xi`` stays on the segment the mean-value theorem talks about and the
+step keeps order ``p`` for any ``Gamma``. With ``remainder=False`` this is the
+plain order-``p`` Taylor step (all terms at ``x``).
+
+Example:
+    >>> import torch
+    >>> from nodedsl.solvers import make_solver, solve
+    >>> solver = make_solver("taylor", order=3, step=0.1, remainder=True, state_dim=1)
+    >>> res = solve(lambda t, x: -x, torch.ones(4, 1), torch.tensor([0.0, 1.0]), solver=solver)
+    >>> abs(res.ys[-1, 0, 0].item() - 0.3679) < 1e-3, len(list(solver.parameters())) > 0
+    (True, True)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from .base import Field, FixedStepSolver
+from .derivatives import taylor_coefficients
+from .errors import SolverError
+from .explicit import ExplicitRK
+from .result import SolveStats
+from .tableaus import RK4
+
+
+class TaylorLagrange(torch.nn.Module, FixedStepSolver):
+    """Fixed-step Taylor method of order ``order``; an ``nn.Module`` so ``Gamma`` can be trained.
+
+    ``state_dim`` builds ``Gamma`` now (so an optimizer can be created before the
+    first solve); otherwise it is built on first use with the state's dtype.
+
+    Example:
+        >>> s = TaylorLagrange(order=2, step=0.1, remainder=True, hidden=8, state_dim=3)
+        >>> sum(p.numel() for p in s.parameters())  # (3+1)*8+8 + 8*3+3
+        67
+    """
+
+    name = "taylor"
+
+    def __init__(self, *, order: int, step: float, remainder: bool, hidden: int, state_dim: int | None) -> None:
+        torch.nn.Module.__init__(self)
+        FixedStepSolver.__init__(self, step)
+        self.order = order
+        self.remainder = remainder
+        self.hidden = hidden
+        self.options = {"order": order, "step": step, "remainder": remainder, "hidden": hidden,
+                        "state_dim": state_dim}
+        self.nodes = (0.0, 0.5) if remainder else (0.0,)
+        self.nfe_per_step = (max(order - 1, 1) + order) if remainder else order
+        self.gamma: torch.nn.Module | None = None
+        if remainder and state_dim is not None:
+            self.build(state_dim)
+
+    def build(self, state_dim: int, dtype: torch.dtype | None = None, device: Any = None) -> None:
+        """Create ``Gamma``: ``[x, h] -> (0, 1)^n``, initialised to 1/2 (the plain midpoint)."""
+        net = torch.nn.Sequential(
+            torch.nn.Linear(state_dim + 1, self.hidden), torch.nn.Tanh(), torch.nn.Linear(self.hidden, state_dim))
+        torch.nn.init.zeros_(net[2].weight)
+        torch.nn.init.zeros_(net[2].bias)
+        self.gamma = net.to(dtype=dtype, device=device)
+        self._state_dim = state_dim
+
+    def _ready(self, x: torch.Tensor) -> None:
+        if not self.remainder:
+            return
+        if self.gamma is None:
+            self.build(x.shape[-1], x.dtype, x.device)
+        elif self._state_dim != x.shape[-1]:
+            raise SolverError(f"taylor: Gamma was built for state_dim={self._state_dim}, "
+                              f"the state has {x.shape[-1]} components", option="state_dim")
+        first = next(self.gamma.parameters())
+        if first.dtype != x.dtype or first.device != x.device:
+            self.gamma.to(dtype=x.dtype, device=x.device)  # in place: optimizers keep their references
+
+    def integrate(self, field: Field, x0: torch.Tensor, t: torch.Tensor, stats: SolveStats) -> torch.Tensor:
+        self._ready(x0)
+        return FixedStepSolver.integrate(self, field, x0, t, stats)
+
+    def step(self, field: Field, ts: tuple[torch.Tensor, ...], x: torch.Tensor, h: float,
+             carry: Any) -> tuple[torch.Tensor, Any]:
+        p = self.order
+        x0 = x
+        if not self.remainder:
+            for i, c in enumerate(taylor_coefficients(field, ts[0], x0, p), 1):
+                x = torch.add(x, c, alpha=h ** i / math.factorial(i))
+            return x, None
+        lower = taylor_coefficients(field, ts[0], x0, max(p - 1, 1))
+        for i, c in enumerate(lower[:p - 1], 1):
+            x = torch.add(x, c, alpha=h ** i / math.factorial(i))
+        gamma = torch.sigmoid(self.gamma(torch.cat((x0, torch.full_like(x0[:, :1], h)), 1)))
+        xi = x0 + gamma * (h * lower[0])
+        top = taylor_coefficients(field, ts[1], xi, p)[-1]
+        return torch.add(x, top, alpha=h ** p / math.factorial(p)), None
+
+    def remainder_loss(self, field: Field, x: torch.Tensor, h: float, t: float = 0.0) -> torch.Tensor:
+        """Mean squared error of one Taylor(-Lagrange) step against a reference step.
+
+        The reference is RK4 with 16 substeps under ``no_grad`` (local error
+        ``O((h/16)^5)``, far below the Taylor step's). ``x`` is detached, so
+        only ``Gamma`` and the field receive gradients; step only ``Gamma``'s
+        optimizer with it (see docs/solvers.md for the schedule).
+
+        Example:
+            >>> import torch
+            >>> s = TaylorLagrange(order=2, step=0.5, remainder=True, hidden=8, state_dim=1)
+            >>> s.remainder_loss(lambda t, x: -x, torch.ones(3, 1), 0.5).item() < 1e-2
+            True
+        """
+        x = x.detach()
+        self._ready(x)
+        ts = torch.tensor([t, t + 0.5 * h], dtype=x.dtype, device=x.device).unbind(0)
+        pred, _ = self.step(field, ts, x, h, None)
+        with torch.no_grad():
+            span = torch.tensor([t, t + h], dtype=x.dtype, device=x.device)
+            ref = ExplicitRK(RK4, h / 16).integrate(field, x, span, SolveStats())[-1]
+        return (pred - ref).pow(2).sum(-1).mean()
