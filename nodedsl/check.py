@@ -233,7 +233,7 @@ class _ModelChecker:
             self.d.error("net-not-called", f"net '{name.dotted}' must be called with arguments", name.span,
                          f"write {name.dotted}(...)")
             return None
-        if member.kind in ("port", "sub"):
+        if member.kind in ("port", "sub", "coupling"):
             self.d.error("not-a-value", f"'{name.dotted}' is a {member.kind}, not a value", name.span)
             return None
         return member.shape
@@ -328,6 +328,9 @@ class _ModelChecker:
             elif isinstance(decl, ast.Sub):
                 self.declare(decl.name, Member("sub", (), decl), decl.span)
                 self._sub(decl)
+            elif isinstance(decl, ast.Couple) and decl.learn is not None:
+                # a learned coupling is a parameter named after its matrix: names must stay unique
+                self.declare(decl.matrix_name, Member("coupling", (), decl), decl.span)
         own_states = [(d.name, _decl_shape(d.size)) for d in m.decls(ast.State)]
         n_own = sum(_numel(s) for _, s in own_states)
         named: dict[str, ast.Constraint] = {}
@@ -388,13 +391,13 @@ class _ModelChecker:
             for sub, sinfo in info.subs.items():
                 if not sinfo.is_ph:
                     self.d.error("sub-not-port-hamiltonian", f"sub-model '{sub}' of a port-Hamiltonian model must be "
-                                 f"port-Hamiltonian ('{sinfo.name}' is not)", sinfo.model.span)
+                                 f"port-Hamiltonian ('{sinfo.name}' is not)", info.members[sub].decl.span)
         else:
             for sub, sinfo in info.subs.items():
                 if sinfo.is_ph:
                     self.d.error("unsupported", f"sub-model '{sub}' is port-Hamiltonian: a general model can only "
                                  "contain general sub-models (couple ports inside a port_hamiltonian model)",
-                                 sinfo.model.span)
+                                 info.members[sub].decl.span)
             for name, _ in own_states:
                 if name not in ders:
                     decl = info.members[name].decl
@@ -521,12 +524,13 @@ class _ModelChecker:
             self.expect(ov.expr, member.shape, f"'{ov.name}'", allow_scalar=True)
 
     def _port_ref(self, ref: ast.Name) -> tuple[str, int] | None:
-        if len(ref.parts) == 2 and ref.parts[0] in self.info.subs:
+        if len(ref.parts) >= 2 and ref.parts[0] in self.info.subs:
             sinfo = self.info.subs[ref.parts[0]]
-            if ref.parts[1] in sinfo.free_ports:
-                return ref.dotted, sinfo.free_ports[ref.parts[1]]
-            self.d.error("undefined-port", f"'{sinfo.name}' has no port '{ref.parts[1]}'", ref.span,
-                         suggest(ref.parts[1], list(sinfo.free_ports)))
+            rest = ".".join(ref.parts[1:])  # nested composites expose uncoupled ports as 'sub.port'
+            if rest in sinfo.free_ports:
+                return ref.dotted, sinfo.free_ports[rest]
+            self.d.error("undefined-port", f"'{sinfo.name}' has no port '{rest}'", ref.span,
+                         suggest(rest, list(sinfo.free_ports)))
             return None
         if len(ref.parts) == 1 and ref.parts[0] in self.info.ports:
             return ref.dotted, self.info.ports[ref.parts[0]]

@@ -60,9 +60,19 @@ class Driven(nn.Module):
         self.model = model
         self.signal = signal
 
+    def _inputs(self, t, x):
+        return self.model.default_inputs(x) if self.signal is None else self.signal(t, x.shape[0])
+
     def forward(self, t, x):
-        u = self.model.default_inputs(x) if self.signal is None else self.signal(t, x.shape[0])
-        return self.model.field(t, x, u)
+        return self.model.field(t, x, self._inputs(t, x))
+
+    def jacobian(self, t, x):
+        """``[batch, n, n]`` symbolic Jacobian with the signal's inputs (see ``CompiledModel.jacobian``)."""
+        return self.model.jacobian(t, x, self._inputs(t, x))
+
+    def taylor_coefficients(self, t, x, order):
+        """Symbolic ``[x', ..., x^(order)]``, inputs ``signal(t)`` held over the step."""
+        return self.model.taylor_coefficients(t, x, order, self._inputs(t, x))
 
 
 class CompiledModel(nn.Module):
@@ -91,28 +101,26 @@ class CompiledModel(nn.Module):
                 self.learned[key] = nn.Parameter(torch.tensor([self._raw(p, v) for v in p.value],
                                                               dtype=torch.get_default_dtype()))
             self._param_meta.append((p.name, key, p.learn, p.low, p.high, p.shape))
-        syms = [p.symbols for p in system.params]
-        nets = self._net_order
-        groups = {"x": system.states, "u": system.inputs}
-        self._field = build_function(system.rhs, groups, syms, nets)
-        self._observe = build_function(system.outputs, groups, syms, nets)
+        self._syms = [p.symbols for p in system.params]
+        self._groups = {"x": system.states, "u": system.inputs}
+        self._built: dict = {}  # compiled functions, built on first use (observe, energy, ...)
+        self._derived: dict = {}  # symbolic Jacobian / Taylor functions by key; None: not available
+        self._field = self._function("field", system.rhs)
         self._residuals = {}
         infos = []
         for c in system.constraints:
-            zsyms = [s for _, comps, _, _ in c.domains for s in comps]
-            self._residuals[c.name] = (build_function(c.residual, {**groups, "z": zsyms}, syms, nets),
-                                       [(name, len(comps)) for name, comps, _, _ in c.domains])
             infos.append(ConstraintInfo(c.name, c.kind, len(c.residual),
                                         tuple((n, lo, hi) for n, _, lo, hi in c.domains), c.weight,
                                         c.uses_state, c.span, tuple(len(comps) for _, comps, _, _ in c.domains)))
         self.constraints = tuple(infos)
-        self._energy = None
-        if system.ph is not None:
-            ph = system.ph
-            ports = [y for port in ph.ports for y in port.output]
-            self._energy = build_function([ph.H], groups, syms, nets)
-            self._port_out = build_function(ports, groups, syms, nets) if ports else None
-            self._dissipation = build_function([ph.dissipation], groups, syms, nets)
+        self._constraint_sym = {c.name: c for c in system.constraints}
+
+    def _function(self, key: str, exprs, extra: list | None = None):
+        """The compiled function of ``exprs`` (cached under ``key``)."""
+        if key not in self._built:
+            groups = dict(self._groups, z=extra or [])
+            self._built[key] = build_function(list(exprs), groups, self._syms, self._net_order)
+        return self._built[key]
 
     # ---------------------------------------------------------------- parameters
     @staticmethod
@@ -158,12 +166,65 @@ class CompiledModel(nn.Module):
 
     def field(self, t, x, u=None):
         """dx/dt for states ``x [batch, n]`` and inputs ``u [batch, m]`` (None: defaults)."""
+        if x.dim() != 2 or x.shape[-1] != len(self.state_names):
+            raise ValueError(f"model '{self.name}' takes states of shape [batch, {len(self.state_names)}], "
+                             f"got {list(x.shape)}")
         u = self.default_inputs(x) if u is None else u
         t = torch.as_tensor(t, dtype=x.dtype)
         return self._field(t, x, u, x, self._values(), self._nets())
 
     def forward(self, t, x):
         return self.field(t, x, None)
+
+    # ---------------------------------------------------------------- symbolic derivatives
+    def _derived_function(self, key):
+        """The compiled derivative ``key`` ("jacobian" or a Taylor order); NotImplementedError if none."""
+        if key not in self._derived:
+            from . import derive
+
+            system = self.system
+            exprs = derive.jacobian_exprs(system) if key == "jacobian" else derive.taylor_exprs(system, key)
+            fn = None
+            if exprs is not None:
+                flat = [e for row in exprs for e in row]
+                try:
+                    fn = build_function(flat, dict(self._groups, z=[]), self._syms, self._net_order)
+                except (NotImplementedError, KeyError):
+                    fn = None
+            self._derived[key] = fn
+        fn = self._derived[key]
+        if fn is None:
+            what = "Jacobian" if key == "jacobian" else f"order-{key} Taylor coefficients"
+            raise NotImplementedError(f"model '{self.name}': no symbolic {what} (use automatic differentiation)")
+        return fn
+
+    def jacobian(self, t, x, u=None):
+        """``[batch, n, n]`` Jacobian ``d field / d x`` from symbolic derivatives (rows are outputs).
+
+        Raises ``NotImplementedError`` when it cannot be formed symbolically; the solvers then use AD.
+        """
+        fn = self._derived_function("jacobian")
+        n = x.shape[-1]
+        if n == 0:
+            return x.new_zeros(x.shape[0], 0, 0)
+        u = self.default_inputs(x) if u is None else u
+        out = fn(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._values(), self._nets())
+        return out.reshape(x.shape[0], n, n)
+
+    def taylor_coefficients(self, t, x, order, u=None):
+        """``[x', x'', ..., x^(order)]`` (each ``[batch, n]``) along the flow, inputs held constant.
+
+        Built from symbolic Lie derivatives (``nodedsl.derive``) and compiled once per order.
+        Raises ``NotImplementedError`` when a net's second derivative would be needed or the
+        expressions are too large; the solvers then use nested forward-mode AD.
+        """
+        fn = self._derived_function(int(order))
+        n = x.shape[-1]
+        if n == 0:
+            return [x[:, :0] for _ in range(int(order))]
+        u = self.default_inputs(x) if u is None else u
+        out = fn(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._values(), self._nets())
+        return list(out.split(n, dim=-1))
 
     def driven(self, signal: Callable | None) -> Driven:
         """This field with inputs from ``signal(t, batch) -> [batch, m]``: for ``solve``/``odeint``."""
@@ -172,11 +233,14 @@ class CompiledModel(nn.Module):
     def observe(self, t, x, u=None):
         """The observed quantities (declared outputs, or every state) ``[batch, n_out]``."""
         u = self.default_inputs(x) if u is None else u
-        return self._observe(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._values(), self._nets())
+        fn = self._function("observe", self.system.outputs)
+        return fn(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._values(), self._nets())
 
     def constraint_residuals(self, name: str, t, x, u=None, samples: dict | None = None):
         """Residual ``[batch, size]`` of constraint ``name``: want == 0 (eq) or <= 0 (ineq)."""
-        fn, domains = self._residuals[name]
+        c = self._constraint_sym[name]
+        domains = [(var, len(comps)) for var, comps, _, _ in c.domains]
+        fn = self._function("constraint " + name, c.residual, [s for _, comps, _, _ in c.domains for s in comps])
         u = self.default_inputs(x) if u is None else u
         cols = []
         for var, size in domains:
@@ -189,22 +253,26 @@ class CompiledModel(nn.Module):
         """H(x) ``[batch]`` (port-Hamiltonian models only)."""
         self._need_ph()
         u = self.default_inputs(x) if u is None else u
-        return self._energy(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._values(), self._nets())[..., 0]
+        fn = self._function("hamiltonian", [self.system.ph.H])
+        return fn(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._values(), self._nets())[..., 0]
 
     def port_outputs(self, x, t=0.0, u=None):
         """Stacked port outputs ``y = G^T grad H`` ``[batch, k]`` (pH models with free ports)."""
         self._need_ph()
         u = self.default_inputs(x) if u is None else u
-        if self._port_out is None:
+        ys = [y for port in self.system.ph.ports for y in port.output]
+        if not ys:
             return x[:, :0]
-        return self._port_out(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._values(), self._nets())
+        fn = self._function("port outputs", ys)
+        return fn(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._values(), self._nets())
 
     def dissipation(self, x, t=0.0, u=None):
         """grad H^T R grad H ``[batch]``: power dissipated (pH models only)."""
         self._need_ph()
         u = self.default_inputs(x) if u is None else u
-        return self._dissipation(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._values(), self._nets())[..., 0]
+        fn = self._function("dissipation", [self.system.ph.dissipation])
+        return fn(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._values(), self._nets())[..., 0]
 
     def _need_ph(self):
-        if self._energy is None:
+        if self.system.ph is None:
             raise TypeError(f"model '{self.name}' is not port-Hamiltonian")

@@ -26,19 +26,33 @@ from .lower import T, sigmoid, softplus
 from .symbolic import NetCall
 
 
-def _stack_args(*cols):
-    """Net input from scalar columns, broadcasting constants and 0-dim values to the batch."""
-    cols = torch.broadcast_tensors(*[c if isinstance(c, torch.Tensor) else torch.tensor(c) for c in cols])
+class UncompilableError(Exception):
+    """An expression with no real value (``1/0``, ``sqrt(-1)``) or a construct with no torch counterpart."""
+
+
+def _stack_args(ref, *cols):
+    """Net input from scalar columns, broadcasting constants and 0-dim values to the batch of ``ref``."""
+    cols = torch.broadcast_tensors(*[c if isinstance(c, torch.Tensor) else
+                                     torch.as_tensor(c, dtype=ref.dtype, device=ref.device) for c in cols])
     return torch.stack(cols, dim=-1)
 
 
+def _const(ref, c):
+    return torch.as_tensor(c, dtype=ref.dtype, device=ref.device)
+
+
+def _heaviside(x):
+    return (x > 0).to(x.dtype) + 0.5 * (x == 0).to(x.dtype)
+
+
 def _net_grad(net, inp, k: int):
-    """d net(inp)[:, k] / d inp, differentiable (autograd through the net, graph kept for training)."""
+    """d net(inp)[:, k] / d inp through autograd; the graph is kept only when gradients are being taken."""
+    keep = torch.is_grad_enabled()
     with torch.enable_grad():
         if not inp.requires_grad:
             inp = inp.detach().requires_grad_(True)
         out = net(inp)[..., k]
-        (grad,) = torch.autograd.grad(out.sum(), inp, create_graph=True)
+        (grad,) = torch.autograd.grad(out.sum(), inp, create_graph=keep)
     return grad
 
 
@@ -85,6 +99,9 @@ class _Emitter:
         return node
 
     def _emit(self, e):
+        if e.has(sp.zoo, sp.nan, sp.I, sp.oo, -sp.oo):
+            raise UncompilableError("an expression has no finite real value (a division by zero, or a root or "
+                                    f"logarithm of a negative number): {sp.sstr(e)[:80]}")
         if e.is_Number or e in (sp.pi, sp.E):
             return float(e)
         if isinstance(e, sp.Symbol):
@@ -139,21 +156,23 @@ class _Emitter:
             return self._net(e)
         if isinstance(e, (sp.Min, sp.Max)):
             return self.call(_minimum if isinstance(e, sp.Min) else _maximum, *[self.emit(a) for a in e.args])
+        if isinstance(e, sp.Heaviside):  # from d/dx of max, min, clip, abs
+            return self.call(_heaviside, self._tensor(self.emit(e.args[0])))
+        if isinstance(e, sp.DiracDelta):
+            return 0.0
         fn = _FUNCS.get(type(e))
         if fn is not None:
-            arg = self.emit(e.args[0])
-            if not isinstance(arg, fx.Node):
-                arg = self.call(torch.tensor, arg)
-            return self.call(fn, arg)
-        if isinstance(e, sp.Piecewise) or isinstance(e, sp.Heaviside):
-            raise NotImplementedError(f"cannot compile {type(e).__name__}")
-        raise NotImplementedError(f"cannot compile {type(e).__name__}")
+            return self.call(fn, self._tensor(self.emit(e.args[0])))
+        raise UncompilableError(f"cannot compile {type(e).__name__}")
+
+    def _tensor(self, node):
+        return node if isinstance(node, fx.Node) else self.call(_const, self.x_node, node)
 
     def _net(self, e: NetCall):
         args = tuple(self.emit(a) for a in e.args)
         key = (e.net, args)
         if key not in self.net_calls:
-            inp = self.call(_stack_args, *args)
+            inp = self.call(_stack_args, self.x_node, *args)
             net = self.call(operator.getitem, self.nets_node, self.net_index[e.net])
             self.net_calls[key] = (inp, net, self.call(_apply, net, inp))
         inp, net, out = self.net_calls[key]
@@ -181,7 +200,7 @@ def build_function(exprs: list[sp.Expr], groups: dict[str, list[sp.Symbol]], par
             symbols[s] = graph.call_function(operator.getitem, (node, (Ellipsis, i)))
     pmap = {s: (i, j) for i, syms in enumerate(params) for j, s in enumerate(syms)}
     em = _Emitter(graph, symbols, nets, pmap)
-    em.p_node, em.nets_node = p_node, nets_node
+    em.p_node, em.nets_node, em.x_node = p_node, nets_node, x
     replacements, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_cse"), optimizations=None)
     for sym, value in replacements:
         em.memo[sym] = em.emit(value)
@@ -196,5 +215,6 @@ def build_function(exprs: list[sp.Expr], groups: dict[str, list[sp.Symbol]], par
     out = graph.call_function(torch.stack, (cols,), {"dim": -1}) if cols else \
         graph.call_function(torch.zeros, ((0,),))
     graph.output(out)
+    graph.eliminate_dead_code()  # e.g. a net's forward value when only its derivative is used
     graph.lint()
     return fx.GraphModule(torch.nn.Module(), graph)

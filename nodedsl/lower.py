@@ -636,31 +636,70 @@ def _net_signs(expr: sp.Expr, system: System) -> sp.Expr:
     return expr.xreplace(rep) if rep else expr
 
 
-def structure_diagnostics(info: ModelInfo) -> list[Diagnostic]:
-    """J skew-symmetric and R positive semi-definite, proven symbolically for one pH model's own states."""
-    m = info.model
-    if not info.is_ph or not (m.decls(ast.JMatrix) or m.decls(ast.RMatrix)):
-        return []
+def _short(e) -> str:
     try:
-        inst = _Instance(info, "", {}, Collector(), shallow=True)
-        J, R = inst.own_structure()
-    except KeyError:  # J or R refers to sub-model members: checked per instance instead
-        return []
-    system = System(m.name, [], [], [], [], inst.params, inst.nets, [], [], [], [])
+        text = sp.sstr(e)
+    except Exception:  # noqa: BLE001 - printing a huge number can fail; the message must not
+        return "?"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_zero(e: sp.Expr) -> bool:
+    """Provably zero: after expansion, or after simplification when the expression is small."""
+    try:
+        e = sp.expand(e)
+        if e == 0:
+            return True
+        return sp.count_ops(e) < 40 and sp.simplify(e) == 0
+    except Exception:  # noqa: BLE001 - SymPy failures mean 'not proven', never a crash
+        return False
+
+
+def structure_diagnostics(info: ModelInfo, overrides: dict | None = None) -> list[Diagnostic]:
+    """J skew-symmetric, R positive semi-definite and couplings skew, proven symbolically.
+
+    Checks a pH model's own structure (with ``overrides`` of its parameters when given), and for each
+    ``sub`` with overrides, the sub-model's structure under those values."""
+    try:
+        return _structure(info, overrides or {})
+    except (ValueError, OverflowError, ArithmeticError, RecursionError) as err:
+        return [Diagnostic("bad-constant", f"a constant of model '{info.name}' cannot be represented: "
+                           f"{_short(str(err))}", info.model.span)]
+
+
+def _structure(info: ModelInfo, overrides: dict) -> list[Diagnostic]:
+    m = info.model
     out: list[Diagnostic] = []
+    if not info.is_ph:
+        return out
+    for decl in m.decls(ast.Sub):
+        sub = info.subs.get(decl.name)
+        if sub is not None and decl.overrides and sub.is_ph:
+            ov = {o.name: constant_value(o.expr) for o in decl.overrides}
+            for d in structure_diagnostics(sub, ov):
+                out.append(Diagnostic(d.code, f"with the overrides of sub-model '{decl.name}': {d.message}",
+                                      decl.span, d.notes))
+    J_decl, R_decl = m.decls(ast.JMatrix), m.decls(ast.RMatrix)
+    couples = [c for c in m.decls(ast.Couple) if c.matrix is not None]
+    if not (J_decl or R_decl or couples):
+        return out
+    inst = _Instance(info, "", overrides, Collector(), shallow=True)
+    system = System(m.name, [], [], [], [], inst.params, inst.nets, [], [], [], [])
     rep = _nonneg_assumptions(system)
-    own = J.rows
-    J_decl = m.decls(ast.JMatrix)
-    if J_decl and not _is_call(J_decl[0].expr, "skew"):
+    try:
+        J, R = inst.own_structure()
+    except KeyError:  # J or R refers to sub-model members: nothing to prove at this level
+        J = R = None
+    if J is not None and J_decl and not _is_call(J_decl[0].expr, "skew"):
         J = J.xreplace(rep)
-        bad = [(i, j) for i in range(own) for j in range(i, own) if sp.simplify(J[i, j] + J[j, i]) != 0]
+        n = J.rows
+        bad = [(i, j) for i in range(n) for j in range(i, n) if not _is_zero(J[i, j] + J[j, i])]
         if bad:
             i, j = bad[0]
-            out.append(Diagnostic("not-skew", f"J must be skew-symmetric: J[{i},{j}] = {J[i, j]} but J[{j},{i}] = "
-                                  f"{J[j, i]}", J_decl[0].expr.span,
+            out.append(Diagnostic("not-skew", f"J must be skew-symmetric: J[{i},{j}] = {_short(J[i, j])} but "
+                                  f"J[{j},{i}] = {_short(J[j, i])}", J_decl[0].expr.span,
                                   ("build a learned J with skew(v) to make it skew-symmetric by construction",)))
-    R_decl = m.decls(ast.RMatrix)
-    if R_decl and not _is_call(R_decl[0].expr, "psd"):
+    if R is not None and R_decl and not _is_call(R_decl[0].expr, "psd"):
         R = R.xreplace(rep).applyfunc(lambda e: _net_signs(e, system))
         reason = _psd_failure(R)
         if reason:
@@ -668,6 +707,18 @@ def structure_diagnostics(info: ModelInfo) -> list[Diagnostic]:
                                   R_decl[0].expr.span, ("write R = psd(v) (L L^T) or a diagonal R with provably "
                                                         "non-negative entries (softplus/sigmoid nets, positive "
                                                         "parameters, squares)",)))
+    for couple in couples:
+        try:
+            C = inst.expr(couple.matrix).matrix().xreplace(rep)
+        except KeyError:
+            continue
+        n = C.rows
+        bad = [(i, j) for i in range(n) for j in range(i, n) if not _is_zero(C[i, j] + C[j, i])]
+        if bad:
+            i, j = bad[0]
+            out.append(Diagnostic("not-skew", f"{couple.matrix_name} must be skew-symmetric so the coupling conserves "
+                                  f"power: [{i},{j}] = {_short(C[i, j])} but [{j},{i}] = {_short(C[j, i])}",
+                                  couple.matrix.span))
     return out
 
 
@@ -677,16 +728,23 @@ def _is_call(e: ast.Expr, name: str) -> bool:
 
 def _psd_failure(R: sp.Matrix) -> str:
     n = R.rows
-    if any(sp.simplify(R[i, j] - R[j, i]) != 0 for i in range(n) for j in range(i + 1, n)):
+    if any(not _is_zero(R[i, j] - R[j, i]) for i in range(n) for j in range(i + 1, n)):
         return "it is not symmetric"
     if R.is_diagonal():
         for i in range(n):
             if R[i, i].is_nonnegative is not True:
-                return f"the diagonal entry R[{i},{i}] = {R[i, i]} may be negative"
+                return f"the diagonal entry R[{i},{i}] = {_short(R[i, i])} may be negative"
         return ""
     if R.free_symbols:
         return "a non-diagonal R with symbolic entries is not provably PSD"
-    eig = [complex(v).real for v in R.evalf().eigenvals()]
-    if min(eig) < -1e-12:
-        return f"it has the negative eigenvalue {min(eig):g}"
+    try:
+        import numpy as np
+
+        eig = np.linalg.eigvalsh(np.array(R.evalf().tolist(), dtype=float))
+    except Exception:  # noqa: BLE001 - overflowing entries: not provable
+        return "its entries cannot be evaluated"
+    if not np.all(np.isfinite(eig)):
+        return "its entries are not finite"
+    if eig.min() < -1e-12 * max(1.0, abs(eig).max()):
+        return f"it has the negative eigenvalue {eig.min():g}"
     return ""

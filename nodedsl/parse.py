@@ -418,6 +418,9 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, file: str) -> Diagnostic
     except Exception:  # the catalogue is a hint only; never let it hide the real error
         label = None
     notes = []
+    if label is None and isinstance(err, UnexpectedToken) and err.token.type == "$END" \
+            and "RBRACE" in (err.expected or ()):
+        label = ("unclosed-brace", "a '{' is never closed: add '}' at the end of the block")
     if label is not None:
         code, hint = label
         message = f"{message}: {hint}" if code != "syntax" else message

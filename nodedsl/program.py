@@ -13,6 +13,8 @@ import hashlib
 from functools import cached_property
 from pathlib import Path
 
+import sympy as sp
+
 from . import ast
 from .check import CheckedProgram, ModelInfo, check_source
 from .diagnostics import Diagnostic, NodeDslError, Span, suggest
@@ -69,8 +71,12 @@ class Program:
     def model(self, name: str):
         """A fresh compiled ``nn.Module`` for model ``name`` (parameters at their declared values)."""
         from .compile import CompiledModel
+        from .fxgen import UncompilableError
 
-        return CompiledModel(self.system(name), self.source_hash(name))
+        try:
+            return CompiledModel(self.system(name), self.source_hash(name))
+        except UncompilableError as err:
+            raise NodeDslError.single("cannot-compile", f"model '{name}': {err}", self.info(name).model.span) from None
 
     def dataset(self, name: str) -> ast.Dataset:
         entry = self.source.scopes[self.source.root].get(name)
@@ -108,6 +114,34 @@ class Program:
             return solve(model.driven(signal), x0, t, solver=make_solver(solver, **options))
 
 
+_NO_VALUE = (sp.zoo, sp.nan, sp.I, sp.oo, -sp.oo)
+
+
+def _value_diagnostics(info: ModelInfo) -> list[Diagnostic]:
+    """Lower a model and look for expressions without a finite real value and for algebraic loops.
+
+    Done for models without sub-models (cheap) and for general composites with connections (loops);
+    port-Hamiltonian composites only combine expressions already checked in their components."""
+    m = info.model
+    if info.subs and not m.decls(ast.Connect):
+        return []
+    try:
+        system = lower(info)
+    except NodeDslError as err:
+        return list(err.diagnostics)
+    except (ValueError, OverflowError, ArithmeticError) as err:
+        return [Diagnostic("bad-constant", f"a constant of model '{m.name}' cannot be represented: {err}", m.span)]
+    named = [(f"der({n})", e) for n, e in zip(system.state_names, system.rhs)]
+    named += [(f"output {n}", e) for n, e in zip(system.output_names, system.outputs)]
+    named += [(f"constraint {c.name}", e) for c in system.constraints for e in c.residual]
+    for what, expr in named:
+        if expr.has(*_NO_VALUE):
+            span = next((d.span for d in m.decls(ast.Der) if f"der({d.state}" in what), m.span)
+            return [Diagnostic("no-real-value", f"{what} has no finite real value (a division by zero, or a root or "
+                               "logarithm of a negative number)", span)]
+    return []
+
+
 def _finish(source: Source) -> Program:
     checked, diags = check_source(source)
     errors = [d for d in diags if d.severity == "error"]
@@ -117,6 +151,7 @@ def _finish(source: Source) -> Program:
                 info = checked.infos.get((file, m.name))
                 if info is not None:
                     diags += structure_diagnostics(info)
+                    diags += _value_diagnostics(info)
     if any(d.severity == "error" for d in diags):
         raise NodeDslError(diags)
     return Program(checked, [d for d in diags if d.severity != "error"])

@@ -73,7 +73,9 @@ class Val:
 
     @staticmethod
     def scalar(e) -> "Val":
-        return Val((), (sp.sympify(e) if not isinstance(e, sp.Basic) else e,))
+        if not isinstance(e, sp.Basic):
+            e = sp.Integer(e) if float(e).is_integer() else sp.Float(e)
+        return Val((), (e,))
 
     @property
     def expr(self) -> sp.Expr:

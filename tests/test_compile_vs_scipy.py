@@ -385,9 +385,7 @@ CASES = [
          [[1.0, 0.0, -0.3, 0.4, 0.0], [0.2, -0.5, 0.7, 0.0, 0.3]], files={"msd.node": MSD}),
     Case("nested_masses", NESTED_PH, "NestedMasses", nested_masses_rhs, 6.0,
          ("anchored.mass.q", "anchored.mass.p", "anchored.spring.stretch", "tip.q", "tip.p"),
-         [[1.0, 0.0, 0.2, -0.4, 0.3], [-0.3, 0.6, 0.0, 0.5, -0.2]], files={"msd.node": MSD},
-         xfail="check.py _port_ref accepts only 2-part port names: a free port 'spring.far' of a composite "
-               "sub-model cannot be coupled as 'anchored.spring.far' (unknown port)"),
+         [[1.0, 0.0, 0.2, -0.4, 0.3], [-0.3, 0.6, 0.0, 0.5, -0.2]], files={"msd.node": MSD}),
     Case("nested_masses_own", NESTED_PH_OWN, "NestedMasses", nested_own_rhs, 6.0,
          ("anchored.stretch", "anchored.mass.q", "anchored.mass.p", "tip.q", "tip.p"),
          [[0.2, 1.0, 0.0, -0.4, 0.3], [0.0, -0.3, 0.6, 0.5, -0.2]], files={"msd.node": MSD}),
@@ -518,10 +516,6 @@ model M {
 """
 
 
-@pytest.mark.xfail(reason="fxgen._stack_args (and the constant branch of _FUNCS) make constants with torch.tensor(c): "
-                          "torch's default dtype and the CPU, not the dtype/device of x; a model built in float32 "
-                          "and then .double()-ed (or moved to a GPU) fails on net calls with constant arguments",
-                   strict=False)
 def test_constant_net_arguments_follow_model_dtype():
     torch.set_default_dtype(torch.float32)  # the usual default; the model is made float64 by .double()
     model = nodedsl.loads(CONSTANT_NET_ARGS).model("M").double()

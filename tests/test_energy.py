@@ -282,8 +282,6 @@ def test_net_derivative_field_with_and_without_grad():
     assert model.nets["V"][0].weight.grad is not None and model.nets["V"][0].weight.grad.abs().sum() > 0
 
 
-@pytest.mark.xfail(reason="grad H of max/min/clip gives sympy.Heaviside, which fxgen cannot compile "
-                          "(NotImplementedError: cannot compile Heaviside)", strict=False)
 def test_hamiltonian_with_max_compiles():
     src = """
 model Stop : port_hamiltonian {

@@ -38,19 +38,9 @@ KNOWN_FAILURES: dict[str, str] = {
     # change it, so in real files a catalogued mistake is often reported as plain 'syntax'.
     # (_variants() now covers up to two earlier statements in the first block; these remain.)
     "syntax_missing_equals_train.node": "reports 'syntax' instead of 'missing-equals' (train block after a model)",
-    "syntax_unclosed_brace.node": "reports 'syntax' instead of 'unclosed-brace' (EOF after a der statement)",
     "syntax_missing_operand.node": "reports 'syntax' instead of 'missing-operand' (in a der, not a let)",
-    # the algebraic-loop check lives in lower._connections, which load() never runs for general models
-    "algebraic_loop.node": "load() succeeds; the loop is only reported by prog.model()/prog.system()",
-    # reported at the sub-model's own 'model' line (in the imported file), not at the 'sub' line
-    "sub_not_port_hamiltonian.node": "reported at _components.node:18 instead of the sub declaration",
-    "unsupported_ph_sub_in_general.node": "reported at _components.node:2 instead of the sub declaration",
     # a block is validated as a whole, but the solver is only checked when pydantic found nothing
     "bad_value_train.node": "the unknown solver is not reported when another key is also bad",
-    # check._couple only tests C for skew-symmetry when every entry is a number
-    "couple_not_skew_symbolic.node": "load() succeeds: C with parameter entries is never checked",
-    # structure_diagnostics proves R PSD with the sub-model's declared values, never the overrides
-    "override_breaks_psd.node": "load() succeeds: R = [[c]] with the override c = -5 is not re-checked",
 }
 
 _E = re.compile(r"#\s*E(?:@(\d+))?:\s*([a-z][a-z0-9-]*)")

@@ -231,10 +231,7 @@ def test_mutated_files(seed, data):
 DYNAMIC = re.compile(r"\b(eval|exec|sympify|parse_expr|lambdify)\s*\(")
 SOURCES = sorted(PACKAGE.rglob("*.py"))
 # Files with a call that is not (yet) removed, with why it is there; strict xfails, reported to the lead.
-KNOWN_DYNAMIC = {
-    "symbolic.py": "Val.scalar calls sp.sympify(e) for non-SymPy values; every caller passes SymPy objects "
-                   "or Python numbers, never source text, but the call should go (use sp.Integer/sp.Float)",
-}
+KNOWN_DYNAMIC: dict[str, str] = {}
 
 
 def _source_params():
@@ -260,9 +257,8 @@ def test_no_dynamic_evaluation(path: Path):
 
 
 # ------------------------------------------------------------------ found by fuzzing: loads() crashes
-# Inputs on which nodedsl.loads raises something other than NodeDslError (strict xfails until fixed):
-# the structural proofs format huge SymPy Floats (decimal.InvalidOperation) or take eigenvalues of
-# them (mpmath PrecisionExhausted).
+# Inputs on which nodedsl.loads once raised something other than NodeDslError: the structural proofs
+# formatted huge SymPy Floats (decimal.InvalidOperation) or took eigenvalues of them (mpmath).
 _PH = "model P : port_hamiltonian {{\n    state q = 1\n    state p = 0\n    hamiltonian = q^2 + p^2\n    {}\n}}\n"
 LOAD_CRASHERS = {
     "not_skew_message_huge_float": _PH.format("J = [[exp(1e300), q], [q, q]]"),
@@ -271,15 +267,14 @@ LOAD_CRASHERS = {
 }
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True)) for n in LOAD_CRASHERS])
+@pytest.mark.parametrize("name", list(LOAD_CRASHERS))
 def test_loads_crashers(name):
     _loads_only_node_errors(LOAD_CRASHERS[name])
 
 
 # ------------------------------------------------------------------ found by fuzzing: beyond loads()
-# Programs that load but crash when compiled (prog.model), or that report an 'internal' diagnostic.
-# The contract: no input may produce a Python traceback. Strict xfails until the implementation
-# reports these as located diagnostics (or compiles them).
+# Programs that once loaded but crashed when compiled (prog.model), or reported an 'internal'
+# diagnostic. The contract: no input may produce a Python traceback.
 CRASHERS = {
     "complex_constant": "model M {\n    state x = 1\n    der(x) = sqrt(-1)\n}\n",
     "log_of_negative": "model M {\n    state x = 1\n    der(x) = log(-1) * x\n}\n",
@@ -292,7 +287,7 @@ CRASHERS = {
 }
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True)) for n in CRASHERS])
+@pytest.mark.parametrize("name", list(CRASHERS))
 def test_building_a_loaded_model_never_crashes(name):
     text = CRASHERS[name]
     try:

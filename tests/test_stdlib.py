@@ -131,8 +131,6 @@ def test_dissipative_components_lose_energy(tmp_path, module, name):
     assert float(model.dissipation(x0)) > 0
 
 
-@pytest.mark.xfail(strict=True, reason="check._port_ref only resolves two-part port names (sub.port): a free "
-                                       "port of a nested composite, 'outer.sub.port', is reported undefined-port")
 def test_nested_composite_ports_can_be_coupled(tmp_path):
     path = _write(tmp_path, 'import "mechanics" as mech\n\n'
                             "model Single : port_hamiltonian {\n    sub a = mech.Mass(p = 1.0)\n}\n\n"
