@@ -157,6 +157,33 @@ class CompiledModel(nn.Module):
                 out[name] = flat[0] if len(flat) == 1 else flat
         return out
 
+    def load_sub_state(self, path: str, state: dict) -> None:
+        """Load a stand-alone model's trained ``state_dict`` into the sub-model at ``path`` (dotted).
+
+        Learned parameters and nets are renamed with the sub-model's prefix; known parameters and
+        defaults stay those of this composite (its overrides). Raises ValueError on a shape mismatch."""
+        prefix = _key(path) + "__"
+        own = self.state_dict()
+        mapped = {}
+        for key, value in state.items():
+            head, _, rest = key.partition(".")
+            if head not in ("learned", "nets"):
+                continue
+            target = f"{head}.{prefix}{rest}"
+            if target not in own:
+                raise ValueError(f"sub-model '{path}' has no parameter '{rest}'")
+            if tuple(own[target].shape) != tuple(value.shape):
+                raise ValueError(f"'{rest}' has shape {list(value.shape)} in the checkpoint but "
+                                 f"{list(own[target].shape)} here")
+            mapped[target] = value
+        missing = [k for k in own if k.startswith(("learned." + prefix, "nets." + prefix)) and k not in mapped]
+        if missing:
+            raise ValueError(f"the checkpoint lacks {len(missing)} parameter(s) of '{path}', e.g. "
+                             f"'{missing[0].split('.', 1)[1][len(prefix):]}'")
+        with torch.no_grad():
+            for key, value in mapped.items():
+                own[key].copy_(value.to(own[key].dtype))
+
     def _nets(self):
         return tuple(self.nets[_key(n)] for n in self._net_order)
 

@@ -73,10 +73,43 @@ class Program:
         from .compile import CompiledModel
         from .fxgen import UncompilableError
 
+        info = self.info(name)
         try:
-            return CompiledModel(self.system(name), self.source_hash(name))
+            model = CompiledModel(self.system(name), self.source_hash(name))
         except UncompilableError as err:
-            raise NodeDslError.single("cannot-compile", f"model '{name}': {err}", self.info(name).model.span) from None
+            raise NodeDslError.single("cannot-compile", f"model '{name}': {err}", info.model.span) from None
+        self._load_sub_weights(model, info, "")
+        return model
+
+    def _load_sub_weights(self, model, info: ModelInfo, prefix: str) -> None:
+        """Apply every ``sub NAME = M(...) weights "run"`` clause of the instance tree (outermost wins)."""
+        from .train.checkpoint import load_checkpoint
+
+        for decl in info.model.decls(ast.Sub):
+            sub = info.subs[decl.name]
+            path = prefix + decl.name
+            self._load_sub_weights(model, sub, path + ".")
+            if decl.weights is None:
+                continue
+            target = Path(info.file).parent / decl.weights
+            if target.is_dir():
+                target = target / "model.pt" if (target / "model.pt").is_file() else target / "checkpoint.pt"
+            expected = _hash_info(sub)
+            try:
+                state = load_checkpoint(target)
+            except NodeDslError as err:
+                raise NodeDslError([Diagnostic(d.code, d.message, decl.span, d.notes) for d in err.diagnostics]) from None
+            got_model, got_hash = state.get("model"), state.get("source_hash")
+            if got_hash != expected:
+                raise NodeDslError.single(
+                    "checkpoint-mismatch", f"'{decl.weights}' holds weights of model '{got_model}', which is not "
+                    f"'{sub.name}' as declared here", decl.span,
+                    "the checkpoint's model source hash differs: train this sub-model alone and point weights at "
+                    "that run")
+            try:
+                model.load_sub_state(path, state["model_state"])
+            except ValueError as err:
+                raise NodeDslError.single("checkpoint-mismatch", f"'{decl.weights}': {err}", decl.span) from None
 
     def dataset(self, name: str) -> ast.Dataset:
         entry = self.source.scopes[self.source.root].get(name)
@@ -88,16 +121,7 @@ class Program:
 
     def source_hash(self, name: str) -> str:
         """A hash of the model's structure (its declarations and those of its sub-models), not its spacing."""
-        info = self.info(name)
-        h = hashlib.sha256()
-
-        def visit(i: ModelInfo):
-            h.update(repr(i.model).encode())
-            for sub in i.subs.values():
-                visit(sub)
-
-        visit(info)
-        return h.hexdigest()[:16]
+        return _hash_info(self.info(name))
 
     def simulate(self, name: str, t, *, x0=None, signal=None, solver: str = "dopri5", **options):
         """Simulate model ``name`` at times ``t`` from ``x0 [batch, n]`` (default: declared initial state).
@@ -112,6 +136,19 @@ class Program:
         x0 = model.x0_default[None] if x0 is None else torch.as_tensor(x0, dtype=t.dtype)
         with torch.no_grad():
             return solve(model.driven(signal), x0, t, solver=make_solver(solver, **options))
+
+
+def _hash_info(info: ModelInfo) -> str:
+    """Hash of a model's declarations and its sub-models' (spans and comments excluded)."""
+    h = hashlib.sha256()
+
+    def visit(i: ModelInfo):
+        h.update(repr(i.model).encode())
+        for sub in i.subs.values():
+            visit(sub)
+
+    visit(info)
+    return h.hexdigest()[:16]
 
 
 _NO_VALUE = (sp.zoo, sp.nan, sp.I, sp.oo, -sp.oo)
