@@ -168,11 +168,21 @@ class _Emitter:
     def _tensor(self, node):
         return node if isinstance(node, fx.Node) else self.call(_const, self.x_node, node)
 
+    def _net_input(self, e: NetCall, args):
+        """The net's input ``[batch, k]``: a view of x or u when the arguments are consecutive columns."""
+        cols = [self.columns.get(a) for a in e.args]
+        if all(c is not None for c in cols) and len({c[0] for c in cols}) == 1 and \
+                [c[1] for c in cols] == list(range(cols[0][1], cols[0][1] + len(cols))):
+            return self.call(operator.getitem, cols[0][0], (Ellipsis, slice(cols[0][1], cols[0][1] + len(cols))))
+        if all(c is not None for c in cols):
+            return self.g.call_function(torch.stack, (list(args),), {"dim": -1})
+        return self.call(_stack_args, self.x_node, *args)
+
     def _net(self, e: NetCall):
         args = tuple(self.emit(a) for a in e.args)
         key = (e.net, args)
         if key not in self.net_calls:
-            inp = self.call(_stack_args, self.x_node, *args)
+            inp = self._net_input(e, args)
             net = self.call(operator.getitem, self.nets_node, self.net_index[e.net])
             self.net_calls[key] = (inp, net, self.call(_apply, net, inp))
         inp, net, out = self.net_calls[key]
@@ -195,12 +205,14 @@ def build_function(exprs: list[sp.Expr], groups: dict[str, list[sp.Symbol]], par
     t, x, u, z = (graph.placeholder(n) for n in ("t", "x", "u", "z"))
     p_node, nets_node = graph.placeholder("params"), graph.placeholder("nets")
     symbols: dict = {"t": t, T: t}
+    columns: dict = {}
     for name, node in (("x", x), ("u", u), ("z", z)):
         for i, s in enumerate(groups.get(name, [])):
             symbols[s] = graph.call_function(operator.getitem, (node, (Ellipsis, i)))
+            columns[s] = (node, i)
     pmap = {s: (i, j) for i, syms in enumerate(params) for j, s in enumerate(syms)}
     em = _Emitter(graph, symbols, nets, pmap)
-    em.p_node, em.nets_node, em.x_node = p_node, nets_node, x
+    em.p_node, em.nets_node, em.x_node, em.columns = p_node, nets_node, x, columns
     replacements, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_cse"), optimizations=None)
     for sym, value in replacements:
         em.memo[sym] = em.emit(value)
