@@ -1,0 +1,99 @@
+"""``metrics.json`` and rollout error measures.
+
+Example:
+    >>> import torch
+    >>> e = rollout_errors(torch.zeros(1, 3, 1), torch.ones(1, 3, 1), torch.tensor([3]), ("x",))
+    >>> e["rmse"], e["per_output"]["x"]["rmse"]
+    (1.0, 1.0)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+__all__ = ["jsonable", "write_json", "read_json", "metrics_document", "rollout_errors"]
+
+
+def jsonable(obj: Any) -> Any:
+    """Plain JSON data: tensors to lists, non-finite floats to None."""
+    if isinstance(obj, torch.Tensor):
+        return jsonable(obj.detach().cpu().tolist())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write JSON atomically (temporary file, then ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(jsonable(obj), fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def read_json(path: str | Path) -> dict:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def metrics_document(result, *, model: str, config: dict, data: dict | None = None,
+                     evaluation: dict | None = None) -> dict:
+    """The content of ``metrics.json`` for a finished (or stopped) run."""
+    return {
+        "model": model,
+        "status": result.status,
+        "epochs_run": result.epochs_run,
+        "wall_time": result.wall_time,
+        "final": {"train_loss": result.train_loss, "val_loss": result.val_loss,
+                  "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
+                  "violations": result.violations, "multipliers": result.multipliers, "mu": result.mu,
+                  "rollbacks": result.rollbacks, "fully_observed": result.fully_observed},
+        "parameters": result.parameters,
+        "epochs": result.history,
+        "data": data or {},
+        "evaluation": evaluation or {},
+        "config": config,
+    }
+
+
+def rollout_errors(pred: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor, names: Sequence[str]) -> dict:
+    """RMSE, MAE and range-normalized RMSE of predicted outputs ``[N, T, k]`` against data, over the real
+    samples of every trajectory (all outputs together and per output)."""
+    N, T, k = y.shape
+    mask = (torch.arange(T)[None, :] < lengths[:, None]).to(y.dtype)[..., None].expand(N, T, k)
+    err = (pred - y).double() * mask
+    count = mask.double().sum(dim=(0, 1)).clamp_min(1)
+    mse = err.pow(2).sum(dim=(0, 1)) / count
+    mae = err.abs().sum(dim=(0, 1)) / count
+    yy = y.double()
+    big = torch.where(mask.bool(), yy, torch.full_like(yy, -math.inf)).amax(dim=(0, 1))
+    small = torch.where(mask.bool(), yy, torch.full_like(yy, math.inf)).amin(dim=(0, 1))
+    span = (big - small).clamp_min(1e-12)
+    per = {name: {"rmse": float(mse[j].sqrt()), "mae": float(mae[j]), "nrmse": float(mse[j].sqrt() / span[j])}
+           for j, name in enumerate(names)}
+    total = float((err.pow(2).sum() / count.sum()).sqrt())
+    return {"rmse": total, "nrmse": float(sum(p["nrmse"] for p in per.values()) / max(len(per), 1)),
+            "per_output": per}
