@@ -304,6 +304,15 @@ class WindowInit(_Strict):
     after: Annotated[int, Field(ge=0)] = 0
 
 
+class Horizon(_Strict):
+    """The shooting horizon: the whole window (``full``), or growing from ``start`` steps to the window over
+    the first ``until`` fraction of the epochs (``grow``; sub-windows start at observed states)."""
+
+    kind: Literal["full", "grow"]
+    start: PosInt = 5
+    until: Annotated[float, Field(gt=0, le=1)] = 0.5
+
+
 class Checkpointing(_Strict):
     kind: Literal["checkpoint"]
     segments: PosInt = 4
@@ -396,9 +405,10 @@ class TrainConfig(_Strict):
     coupling: Literal["gradient", "least_squares"] = "gradient"
     checkpoint_every: PosInt = 10
     window_init: WindowInit = WindowInit(kind="data")
+    horizon: Horizon = Horizon(kind="grow")
     _spans: dict = PrivateAttr(default_factory=dict)
 
-    @field_validator("solver", "optimizer", "schedule", "constraints", "window_init", mode="before")
+    @field_validator("solver", "optimizer", "schedule", "constraints", "window_init", "horizon", mode="before")
     @classmethod
     def _calls(cls, v: Any) -> Any:
         return _as_call(v)
@@ -639,7 +649,7 @@ def validate_train(tr: ast.Train) -> tuple[TrainConfig | None, list[Diagnostic]]
 
 # ------------------------------------------------------------------ command-line overrides
 ALIASES = {"lr": "optimizer.lr", "step": "solver.step", "mu": "constraints.mu"}
-_CALL_KEYS = ("solver", "optimizer", "schedule", "constraints", "window_init", "early_stopping")
+_CALL_KEYS = ("solver", "optimizer", "schedule", "constraints", "window_init", "early_stopping", "horizon")
 
 
 def _parse_scalar(text: str) -> Any:

@@ -246,15 +246,45 @@ class _Trainer:
             save_checkpoint(self.checkpoint_path, snap)
 
     # ---------------------------------------------------------------- one batch
+    def horizon(self, shoot: _Shooting, grid: torch.Tensor) -> int:
+        """Steps per shooting segment this epoch: the horizon curriculum of the ``horizon`` key.
+
+        Long windows from a poor initial guess make a rugged loss; starting with short segments from
+        observed states and lengthening them to the full window is the usual multiple-shooting remedy.
+        Only for fully observed windows that start from data, on a uniform grid."""
+        k = grid.numel() - 1
+        spec = self.cfg.horizon
+        if spec.kind == "full" or shoot is not self.train or (shoot.learned and not self.held()) or k <= spec.start:
+            return k
+        steps = grid[1:] - grid[:-1]
+        if not bool(torch.allclose(steps, steps[0].expand_as(steps), rtol=1e-6, atol=1e-12)):
+            return k
+        progress = self.epoch / max(1.0, spec.until * self.cfg.epochs)
+        if progress >= 1:
+            return k
+        target = spec.start + (k - spec.start) * progress
+        return max(d for d in range(1, k + 1) if k % d == 0 and d <= max(target, 1))
+
     def predict(self, shoot: _Shooting, idx: torch.Tensor, grid: torch.Tensor):
         from ..solvers import solve
 
         w = shoot.w
-        tb, ub = w.t[idx], w.u[idx]
+        tb, ub, y = w.t[idx], w.u[idx], w.y[idx]
+        x0 = shoot.initial(idx)
+        h = self.horizon(shoot, grid)
+        k = grid.numel() - 1
+        if h < k:  # segments of h steps, each starting from its observed first state
+            starts = range(0, k, h)
+            x0 = torch.cat([initial_states(self.model, y[:, j], self.obs_map) for j in starts])
+            tb = torch.cat([tb[:, j:j + h + 1] for j in starts])
+            ub = torch.cat([ub[:, j:j + h + 1] for j in starts])
+            y = torch.cat([y[:, j:j + h + 1] for j in starts])
+            grid = grid[:h + 1]
         fieldw = WindowField(self.model, tb[:, 0], grid, ub, self.autonomous)
-        ys = solve(fieldw, shoot.initial(idx), grid, solver=self.solver, gradient=self.gradient).ys
+        ys = solve(fieldw, x0, grid, solver=self.solver, gradient=self.gradient).ys
         states = ys.transpose(0, 1)  # [B, K+1, n]
         yhat = observe(self.model, states, tb, ub, self.obs_map)
+        self._target = y
         return states, yhat, tb, ub
 
     def data_loss(self, yhat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -274,7 +304,7 @@ class _Trainer:
 
     def objective(self, idx, grid):
         states, yhat, tb, ub = self.predict(self.train, idx, grid)
-        data = self.data_loss(yhat, self.train.w.y[idx])
+        data = self.data_loss(yhat, self._target)
         loss = data + self.continuity(self.train, idx, states)
         if self.al:
             n, m = states.shape[-1], ub.shape[-1]
