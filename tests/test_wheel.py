@@ -62,5 +62,5 @@ def test_wheel_installs_and_checks_in_fresh_venv(wheel, tmp_path):
     bad.write_text("model M {\n  state x = 1\n  der(x) = -y\n}\n")
     res = subprocess.run([str(exe), "check", "bad.node"], cwd=work, env=env, capture_output=True, text=True)
     assert res.returncode == 1
-    assert "bad.node:3:12: error[undefined-name]: unknown name 'y'" in res.stderr
+    assert "bad.node:3:13: error[undefined-name]: unknown name 'y'" in res.stderr
     assert "Traceback" not in res.stderr
