@@ -16,37 +16,21 @@ from typing import Optional
 
 import typer
 
-from .diagnostics import Diagnostic, NodeDslError, Span, render
+from .diagnostics import Diagnostic, NodeDslError, Span
 
 __all__ = ["register", "parse_sets"]
 
 
-def _report(err: NodeDslError, sources: dict[str, str] | None = None) -> None:
-    sources = sources or {}
-    for d in err.diagnostics:
-        text = sources.get(d.span.file)
-        if text is None and d.span.file.endswith(".node") and Path(d.span.file).is_file():
-            try:
-                text = Path(d.span.file).read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
-                text = None
-        typer.echo(render(d, text), err=True)
-    n = sum(1 for d in err.diagnostics if d.severity == "error")
-    typer.echo(f"{n} error{'s' if n != 1 else ''}", err=True)
-
-
 def _fail(err: NodeDslError, sources: dict[str, str] | None = None) -> None:
-    _report(err, sources)
-    raise typer.Exit(1)
+    from .cli import fail  # lazy: nodedsl.cli imports this module to register its commands
+
+    fail(err, sources)
 
 
 def _load(path: str):
-    from .program import load
+    from .cli import load_or_fail
 
-    try:
-        return load(path)
-    except NodeDslError as err:
-        _fail(err)
+    return load_or_fail(path)
 
 
 def parse_sets(items: list[str]) -> dict[str, str]:

@@ -18,7 +18,6 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-import sympy as sp
 import torch
 import torch.nn.functional as F
 from torch import nn

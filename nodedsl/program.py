@@ -10,7 +10,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-from functools import cached_property
 from pathlib import Path
 
 import sympy as sp

@@ -17,11 +17,11 @@ import csv
 import io
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from ._atomic import atomic_write
 from .diagnostics import NodeDslError, Span
 
 
@@ -218,7 +218,4 @@ def write_csv(table: Table, path: str | None) -> None:
     if path is None:
         sys.stdout.write(buf.getvalue())
         return
-    target = Path(path)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
-    tmp.replace(target)
+    atomic_write(path, lambda fh: fh.write(buf.getvalue()))

@@ -23,14 +23,13 @@ Example:
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 
 import torch
 
+from .._atomic import atomic_write
 from ..diagnostics import Diagnostic, NodeDslError, Span
 
 __all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "load_weights", "check_compatible", "param_shapes"]
@@ -44,21 +43,7 @@ def _span(path) -> Span:
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
     """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, lambda fh: torch.save(state, fh), binary=True)
 
 
 def load_checkpoint(path: str | Path, *, source_hash: str | None = None, model_name: str | None = None) -> dict:

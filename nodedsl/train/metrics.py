@@ -2,6 +2,8 @@
 
 Example:
     >>> import torch
+
+from .._atomic import atomic_write
     >>> e = rollout_errors(torch.zeros(1, 3, 1), torch.ones(1, 3, 1), torch.tensor([3]), ("x",))
     >>> e["rmse"], e["per_output"]["x"]["rmse"]
     (1.0, 1.0)
@@ -11,12 +13,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+
+from .._atomic import atomic_write
 
 __all__ = ["jsonable", "write_json", "read_json", "metrics_document", "rollout_errors"]
 
@@ -38,20 +40,7 @@ def jsonable(obj: Any) -> Any:
 
 def write_json(path: str | Path, obj: Any) -> None:
     """Write JSON atomically (temporary file, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(jsonable(obj), fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, lambda fh: fh.write(json.dumps(jsonable(obj), indent=2) + "\n"))
 
 
 def read_json(path: str | Path) -> dict:
