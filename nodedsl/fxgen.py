@@ -198,6 +198,53 @@ def _apply(module, inp):
     return module(inp)
 
 
+def _flat_params(params):
+    return torch.cat([p.reshape(-1) for p in params]) if params else None
+
+
+def _shape_groups(exprs: list[sp.Expr], kind_of) -> tuple[list, list[int]]:
+    """Expressions of the same shape over different symbols (repeated sub-models), grouped.
+
+    Each group is ``(template, members, bindings)``: the template has placeholder symbols in place of
+    each member's symbols (``bindings[m]``, in first-appearance order); evaluating the template once on
+    gathered columns computes every member (one op per template node instead of one per member).
+    Expressions with nets (each instance has its own net) or without symbols stay single."""
+    found: dict = {}
+    singles: list[int] = []
+    for i, e in enumerate(exprs):
+        if not e.free_symbols or e.has(NetCall):
+            singles.append(i)
+            continue
+        order, seen = [], set()
+        for node in sp.preorder_traversal(e):
+            if isinstance(node, sp.Symbol) and node not in seen:
+                seen.add(node)
+                order.append(node)
+        kinds = tuple(kind_of(s) for s in order)
+        if None in kinds:
+            singles.append(i)
+            continue
+        template = e.xreplace({s: sp.Symbol(f"_ph{k}", real=True) for k, s in enumerate(order)})
+        key = (sp.srepr(template), kinds)
+        entry = found.setdefault(key, (template, kinds, [], []))
+        entry[2].append(i)
+        entry[3].append(order)
+    groups = []
+    for template, kinds, members, bindings in found.values():
+        if len(members) >= 2:
+            groups.append((template, kinds, members, bindings))
+        else:
+            singles.extend(members)
+    return groups, sorted(singles)
+
+
+def _index(idx: list[int]):
+    """A column selector: a slice when the indices are consecutive, else the index list."""
+    if idx == list(range(idx[0], idx[0] + len(idx))):
+        return (Ellipsis, slice(idx[0], idx[0] + len(idx)))
+    return (Ellipsis, idx)
+
+
 def build_function(exprs: list[sp.Expr], groups: dict[str, list[sp.Symbol]], params: list[list[sp.Symbol]],
                    nets: list[str]) -> fx.GraphModule:
     """Compile ``exprs`` of the symbols in ``groups`` (x, u, z columns) to ``fn(t, x, u, z, params, nets)``."""
@@ -211,21 +258,67 @@ def build_function(exprs: list[sp.Expr], groups: dict[str, list[sp.Symbol]], par
             symbols[s] = graph.call_function(operator.getitem, (node, (Ellipsis, i)))
             columns[s] = (node, i)
     pmap = {s: (i, j) for i, syms in enumerate(params) for j, s in enumerate(syms)}
+    offsets, total = {}, 0
+    for syms in params:
+        for j, s in enumerate(syms):
+            offsets[s] = total + j
+        total += len(syms)
     em = _Emitter(graph, symbols, nets, pmap)
     em.p_node, em.nets_node, em.x_node, em.columns = p_node, nets_node, x, columns
-    replacements, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_cse"), optimizations=None)
-    for sym, value in replacements:
-        em.memo[sym] = em.emit(value)
     zero = graph.call_function(torch.zeros_like, (graph.call_function(operator.getitem, (x, (Ellipsis, 0))),))
     batch_syms = set(s for k in ("x", "u", "z") for s in groups.get(k, []))
+
+    def kind_of(s):
+        if s in columns:
+            return {x: "x", u: "u", z: "z"}[columns[s][0]]
+        if s in offsets:
+            return "p"
+        return "t" if s == T else None
+
+    shaped, singles = _shape_groups(exprs, kind_of) if len(exprs) >= 4 else ([], list(range(len(exprs))))
+    pieces: list = []  # (node [batch, k], expression indices)
+    flat = None
+    for template, kinds, members, bindings in shaped:
+        saved_memo, em.memo = em.memo, {}
+        for k, kind in enumerate(kinds):
+            ph = sp.Symbol(f"_ph{k}", real=True)
+            column = [b[k] for b in bindings]
+            if kind in ("x", "u", "z"):
+                node = columns[column[0]][0]
+                em.symbols[ph] = graph.call_function(operator.getitem, (node, _index([columns[c][1] for c in column])))
+            elif kind == "p":
+                if flat is None:
+                    flat = graph.call_function(_flat_params, (p_node,))
+                em.symbols[ph] = graph.call_function(operator.getitem, (flat, _index([offsets[c] for c in column])))
+            else:
+                em.symbols[ph] = t
+        node = em.emit(template)
+        em.memo = saved_memo
+        if not set(kinds) & {"x", "u", "z"} or not isinstance(node, fx.Node):
+            node = graph.call_function(operator.add, (graph.call_function(operator.getitem, (zero, (Ellipsis, None))),
+                                                      node))
+        pieces.append((node, members))
+    single_exprs = [exprs[i] for i in singles]
+    replacements, reduced = sp.cse(single_exprs, symbols=sp.numbered_symbols("_cse"), optimizations=None)
+    for sym, value in replacements:
+        em.memo[sym] = em.emit(value)
     cols = []
-    for original, e in zip(exprs, reduced):
+    for original, e in zip(single_exprs, reduced):
         node = em.emit(e)
         if not (original.free_symbols & batch_syms) or not isinstance(node, fx.Node):
             node = graph.call_function(operator.add, (zero, node))
         cols.append(node)
-    out = graph.call_function(torch.stack, (cols,), {"dim": -1}) if cols else \
-        graph.call_function(torch.zeros, ((0,),))
+    if not pieces:
+        out = graph.call_function(torch.stack, (cols,), {"dim": -1}) if cols else \
+            graph.call_function(torch.zeros, ((0,),))
+    else:
+        if cols:
+            pieces.append((graph.call_function(torch.stack, (cols,), {"dim": -1}), singles))
+        order = [i for _, members in pieces for i in members]
+        out = graph.call_function(torch.cat, ([node for node, _ in pieces],), {"dim": -1})
+        inverse = sorted(range(len(order)), key=order.__getitem__)
+        if inverse != list(range(len(order))):
+            out = graph.call_function(operator.getitem, (out, (Ellipsis, inverse)))
     graph.output(out)
     graph.eliminate_dead_code()  # e.g. a net's forward value when only its derivative is used
     graph.lint()
