@@ -6,6 +6,7 @@ the chain rule through nets and the compiler turns the result into an autograd c
 
 Example:
     >>> import sympy as sp
+from sympy.core.function import ArgumentIndexError
     >>> w = sp.Symbol("w")
     >>> f = net_function("friction", 0)
     >>> sp.diff(f(2 * w), w)
@@ -30,7 +31,7 @@ class NetCall(sp.Function):
 
     def fdiff(self, argindex=1):
         if self.arg >= 0:
-            raise sp.ArgumentIndexError(self, argindex)  # second derivatives go through autograd instead
+            raise ArgumentIndexError(self, argindex)  # second derivatives go through autograd instead
         return net_function(self.net, self.out, argindex - 1)(*self.args)
 
     def _sympystr(self, printer):

@@ -1,7 +1,8 @@
 """Jacobians and Taylor coefficients of a vector field, exact or by AD.
 
 A field may provide ``jacobian(t, x)`` and ``taylor_coefficients(t, x, order)``
-itself (e.g. from symbolic differentiation); otherwise we differentiate it:
+itself (e.g. from symbolic differentiation, ``CompiledModel``); when they are
+absent or raise ``NotImplementedError``, we differentiate it:
 ``vmap(jacrev)`` for Jacobians, nested forward mode (``torch.func.jvp``) for
 the derivatives along the flow ``x' = f, x'' = f_t + J f, ...``.
 
@@ -35,7 +36,10 @@ def jacobian(field: Field, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """
     exact = getattr(field, "jacobian", None)
     if exact is not None:
-        return exact(t, x)
+        try:
+            return exact(t, x)
+        except NotImplementedError:
+            pass  # e.g. a compiled model whose Jacobian cannot be formed symbolically: use AD
     try:
         # Per-sample function: the field sees a [1, n] batch, as its contract says.
         return vmap(jacrev(lambda xi: field(t, xi.unsqueeze(0)).squeeze(0)))(x)
@@ -56,7 +60,8 @@ def _jacobian_autograd(field: Field, t: torch.Tensor, x: torch.Tensor) -> torch.
 def taylor_coefficients(field: Field, t: torch.Tensor, x: torch.Tensor, order: int) -> list[torch.Tensor]:
     """``[x', x'', ..., x^(order)]`` at ``(t, x)`` along the flow of ``field``.
 
-    Uses ``field.taylor_coefficients`` when present. Otherwise level ``k+1`` is
+    Uses ``field.taylor_coefficients`` when present (unless it raises
+    ``NotImplementedError``). Otherwise level ``k+1`` is
     the directional derivative of level ``k`` in direction ``(dt, dx) = (1, f)``
     (time is treated as a state with derivative 1, so non-autonomous fields are
     handled). All levels come out of one nested ``jvp`` call, so order ``p``
@@ -70,11 +75,46 @@ def taylor_coefficients(field: Field, t: torch.Tensor, x: torch.Tensor, order: i
     """
     exact = getattr(field, "taylor_coefficients", None)
     if exact is not None:
-        return list(exact(t, x, order))
+        try:
+            return list(exact(t, x, order))
+        except NotImplementedError:
+            pass  # e.g. a model with nets whose second derivatives would be needed: use AD
     fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]] = lambda tt, xx: (field(tt, xx),)
     for _ in range(order - 1):
         fn = _along_flow(field, fn)
-    return list(fn(t, x))
+    try:
+        return list(fn(t, x))
+    except RuntimeError:
+        if order == 1:
+            raise
+        # The field cannot run under torch.func (e.g. a compiled model that takes a net's
+        # derivative with torch.autograd.grad): reverse mode with double backward instead.
+        return _taylor_autograd(field, t, x, order)
+
+
+def _taylor_autograd(field: Field, t: torch.Tensor, x: torch.Tensor, order: int) -> list[torch.Tensor]:
+    """Taylor coefficients by reverse mode only: each level's directional derivative along
+    ``(1, f)`` as a JVP built from two VJPs (the "double-backward trick"). Slower than nested
+    ``jvp`` (level k re-evaluates levels below it), but works for fields that call autograd."""
+    grad_on = torch.is_grad_enabled()
+
+    def level(k: int, tt: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
+        if k == 1:
+            return field(tt, xx)
+        eps = torch.zeros((), dtype=xx.dtype, device=xx.device, requires_grad=True)
+        inner = level(k - 1, tt + eps, xx + eps * field(tt, xx))
+        if not inner.requires_grad:
+            return torch.zeros_like(inner)
+        w = torch.zeros_like(inner, requires_grad=True)
+        (g,) = torch.autograd.grad(inner, eps, grad_outputs=w, create_graph=True, allow_unused=True)
+        if g is None or not g.requires_grad:
+            return torch.zeros_like(inner)
+        (d,) = torch.autograd.grad(g, w, create_graph=True, allow_unused=True)
+        return torch.zeros_like(inner) if d is None else d
+
+    with torch.enable_grad():
+        out = [level(k, t, x) for k in range(1, order + 1)]
+    return out if grad_on else [c.detach() for c in out]
 
 
 def _along_flow(field: Field, inner: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]

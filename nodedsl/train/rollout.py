@@ -113,8 +113,22 @@ class WindowField(torch.nn.Module):
     def forward(self, s: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return self.model.field(self.absolute(s), x, self.inputs(s, x.shape[0]))
 
+    def taylor_coefficients(self, s: torch.Tensor, x: torch.Tensor, order: int) -> list[torch.Tensor]:
+        """The model's symbolic Taylor coefficients (NotImplementedError: the solver uses AD)."""
+        fn = getattr(self.model, "taylor_coefficients", None)
+        if fn is None:
+            raise NotImplementedError
+        return fn(self.absolute(s), x, order, self.inputs(s, x.shape[0]))
+
     def jacobian(self, s: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """``[B, n, n]`` by ``n`` reverse passes when rows differ (else the solver's per-sample vmap)."""
+        """``[B, n, n]``: the model's symbolic Jacobian when it has one; else ``n`` reverse passes when
+        rows differ (else the solver's per-sample vmap)."""
+        fn = getattr(self.model, "jacobian", None)
+        if fn is not None:
+            try:
+                return fn(self.absolute(s), x, self.inputs(s, x.shape[0]))
+            except NotImplementedError:
+                pass
         if not self.per_row:
             raise NotImplementedError
         with torch.enable_grad():

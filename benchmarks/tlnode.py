@@ -1,0 +1,303 @@
+"""Taylor-Lagrange (TL-NODE) vs dopri5: training time to equal test error, on CPU.
+
+Reproduces the claim of Djeumou et al. 2022, "Taylor-Lagrange Neural Ordinary Differential
+Equations: Toward Fast Training and Evaluation of Neural ODEs": training a neural ODE with a
+fixed-step Taylor method plus a learned Lagrange remainder is >= 10x faster than with an adaptive
+solver, at equal error. Not a test: run it by hand and paste the table into docs/benchmarks.md.
+
+    python benchmarks/tlnode.py [--seed 1]      # ~3-4 min on 2 cores
+    python benchmarks/tlnode.py --quick         # smoke run (~1 min)
+
+Two problems, each trained from the same initial parameters with the same optimizer (Adam,
+full batch) by the same explicit loop, which calls ``nodedsl.solvers.solve`` once per iteration to
+predict every training transition one step ahead (``x_k -> x_{k+1}``, the TL-NODE setting):
+
+(a) **Van der Pol, mu = 8**, sampled every dt = 0.04 along 30 short trajectories (10 steps each)
+    from random initial states in [-3, 3]^2: 300 training transitions (test: 15 more trajectories,
+    150 transitions); the model is a neural ODE written in the DSL (``net f(x, v) -> 2``).
+(b) **Stiff linear system** ``x' = A x``, eigenvalues -1000 and -1 (rotated, so A is full); the
+    model learns the four entries of A. Transitions over dt = 0.004 from random states.
+
+Methods: ``dopri5(rtol=1e-6, atol=1e-8)`` (the adaptive baseline) and ``taylor(order=p, step=h)``
+with the learned remainder Gamma, trained on the paper's schedule (one Adam step on Gamma's
+``remainder_loss`` every 5 model steps, as ``nodedsl.train.fit`` does). The compiled model is passed
+to ``solve`` itself, so the Taylor coefficients come from ``CompiledModel.taylor_coefficients``
+(symbolic, nodedsl/derive.py) where they exist, and from nested forward-mode AD otherwise.
+
+Protocol: dopri5 trains for a fixed CPU-time budget; the threshold is the test error it reaches
+at the end (its final error). Every method is then timed to the first evaluation at which its test
+error (relative one-step error on held-out transitions: sum of squared errors over sum of squared
+increments ``x_{k+1} - x_k``, components in units of the states' standard deviation, predicted
+with the method's own solver; 1.0 is as bad as predicting no change) is at or below the threshold.
+Because a fixed-step method may plateau above that threshold (its truncation error), the last column
+also compares at the looser level each Taylor run did reach: dopri5's time to the Taylor run's final
+error over the Taylor run's time to it. Times are process
+CPU time (``time.process_time``, one intra-op thread; evaluations excluded), because the machine
+is shared. "NFE / unit time" is forward field evaluations per unit of simulated time, averaged
+over training iterations (``SolveStats.nfe`` / dt); the remainder fit's own evaluations are not
+included in it (its time is included in the training time). The last column re-evaluates the
+final model with a tight dopri5 (rtol 1e-9), to show whether the learned *field* is good or
+whether the fixed-step integrator's error was absorbed into the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+import nodedsl
+from nodedsl.solvers import make_solver, solve
+
+DTYPE = torch.float64
+
+VDP_SOURCE = """
+model VanDerPolTruth {
+    state x = 2
+    state v = 0
+    param mu = 8
+    der(x) = v
+    der(v) = mu * (1 - x^2) * v - x
+}
+
+model NeuralVdP {
+    state x = 2
+    state v = 0
+    net f(x, v) -> 2 { hidden = [64, 64], activation = tanh }
+    der(x) = 2 * f(x / 2, v / 4)[0]
+    der(v) = 15 * f(x / 2, v / 4)[1]
+}
+"""
+
+STIFF_SOURCE = """
+model StiffLinear {
+    state a = 1
+    state b = 1
+    param s = 1000
+    param b11 = @b11@ learn
+    param b12 = @b12@ learn
+    param b21 = @b21@ learn
+    param b22 = @b22@ learn
+    der(a) = s * (b11 * a + b12 * b)
+    der(b) = s * (b21 * a + b22 * b)
+}
+"""
+
+
+@dataclass
+class Problem:
+    name: str
+    model: torch.nn.Module
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    dt: float
+    scale: torch.Tensor
+    lr: float
+
+
+@dataclass
+class Run:
+    label: str
+    evals: list[tuple[float, float]] = field(default_factory=list)  # (cpu seconds, test error)
+    iter_times: list[float] = field(default_factory=list)
+    nfe: list[int] = field(default_factory=list)
+    iterations: int = 0
+    final_dopri_error: float = math.nan
+    status: str = "ok"
+
+    def time_to(self, threshold: float) -> float | None:
+        for t, e in self.evals:
+            if e <= threshold:
+                return t
+        return None
+
+
+def _transitions(truth, x0: torch.Tensor, steps: int, dt: float) -> tuple[torch.Tensor, torch.Tensor]:
+    t = torch.arange(steps + 1, dtype=DTYPE) * dt
+    with torch.no_grad():
+        ys = solve(truth, x0, t, solver=make_solver("dopri5", rtol=1e-10, atol=1e-12)).ys  # [T, N, n]
+    return ys[:-1].reshape(-1, x0.shape[1]), ys[1:].reshape(-1, x0.shape[1])
+
+
+def van_der_pol(seed: int) -> Problem:
+    prog = nodedsl.loads(VDP_SOURCE)
+    truth = prog.model("VanDerPolTruth").to(DTYPE)
+    g = torch.Generator().manual_seed(seed)
+    dt = 0.04
+
+    def draw(n):
+        return torch.empty(n, 2, dtype=DTYPE).uniform_(-3, 3, generator=g)
+
+    x_tr, y_tr = _transitions(truth, draw(30), 10, dt)  # 300 training transitions
+    x_te, y_te = _transitions(truth, draw(15), 10, dt)  # 150 test transitions
+    torch.manual_seed(seed)
+    model = prog.model("NeuralVdP").to(DTYPE)
+    return Problem("Van der Pol (mu = 8), MLP field", model, x_tr, y_tr, x_te, y_te, dt,
+                   x_tr.std(0), lr=3e-3)
+
+
+def _stiff_source(b: torch.Tensor) -> str:
+    src = STIFF_SOURCE
+    for i in range(2):
+        for j in range(2):
+            src = src.replace(f"@b{i + 1}{j + 1}@", f"{float(b[i, j]):.12f}")
+    return src
+
+
+def stiff(seed: int) -> Problem:
+    theta = 0.5
+    rot = torch.tensor([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]], dtype=DTYPE)
+    a_true = rot @ torch.diag(torch.tensor([-1000.0, -1.0], dtype=DTYPE)) @ rot.T
+    g = torch.Generator().manual_seed(seed)
+    b0 = a_true / 1000 + 0.2 * torch.randn(2, 2, generator=g, dtype=DTYPE)
+    truth_src, model_src = _stiff_source(a_true / 1000), _stiff_source(b0)
+    truth = nodedsl.loads(truth_src).model("StiffLinear").to(DTYPE)
+    model = nodedsl.loads(model_src).model("StiffLinear").to(DTYPE)
+    dt = 0.004
+    x_tr, y_tr = _transitions(truth, torch.empty(300, 2, dtype=DTYPE).uniform_(-1, 1, generator=g), 1, dt)
+    x_te, y_te = _transitions(truth, torch.empty(150, 2, dtype=DTYPE).uniform_(-1, 1, generator=g), 1, dt)
+    return Problem("Stiff linear (eigenvalues -1000, -1), learn A", model, x_tr, y_tr, x_te, y_te, dt,
+                   x_tr.std(0), lr=1e-2)
+
+
+def _error(model, solver, x, y, scale, dt) -> float:
+    """Relative one-step error: squared error over squared increment (1.0 = predicting no change)."""
+    with torch.no_grad():
+        pred = solve(model, x, torch.tensor([0.0, dt], dtype=DTYPE), solver=solver).ys[-1]
+    return float(((pred - y) / scale).pow(2).sum() / ((y - x) / scale).pow(2).sum())
+
+
+def train(problem: Problem, init: dict, label: str, solver, budget: float, threshold: float | None,
+          eval_every: int, remainder_every: int = 5) -> Run:
+    """Adam on the one-step loss until ``budget`` CPU seconds (or ``threshold`` reached)."""
+    model = problem.model
+    model.load_state_dict(init)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=problem.lr)
+    solver_params = [p for p in solver.parameters() if p.requires_grad]
+    rem_opt = torch.optim.Adam(solver_params, lr=1e-3) if solver_params else None
+    span = torch.tensor([0.0, problem.dt], dtype=DTYPE)
+    run = Run(label)
+    x, y, scale = problem.x_train, problem.y_train, problem.scale
+    used = 0.0
+    run.evals.append((0.0, _error(model, solver, problem.x_test, problem.y_test, scale, problem.dt)))
+    while used < budget:
+        start = time.process_time()
+        opt.zero_grad(set_to_none=True)
+        try:
+            res = solve(model, x, span, solver=solver)
+        except AssertionError:  # torchdiffeq: underflow in dt
+            run.status = "dt underflow"
+            break
+        loss = ((res.ys[-1] - y) / scale).pow(2).mean()
+        if not bool(torch.isfinite(loss)):
+            run.status = "diverged"
+            break
+        loss.backward()
+        opt.step()
+        run.iterations += 1
+        if rem_opt is not None and run.iterations % remainder_every == 0:
+            rl = solver.remainder_loss(model, x, problem.dt)
+            grads = torch.autograd.grad(rl, solver_params, allow_unused=True)
+            for p, gr in zip(solver_params, grads):
+                p.grad = gr
+            rem_opt.step()
+            for p in solver_params:
+                p.grad = None
+        spent = time.process_time() - start
+        used += spent
+        run.iter_times.append(spent)
+        run.nfe.append(res.stats.nfe)
+        if run.iterations % eval_every == 0:
+            err = _error(model, solver, problem.x_test, problem.y_test, scale, problem.dt)
+            run.evals.append((used, err))
+            if threshold is not None and err <= threshold:
+                break
+    tight = make_solver("dopri5", rtol=1e-9, atol=1e-11)
+    try:
+        run.final_dopri_error = _error(model, tight, problem.x_test, problem.y_test, scale, problem.dt)
+    except AssertionError:
+        run.final_dopri_error = math.inf
+    return run
+
+
+def _own_level(base: Run, r: Run, threshold: float) -> str:
+    """dopri5's time over ``r``'s time to reach ``r``'s final error (equal error, looser level)."""
+    if r is base:
+        return "-"
+    level = max(r.evals[-1][1], threshold)
+    t_r, t_b = r.time_to(level), base.time_to(level)
+    if t_b is None:
+        return f"dopri5 never reached {level:.3g}"
+    return f"{t_b / t_r:.2g}x ({t_b:.1f} s vs {t_r:.1f} s)" if t_r else "-"
+
+
+def compare(problem: Problem, taylors: list[tuple[str, dict]], budget: float, eval_every: int) -> list[str]:
+    torch.manual_seed(0)
+    init = {k: v.clone() for k, v in problem.model.state_dict().items()}
+    base = train(problem, init, "dopri5(rtol=1e-6, atol=1e-8)", make_solver("dopri5", rtol=1e-6, atol=1e-8),
+                 budget, None, eval_every)
+    threshold = base.evals[-1][1]
+    if threshold >= 0.5 * base.evals[0][1]:
+        return [f"\n### {problem.name}: dopri5 did not learn within its budget (test error "
+                f"{base.evals[0][1]:.3g} -> {threshold:.3g}); no comparison"]
+    runs = [base]
+    for label, opts in taylors:
+        torch.manual_seed(0)
+        solver = make_solver("taylor", state_dim=2, **opts).to(DTYPE)
+        runs.append(train(problem, init, label, solver, budget, threshold, eval_every))
+    t_base = base.time_to(threshold)
+    rows = [f"\n### {problem.name}: {len(problem.x_train)} training / {len(problem.x_test)} test transitions, "
+            f"dt = {problem.dt}\n",
+            f"threshold (dopri5's test error after its {budget:.0f} s budget): {threshold:.3g} "
+            f"(initial error {base.evals[0][1]:.3g})\n",
+            "| method | iterations | ms / iteration (median) | NFE / iteration (mean) | NFE / unit time | "
+            "time to threshold (s) | speed-up vs dopri5 | final test error | same model, dopri5 1e-9 | "
+            "speed-up at this method's final error |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in runs:
+        tt = r.time_to(threshold)
+        ms = 1e3 * statistics.median(r.iter_times) if r.iter_times else math.nan
+        nfe = statistics.fmean(r.nfe) if r.nfe else math.nan
+        speed = f"{t_base / tt:.2g}x" if tt and t_base else "-"
+        reached = f"{tt:.1f}" if tt is not None else f"not reached ({r.evals[-1][0]:.0f} s)"
+        note = "" if r.status == "ok" else f" ({r.status})"
+        rows.append(f"| {r.label}{note} | {r.iterations} | {ms:.1f} | {nfe:.1f} | {nfe / problem.dt:.0f} | "
+                    f"{reached} | {speed if r is not base else '1.0x'} | {r.evals[-1][1]:.3g} | "
+                    f"{r.final_dopri_error:.3g} | {_own_level(base, r, threshold)} |")
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="short budgets (smoke run)")
+    ap.add_argument("--budget-vdp", type=float, default=45.0, help="dopri5 CPU seconds on Van der Pol")
+    ap.add_argument("--budget-stiff", type=float, default=20.0, help="dopri5 CPU seconds on the stiff system")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    if args.quick:
+        args.budget_vdp, args.budget_stiff = 10.0, 5.0
+    started = time.perf_counter()
+    print(f"torch {torch.__version__}, 1 thread, float64, seed {args.seed}")
+    rows = compare(van_der_pol(args.seed), [
+        ("taylor(order=2, step=0.04) + remainder", {"order": 2, "step": 0.04}),
+        ("taylor(order=3, step=0.04) + remainder", {"order": 3, "step": 0.04}),
+    ], args.budget_vdp, eval_every=10)
+    print("\n".join(rows), flush=True)
+    rows = compare(stiff(args.seed), [
+        ("taylor(order=3, step=0.004) + remainder", {"order": 3, "step": 0.004}),
+        ("taylor(order=3, step=0.001) + remainder", {"order": 3, "step": 0.001}),
+    ], args.budget_stiff, eval_every=10)
+    print("\n".join(rows))
+    print(f"\ntotal wall time {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
