@@ -125,12 +125,11 @@ def simulate(
 
 
 def _register_optional() -> None:
-    """Training commands live in nodedsl.cli_train."""
-    try:
-        from . import cli_train
-    except ImportError:  # pragma: no cover - only while the training package is absent
-        return
+    """Training commands live in nodedsl.cli_train, the energy plot in nodedsl.energy_plot."""
+    from . import cli_train, energy_plot
+
     cli_train.register(app)
+    energy_plot.register(app)
 
 
 _register_optional()

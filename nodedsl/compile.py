@@ -58,6 +58,7 @@ class Driven(nn.Module):
         super().__init__()
         self.model = model
         self.signal = signal
+        self.symplectic_split = getattr(model, "symplectic_split", None)  # leapfrog needs it
 
     def _inputs(self, t, x):
         return self.model.default_inputs(x) if self.signal is None else self.signal(t, x.shape[0])

@@ -92,6 +92,7 @@ class PHParts:
     own_R: sp.Matrix
     subs: list["PHParts"]
     couplings: list[tuple[list[str], sp.Matrix]]
+    own_ports: list[PortSym] = field(default_factory=list)  # declared here, coupled or not (for assemble)
 
     def assemble(self) -> tuple[sp.Matrix, sp.Matrix, dict[str, sp.Matrix]]:
         """The composite J (with G C G^T terms), R and every port's G over all states (dense; for display
@@ -100,9 +101,8 @@ class PHParts:
         J, R = sp.zeros(n, n), sp.zeros(n, n)
         J[:k, :k], R[:k, :k] = self.own_J, self.own_R
         gs: dict[str, sp.Matrix] = {}
-        for p in self.ports:
-            if p.G.rows == k:
-                gs[p.name] = p.G.col_join(sp.zeros(n - k, p.G.cols))
+        for p in self.own_ports:
+            gs[p.name] = p.G.col_join(sp.zeros(n - k, p.G.cols))
         offset = k
         for sub in self.subs:
             sj, sr, sg = sub.assemble()
@@ -392,6 +392,7 @@ class _Instance:
             u = list(self.declare_symbols(port.name, () if size == 1 else (size,)).items)
             dx += G * sp.Matrix(u)
             ports.append(PortSym(self.prefix + port.name, u, G, list(G.T * gvec)))
+        own_ports = list(ports)
         dissipation = (gvec.T * R * gvec)[0, 0] if n else sp.Integer(0)
         x, rhs = list(own), dict(zip(own, dx))
         h_terms, d_terms = [H], [dissipation]
@@ -427,7 +428,7 @@ class _Instance:
         if subst:
             rhs = {s: e.xreplace(subst) for s, e in rhs.items()}
         self.rhs = rhs
-        self.ph = PHParts(H, grad, ports, dissipation, x, J, R, subs, couplings)
+        self.ph = PHParts(H, grad, ports, dissipation, x, J, R, subs, couplings, own_ports)
         self.ph_states = x
 
     def own_structure(self) -> tuple[sp.Matrix, sp.Matrix]:
@@ -508,7 +509,9 @@ def _renamed(tpl: _Instance, prefix: str) -> _Instance:
                           for p in ph.ports],
                          ren(ph.dissipation), [ren(x) for x in ph.x], ren_m(ph.own_J), ren_m(ph.own_R),
                          [sub.ph for sub in new.subs.values()],
-                         [([prefix + n for n in names], ren_m(C)) for names, C in ph.couplings])
+                         [([prefix + n for n in names], ren_m(C)) for names, C in ph.couplings],
+                         [PortSym(prefix + p.name, [ren(u) for u in p.inputs], ren_m(p.G), [ren(y) for y in p.output])
+                          for p in ph.own_ports])
         new.ph_states = list(new.ph.x)
     return new
 

@@ -151,10 +151,18 @@ def _interp(t, tt, vv):
 
 def run_simulation(prog, req: SimulationRequest) -> Table:
     """Simulate ``req.model`` and return the long-form table (trajectory, t, states, outputs, energy)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # simulation output in double precision
+    try:
+        model = prog.model(req.model)
+        return _simulate(prog, model, req)
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def _simulate(prog, model, req: SimulationRequest) -> Table:
     from .solvers import SolverError, make_solver, solve
 
-    torch.set_default_dtype(torch.float64)
-    model = prog.model(req.model)
     x0 = model.x0_default.clone()
     for item in req.sets:
         name, value = _split(item, "--set")
@@ -181,7 +189,10 @@ def run_simulation(prog, req: SimulationRequest) -> Table:
         raise _arg_error("--solver", str(err)) from None
     field = model.driven(signal)
     with torch.no_grad():
-        ys = solve(field, x0[None], t, solver=solver).ys[:, 0, :]
+        try:
+            ys = solve(field, x0[None], t, solver=solver).ys[:, 0, :]
+        except SolverError as err:
+            raise _arg_error("--solver", str(err)) from None
         u = torch.stack([signal(ti, 1)[0] if signal else model.u_default for ti in t]) if model.input_names \
             else torch.zeros(len(t), 0)
         outs = model.observe(t, ys, u) if model.output_names != model.state_names else ys[:, :0]

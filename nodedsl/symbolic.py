@@ -6,7 +6,6 @@ the chain rule through nets and the compiler turns the result into an autograd c
 
 Example:
     >>> import sympy as sp
-from sympy.core.function import ArgumentIndexError
     >>> w = sp.Symbol("w")
     >>> f = net_function("friction", 0)
     >>> sp.diff(f(2 * w), w)
@@ -18,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sympy as sp
+from sympy.core.function import ArgumentIndexError
 
 from .shapes import Shape
 

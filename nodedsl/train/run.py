@@ -223,11 +223,27 @@ def _run_training(program, train_block, overrides, run_dir, resume, progress) ->
                      train_windows=len(wtrain), val_windows=len(wval) if wval is not None else 0)
     write_json(run / "config.json", {"model": name, "source": str(train_block.span.file), "train":
                                      cfg.model_dump(mode="json"), "data": data_info})
+    # coupling = least_squares: a learned interconnection (C = learn skew) is estimated in one shot from
+    # finite differences (train/coupling.py); when nothing else needs gradient training (no other learned
+    # parameter or net, or only those of sub-models loaded by `weights`), fit only evaluates (1 epoch,
+    # everything frozen); otherwise the estimate is a warm start for ordinary training.
+    estimate, fit_cfg, frozen = None, cfg, []
+    if cfg.coupling == "least_squares":
+        from .coupling import prepare_least_squares
+
+        estimate, fit_cfg, frozen = prepare_least_squares(program, name, model, train_traj, cfg)
+        if estimate is not None:
+            write_json(run / "coupling.json", estimate.summary())
     try:
-        result = fit(model, wtrain, wval, cfg, progress=progress, resume_from=ckpt if resume else None,
+        result = fit(model, wtrain, wval, fit_cfg, progress=progress, resume_from=ckpt if resume else None,
                      checkpoint_path=ckpt, source_hash=source_hash)
     except SolverError as err:
         raise _solver_error(err, cfg) from None
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    if estimate is not None:
+        result.extra["coupling"] = estimate.summary()
     save_checkpoint(run / "model.pt", {"format": FORMAT, "model": name, "source_hash": source_hash,
                                        "param_shapes": param_shapes(model),
                                        "model_state": {k: v.detach().clone() for k, v in model.state_dict().items()},
