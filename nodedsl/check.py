@@ -669,6 +669,8 @@ def _check_blocks(prog: CheckedProgram, diags: Collector) -> None:
                 span = next((e.span for e in ds.entries if e.key == "model"), ds.span)
                 diags.error("undefined-model", f"dataset '{ds.name}': unknown model '{cfg.model}'", span,
                             suggest(cfg.model, models))
+            else:
+                _check_dataset_names(prog.model(cfg.model), ds, cfg, diags)
     for tr in module.trains:
         if tr.model not in models:
             diags.error("undefined-model", f"train: unknown model '{tr.model}'", tr.span, suggest(tr.model, models))
@@ -681,6 +683,22 @@ def _check_blocks(prog: CheckedProgram, diags: Collector) -> None:
                 span = next((e.span for e in tr.entries if e.key == "data"), tr.span)
                 diags.error("undefined-name", f"train: unknown dataset '{data}'", span,
                             suggest(data, datasets) or "data is a dataset name or a .csv/.npz path")
+
+
+def _check_dataset_names(info: ModelInfo | None, ds: ast.Dataset, cfg, diags: Collector) -> None:
+    """``initial`` keys are states and ``inputs`` keys are inputs of the dataset's model."""
+    if info is None:
+        return
+    for key, entries, what in (("initial", info.states, "state"), ("inputs", info.inputs, "input")):
+        names = {n for n, _ in entries} | {c for n, s in entries for c in flat_names(n, s)}
+        block = next((e for e in ds.entries if e.key == key), None)
+        if block is None or not isinstance(block.value, ast.VMap):
+            continue
+        for entry in block.value.entries:
+            if entry.key not in names:
+                diags.error("undefined-name", f"dataset '{ds.name}': '{entry.key}' is not {'an' if what == 'input' else 'a'} "
+                            f"{what} of model '{info.name}'", entry.span,
+                            suggest(entry.key, names) or f"{what}s: " + (", ".join(n for n, _ in entries) or "none"))
 
 
 def check_source(source: Source) -> tuple[CheckedProgram, list[Diagnostic]]:
