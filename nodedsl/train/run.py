@@ -8,6 +8,7 @@ A run directory holds::
     metrics.json      per-epoch losses and violations, learned parameters, final evaluation
     predictions.npz   rollouts of the validation trajectories (t, y, yhat, names, lengths)
     loss.png, fit.png plots
+    energy.npz, energy.png   port-Hamiltonian models: H, dissipated and supplied power along those rollouts
     eval.json         written by ``evaluate``
 """
 
@@ -270,8 +271,33 @@ def _run_training(program, train_block, overrides, run_dir, resume, progress) ->
         np.savez(run / "predictions.npz", t=held.t.numpy(), y=held.y.numpy(), yhat=yhat.numpy(),
                  lengths=held.lengths.numpy(), names=np.array(held.output_names, dtype=str),
                  ids=np.array([str(i) for i in held.ids], dtype=str))
+    if states is not None and getattr(model, "system", None) is not None and model.system.ph is not None:
+        _energy_outputs(model, states, held, run)
     plot_run(run)
     return result
+
+
+def _energy_outputs(model, states: torch.Tensor, traj: Trajectories, run: Path) -> None:
+    """Port-Hamiltonian runs: H, dissipated and supplied power along the predicted validation rollouts
+    (``energy.npz``) and their plot (``energy.png``, first trajectories)."""
+    from ..energy_plot import plot_energy
+
+    n_traj, steps, n = states.shape
+    x = states.reshape(-1, n)
+    u = traj.u.reshape(n_traj * steps, -1).to(x.dtype)
+    with torch.no_grad():
+        H = model.hamiltonian(x, 0.0, u).reshape(n_traj, steps)
+        diss = model.dissipation(x, 0.0, u).reshape(n_traj, steps)
+        y = model.port_outputs(x, 0.0, u)
+        supplied = (y * u).sum(-1).reshape(n_traj, steps) if y.shape[-1] == u.shape[-1] and y.shape[-1] \
+            else torch.zeros_like(H)
+    np.savez(run / "energy.npz", t=traj.t.numpy(), H=H.numpy(), P_dissipated=diss.numpy(),
+             P_supplied=supplied.numpy(), lengths=traj.lengths.numpy())
+    rows = [(i, j) for i in range(min(n_traj, 5)) for j in range(int(traj.lengths[i]))]
+    table = {"trajectory": [i for i, _ in rows], "t": [float(traj.t[i, j]) for i, j in rows],
+             "H": [float(H[i, j]) for i, j in rows], "P_dissipated": [float(diss[i, j]) for i, j in rows],
+             "P_supplied": [float(supplied[i, j]) for i, j in rows]}
+    plot_energy(table, run / "energy.png", title=f"{model.name}: energy along predicted validation rollouts")
 
 
 def _copy_solver_state(solver, ckpt: Path) -> None:
