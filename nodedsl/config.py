@@ -621,7 +621,17 @@ def _validate(entries: tuple[ast.Entry, ...], block: Span, model_cls: type[BaseM
     try:
         cfg = model_cls.model_validate(plain)
     except ValidationError as exc:
-        return None, diags + _to_diagnostics(exc, model_cls, spans, block, what)
+        diags = diags + _to_diagnostics(exc, model_cls, spans, block, what)
+        # the block is validated as a whole: the solver's own options too, when its spec parses
+        if isinstance(plain, dict) and plain.get("solver") is not None:
+            solver_span = spans.get(("solver",))
+            if not any(d.span == solver_span for d in diags):
+                try:
+                    spec = SolverSpec.model_validate(_as_call(plain["solver"]))
+                except ValidationError:
+                    spec = None
+                diags += _check_solver(spec, spans, ("solver",), block)
+        return None, diags
     cfg._spans = spans
     diags += _check_solver(cfg.solver, spans, ("solver",), block)
     if any(d.severity == "error" for d in diags):

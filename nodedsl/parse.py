@@ -399,6 +399,25 @@ def _expected(terms) -> str:
     return "expected " + ", ".join(words)
 
 
+@lru_cache(maxsize=1)
+def _catalogue_by_state() -> dict:
+    """The catalogue keyed by the LALR state at the error and the offending token type.
+
+    ``match_examples`` also compares the parser's stack depth, which earlier declarations and
+    nesting change; the state alone recognizes a mistake wherever it is made."""
+    table: dict = {}
+    for label, examples in _EXAMPLES.items():
+        for text in examples:
+            try:
+                _parser().parse(text)
+            except UnexpectedToken as ex:
+                table.setdefault((ex.state.position, ex.token.type), label)
+                table.setdefault((ex.state.position, None), label)
+            except UnexpectedInput:
+                continue
+    return table
+
+
 def _syntax_diagnostic(err: UnexpectedInput, text: str, file: str) -> Diagnostic:
     line, col = getattr(err, "line", 0) or 0, getattr(err, "column", 0) or 0
     if isinstance(err, UnexpectedEOF) or (isinstance(err, UnexpectedToken) and err.token.type == "$END"):
@@ -415,6 +434,10 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, file: str) -> Diagnostic
     label = None
     try:
         label = err.match_examples(_parser().parse, _EXAMPLES, use_accepts=True, token_type_match_fallback=True)
+        if label is None and isinstance(err, UnexpectedToken):
+            table = _catalogue_by_state()
+            position = err.state.position
+            label = table.get((position, err.token.type)) or table.get((position, None))
     except Exception:  # the catalogue is a hint only; never let it hide the real error
         label = None
     notes = []

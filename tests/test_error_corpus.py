@@ -32,16 +32,7 @@ from nodedsl import NodeDslError, render
 ERRORS = Path(__file__).resolve().parent / "errors"
 
 # fixture file name -> what the implementation does instead of what the fixture expects
-KNOWN_FAILURES: dict[str, str] = {
-    # parse.py's match_examples catalogue matches an error by Lark's parser state, which includes the
-    # stack depth: earlier top-level declarations, earlier statements and the kind of statement
-    # change it, so in real files a catalogued mistake is often reported as plain 'syntax'.
-    # (_variants() now covers up to two earlier statements in the first block; these remain.)
-    "syntax_missing_equals_train.node": "reports 'syntax' instead of 'missing-equals' (train block after a model)",
-    "syntax_missing_operand.node": "reports 'syntax' instead of 'missing-operand' (in a der, not a let)",
-    # a block is validated as a whole, but the solver is only checked when pydantic found nothing
-    "bad_value_train.node": "the unknown solver is not reported when another key is also bad",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 _E = re.compile(r"#\s*E(?:@(\d+))?:\s*([a-z][a-z0-9-]*)")
 _N = re.compile(r"#\s*N:\s*([^#]*[^#\s])")
