@@ -70,7 +70,8 @@ def measure(n: int) -> dict[str, float]:
     from nodedsl.check import check_source
     from nodedsl.compile import CompiledModel
     from nodedsl.loader import source_from_text
-    from nodedsl.lower import lower, structure_diagnostics
+    from nodedsl.lower import lower
+    from nodedsl.prove import structure_diagnostics
     from nodedsl.program import Program
 
     text = chain_source(n)

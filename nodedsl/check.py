@@ -121,6 +121,7 @@ class _ModelChecker:
         self.prog, self.d, self.file, self.model, self.stack = prog, diags, file, model, stack
         self.info = ModelInfo(file, model)
         self.defined_lets: set[str] = set()
+        self._coupled: set[str] = set()  # 'sub.port' names listed in a couple
 
     # ------------------------------------------------------------ expressions
     def shape(self, e: ast.Expr, scope: dict[str, Member]) -> Shape | None:
@@ -567,8 +568,6 @@ class _ModelChecker:
                                  decl.matrix.span)
         self._coupled.update(seen)
 
-    _coupled: set
-
     def _connect(self, decl: ast.Connect) -> None:
         src = self.shape(decl.source, {})
         tgt = decl.target
@@ -644,7 +643,6 @@ def check_model(prog: CheckedProgram, diags: Collector, file: str, model: ast.Mo
         return None
     stack.append(key)
     checker = _ModelChecker(prog, diags, file, model, stack)
-    checker._coupled = set()
     info = checker.run()
     stack.pop()
     prog.infos[key] = info

@@ -18,7 +18,8 @@ from . import ast
 from .check import CheckedProgram, ModelInfo, check_source
 from .diagnostics import Diagnostic, NodeDslError, Span, suggest
 from .loader import Source, load_sources, source_from_text
-from .lower import System, lower, structure_diagnostics
+from .lower import System, lower
+from .prove import structure_diagnostics
 
 
 class Program:
