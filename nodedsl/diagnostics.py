@@ -27,7 +27,8 @@ class Span:
     end_col: int = 0
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}"
+        # a whole-file or command-line problem has no line: 'runs.csv', not 'runs.csv:0:0'
+        return f"{self.file}:{self.line}:{self.col}" if self.line > 0 else self.file
 
 
 NOWHERE = Span("<unknown>", 0, 0)
