@@ -447,19 +447,17 @@ class _Instance:
 
     # ---------------------------------------------------------------- flattening
     def collect(self, into: dict) -> None:
-        """Gather states, params, nets, rhs, constraints of this instance and its subs (general models)."""
+        """Gather states, params, nets, rhs, constraints of this instance and its subs (general models;
+        port-Hamiltonian ones go through ``_collect_ph``)."""
         into["states"] += self.states
         into["x0"] += self.x0
         into["params"] += self.params
         into["nets"].update(self.nets)
         into["constraints"] += self.constraints
         into["inputs"] += [(s, v) for s, v in zip(self.inputs, self.u0)]
-        for name, sub in self.subs.items():
-            if self.info.is_ph:
-                into["states"] += []  # pH composites carry their sub states in ph_states
+        for sub in self.subs.values():
             sub.collect(into)
-        if not self.info.is_ph:
-            into["rhs"].update(self.rhs)
+        into["rhs"].update(self.rhs)
 
 
 def _renamed(tpl: _Instance, prefix: str) -> _Instance:
@@ -514,10 +512,6 @@ def _renamed(tpl: _Instance, prefix: str) -> _Instance:
                           for p in ph.own_ports])
         new.ph_states = list(new.ph.x)
     return new
-
-
-def _block(a: sp.Matrix, b: sp.Matrix) -> sp.Matrix:
-    return sp.diag(a, b) if a.rows else b
 
 
 def lower(info: ModelInfo) -> System:
