@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
@@ -524,15 +524,15 @@ def lower(info: ModelInfo) -> System:
 def _flatten(inst: _Instance, diags: Collector) -> System:
     info = inst.info
     parts = {"states": [], "x0": [], "params": [], "nets": {}, "constraints": [], "inputs": [], "rhs": {}}
+    subst: dict = {}
     if info.is_ph:
         _collect_ph(inst, parts)
         states = inst.ph_states
         x0 = parts["x0"]
         rhs = [inst.rhs[s] for s in states]
-        for c in parts["constraints"]:
-            c.residual = list(c.residual)
         inputs = [s for p in inst.ph.ports for s in p.inputs]
         u0 = [0.0] * len(inputs)
+        constraints = parts["constraints"]
     else:
         inst.collect(parts)
         states, x0 = parts["states"], parts["x0"]
@@ -540,21 +540,18 @@ def _flatten(inst: _Instance, diags: Collector) -> System:
         inputs = [s for s, _ in parts["inputs"] if s not in subst]
         u0 = [v for s, v in parts["inputs"] if s not in subst]
         rhs = [parts["rhs"][s].xreplace(subst) if subst else parts["rhs"][s] for s in states]
-        for c in parts["constraints"]:
-            c.residual = [r.xreplace(subst) for r in c.residual] if subst else c.residual
+        constraints = [replace(c, residual=[r.xreplace(subst) for r in c.residual]) if subst else c
+                       for c in parts["constraints"]]
     diags.raise_if_errors()
     if info.outputs:
-        out_vals = [inst.env[n] for n, _ in info.outputs]
-        outputs = [x for v in out_vals for x in v.items]
+        outputs = [x for n, _ in info.outputs for x in inst.env[n].items]
+        outputs = [o.xreplace(subst) for o in outputs] if subst else outputs
         names = [nm for n, s in info.outputs for nm in flat_names(n, s)]
-        if not info.is_ph:
-            sub = _connections(inst, diags)
-            outputs = [o.xreplace(sub) for o in outputs]
     else:
         outputs, names = list(states), [s.name for s in states]
     split = _symplectic_split(states, rhs)
     return System(info.name, states, x0, inputs, u0, parts["params"], parts["nets"], rhs, outputs, names,
-                  parts["constraints"], inst.ph, split)
+                  constraints, inst.ph, split)
 
 
 def _collect_ph(inst: _Instance, parts: dict) -> None:
