@@ -23,6 +23,7 @@ and times are process CPU time (``time.process_time``), not wall time.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import gc
 import statistics
 import time
@@ -122,7 +123,11 @@ def main() -> None:
     print("| field | batch | mode | field alone | ours | torchdiffeq | hand-written | ours/field | torchdiffeq/field "
           "| hand/field |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, field in (("MLP 2-32-2", MLP()), ("pendulum", Pendulum())):
+    import nodedsl
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    compiled = nodedsl.load(examples / "pendulum.node").model("Pendulum")  # gravity + friction net, as trained
+    for name, field in (("MLP 2-32-2", MLP()), ("pendulum", Pendulum()), ("nodedsl Pendulum (net)", compiled)):
         for batch in (1, 256):
             for mode in ("grad", "no_grad"):
                 ctx = torch.enable_grad() if mode == "grad" else torch.no_grad()
