@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from chain import chain_source  # noqa: E402
+from compile_scaling import chain_source  # noqa: E402
 
 import nodedsl  # noqa: E402
 
