@@ -1,0 +1,91 @@
+"""Compiled models on a CUDA device: field, outputs, constraints, energy, gradients and solvers.
+
+Not a CI test (CI has no GPU). Usage on a machine with CUDA: ``python benchmarks/gpu_check.py``.
+Each check compares the GPU result with the CPU result of the same model and parameters (float64),
+and prints one line; the exit code is 1 if any check fails.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import nodedsl
+from nodedsl.solvers import make_solver, solve
+
+ROOT = Path(__file__).resolve().parent.parent
+failures = 0
+
+
+def close(name: str, gpu: torch.Tensor, cpu: torch.Tensor, tol: float = 1e-9) -> None:
+    global failures
+    err = float((gpu.detach().cpu() - cpu.detach()).abs().max()) if cpu.numel() else 0.0
+    ok = err <= tol * max(1.0, float(cpu.detach().abs().max()) if cpu.numel() else 1.0)
+    failures += not ok
+    print(f"{'ok  ' if ok else 'FAIL'} {name}: max |gpu - cpu| = {err:.2e}")
+
+
+def main() -> int:
+    dev = torch.device(sys.argv[1] if len(sys.argv) > 1 else "cuda")  # "cpu" dry-runs the script
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        print("no CUDA device")
+        return 1
+    torch.set_default_dtype(torch.float64)
+    print(torch.__version__, torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu")
+    cases = [("pendulum.node", "Pendulum"), ("msd.node", "MassSpringDamper"), ("two_masses.node", "TwoMassesLearned"),
+             ("arm.node", "DrivenArm"), ("lotka_volterra.node", "LotkaVolterra")]
+    for file, name in cases:
+        prog = nodedsl.load(ROOT / "examples" / file)
+        torch.manual_seed(0)
+        cpu = prog.model(name)
+        gpu = prog.model(name)
+        gpu.load_state_dict(cpu.state_dict())
+        gpu.to(dev)
+        x = torch.randn(64, len(cpu.state_names))
+        u = torch.randn(64, len(cpu.input_names))
+        close(f"{name} field", gpu.field(0.0, x.to(dev), u.to(dev)), cpu.field(0.0, x, u))
+        close(f"{name} observe", gpu.observe(0.0, x.to(dev), u.to(dev)), cpu.observe(0.0, x, u))
+        for c in cpu.constraints:
+            samples = {v: torch.rand(64, s) for (v, _, _), s in zip(c.domains, c.domain_sizes)}
+            close(f"{name} constraint {c.name}",
+                  gpu.constraint_residuals(c.name, 0.0, x.to(dev), u.to(dev), {k: v.to(dev) for k, v in samples.items()}),
+                  cpu.constraint_residuals(c.name, 0.0, x, u, samples))
+        if cpu.system.ph is not None:
+            close(f"{name} hamiltonian", gpu.hamiltonian(x.to(dev), 0.0, u.to(dev)), cpu.hamiltonian(x, 0.0, u))
+            close(f"{name} dissipation", gpu.dissipation(x.to(dev), 0.0, u.to(dev)), cpu.dissipation(x, 0.0, u))
+        # gradients of a loss through an rk4 solve, w.r.t. every parameter
+        t = torch.linspace(0, 1, 21)
+        grads = []
+        for model, d in ((cpu, torch.device("cpu")), (gpu, dev)):
+            model.zero_grad()
+            ys = solve(model, x[:8].to(d), t.to(d), solver=make_solver("rk4", step=0.05)).ys
+            ys.pow(2).mean().backward()
+            grads.append(torch.cat([p.grad.reshape(-1).cpu() for p in model.parameters() if p.grad is not None]
+                                   or [torch.zeros(0)]))
+        close(f"{name} rk4 solve gradients", grads[1], grads[0], 1e-8)
+        with torch.no_grad():
+            a = solve(gpu, x[:8].to(dev), t.to(dev), solver=make_solver("dopri5", rtol=1e-9, atol=1e-11)).ys
+            b = solve(cpu, x[:8], t, solver=make_solver("dopri5", rtol=1e-9, atol=1e-11)).ys
+        close(f"{name} dopri5 solve", a, b, 1e-6)
+    # throughput: compiled pendulum field, batch 65536, forward+backward
+    prog = nodedsl.load(ROOT / "examples" / "pendulum.node")
+    model = prog.model("Pendulum").to(dev).float()
+    x = torch.randn(65536, 2, device=dev, dtype=torch.float32)
+    for _ in range(3):
+        model(torch.tensor(0.0, device=dev), x).sum().backward()
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    for _ in range(50):
+        model(torch.tensor(0.0, device=dev), x).sum().backward()
+    sync()
+    print(f"pendulum field fwd+bwd, batch 65536, float32: {(time.perf_counter() - start) / 50 * 1e3:.3f} ms")
+    print(f"{failures} failure(s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
