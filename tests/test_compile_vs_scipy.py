@@ -26,12 +26,7 @@ import nodedsl
 torchdiffeq = pytest.importorskip("torchdiffeq")
 
 
-@pytest.fixture(autouse=True)
-def _float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64")  # tests/conftest.py
 
 
 # ------------------------------------------------------------------------------------------ sources

@@ -179,39 +179,31 @@ _TOK = re.compile(r"\s+|[A-Za-z_][A-Za-z0-9_]*|\d+\.?\d*(?:[eE][+-]?\d+)?|->|==|
 ODD_CHARS = list("{}[]()=,;:.#\"'+-*/^@<>!$\\ \t\n\r") + ["\x00", "\u00e9", "\u2212", "\ufeff", "0", "9", "e", "_"]
 
 
+def _edit(items: list, op: str, data, pool) -> list:
+    """Delete, duplicate, swap or insert (from ``pool``) one element, at positions hypothesis draws."""
+    i = data.draw(st.integers(0, len(items) - 1), label="at")
+    if op == "del":
+        del items[i]
+    elif op == "dup":
+        items.insert(i, items[i])
+    elif op == "swap":
+        j = data.draw(st.integers(0, len(items) - 1), label="with")
+        items[i], items[j] = items[j], items[i]
+    else:
+        items.insert(i, data.draw(st.sampled_from(pool), label="insert"))
+    return items
+
+
 def _mutate(text: str, data) -> str:
     tokens = _TOK.findall(text)
     for _ in range(data.draw(st.integers(1, 3), label="mutations")):
         op = data.draw(st.sampled_from(["del_char", "dup_char", "swap_char", "ins_char",
                                         "del_tok", "dup_tok", "swap_tok", "ins_tok"]), label="op")
         if op.endswith("char"):
-            chars = list("".join(tokens))
-            if not chars:
-                chars = [" "]
-            i = data.draw(st.integers(0, len(chars) - 1), label="at")
-            if op == "del_char":
-                del chars[i]
-            elif op == "dup_char":
-                chars.insert(i, chars[i])
-            elif op == "swap_char":
-                j = data.draw(st.integers(0, len(chars) - 1), label="with")
-                chars[i], chars[j] = chars[j], chars[i]
-            else:
-                chars.insert(i, data.draw(st.sampled_from(ODD_CHARS), label="char"))
+            chars = _edit(list("".join(tokens)) or [" "], op[:-5], data, ODD_CHARS)
             tokens = _TOK.findall("".join(chars))
         else:
-            if not tokens:
-                tokens = [" "]
-            i = data.draw(st.integers(0, len(tokens) - 1), label="at")
-            if op == "del_tok":
-                del tokens[i]
-            elif op == "dup_tok":
-                tokens.insert(i, tokens[i])
-            elif op == "swap_tok":
-                j = data.draw(st.integers(0, len(tokens) - 1), label="with")
-                tokens[i], tokens[j] = tokens[j], tokens[i]
-            else:
-                tokens.insert(i, data.draw(st.sampled_from(TOKENS), label="token"))
+            tokens = _edit(tokens or [" "], op[:-4], data, TOKENS)
     return "".join(tokens)
 
 

@@ -70,12 +70,10 @@ model General : port_hamiltonian {
 
 
 @pytest.fixture(autouse=True)
-def _float64_one_thread():
-    old, threads = torch.get_default_dtype(), torch.get_num_threads()
-    torch.set_default_dtype(torch.float64)
+def _float64_one_thread(float64):
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
-    torch.set_default_dtype(old)
     torch.set_num_threads(threads)
 
 
