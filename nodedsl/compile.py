@@ -93,19 +93,35 @@ class CompiledModel(nn.Module):
         self._net_order = list(system.nets)
         self.learned = nn.ParameterDict()
         self._param_meta = []
+        self._layout: dict = {}  # symbol -> ("k", index in the known vector) | ("l", learned index, component)
+        self._known_keys: list[str] = []
+        known: list[float] = []
         for p in system.params:
             key = _key(p.name)
             if p.learn is None:
-                self.register_buffer(f"known__{key}", torch.tensor(p.value, dtype=torch.get_default_dtype()))
+                self._known_keys.append(key)
+                self._layout.update((s, ("k", len(known) + j)) for j, s in enumerate(p.symbols))
+                known += list(p.value)
             else:
+                self._layout.update((s, ("l", len(self.learned), j)) for j, s in enumerate(p.symbols))
                 self.learned[key] = nn.Parameter(torch.tensor([self._raw(p, v) for v in p.value],
                                                               dtype=torch.get_default_dtype()))
             self._param_meta.append((p.name, key, p.learn, p.low, p.high, p.shape))
-        self._syms = [p.symbols for p in system.params]
+        self._learned_meta = [(key, learn, low, high) for _, key, learn, low, high, _ in self._param_meta
+                              if learn is not None]
+        # known values live in one flat vector (repeated sub-models read theirs as strided views); the
+        # per-parameter buffers, what state_dict saves, are views of it
+        self.register_buffer("_known", torch.tensor(known, dtype=torch.get_default_dtype()), persistent=False)
+        offset = 0
+        for p in system.params:
+            if p.learn is None:
+                self.register_buffer(f"known__{_key(p.name)}", self._known[offset:offset + len(p.value)])
+                offset += len(p.value)
         self._groups = {"x": system.states, "u": system.inputs}
         self._built: dict = {}  # compiled functions, built on first use (observe, energy, ...)
         self._derived: dict = {}  # symbolic Jacobian / Taylor functions by key; None: not available
-        self._field = self._function("field", system.rhs)
+        staged = system.staged
+        self._field = self._function("field", system.rhs if staged is None else staged.rhs, staged=staged)
         self._residuals = {}
         infos = []
         for c in system.constraints:
@@ -115,12 +131,25 @@ class CompiledModel(nn.Module):
         self.constraints = tuple(infos)
         self._constraint_sym = {c.name: c for c in system.constraints}
 
-    def _function(self, key: str, exprs, extra: list | None = None):
+    def _function(self, key: str, exprs, extra: list | None = None, staged=None):
         """The compiled function of ``exprs`` (cached under ``key``)."""
         if key not in self._built:
             groups = dict(self._groups, z=extra or [])
-            self._built[key] = build_function(list(exprs), groups, self._syms, self._net_order)
+            self._built[key] = build_function(list(exprs), groups, self._layout, self._net_order, staged)
         return self._built[key]
+
+    def _apply(self, fn, recurse=True):
+        # .to() / .double() / .cuda() replace every buffer: tie the known views to the new flat vector again
+        out = super()._apply(fn, recurse)
+        bufs = [self._buffers[f"known__{k}"] for k in self._known_keys]
+        if bufs:
+            flat = torch.cat([b.reshape(-1) for b in bufs])
+            self._buffers["_known"] = flat
+            offset = 0
+            for k, b in zip(self._known_keys, bufs):
+                self._buffers[f"known__{k}"] = flat[offset:offset + b.numel()].view(b.shape)
+                offset += b.numel()
+        return out
 
     # ---------------------------------------------------------------- parameters
     @staticmethod
@@ -132,27 +161,25 @@ class CompiledModel(nn.Module):
             return math.log(frac / (1 - frac))
         return v
 
-    def _values(self) -> tuple[torch.Tensor, ...]:
-        out = []
-        for _, key, learn, low, high, _ in self._param_meta:
-            if learn is None:
-                out.append(getattr(self, f"known__{key}"))
-                continue
-            raw = self.learned[key]
-            if learn == "positive":
-                out.append(F.softplus(raw))
-            elif learn == "interval":
-                out.append(low + (high - low) * torch.sigmoid(raw))
-            else:
-                out.append(raw)
-        return tuple(out)
+    def _pargs(self) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """What the compiled functions take: (the known vector, the learned values reparametrized)."""
+        return self._known, tuple(self._learned_value(*meta) for meta in self._learned_meta)
+
+    def _learned_value(self, key: str, learn: str, low, high) -> torch.Tensor:
+        raw = self.learned[key]
+        if learn == "positive":
+            return F.softplus(raw)
+        if learn == "interval":
+            return low + (high - low) * torch.sigmoid(raw)
+        return raw
 
     def parameter_values(self) -> dict[str, float | list[float]]:
         """Learned parameters by name, after reparametrization (what the model really uses)."""
-        values = self._values()
+        values = iter(self._pargs()[1])
         out = {}
-        for (name, _, learn, *_), v in zip(self._param_meta, values):
+        for name, _, learn, *_ in self._param_meta:
             if learn is not None:
+                v = next(values)
                 flat = v.detach().cpu().tolist()
                 out[name] = flat[0] if len(flat) == 1 else flat
         return out
@@ -198,7 +225,7 @@ class CompiledModel(nn.Module):
                              f"got {list(x.shape)}")
         u = self.default_inputs(x) if u is None else u
         t = torch.as_tensor(t, dtype=x.dtype)
-        return self._field(t, x, u, x, self._values(), self._nets())
+        return self._field(t, x, u, x, self._pargs(), self._nets())
 
     def forward(self, t, x):
         return self.field(t, x, None)
@@ -215,7 +242,7 @@ class CompiledModel(nn.Module):
             if exprs is not None:
                 flat = [e for row in exprs for e in row]
                 try:
-                    fn = build_function(flat, dict(self._groups, z=[]), self._syms, self._net_order)
+                    fn = build_function(flat, dict(self._groups, z=[]), self._layout, self._net_order)
                 except (NotImplementedError, KeyError):
                     fn = None
             self._derived[key] = fn
@@ -235,7 +262,7 @@ class CompiledModel(nn.Module):
         if n == 0:
             return x.new_zeros(x.shape[0], 0, 0)
         u = self.default_inputs(x) if u is None else u
-        out = fn(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._values(), self._nets())
+        out = fn(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._pargs(), self._nets())
         return out.reshape(x.shape[0], n, n)
 
     def taylor_coefficients(self, t, x, order, u=None):
@@ -250,7 +277,7 @@ class CompiledModel(nn.Module):
         if n == 0:
             return [x[:, :0] for _ in range(int(order))]
         u = self.default_inputs(x) if u is None else u
-        out = fn(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._values(), self._nets())
+        out = fn(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._pargs(), self._nets())
         return list(out.split(n, dim=-1))
 
     def driven(self, signal: Callable | None) -> Driven:
@@ -261,7 +288,7 @@ class CompiledModel(nn.Module):
         """The observed quantities (declared outputs, or every state) ``[batch, n_out]``."""
         u = self.default_inputs(x) if u is None else u
         fn = self._function("observe", self.system.outputs)
-        return fn(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._values(), self._nets())
+        return fn(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._pargs(), self._nets())
 
     def constraint_residuals(self, name: str, t, x, u=None, samples: dict | None = None):
         """Residual ``[batch, size]`` of constraint ``name``: want == 0 (eq) or <= 0 (ineq)."""
@@ -274,14 +301,14 @@ class CompiledModel(nn.Module):
             s = (samples or {})[var]
             cols.append(s.reshape(x.shape[0], size).to(x.dtype))
         z = torch.cat(cols, dim=-1) if cols else x[:, :0]
-        return fn(torch.as_tensor(t, dtype=x.dtype), x, u, z, self._values(), self._nets())
+        return fn(torch.as_tensor(t, dtype=x.dtype), x, u, z, self._pargs(), self._nets())
 
     def hamiltonian(self, x, t=0.0, u=None):
         """H(x) ``[batch]`` (port-Hamiltonian models only)."""
         self._need_ph()
         u = self.default_inputs(x) if u is None else u
         fn = self._function("hamiltonian", [self.system.ph.H])
-        return fn(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._values(), self._nets())[..., 0]
+        return fn(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._pargs(), self._nets())[..., 0]
 
     def port_outputs(self, x, t=0.0, u=None):
         """Stacked port outputs ``y = G^T grad H`` ``[batch, k]`` (pH models with free ports)."""
@@ -291,14 +318,14 @@ class CompiledModel(nn.Module):
         if not ys:
             return x[:, :0]
         fn = self._function("port outputs", ys)
-        return fn(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._values(), self._nets())
+        return fn(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._pargs(), self._nets())
 
     def dissipation(self, x, t=0.0, u=None):
         """grad H^T R grad H ``[batch]``: power dissipated (pH models only)."""
         self._need_ph()
         u = self.default_inputs(x) if u is None else u
         fn = self._function("dissipation", [self.system.ph.dissipation])
-        return fn(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._values(), self._nets())[..., 0]
+        return fn(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._pargs(), self._nets())[..., 0]
 
     def _need_ph(self):
         if self.system.ph is None:

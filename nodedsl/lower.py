@@ -127,6 +127,20 @@ class PHParts:
 
 
 @dataclass
+class Staged:
+    """A coupled port-Hamiltonian composite before ``u = C y`` is substituted (what the compiler vectorizes).
+
+    ``rhs`` is the field with the coupled port inputs ``inputs`` still free; ``outputs`` are the
+    coupled ports' ``y``; ``entries`` are the nonzero ``(row, column, coefficient)`` of the block
+    diagonal map ``inputs = M outputs`` gathered from every ``couple`` of the tree."""
+
+    rhs: list[sp.Expr]
+    inputs: list[sp.Symbol]
+    outputs: list[sp.Expr]
+    entries: list[tuple[int, int, sp.Expr]]
+
+
+@dataclass
 class System:
     """A flat system of ODEs in SymPy, ready for the compiler and for ``show``."""
 
@@ -143,6 +157,7 @@ class System:
     constraints: list[ConstraintSym]
     ph: PHParts | None = None
     symplectic_split: int | None = None
+    staged: Staged | None = None
 
     @property
     def state_names(self) -> list[str]:
@@ -184,6 +199,8 @@ class _Instance:
         self.u0: list[float] = []
         self.rhs: dict[sp.Symbol, sp.Expr] = {}
         self.ph: PHParts | None = None
+        self.rhs_open: dict[sp.Symbol, sp.Expr] = {}  # pH: rhs with coupled port inputs left free
+        self.coupled: list[tuple[list[sp.Symbol], list[sp.Expr], sp.Matrix]] = []  # (u, y, C) of each couple
         self.constraints: list[ConstraintSym] = []
         self._build(overrides, shallow)
 
@@ -395,6 +412,7 @@ class _Instance:
         own_ports = list(ports)
         dissipation = (gvec.T * R * gvec)[0, 0] if n else sp.Integer(0)
         x, rhs = list(own), dict(zip(own, dx))
+        open_rhs, coupled = dict(rhs), []
         h_terms, d_terms = [H], [dissipation]
         subs = []
         for sub in self.subs.values():
@@ -405,6 +423,8 @@ class _Instance:
             grad += sph.grad
             d_terms.append(sph.dissipation)
             rhs.update(sub.rhs)
+            open_rhs.update(sub.rhs_open)
+            coupled += sub.coupled
             ports += sph.ports
         H, dissipation = sp.Add(*h_terms), sp.Add(*d_terms)  # one Add: repeated += is quadratic in SymPy
         couplings, subst = [], {}
@@ -424,10 +444,11 @@ class _Instance:
             us = [u for p in chosen for u in p.inputs]
             subst.update(zip(us, C * ys))
             couplings.append((names, C))
+            coupled.append((us, list(ys), C))
         ports = list(by_name.values())
         if subst:
             rhs = {s: e.xreplace(subst) for s, e in rhs.items()}
-        self.rhs = rhs
+        self.rhs, self.rhs_open, self.coupled = rhs, open_rhs, coupled
         self.ph = PHParts(H, grad, ports, dissipation, x, J, R, subs, couplings, own_ports)
         self.ph_states = x
 
@@ -496,6 +517,8 @@ def _renamed(tpl: _Instance, prefix: str) -> _Instance:
     new.inputs = [ren(s) for s in tpl.inputs]
     new.u0 = list(tpl.u0)
     new.rhs = {ren(k): ren(v) for k, v in tpl.rhs.items()}
+    new.rhs_open = {ren(k): ren(v) for k, v in tpl.rhs_open.items()}
+    new.coupled = [([ren(u) for u in us], [ren(y) for y in ys], ren_m(C)) for us, ys, C in tpl.coupled]
     new.constraints = [ConstraintSym(prefix + c.name, c.kind, [ren(r) for r in c.residual],
                                      [(v, [ren(s) for s in syms], lo, hi) for v, syms, lo, hi in c.domains],
                                      c.weight, c.uses_state, c.span) for c in tpl.constraints]
@@ -550,8 +573,17 @@ def _flatten(inst: _Instance, diags: Collector) -> System:
     else:
         outputs, names = list(states), [s.name for s in states]
     split = _symplectic_split(states, rhs)
+    staged = None
+    if info.is_ph and inst.coupled:
+        us, ys, entries = [], [], []
+        for u, y, C in inst.coupled:
+            entries += [(len(us) + i, len(ys) + j, C[i, j]) for i in range(C.rows) for j in range(C.cols)
+                        if C[i, j] != 0]
+            us += u
+            ys += y
+        staged = Staged([inst.rhs_open[s] for s in states], us, ys, entries)
     return System(info.name, states, x0, inputs, u0, parts["params"], parts["nets"], rhs, outputs, names,
-                  constraints, inst.ph, split)
+                  constraints, inst.ph, split, staged)
 
 
 def _collect_ph(inst: _Instance, parts: dict) -> None:
