@@ -1,4 +1,5 @@
-"""Compiled models on a CUDA device: field, outputs, constraints, energy, gradients and solvers.
+"""Compiled models on a CUDA device: field, outputs, constraints, energy, Taylor coefficients, gradients
+and solvers.
 
 Not a CI test (CI has no GPU). Usage on a machine with CUDA: ``python benchmarks/gpu_check.py``.
 Each check compares the GPU result with the CPU result of the same model and parameters (float64),
@@ -17,6 +18,7 @@ import nodedsl
 from nodedsl.solvers import make_solver, solve
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
 failures = 0
 
 
@@ -37,8 +39,17 @@ def main() -> int:
     print(torch.__version__, torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu")
     cases = [("pendulum.node", "Pendulum"), ("msd.node", "MassSpringDamper"), ("two_masses.node", "TwoMassesLearned"),
              ("arm.node", "DrivenArm"), ("lotka_volterra.node", "LotkaVolterra")]
+    import tlnode
+    import vector_field
+
+    programs = {file: nodedsl.load(ROOT / "examples" / file) for file, _ in cases}
+    # staged composites: one matmul per piece (Chain10), the sparse map (Chain60); an MLP field
+    for name, text in (("Chain10", vector_field.chain_source(10)), ("Chain60", vector_field.chain_source(60)),
+                       ("NeuralVdP", tlnode.VDP_SOURCE)):
+        programs[name] = nodedsl.loads(text)
+        cases.append((name, name))
     for file, name in cases:
-        prog = nodedsl.load(ROOT / "examples" / file)
+        prog = programs[file]
         torch.manual_seed(0)
         cpu = prog.model(name)
         gpu = prog.model(name)
@@ -56,15 +67,33 @@ def main() -> int:
         if cpu.system.ph is not None:
             close(f"{name} hamiltonian", gpu.hamiltonian(x.to(dev), 0.0, u.to(dev)), cpu.hamiltonian(x, 0.0, u))
             close(f"{name} dissipation", gpu.dissipation(x.to(dev), 0.0, u.to(dev)), cpu.dissipation(x, 0.0, u))
+        try:  # Taylor-mode AD (or symbolic) coefficients, and a Taylor-Lagrange solve's gradients
+            coefs = [torch.cat(m.taylor_coefficients(0.0, xx, 3, uu), -1)
+                     for m, xx, uu in ((gpu, x.to(dev), u.to(dev)), (cpu, x, u))]
+            close(f"{name} taylor coefficients (order 3)", coefs[0], coefs[1])
+            grads = []
+            for model, d in ((cpu, torch.device("cpu")), (gpu, dev)):
+                model.zero_grad()
+                torch.manual_seed(1)
+                solver = make_solver("taylor", order=3, step=0.05, state_dim=x.shape[1]).to(d)
+                x8 = x[:8].to(d).requires_grad_(True)
+                ys = solve(model, x8, torch.linspace(0, 0.5, 6).to(d), solver=solver).ys
+                ys.pow(2).mean().backward()
+                grads.append(torch.cat([x8.grad.reshape(-1).cpu()] + [p.grad.reshape(-1).cpu()
+                                                                      for p in model.parameters() if p.grad is not None]))
+            close(f"{name} taylor solve gradients", grads[1], grads[0], 1e-8)
+        except NotImplementedError:
+            print(f"--   {name}: no Taylor-mode or symbolic coefficients (a net's derivative in the field)")
         # gradients of a loss through an rk4 solve, w.r.t. every parameter
         t = torch.linspace(0, 1, 21)
         grads = []
         for model, d in ((cpu, torch.device("cpu")), (gpu, dev)):
             model.zero_grad()
-            ys = solve(model, x[:8].to(d), t.to(d), solver=make_solver("rk4", step=0.05)).ys
+            x8 = x[:8].to(d).requires_grad_(True)
+            ys = solve(model, x8, t.to(d), solver=make_solver("rk4", step=0.05)).ys
             ys.pow(2).mean().backward()
-            grads.append(torch.cat([p.grad.reshape(-1).cpu() for p in model.parameters() if p.grad is not None]
-                                   or [torch.zeros(0)]))
+            grads.append(torch.cat([x8.grad.reshape(-1).cpu()] + [p.grad.reshape(-1).cpu()
+                                                                  for p in model.parameters() if p.grad is not None]))
         close(f"{name} rk4 solve gradients", grads[1], grads[0], 1e-8)
         with torch.no_grad():
             a = solve(gpu, x[:8].to(dev), t.to(dev), solver=make_solver("dopri5", rtol=1e-9, atol=1e-11)).ys

@@ -268,14 +268,22 @@ class CompiledModel(nn.Module):
     def taylor_coefficients(self, t, x, order, u=None):
         """``[x', x'', ..., x^(order)]`` (each ``[batch, n]``) along the flow, inputs held constant.
 
-        Built from symbolic Lie derivatives (``nodedsl.derive``) and compiled once per order.
-        Raises ``NotImplementedError`` when a net's second derivative would be needed or the
-        expressions are too large; the solvers then use nested forward-mode AD.
+        By Taylor-mode AD over the compiled field (``nodedsl._fxjet``: the field's graph rewritten to
+        carry power series, nets included), compiled once per order; where that has no rule (a net's
+        derivative inside the field, e.g. ``grad H`` of a learned Hamiltonian), from symbolic Lie
+        derivatives (``nodedsl.derive``). Raises ``NotImplementedError`` when neither applies; the
+        solvers then use nested forward-mode AD. ``benchmarks/taylor_coefficients.py`` compares the three.
         """
-        fn = self._derived_function(int(order))
+        order = int(order)
         n = x.shape[-1]
         if n == 0:
-            return [x[:, :0] for _ in range(int(order))]
+            return [x[:, :0] for _ in range(order)]
+        key = ("jet", order)
+        if key not in self._derived:
+            from ._fxjet import jet_function
+
+            self._derived[key] = jet_function(self._field, order, n, list(self._nets()))
+        fn = self._derived[key] or self._derived_function(order)
         u = self.default_inputs(x) if u is None else u
         out = fn(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._pargs(), self._nets())
         return list(out.split(n, dim=-1))

@@ -104,11 +104,12 @@ class TaylorLagrange(torch.nn.Module, FixedStepSolver):
         top = taylor_coefficients(field, ts[1], xi, p)[-1]
         return torch.add(x, top, alpha=h ** p / math.factorial(p)), None
 
-    def remainder_loss(self, field: Field, x: torch.Tensor, h: float, t: float = 0.0) -> torch.Tensor:
+    def remainder_loss(self, field: Field, x: torch.Tensor, h: float, t: float = 0.0, *,
+                       substeps: int = 16) -> torch.Tensor:
         """Mean squared error of one Taylor(-Lagrange) step against a reference step.
 
-        The reference is RK4 with 16 substeps under ``no_grad`` (local error
-        ``O((h/16)^5)``, far below the Taylor step's). ``x`` is detached, so
+        The reference is RK4 with ``substeps`` substeps under ``no_grad`` (local error
+        ``O((h/substeps)^5)``, far below the Taylor step's). ``x`` is detached, so
         only ``Gamma`` and the field receive gradients; step only ``Gamma``'s
         optimizer with it (see docs/solvers.md for the schedule).
 
@@ -124,5 +125,5 @@ class TaylorLagrange(torch.nn.Module, FixedStepSolver):
         pred, _ = self.step(field, ts, x, h, None)
         with torch.no_grad():
             span = torch.tensor([t, t + h], dtype=x.dtype, device=x.device)
-            ref = ExplicitRK(RK4, h / 16).integrate(field, x, span, SolveStats())[-1]
+            ref = ExplicitRK(RK4, h / substeps).integrate(field, x, span, SolveStats())[-1]
         return (pred - ref).pow(2).sum(-1).mean()

@@ -114,7 +114,7 @@ class WindowField(torch.nn.Module):
         return self.model.field(self.absolute(s), x, self.inputs(s, x.shape[0]))
 
     def taylor_coefficients(self, s: torch.Tensor, x: torch.Tensor, order: int) -> list[torch.Tensor]:
-        """The model's symbolic Taylor coefficients (NotImplementedError: the solver uses AD)."""
+        """The model's Taylor coefficients (Taylor-mode or symbolic; NotImplementedError: nested AD)."""
         fn = getattr(self.model, "taylor_coefficients", None)
         if fn is None:
             raise NotImplementedError
