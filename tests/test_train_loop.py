@@ -276,3 +276,27 @@ def test_cli_train_eval_plot(tmp_path):
     assert r.exit_code == 1 and "Traceback" not in r.output
     r = runner.invoke(app, ["plot", "--run", str(tmp_path / "nothing")])
     assert r.exit_code == 1 and "bad-checkpoint" in r.output
+
+
+def test_taylor_remainder_is_refitted_during_training(tmp_path, monkeypatch):
+    """With a learned Taylor-Lagrange remainder, fit refits Gamma every REMAINDER_EVERY steps: each
+    refit changes Gamma's weights, and the remainder loss (one step against the reference) drops."""
+    import nodedsl
+    from nodedsl.train import loop, run_training, select_train
+
+    changed, losses = [], []
+    original = loop._Trainer.train_remainder
+
+    def spy(self, states, tb, ub):
+        before = [p.detach().clone() for p in self.solver_params]
+        original(self, states, tb, ub)
+        changed.append(any(not torch.equal(b, p) for b, p in zip(before, self.solver_params)))
+        x = states[:, :-1].reshape(-1, states.shape[-1])[:64]
+        field = lambda t, xx: self.model.field(t, xx)  # noqa: E731  (autonomous, no inputs)
+        losses.append(float(self.solver.remainder_loss(field, x, self.solver.step_size).detach()))
+
+    monkeypatch.setattr(loop._Trainer, "train_remainder", spy)
+    prog = nodedsl.load("examples/blackbox.node")
+    run_training(prog, select_train(prog), overrides={"epochs": "6", "window": "5"}, run_dir=tmp_path)
+    assert len(changed) >= 3 and all(changed)
+    assert losses[-1] < losses[0]

@@ -30,10 +30,11 @@ from .rollout import WindowField, initial_states, is_autonomous, observation_map
 __all__ = ["fit", "TrainResult", "build_solver", "schedule_factor"]
 
 Progress = Callable[[int, int, float, "float | None", "float | None"], None]
-REMAINDER_EVERY = 5  # optimizer steps between two steps of a learned solver remainder (taylor)
-# each remainder step: Adam at this rate on this many random states against RK4 with this many substeps
-# (benchmarks/tlnode.py: Van der Pol trains to dopri5's error 5x faster with these than with lr 1e-3 on
-# every state against 16 substeps, a fit 20x costlier per step)
+REMAINDER_EVERY = 10  # optimizer steps between two steps of a learned solver remainder (taylor)
+# each remainder step: Adam at this rate on this many random states against RK4 with this many substeps.
+# benchmarks/tlnode.py, 3 seeds: with these, time to dopri5's error is 5.6-33x shorter than dopri5's on
+# Van der Pol (3.3-24x refitting every 5 steps; 1.4-3x with lr 1e-3 on every state and 16 substeps, a
+# fit 5x costlier than a model step)
 REMAINDER_LR, REMAINDER_ROWS, REMAINDER_SUBSTEPS = 1e-2, 64, 8
 CONFIG_ERRORS = ("solver", "gradient", "state_dim")  # SolverError options that no rollback can fix
 MAX_ROLLBACKS = 20  # consecutive non-finite steps before a run is declared diverged
