@@ -140,9 +140,10 @@ class CompiledModel(nn.Module):
 
     def _apply(self, fn, recurse=True):
         # .to() / .double() / .cuda() replace every buffer: tie the known views to the new flat vector again
+        before = [self._buffers[f"known__{k}"] for k in self._known_keys]
         out = super()._apply(fn, recurse)
         bufs = [self._buffers[f"known__{k}"] for k in self._known_keys]
-        if bufs:
+        if bufs and any(a is not b for a, b in zip(before, bufs)):  # in-place fns keep the views as they are
             flat = torch.cat([b.reshape(-1) for b in bufs])
             self._buffers["_known"] = flat
             offset = 0
