@@ -268,9 +268,9 @@ def jet_function(gm: fx.GraphModule, order: int, n: int, nets: list) -> fx.Graph
                     fk = j.coef(j.env[node.args[0]], k)
                     if fk is None:
                         fk = g.call_function(torch.zeros_like, (new["x"],))
-                    nxt = g.call_function(operator.truediv, (fk, float(k + 1)))
-                    j.env[x].append(nxt)
-                    derivs.append(g.call_function(operator.mul, (nxt, float(math.factorial(k + 1)))))
+                    # x_{k+1} = f_k / (k + 1), and the derivative x^(k+1) = (k + 1)! x_{k+1} = k! f_k
+                    j.env[x].append(fk if k == 0 else g.call_function(operator.truediv, (fk, float(k + 1))))
+                    derivs.append(fk if k <= 1 else g.call_function(operator.mul, (fk, float(math.factorial(k)))))
                     continue
                 if k == 0:
                     j.env[node] = _first(j, node)
