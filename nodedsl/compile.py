@@ -91,6 +91,7 @@ class CompiledModel(nn.Module):
         self.register_buffer("u_default", torch.tensor(system.u0, dtype=torch.get_default_dtype()).reshape(-1))
         self.nets = nn.ModuleDict({_key(n): build_mlp(spec) for n, spec in system.nets.items()})
         self._net_order = list(system.nets)
+        self._net_keys = [_key(n) for n in self._net_order]
         self.learned = nn.ParameterDict()
         self._param_meta = []
         self._layout: dict = {}  # symbol -> ("k", index in the known vector) | ("l", learned index, component)
@@ -213,7 +214,8 @@ class CompiledModel(nn.Module):
                 own[key].copy_(value.to(own[key].dtype))
 
     def _nets(self):
-        return tuple(self.nets[_key(n)] for n in self._net_order)
+        modules = self.nets._modules  # the ModuleDict's own dict: no per-call attribute machinery
+        return tuple(modules[k] for k in self._net_keys)
 
     # ---------------------------------------------------------------- evaluation
     def default_inputs(self, x: torch.Tensor) -> torch.Tensor:
@@ -226,7 +228,8 @@ class CompiledModel(nn.Module):
                              f"got {list(x.shape)}")
         u = self.default_inputs(x) if u is None else u
         t = torch.as_tensor(t, dtype=x.dtype)
-        return self._field(t, x, u, x, self._pargs(), self._nets())
+        # .forward: the generated code itself, without nn.Module's call machinery (hooks are not used)
+        return self._field.forward(t, x, u, x, self._pargs(), self._nets())
 
     def forward(self, t, x):
         return self.field(t, x, None)

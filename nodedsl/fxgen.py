@@ -31,6 +31,34 @@ from .lower import T
 __all__ = ["UncompilableError", "build_function"]
 
 
+def _fold_linear(exprs: list, inputs: list, entries: list) -> tuple[list, list, list]:
+    """Field expressions that are numeric combinations of coupled inputs (a spring's ``u_1 - u_0``)
+    become rows of the coupling map themselves (``c^T C``), and inputs no expression reads any more
+    are dropped: the product computes those equations directly, one op fewer per group."""
+    index = {s: i for i, s in enumerate(inputs)}
+    by_row: dict = {}
+    for r, c, v in entries:
+        by_row.setdefault(r, []).append((c, v))
+    inputs, entries, out = list(inputs), list(entries), list(exprs)
+    for k, e in enumerate(exprs):
+        if e in index or not e.free_symbols or not e.free_symbols <= index.keys():
+            continue
+        combo = []
+        for term in sp.Add.make_args(e):
+            c, rest = term.as_coeff_Mul()
+            if rest not in index:
+                break
+            combo.append((index[rest], c))
+        else:
+            row = len(inputs)
+            inputs.append(sp.Symbol(f"_coupled{row}", real=True))
+            entries += [(row, col, c * v) for i, c in combo for col, v in by_row.get(i, [])]
+            out[k] = inputs[row]
+    used = set().union(*(e.free_symbols for e in out))
+    keep = {old: new for new, old in enumerate(i for i, s in enumerate(inputs) if s in used)}
+    return out, [s for s in inputs if s in used], [(keep[r], c, v) for r, c, v in entries if r in keep]
+
+
 def build_function(exprs: list[sp.Expr], groups: dict[str, list[sp.Symbol]], params: dict,
                    nets: list[str], staged=None) -> fx.GraphModule:
     """Compile ``exprs`` of the symbols in ``groups`` (x, u, z columns) to ``fn(t, x, u, z, params, nets)``.
@@ -70,19 +98,19 @@ def build_function(exprs: list[sp.Expr], groups: dict[str, list[sp.Symbol]], par
             scale.append(c)
             column.append(where[rest])
         entries = [(r, column[c], v * scale[c]) for r, c, v in staged.entries]
+        exprs, inputs, entries = _fold_linear(list(staged.rhs), list(staged.inputs), entries)
         ys = blocks.block(distinct)
-        products = blocks.per_piece(ys, entries, len(staged.inputs))
+        products = blocks.per_piece(ys, entries, len(inputs))
         if products is None:
             y, order = blocks.combine(ys)
             position = {orig: k for k, orig in enumerate(order)}
-            products = blocks.linear(y, [(r, position[c], v) for r, c, v in entries], len(staged.inputs), len(order))
+            products = blocks.linear(y, [(r, position[c], v) for r, c, v in entries], len(inputs), len(order))
         for w, rows in products:
             blocks.kinds[w] = f"w{len(blocks.kinds)}"  # one kind per node: a group gathers from one node
             for j, r in enumerate(rows):
-                s = staged.inputs[r]
+                s = inputs[r]
                 symbols[s] = graph.call_function(operator.getitem, (w, (Ellipsis, j)))
                 columns[s] = (w, j)
-        exprs = list(staged.rhs)
     graph.output(blocks.assemble(blocks.block(list(exprs)), len(exprs)))
     graph.eliminate_dead_code()  # e.g. a net's forward value when only its derivative is used
     split_views(graph, x, len(groups.get("x", [])), after=nets_node)

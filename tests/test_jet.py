@@ -131,3 +131,21 @@ def test_random_models(exprs, seed):
            + "".join(f" der({s}) = {e}\n" for s, e in zip("abc", exprs)) + "}\n")
     model = nodedsl.loads(src).model("Rand")
     _check(model, 4, seed=seed, scale=0.4)
+
+
+def test_staged_composite(tmp_path):
+    """A coupled composite's staged field (coupling products, folded spring equations, views)."""
+    text = 'import "mechanics" as mech\nmodel Chain : port_hamiltonian {\n'
+    text += "".join(f"    sub m{i} = mech.MassSpringDamper(m = {1 + 0.2 * i:g}, q = 0.1)\n" for i in range(4))
+    text += "".join(f"    sub s{j} = mech.NonlinearSpring(k = {1 + 0.3 * j:g})\n" for j in range(3))
+    n, size = 4, 4 + 2 * 3
+    C = [[0] * size for _ in range(size)]
+    for j in range(3):
+        for end, mass in ((0, j), (1, j + 1)):
+            C[mass][n + 2 * j + end], C[n + 2 * j + end][mass] = -1, 1
+    ports = [f"m{i}.force" for i in range(n)] + [f"s{j}.ends" for j in range(3)]
+    text += f"    couple [{', '.join(ports)}] C = [{', '.join(str(r) for r in C)}]\n}}\n"
+    (tmp_path / "chain.node").write_text(text)
+    model = nodedsl.load(tmp_path / "chain.node").model("Chain")
+    assert model.system.staged is not None and "matmul" in model._field.code
+    _check(model, 4)

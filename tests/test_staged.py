@@ -147,7 +147,7 @@ def test_pairwise_couples_merge_into_products(load):
 
 
 def test_large_coupling_uses_the_sparse_map(load):
-    code = _compare(load(single_couple_chain(60), "Chain"))
+    code = _compare(load(single_couple_chain(70), "Chain"))  # 70 x 69 blocks: over _DENSE_MAX
     assert "index_add" in code or "_scatter_cols" in code
     assert "torch.matmul(" not in code
 
@@ -229,3 +229,25 @@ def test_split_views(slices, rewritten):
 def test_split_views_refuses_interleaved_by_default():
     g, x = _graph([slice(0, 6, 2), slice(1, 6, 2)])
     assert split_views(g, x, 6) is False
+
+
+def test_linear_equations_of_coupled_inputs_fold_into_the_map():
+    """``u1 - u0`` (a spring's stretch rate) becomes a row of the coupling map; ``k * u0`` (not a
+    numeric combination) and a bare ``u2`` stay; inputs no equation reads are dropped."""
+    import sympy as sp
+
+    from nodedsl.fxgen import _fold_linear
+
+    u0, u1, u2, u3, k = sp.symbols("u0 u1 u2 u3 k", real=True)
+    entries = [(0, 0, sp.Integer(1)), (1, 1, sp.Integer(-1)), (1, 2, sp.Integer(2)), (2, 0, sp.Integer(3)),
+               (3, 2, sp.Integer(5))]
+    exprs, inputs, got = _fold_linear([u1 - u0, k * u0, u2], [u0, u1, u2, u3], entries)
+    new = exprs[0]
+    assert exprs[1:] == [k * u0, u2] and new not in (u0, u1, u2, u3)
+    assert inputs == [u0, u2, new]  # u1 and u3 are read by no equation any more
+    rows = {}
+    for r, c, v in got:
+        rows.setdefault(inputs[r], {}).setdefault(c, 0)
+        rows[inputs[r]][c] += v
+    assert rows[new] == {0: -1, 1: -1, 2: 2}  # (u1 - u0) = (-y1 + 2 y2) - (y0)
+    assert rows[u0] == {0: 1} and rows[u2] == {0: 3}
