@@ -43,8 +43,8 @@ def main() -> int:
     import vector_field
 
     programs = {file: nodedsl.load(ROOT / "examples" / file) for file, _ in cases}
-    # staged composites: one matmul per piece (Chain10), the sparse map (Chain60); an MLP field
-    for name, text in (("Chain10", vector_field.chain_source(10)), ("Chain60", vector_field.chain_source(60)),
+    # staged composites: one matmul per piece (Chain10), the sparse map (Chain70: 70 x 69 blocks); an MLP field
+    for name, text in (("Chain10", vector_field.chain_source(10)), ("Chain70", vector_field.chain_source(70)),
                        ("NeuralVdP", tlnode.VDP_SOURCE)):
         programs[name] = nodedsl.loads(text)
         cases.append((name, name))
