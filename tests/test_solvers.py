@@ -118,6 +118,7 @@ ORDER_CASES = [
     ("taylor", {"order": 2, "remainder": False}, 2, "lin"), ("taylor", {"order": 3, "remainder": False}, 3, "lin"),
     ("taylor", {"order": 4, "remainder": False}, 4, "lin"),
     ("taylor", {"order": 2, "remainder": True}, 2, "lin"), ("taylor", {"order": 3, "remainder": True}, 3, "lin"),
+    ("taylor", {"order": 3, "remainder": True, "gamma": "matrix"}, 3, "lin"),
 ]
 
 
@@ -140,13 +141,16 @@ def observed_order(name: str, options: dict, field: Linear, x0: torch.Tensor, sp
 
 @pytest.mark.parametrize("name,options,order,problem", ORDER_CASES,
                          ids=[f"{c[0]}{c[1].get('order', '')}{'L' if c[1].get('remainder') else ''}"
+                              f"{'M' if c[1].get('gamma') == 'matrix' else ''}"
                               for c in ORDER_CASES])
 def test_convergence_order(name, options, order, problem):
     if problem == "osc":
         field, x0 = Linear(OSC, split=1), torch.tensor([[1.0, 0.0], [0.2, -0.5]], dtype=F64)
     else:
         field, x0 = Linear(A3), X3
-    slope = observed_order(name, options, field, x0, 2.0)
+    # a random matrix Gamma mixes the states: its error reaches the asymptotic slope at smaller steps
+    steps = (0.1, 0.05, 0.025, 0.0125) if options.get("gamma") == "matrix" else (0.2, 0.1, 0.05, 0.025)
+    slope = observed_order(name, options, field, x0, 2.0, steps)
     assert abs(slope - order) < 0.2, f"{name} {options}: observed order {slope:.3f}, expected {order}"
 
 
@@ -517,3 +521,33 @@ def test_docstring_examples():
     for module in modules:
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0, module.__name__
+
+
+def test_matrix_gamma_makes_a_rotated_stiff_step_exact():
+    """For x' = A x with A's fast and slow modes mixed across the states, one constant matrix Gamma
+    (per mode the point of the mean-value theorem) makes the order-3 Taylor-Lagrange step exact at
+    h lambda = -4, where plain Taylor-3 is off by more than the step's whole increment."""
+    th = 0.5
+    rot = tt(math.cos(th), -math.sin(th), math.sin(th), math.cos(th)).reshape(2, 2)
+    A = rot @ torch.diag(tt(-1000.0, -1.0)) @ rot.T
+    field, h = Linear(A), 0.004
+    x = torch.rand(64, 2, dtype=F64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    exact = field.exact(x, h)
+
+    def point(z):  # Gamma for the mode exp(z): 1 + z + z^2/2 + z^3/6 (1 + Gamma z) = e^z
+        return (6 * (math.exp(z) - 1 - z - z * z / 2) / z ** 3 - 1) / z
+
+    G = rot @ torch.diag(tt(point(-4.0), point(-0.004))) @ rot.T
+    solver = make_solver("taylor", order=3, step=h, state_dim=2, gamma="matrix").double()
+    with torch.no_grad():
+        solver.gamma[2].weight.zero_()
+        solver.gamma[2].bias.copy_(torch.atanh(2 * G - torch.eye(2, dtype=F64)).reshape(-1))
+        got = solve(field, x, tt(0.0, h), solver=solver).ys[-1]
+        plain = solve(field, x, tt(0.0, h), solver=make_solver("taylor", order=3, step=h, remainder=False)).ys[-1]
+    assert float((got - exact).abs().max()) < 1e-12
+    assert float((plain - exact).norm() / (exact - x).norm()) > 1.0
+
+
+def test_gamma_option_is_checked():
+    with pytest.raises(SolverError, match="did you mean 'matrix'"):
+        make_solver("taylor", step=0.1, gamma="matrx")

@@ -45,6 +45,7 @@ class Option:
     maximum: float | None = None
     none_ok: bool = False
     doc: str = ""
+    choices: tuple | None = None
 
     def describe(self) -> str:
         """``step: float > 0`` / ``max_iter: int >= 1 = 20`` style summary."""
@@ -57,6 +58,8 @@ class Option:
             text += f" >= {self.minimum:g}"
         elif self.maximum is not None:
             text += f" <= {self.maximum:g}"
+        if self.choices:
+            text += " in {" + ", ".join(map(str, self.choices)) + "}"
         if self.default is not REQUIRED:
             text += f" = {self.default!r}"
         return text
@@ -93,6 +96,10 @@ class Option:
         if self.maximum is not None and value > self.maximum:
             raise SolverError(f"option '{self.name}' of solver '{solver}' must be <= {self.maximum:g}, "
                               f"got {value!r}", option=self.name)
+        if self.choices is not None and value not in self.choices:
+            raise SolverError(f"option '{self.name}' of solver '{solver}' must be one of "
+                              f"{', '.join(map(str, self.choices))}, got {value!r}{close_match(str(value), self.choices)}",
+                              option=self.name)
         return value
 
 

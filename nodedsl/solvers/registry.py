@@ -51,6 +51,8 @@ TAYLOR_OPTIONS = (
     STEP,
     Option("remainder", bool, default=True, doc="learned Lagrange remainder (TL-NODE) or plain Taylor"),
     Option("hidden", int, default=16, minimum=1, doc="hidden width of the midpoint network Gamma"),
+    Option("gamma", str, default="vector", choices=("vector", "matrix"),
+           doc="Gamma's form: one factor per state, or an n x n matrix acting on h f(x)"),
     Option("state_dim", int, default=None, minimum=1, none_ok=True, doc="build Gamma now for this state size"),
 )
 

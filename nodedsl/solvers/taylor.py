@@ -2,14 +2,19 @@
 
 Order-``p`` Taylor step with a learned Lagrange remainder::
 
-    x1 = x + sum_{i=1}^{p-1} h^i/i! x^(i)(x) + h^p/p! x^(p)(xi),   xi = x + Gamma(x, h) * (h f(x))
+    x1 = x + sum_{i=1}^{p-1} h^i/i! x^(i)(x) + h^p/p! x^(p)(xi),   xi = x + Gamma(x, h) (h f(x))
 
 The exact remainder evaluates ``x^(p)`` at an unknown point between ``x(t)``
-and ``x(t+h)``; ``Gamma`` (a small MLP with sigmoid output, owned by the
-solver) learns where. We scale by ``h f(x)`` (the first-order displacement)
-so ``xi`` stays on the segment the mean-value theorem talks about and the
-step keeps order ``p`` for any ``Gamma``. With ``remainder=False`` this is the
-plain order-``p`` Taylor step (all terms at ``x``).
+and ``x(t+h)``; ``Gamma`` (a small MLP owned by the solver) learns where.
+``gamma="vector"``: one factor in (0, 1) per state (sigmoid output),
+``Gamma * (h f)`` elementwise. ``gamma="matrix"``: an n x n matrix
+``I/2 + tanh(.)/2`` (diagonal in (0, 1), off-diagonal in (-1/2, 1/2)) applied
+to ``h f``: it can mix states, which a system whose fast and slow modes are
+combinations of the states needs (for a linear system a constant matrix makes
+the step exact, a vector in general cannot). We scale by ``h f(x)`` (the
+first-order displacement) so ``xi`` stays within O(h) of ``x`` and the step
+keeps order ``p`` for any bounded ``Gamma``. With ``remainder=False`` this is
+the plain order-``p`` Taylor step (all terms at ``x``).
 
 Example:
     >>> import torch
@@ -49,14 +54,16 @@ class TaylorLagrange(torch.nn.Module, FixedStepSolver):
 
     name = "taylor"
 
-    def __init__(self, *, order: int, step: float, remainder: bool, hidden: int, state_dim: int | None) -> None:
+    def __init__(self, *, order: int, step: float, remainder: bool, hidden: int, state_dim: int | None,
+                 gamma: str = "vector") -> None:
         torch.nn.Module.__init__(self)
         FixedStepSolver.__init__(self, step)
         self.order = order
         self.remainder = remainder
         self.hidden = hidden
+        self.matrix = gamma == "matrix"
         self.options = {"order": order, "step": step, "remainder": remainder, "hidden": hidden,
-                        "state_dim": state_dim}
+                        "state_dim": state_dim, "gamma": gamma}
         self.nodes = (0.0, 0.5) if remainder else (0.0,)
         self.nfe_per_step = (max(order - 1, 1) + order) if remainder else order
         self.gamma: torch.nn.Module | None = None
@@ -64,9 +71,11 @@ class TaylorLagrange(torch.nn.Module, FixedStepSolver):
             self.build(state_dim)
 
     def build(self, state_dim: int, dtype: torch.dtype | None = None, device: Any = None) -> None:
-        """Create ``Gamma``: ``[x, h] -> (0, 1)^n``, initialised to 1/2 (the plain midpoint)."""
+        """Create ``Gamma``: ``[x, h] -> (0, 1)^n`` (or an n x n matrix), initialised to 1/2 (to I/2):
+        the plain midpoint."""
+        out = state_dim * state_dim if self.matrix else state_dim
         net = torch.nn.Sequential(
-            torch.nn.Linear(state_dim + 1, self.hidden), torch.nn.Tanh(), torch.nn.Linear(self.hidden, state_dim))
+            torch.nn.Linear(state_dim + 1, self.hidden), torch.nn.Tanh(), torch.nn.Linear(self.hidden, out))
         torch.nn.init.zeros_(net[2].weight)
         torch.nn.init.zeros_(net[2].bias)
         self.gamma = net.to(dtype=dtype, device=device)
@@ -99,8 +108,13 @@ class TaylorLagrange(torch.nn.Module, FixedStepSolver):
         lower = taylor_coefficients(field, ts[0], x0, max(p - 1, 1))
         for i, c in enumerate(lower[:p - 1], 1):
             x = torch.add(x, c, alpha=h ** i / math.factorial(i))
-        gamma = torch.sigmoid(self.gamma(torch.cat((x0, torch.full_like(x0[:, :1], h)), 1)))
-        xi = x0 + gamma * (h * lower[0])
+        raw = self.gamma(torch.cat((x0, torch.full_like(x0[:, :1], h)), 1))
+        if self.matrix:
+            n = x0.shape[-1]
+            gamma = 0.5 * torch.tanh(raw.reshape(-1, n, n)) + 0.5 * torch.eye(n, dtype=x0.dtype, device=x0.device)
+            xi = x0 + h * (gamma @ lower[0].unsqueeze(-1)).squeeze(-1)
+        else:
+            xi = torch.addcmul(x0, torch.sigmoid(raw), lower[0], value=h)
         top = taylor_coefficients(field, ts[1], xi, p)[-1]
         return torch.add(x, top, alpha=h ** p / math.factorial(p)), None
 
