@@ -83,7 +83,7 @@ def _zeros_cols(ref, n: int):
 
 def _scatter_cols(ref, values, index, n: int):
     """``out[..., index[k]] += values[..., k]`` into zeros ``[..., n]``: a sparse linear map's sums."""
-    return ref.new_zeros(ref.shape[:-1] + (n,)).index_add(-1, index, values)
+    return _zeros_cols(ref, n).index_add(-1, index, values)
 
 
 _DENSE_MAX = 4096  # a numeric coupling map with at most this many entries is one matmul, else gather + index_add
@@ -94,7 +94,7 @@ class _Blocks:
 
     def __init__(self, graph: fx.Graph, em: _Emitter, root: torch.nn.Module, kinds: dict):
         self.g, self.em, self.root = graph, em, root
-        self.kinds = kinds  # column source node -> "x" | "u" | "z" | "w"
+        self.kinds = kinds  # column source node -> "x" | "u" | "z" | "w<k>" (a coupling product)
         self.cache: dict = {}  # the member expressions of a group -> its node (shared by blocks)
         self.count = 0
         self.vectors: dict = {}  # (kind, columns) -> symbol of the gathered vector
@@ -177,14 +177,19 @@ class _Blocks:
             cols.append(node)
         return pieces + [(node, [i], True) for node, i in zip(cols, singles)]
 
-    def combine(self, pieces: list) -> tuple[fx.Node, list[int]]:
-        """Pieces as one ``[batch, k]`` node whose column k is expression ``order[k]``."""
-        g = self.g
+    def _vectors(self, pieces: list) -> list[tuple[fx.Node, list[int]]]:
+        """The vector pieces, with the scalar ones stacked into one more."""
         vectors = [(node, members) for node, members, scalar in pieces if not scalar]
         scalars = [(node, members[0]) for node, members, scalar in pieces if scalar]
         if scalars:
-            vectors.append((g.call_function(torch.stack, ([n for n, _ in scalars],), {"dim": -1}),
+            vectors.append((self.g.call_function(torch.stack, ([n for n, _ in scalars],), {"dim": -1}),
                             [i for _, i in scalars]))
+        return vectors
+
+    def combine(self, pieces: list) -> tuple[fx.Node, list[int]]:
+        """Pieces as one ``[batch, k]`` node whose column k is expression ``order[k]``."""
+        g = self.g
+        vectors = self._vectors(pieces)
         if not vectors:
             return g.call_function(operator.getitem, (self.em.x_node, (Ellipsis, slice(0, 0)))), []
         out = vectors[0][0] if len(vectors) == 1 else \
@@ -221,11 +226,7 @@ class _Blocks:
         (a chain: the springs' forces drive the masses, the masses' velocities the springs); else None."""
         if not entries or not all(c.is_Number for _, _, c in entries):
             return None
-        vectors = [(node, members) for node, members, scalar in pieces if not scalar]
-        scalars = [(node, members[0]) for node, members, scalar in pieces if scalar]
-        if scalars:
-            vectors.append((self.g.call_function(torch.stack, ([n for n, _ in scalars],), {"dim": -1}),
-                            [i for _, i in scalars]))
+        vectors = self._vectors(pieces)
         where = {c: (k, j) for k, (_, members) in enumerate(vectors) for j, c in enumerate(members)}
         rows: list[set] = [set() for _ in vectors]
         for r, c, _ in entries:
@@ -235,24 +236,31 @@ class _Blocks:
             return None
         out = []
         for k, (node, members) in enumerate(vectors):
-            if not rows[k]:
-                continue
-            order = sorted(rows[k])
-            m = torch.zeros(len(members), len(order), dtype=torch.float64)
-            for r, c, v in entries:
-                if where[c][0] == k:
-                    m[where[c][1], order.index(r)] += float(v)
-            const = self.constant(m)
-            product = self.g.call_function(torch.matmul, (node, self.g.call_function(_like, (const, node))))
-            self.products.append((product, const.target, len(order)))
-            out.append((product, order))
-        zero_rows = sorted(set(range(n_out)) - set().union(*rows))
-        if zero_rows:  # inputs that no coupling drives
-            out.append((self.zeros(vectors[0][0], len(zero_rows)), zero_rows))
-        return out
+            if rows[k]:
+                mine = [(r, where[c][1], v) for r, c, v in entries if where[c][0] == k]
+                out.append(self._product(node, len(members), list(range(len(members))), sorted(rows[k]), mine))
+        return self._undriven(out, vectors[0][0], n_out)
 
-    def zeros(self, ref: fx.Node, n: int) -> fx.Node:
-        return self.g.call_function(_zeros_cols, (ref, n))
+    def _product(self, node: fx.Node, width: int, cols: list[int], rows: list[int],
+                 entries: list) -> tuple[fx.Node, list[int]]:
+        """``node[..., cols] @ M`` (``node`` has ``width`` columns) for the numeric entries
+        ``(row, column, value)``: column j of the result is row ``rows[j]`` of the map."""
+        m = torch.zeros(len(cols), len(rows), dtype=torch.float64)
+        for r, c, v in entries:
+            m[cols.index(c), rows.index(r)] += float(v)
+        const = self.constant(m)
+        # a whole-tensor slice would cost a zero-filled gradient backward
+        picked = node if cols == list(range(width)) else self.select(node, cols)
+        product = self.g.call_function(torch.matmul, (picked, self.g.call_function(_like, (const, node))))
+        self.products.append((product, const.target, len(rows)))
+        return product, rows
+
+    def _undriven(self, pieces: list, ref: fx.Node, n_out: int) -> list:
+        """``pieces`` and, for inputs that no coupling drives, zeros."""
+        zero_rows = sorted(set(range(n_out)) - {r for _, rows in pieces for r in rows})
+        if zero_rows:
+            pieces.append((self.g.call_function(_zeros_cols, (ref, len(zero_rows))), zero_rows))
+        return pieces
 
     def linear(self, y: fx.Node, entries: list[tuple[int, int, sp.Expr]], n_out: int, n_in: int) -> list:
         """``M y`` for the ``(row, column, coefficient)`` entries of ``M`` (numbers or parameter expressions),
@@ -277,20 +285,7 @@ class _Blocks:
                 picked = g.call_function(operator.mul, (picked, vec))
             index = g.call_function(_like, (self.constant(torch.tensor(rs, dtype=torch.long)), y))
             return [(g.call_function(_scatter_cols, (y, picked, index, n_out)), list(range(n_out)))]
-        m = torch.zeros(len(cols), len(rows), dtype=torch.float64)
-        for r, c, v in entries:
-            m[cols.index(c), rows.index(r)] += float(v)
-        pieces = []
-        if entries:
-            const = self.constant(m)
-            picked = y if cols == list(range(n_in)) else self.select(y, cols)  # a whole-tensor slice costs backward
-            product = g.call_function(torch.matmul, (picked, g.call_function(_like, (const, y))))
-            self.products.append((product, const.target, len(rows)))
-            pieces.append((product, rows))
-        zero_rows = sorted(set(range(n_out)) - set(rows))
-        if zero_rows:  # inputs that no coupling drives
-            pieces.append((self.zeros(y, len(zero_rows)), zero_rows))
-        return pieces
+        return self._undriven([self._product(y, n_in, cols, rows, entries)] if entries else [], y, n_out)
 
 
 def _contiguous_reads(graph: fx.Graph, root: torch.nn.Module, product: fx.Node, const: str, width: int) -> None:

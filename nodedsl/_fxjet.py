@@ -37,10 +37,6 @@ class _Unsupported(Exception):
     pass
 
 
-def _zeros_like(ref):
-    return torch.zeros_like(ref)
-
-
 def _expand_like(value, ref):
     return value.expand(torch.broadcast_shapes(value.shape, ref.shape))
 
@@ -84,10 +80,6 @@ def _mlp(net, k, inp, state):
     return out, new
 
 
-def _const_zero(ref, c):
-    return torch.zeros_like(torch.as_tensor(c, dtype=ref.dtype, device=ref.device))
-
-
 _UNARY = {torch.sin: "sin", torch.cos: "cos", torch.tan: "tan", torch.exp: "exp", torch.log: "log",
           torch.tanh: "tanh", torch.sigmoid: "sigmoid", F.softplus: "softplus", torch.sinh: "sinh",
           torch.cosh: "cosh", torch.atan: "atan", torch.sqrt: "sqrt"}
@@ -102,10 +94,8 @@ def _is_series(v) -> bool:
 
 
 class _Jet:
-    def __init__(self, gm: fx.GraphModule, nets: list):
-        self.src = gm
+    def __init__(self):
         self.g = fx.Graph()
-        self.nets = nets
         self.env: dict = {}  # source node -> new node (constant) | list of coefficient nodes (series)
         self.aux: dict = {}  # source node -> hidden series (integer powers)
         self.batchy: set = set()  # constant source nodes that may carry the batch shape
@@ -126,7 +116,7 @@ class _Jet:
             c = self.coef(v, k)
             if c is None and zero_fill:
                 base = v[0] if _is_series(v) else v
-                return self.call(_zeros_like, base)
+                return self.call(torch.zeros_like, base)
             return c
         return fx.node.map_arg(a, one)
 
@@ -147,7 +137,6 @@ class _Jet:
                                       self.arg(node.kwargs, 0, False))
         if node.op != "call_function":
             raise _Unsupported(node.op)
-        series = [a for a in node.all_input_nodes if _is_series(self.env[a])]
         if t in (operator.add, operator.sub):
             a, b = (self.coef(self.env[x], k) if isinstance(x, fx.Node) else None for x in args)
             if a is None and b is None:
@@ -195,9 +184,10 @@ class _Jet:
             return self.call(operator.getitem, res, 0)
         if t is torch.matmul:
             a, b = args
-            if len(series) == 2:
+            moving = [_is_series(self.env[v]) if isinstance(v, fx.Node) else False for v in (a, b)]
+            if all(moving):
                 raise _Unsupported("product of two moving matrices")
-            return self.call(torch.matmul, self.arg(a, k, True), self.arg(b, 0, False)) if series[0] is a else \
+            return self.call(torch.matmul, self.arg(a, k, True), self.arg(b, 0, False)) if moving[0] else \
                 self.call(torch.matmul, self.arg(a, 0, False), self.arg(b, k, True))
         if t is operator.getitem:
             data = self.coef(self.env[args[0]], k)
@@ -247,7 +237,7 @@ def jet_function(gm: fx.GraphModule, order: int, n: int, nets: list) -> fx.Graph
     over the field graph ``gm``; None when the graph has an op without a rule or a net without one."""
     if not all(R.mlp_supported(net) for net in nets):
         return None
-    j = _Jet(gm, nets)
+    j = _Jet()
     g = j.g
     nodes = list(gm.graph.nodes)
     placeholders = {p.target: p for p in nodes if p.op == "placeholder"}

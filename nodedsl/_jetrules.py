@@ -115,7 +115,6 @@ def _deriv(name: str, k: int, z, y):
     raise NotImplementedError(name)
 
 
-UNARY = ("exp", "tanh", "tan", "sigmoid", "softplus", "sin", "cos", "sinh", "cosh", "atan", "log", "sqrt")
 _FIRST = {"exp": torch.exp, "tanh": torch.tanh, "tan": torch.tan, "sigmoid": torch.sigmoid, "softplus": F.softplus,
           "sin": torch.sin, "cos": torch.cos, "sinh": torch.sinh, "cosh": torch.cosh, "atan": torch.atan,
           "log": torch.log, "sqrt": torch.sqrt}

@@ -218,6 +218,12 @@ class CompiledModel(nn.Module):
         return tuple(modules[k] for k in self._net_keys)
 
     # ---------------------------------------------------------------- evaluation
+    def _call(self, fn, t, x, u, z=None):
+        """Run a compiled function on ``(t, x, u, z)`` with this model's parameters and nets. ``.forward``:
+        the generated code itself, without nn.Module's call machinery (no hooks are used)."""
+        return fn.forward(torch.as_tensor(t, dtype=x.dtype), x, u, x if z is None else z, self._pargs(),
+                          self._nets())
+
     def default_inputs(self, x: torch.Tensor) -> torch.Tensor:
         return self.u_default.to(x.dtype).expand(x.shape[0], -1)
 
@@ -227,9 +233,7 @@ class CompiledModel(nn.Module):
             raise ValueError(f"model '{self.name}' takes states of shape [batch, {len(self.state_names)}], "
                              f"got {list(x.shape)}")
         u = self.default_inputs(x) if u is None else u
-        t = torch.as_tensor(t, dtype=x.dtype)
-        # .forward: the generated code itself, without nn.Module's call machinery (hooks are not used)
-        return self._field.forward(t, x, u, x, self._pargs(), self._nets())
+        return self._call(self._field, t, x, u)
 
     def forward(self, t, x):
         return self.field(t, x, None)
@@ -266,7 +270,7 @@ class CompiledModel(nn.Module):
         if n == 0:
             return x.new_zeros(x.shape[0], 0, 0)
         u = self.default_inputs(x) if u is None else u
-        out = fn(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._pargs(), self._nets())
+        out = self._call(fn, t, x, u)
         return out.reshape(x.shape[0], n, n)
 
     def taylor_coefficients(self, t, x, order, u=None):
@@ -289,7 +293,7 @@ class CompiledModel(nn.Module):
             self._derived[key] = jet_function(self._field, order, n, list(self._nets()))
         fn = self._derived[key] or self._derived_function(order)
         u = self.default_inputs(x) if u is None else u
-        out = fn(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._pargs(), self._nets())
+        out = self._call(fn, t, x, u)
         return list(out.split(n, dim=-1))
 
     def driven(self, signal: Callable | None) -> Driven:
@@ -300,7 +304,7 @@ class CompiledModel(nn.Module):
         """The observed quantities (declared outputs, or every state) ``[batch, n_out]``."""
         u = self.default_inputs(x) if u is None else u
         fn = self._function("observe", self.system.outputs)
-        return fn(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._pargs(), self._nets())
+        return self._call(fn, t, x, u)
 
     def constraint_residuals(self, name: str, t, x, u=None, samples: dict | None = None):
         """Residual ``[batch, size]`` of constraint ``name``: want == 0 (eq) or <= 0 (ineq)."""
@@ -313,14 +317,14 @@ class CompiledModel(nn.Module):
             s = (samples or {})[var]
             cols.append(s.reshape(x.shape[0], size).to(x.dtype))
         z = torch.cat(cols, dim=-1) if cols else x[:, :0]
-        return fn(torch.as_tensor(t, dtype=x.dtype), x, u, z, self._pargs(), self._nets())
+        return self._call(fn, t, x, u, z)
 
     def hamiltonian(self, x, t=0.0, u=None):
         """H(x) ``[batch]`` (port-Hamiltonian models only)."""
         self._need_ph()
         u = self.default_inputs(x) if u is None else u
         fn = self._function("hamiltonian", [self.system.ph.H])
-        return fn(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._pargs(), self._nets())[..., 0]
+        return self._call(fn, t, x, u)[..., 0]
 
     def port_outputs(self, x, t=0.0, u=None):
         """Stacked port outputs ``y = G^T grad H`` ``[batch, k]`` (pH models with free ports)."""
@@ -330,14 +334,14 @@ class CompiledModel(nn.Module):
         if not ys:
             return x[:, :0]
         fn = self._function("port outputs", ys)
-        return fn(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._pargs(), self._nets())
+        return self._call(fn, t, x, u)
 
     def dissipation(self, x, t=0.0, u=None):
         """grad H^T R grad H ``[batch]``: power dissipated (pH models only)."""
         self._need_ph()
         u = self.default_inputs(x) if u is None else u
         fn = self._function("dissipation", [self.system.ph.dissipation])
-        return fn(torch.as_tensor(t, dtype=x.dtype), x, u, x, self._pargs(), self._nets())[..., 0]
+        return self._call(fn, t, x, u)[..., 0]
 
     def _need_ph(self):
         if self.system.ph is None:

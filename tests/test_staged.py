@@ -57,8 +57,9 @@ def pairwise_chain(n: int) -> str:
     return "\n".join(lines + ["}"]) + "\n"
 
 
-def single_couple_chain(n: int) -> str:
-    """n masses, n - 1 springs, all coupled by one large couple (the end masses' outer ports too)."""
+def single_couple_chain(n: int, gyrator: bool = False) -> str:
+    """n masses, n - 1 springs, all coupled by one large couple (the end masses' outer ports too);
+    ``gyrator``: masses 0 and 1 also push each other with their velocities (C[0][1] = -1, C[1][0] = 1)."""
     ports = [f"m{i}.right" for i in range(n)] + [f"s{j}.ends" for j in range(n - 1)]
     size = n + 2 * (n - 1)
     C = [[0] * size for _ in range(size)]
@@ -66,6 +67,8 @@ def single_couple_chain(n: int) -> str:
         for end, mass in ((0, j), (1, j + 1)):
             e = n + 2 * j + end
             C[mass][e], C[e][mass] = -1, 1
+    if gyrator:
+        C[0][1], C[1][0] = -1, 1
     rows = ", ".join("[" + ", ".join(map(str, r)) + "]" for r in C)
     lines = [COMPONENTS, "model Chain : port_hamiltonian {"]
     lines += [f"    sub m{i} = Mass(m = {1 + 0.1 * i:g})" for i in range(n)]
@@ -251,3 +254,10 @@ def test_linear_equations_of_coupled_inputs_fold_into_the_map():
         rows[inputs[r]][c] += v
     assert rows[new] == {0: -1, 1: -1, 2: 2}  # (u1 - u0) = (-y1 + 2 y2) - (y0)
     assert rows[u0] == {0: 1} and rows[u2] == {0: 3}
+
+
+def test_inputs_driven_by_two_pieces_use_one_product(load):
+    """Mass 0's force sums a spring's force and mass 1's velocity, so two pieces of y drive the same
+    input: one matmul over the combined y, no sparse map."""
+    code = _compare(load(single_couple_chain(5, gyrator=True), "Chain"))
+    assert _ops(code, "torch.matmul(") == 1 and "index_add" not in code and "_scatter_cols" not in code
