@@ -82,6 +82,9 @@ class _Emitter:
         self.nets_node = None
 
     def call(self, fn, *args):
+        if getattr(fn, "__module__", None) in ("operator", "_operator") and \
+                not any(isinstance(a, fx.Node) for a in args):
+            return fn(*args)  # numbers only (a cse'd constant times 0.5): a number, so torch ops get _tensor
         return self.g.call_function(fn, tuple(args))
 
     def emit(self, e: sp.Expr):
@@ -97,6 +100,8 @@ class _Emitter:
                                     f"logarithm of a negative number): {sp.sstr(e)[:80]}")
         if e.is_Number or e in (sp.pi, sp.E):
             return float(e)
+        if not e.free_symbols and not e.has(NetCall):  # sqrt(2), exp(1/3): fold, torch ops need tensors
+            return float(e.evalf())
         if isinstance(e, sp.Symbol):
             if e in self.symbols:
                 return self.symbols[e]
@@ -144,11 +149,11 @@ class _Emitter:
             if exp == 2:
                 return self.call(operator.mul, b, b)
             if exp == sp.Rational(1, 2):
-                return self.call(torch.sqrt, b)
+                return self.call(torch.sqrt, self._tensor(b))
             if exp == -1:
                 return self.call(operator.truediv, 1.0, b)
             if exp == sp.Rational(-1, 2):
-                return self.call(torch.rsqrt, b)
+                return self.call(torch.rsqrt, self._tensor(b))
             if exp.is_Integer:
                 return self.call(operator.pow, b, int(exp))
             return self.call(operator.pow, b, self.emit(exp))

@@ -35,12 +35,18 @@ class sigmoid(sp.Function):
         s = sigmoid(self.args[0])
         return s * (1 - s)
 
+    def _eval_evalf(self, prec):  # sigmoid(0) is a number: the compiler folds it
+        return (1 / (1 + sp.exp(-self.args[0])))._eval_evalf(prec)
+
 
 class softplus(sp.Function):
     """log(1 + exp(x)), kept whole for a numerically stable torch call."""
 
     def fdiff(self, argindex=1):
         return sigmoid(self.args[0])
+
+    def _eval_evalf(self, prec):
+        return sp.log(1 + sp.exp(self.args[0]))._eval_evalf(prec)
 
 
 _UNARY = {"sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt,

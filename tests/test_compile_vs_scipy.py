@@ -517,3 +517,13 @@ def test_constant_net_arguments_follow_model_dtype():
     x = torch.rand(3, 1, dtype=torch.float64)
     assert model(torch.tensor(0.0), x).dtype == torch.float64
     assert model.constraint_residuals("at_rest", 0.0, x).shape == (3, 1)
+
+
+def test_irrational_constants_fold_to_numbers():
+    """sqrt(2), exp(1/3) and log(3) have no symbol in them: they compile to numbers, not torch.sqrt(2.0)."""
+    src = ("model K {\n state a = 0.5\n state b = 0.1\n"
+           " der(a) = sqrt(2) * a + exp(1 / 3)\n der(b) = sqrt(2 + (a - a)^2) - log(3) * b\n}\n")
+    model = nodedsl.loads(src).model("K").double()
+    x = torch.tensor([[0.5, 0.1], [1.0, -2.0]], dtype=torch.float64)
+    expected = torch.stack([2 ** 0.5 * x[:, 0] + math.exp(1 / 3), 2 ** 0.5 - math.log(3) * x[:, 1]], -1)
+    torch.testing.assert_close(model(torch.tensor(0.0), x), expected, rtol=1e-14, atol=1e-14)

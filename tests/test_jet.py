@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import nodedsl
@@ -126,6 +126,7 @@ def _expr(depth: int):
 
 @settings(max_examples=25, deadline=None)
 @given(st.lists(_expr(3), min_size=3, max_size=3), st.integers(0, 2**16))
+@example(exprs=["a", "a", "sqrt(2 + (((a + a) - (a + a)))^2)"], seed=0)  # a constant root: once compiled to sqrt(2.0)
 def test_random_models(exprs, seed):
     src = ("model Rand {\n state a = 0.1\n state b = 0.2\n state c = 0.3\n param k = 0.8 learn\n"
            + "".join(f" der({s}) = {e}\n" for s, e in zip("abc", exprs)) + "}\n")
