@@ -158,8 +158,9 @@ class _Blocks:
                        for k, kind in enumerate(kinds)}
                 node = em.emit(template.xreplace(vec))
                 if not any(k in batch or k.startswith("w") for k in kinds) or not isinstance(node, fx.Node):
-                    node = g.call_function(operator.add, (g.call_function(operator.getitem,
-                                                                          (self.zero, (Ellipsis, None))), node))
+                    # batch and width from zeros: a group of time alone (der(a) = t, der(d) = t) is one value
+                    node = g.call_function(operator.add, (g.call_function(_zeros_cols, (em.x_node, len(members))),
+                                                          node))
                 self.cache[key] = node
             pieces.append((self.cache[key], members, False))
         batch_syms = {s for s in em.columns}

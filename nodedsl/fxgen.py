@@ -23,6 +23,7 @@ import sympy as sp
 import torch
 from torch import fx
 
+from ._fxaffine import add_rest, affine_split, linear_part
 from ._fxblocks import _Blocks, _contiguous_reads
 from ._fxemit import UncompilableError, _Emitter
 from ._fxviews import split_views
@@ -111,7 +112,13 @@ def build_function(exprs: list[sp.Expr], groups: dict[str, list[sp.Symbol]], par
                 s = inputs[r]
                 symbols[s] = graph.call_function(operator.getitem, (w, (Ellipsis, j)))
                 columns[s] = (w, j)
-    graph.output(blocks.assemble(blocks.block(list(exprs)), len(exprs)))
+    affine = None if staged is not None else affine_split(list(exprs), groups.get("x", []), params)
+    if affine is None:
+        graph.output(blocks.assemble(blocks.block(list(exprs)), len(exprs)))
+    else:  # a dense linear part: one matmul (see _fxaffine)
+        entries, rest = affine
+        product = linear_part(blocks, x, entries, len(exprs), len(groups["x"]))
+        graph.output(add_rest(blocks, product, rest))
     graph.eliminate_dead_code()  # e.g. a net's forward value when only its derivative is used
     split_views(graph, x, len(groups.get("x", [])), after=nets_node)
     for product, const, width in blocks.products:

@@ -527,3 +527,15 @@ def test_irrational_constants_fold_to_numbers():
     x = torch.tensor([[0.5, 0.1], [1.0, -2.0]], dtype=torch.float64)
     expected = torch.stack([2 ** 0.5 * x[:, 0] + math.exp(1 / 3), 2 ** 0.5 - math.log(3) * x[:, 1]], -1)
     torch.testing.assert_close(model(torch.tensor(0.0), x), expected, rtol=1e-14, atol=1e-14)
+
+
+def test_a_group_of_rows_that_read_only_time_has_one_column_each():
+    """Four rows or more make shape groups; der(a) = t and der(d) = t form one of width 2 (it had width 1)."""
+    src = ("model G {\n state a = 0\n state b = 0\n state c = 0\n state d = 0\n input f = 0.2\n"
+           " der(a) = t\n der(b) = 2 * f\n der(c) = sin(a) + b\n der(d) = t\n}\n")
+    model = nodedsl.loads(src).model("G").double()
+    x = torch.randn(3, 4, dtype=torch.float64)
+    out = model(torch.tensor(0.25), x)
+    expected = torch.stack([torch.full((3,), 0.25), torch.full((3,), 0.4), torch.sin(x[:, 0]) + x[:, 1],
+                            torch.full((3,), 0.25)], -1)
+    torch.testing.assert_close(out, expected, rtol=1e-14, atol=1e-14)
