@@ -427,6 +427,9 @@ def test_remainder_training_reduces_local_error():
     after = solver.remainder_loss(pendulum, x, 0.5).item()
     assert after < 0.5 * before
     assert not list(make_solver("rk4", step=0.1).parameters())
+    # h defaults to the solver's step; Gamma depends on h, so another h gives another loss
+    assert solver.remainder_loss(pendulum, x).item() == after
+    assert solver.remainder_loss(pendulum, x, 0.25).item() != after
 
 
 # ---------------------------------------------------------------- errors and registry
