@@ -86,7 +86,7 @@ _UNARY = {torch.sin: "sin", torch.cos: "cos", torch.tan: "tan", torch.exp: "exp"
 _PIECEWISE = {torch.abs: "abs", torch.sign: "sign", _fxemit._heaviside: "heaviside"}
 # ops producing values that do not move along the flow, whatever their arguments
 _CONSTANT = {_fxblocks._like, _fxblocks._zeros_cols, _fxemit._const, torch.zeros_like}
-_SHAPE_METHODS = {"unbind", "unflatten", "squeeze", "flatten", "reshape", "view"}
+_SHAPE_METHODS = {"squeeze"}  # the one method the compiler emits (_fxviews); others get no rule
 
 
 def _is_series(v) -> bool:

@@ -209,15 +209,14 @@ def _graph(slices, width=6):
 @pytest.mark.parametrize("slices, rewritten", [
     ([slice(0, 3), slice(3, 6)], True),
     ([0, slice(1, 2), 2], True),
-    ([slice(0, 6, 2), slice(1, 6, 2)], True),   # interleaved: only when asked
+    ([slice(0, 6, 2), slice(1, 6, 2)], False),  # interleaved: strided slices stay
     ([slice(0, 3), slice(2, 5)], False),        # overlapping
     ([slice(0, 4, 2), slice(1, 2)], False),     # column 1 read inside an interleaved run
 ])
 def test_split_views(slices, rewritten):
     g, x = _graph(slices)
     reference = fx.GraphModule(torch.nn.Module(), copy.deepcopy(g))
-    interleaved = any(isinstance(s, slice) and (s.step or 1) > 1 for s in slices)
-    assert split_views(g, x, 6, interleaved=interleaved) is rewritten
+    assert split_views(g, x, 6) is rewritten
     g.lint()
     module = fx.GraphModule(torch.nn.Module(), g)
     assert ("split" in module.code) is rewritten
@@ -227,11 +226,6 @@ def test_split_views(slices, rewritten):
     module(a).square().sum().backward()
     reference(b).square().sum().backward()
     torch.testing.assert_close(a.grad, b.grad)
-
-
-def test_split_views_refuses_interleaved_by_default():
-    g, x = _graph([slice(0, 6, 2), slice(1, 6, 2)])
-    assert split_views(g, x, 6) is False
 
 
 def test_linear_equations_of_coupled_inputs_fold_into_the_map():
