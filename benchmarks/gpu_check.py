@@ -44,8 +44,13 @@ def main() -> int:
 
     programs = {file: nodedsl.load(ROOT / "examples" / file) for file, _ in cases}
     # staged composites: one matmul per piece (Chain10), the sparse map (Chain70: 70 x 69 blocks); an MLP field
+    # dense linear parts as x @ M^T (_fxaffine): all entries learned (StiffLinear), numbers and parameters mixed
+    mixed = ("model AffineMixed {\n state a = 0.2\n state b = -0.1\n state c = 0.4\n input f = 0.3\n"
+             " param k = 1.5\n param g = 0.7 learn\n der(a) = b - k * a + 2 * c + f\n"
+             " der(b) = -g * a + k * g * c - 0.5 * b + t\n der(c) = sin(a) * b - c\n}\n")
     for name, text in (("Chain10", vector_field.chain_source(10)), ("Chain70", vector_field.chain_source(70)),
-                       ("NeuralVdP", tlnode.VDP_SOURCE)):
+                       ("NeuralVdP", tlnode.VDP_SOURCE), ("StiffLinear", tlnode._stiff_source(torch.tensor([[-0.01, 0.002], [0.001, -0.005]]))),
+                       ("AffineMixed", mixed)):
         programs[name] = nodedsl.loads(text)
         cases.append((name, name))
     for file, name in cases:

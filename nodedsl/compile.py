@@ -221,7 +221,7 @@ class CompiledModel(nn.Module):
     def _call(self, fn, t, x, u, z=None):
         """Run a compiled function on ``(t, x, u, z)`` with this model's parameters and nets. ``.forward``:
         the generated code itself, without nn.Module's call machinery (no hooks are used)."""
-        return fn.forward(torch.as_tensor(t, dtype=x.dtype), x, u, x if z is None else z, self._pargs(),
+        return fn.forward(torch.as_tensor(t, dtype=x.dtype, device=x.device), x, u, x if z is None else z, self._pargs(),
                           self._nets())
 
     def default_inputs(self, x: torch.Tensor) -> torch.Tensor:
