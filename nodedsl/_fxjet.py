@@ -210,26 +210,43 @@ class _Jet:
         base, exp = node.args
         if isinstance(exp, fx.Node):
             raise _Unsupported("a power with a moving exponent")
-        if not (float(exp).is_integer() and 0 <= exp <= 8):  # the recurrence divides by z0 (fine here)
+        if not (float(exp).is_integer() and exp >= 0):  # the recurrence divides by z0 (fine here)
             return self.call(_power, k, self.series(base, k), float(exp), tuple(self.env[node][:k]))
         n = int(exp)
         if n == 0:
             return None
         if n == 1:
             return self.coef(self.env[base], k)
-        # z^n as repeated Cauchy products z^2, z^3, ... (no division: exact at z0 = 0, e.g. q = 0)
+        # z^n as Cauchy products of z (no division: exact at z0 = 0, e.g. q = 0, where the general
+        # recurrence gives nan); the intermediate powers are series too, one coefficient per degree
         z = self.series(base, k)
-        chain = self.aux[node]
-        if not chain:  # coefficient 0 of the intermediate powers
-            prev0 = z[0]
-            for _ in range(2, n):
-                prev0 = self.call(operator.mul, prev0, z[0])
-                chain.append([prev0])
-        prev = z
-        for m in range(2, n):
-            chain[m - 2].append(self.call(_mul, k, tuple(prev), z))
-            prev = chain[m - 2]
-        return self.call(_mul, k, tuple(prev), z)
+        powers = self.aux[node]
+        if not powers:  # coefficient 0 of the intermediate powers
+            for a, b in _product_plan(n):
+                powers.append([self.call(operator.mul, (powers[a - 1] if a else z)[0],
+                                         (powers[b - 1] if b else z)[0])])
+        for j, (a, b) in enumerate(_product_plan(n)):
+            fa = tuple(powers[a - 1]) if a else z
+            fb = tuple(powers[b - 1]) if b else z
+            powers[j].append(self.call(_mul, k, fa, fb))
+        return powers[-1][k]
+
+
+def _product_plan(n: int) -> list[tuple[int, int]]:
+    """Products giving z^n: entry j makes series j + 1 as series a times series b (series 0 is z).
+    Up to z^8 a chain z^2 = z z, z^3 = z^2 z, ...; above, squarings then the binary digits."""
+    if n <= 8:
+        return [(j, 0) for j in range(n - 1)]
+    plan, bit = [], 1
+    while 2 * bit <= n:  # series i is z^(2^i)
+        plan.append((len(plan), len(plan)))
+        bit *= 2
+    acc, i = len(plan), len(plan)
+    for i in range(i - 1, -1, -1):
+        if n & (1 << i):
+            plan.append((acc, i))
+            acc = len(plan)
+    return plan
 
 
 def jet_function(gm: fx.GraphModule, order: int, n: int, nets: list) -> fx.GraphModule | None:

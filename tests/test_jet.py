@@ -127,6 +127,7 @@ def _expr(depth: int):
 @settings(max_examples=25, deadline=None)
 @given(st.lists(_expr(3), min_size=3, max_size=3), st.integers(0, 2**16))
 @example(exprs=["a", "a", "sqrt(2 + (((a + a) - (a + a)))^2)"], seed=0)  # a constant root: once compiled to sqrt(2.0)
+@example(exprs=["a", "a", "(((0.7 - t))^3)^3"], seed=0)  # z^9 at z = 0: once the dividing recurrence, nan
 def test_random_models(exprs, seed):
     src = ("model Rand {\n state a = 0.1\n state b = 0.2\n state c = 0.3\n param k = 0.8 learn\n"
            + "".join(f" der({s}) = {e}\n" for s, e in zip("abc", exprs)) + "}\n")
@@ -150,3 +151,18 @@ def test_staged_composite(tmp_path):
     model = nodedsl.load(tmp_path / "chain.node").model("Chain")
     assert model.system.staged is not None and "matmul" in model._field.code
     _check(model, 4)
+
+
+@pytest.mark.parametrize("power", [9, 12, 17])
+def test_high_integer_powers_at_zero(power):
+    """z^n for n > 8 by squarings (no division by z0): finite and exact where the base is 0."""
+    src = f"model P {{\n state a = 0\n state b = 0.3\n der(a) = b^{power} + 1\n der(b) = (a - 0.5 * t)^{power} - b\n}}\n"
+    model = nodedsl.loads(src).model("P")
+    x = torch.tensor([[0.0, 0.0], [0.0, 0.4], [0.35, -0.2]])
+    got, ref = _check(model, 4)
+    assert all(torch.isfinite(g).all() for g in got)
+    got = model.taylor_coefficients(torch.tensor(0.7), x, 3)
+    ref = D.taylor_coefficients(_reference(model, model.default_inputs(x)), torch.tensor(0.7), x, 3)
+    for g, r in zip(got, ref):
+        torch.testing.assert_close(g, r, rtol=1e-9, atol=1e-10)
+
