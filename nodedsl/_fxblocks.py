@@ -142,12 +142,12 @@ class _Blocks:
             return g.call_function(torch.stack, ([em.param(c) for c in column],))
         return self.select(em.columns[column[0]][0], [em.columns[c][1] for c in column])
 
-    def block(self, exprs: list[sp.Expr]) -> list[tuple[fx.Node, list[int], bool]]:
+    def block(self, exprs: list[sp.Expr], min_size: int = 4) -> list[tuple[fx.Node, list[int], bool]]:
         """``exprs`` as pieces ``(node, expression indices, scalar)``: ``[batch, k]`` nodes for groups of
         repeated shape, ``[batch]`` ones for single expressions."""
         em, g = self.em, self.g
         batch = {"x", "u", "z"}
-        shaped, singles = _shape_groups(exprs, self.kind_of) if len(exprs) >= 4 else ([], list(range(len(exprs))))
+        shaped, singles = _shape_groups(exprs, self.kind_of) if len(exprs) >= min_size else ([], list(range(len(exprs))))
         pieces: list = []
         for template, kinds, members, bindings in shaped:
             key = tuple(exprs[i] for i in members)

@@ -100,7 +100,7 @@ def build_function(exprs: list[sp.Expr], groups: dict[str, list[sp.Symbol]], par
             column.append(where[rest])
         entries = [(r, column[c], v * scale[c]) for r, c, v in staged.entries]
         exprs, inputs, entries = _fold_linear(list(staged.rhs), list(staged.inputs), entries)
-        ys = blocks.block(distinct)
+        ys = blocks.block(distinct, min_size=2)  # grouped as the field will group them: one p/m, shared
         products = blocks.per_piece(ys, entries, len(inputs))
         if products is None:
             y, order = blocks.combine(ys)

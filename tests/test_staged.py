@@ -255,3 +255,10 @@ def test_inputs_driven_by_two_pieces_use_one_product(load):
     input: one matmul over the combined y, no sparse map."""
     code = _compare(load(single_couple_chain(5, gyrator=True), "Chain"))
     assert _ops(code, "torch.matmul(") == 1 and "index_add" not in code and "_scatter_cols" not in code
+
+
+def test_small_composite_computes_each_velocity_once():
+    """Two masses: the port outputs p/m are grouped like the field's, so one vector division serves both
+    (they were two scalar divisions for y and a vector one for the field)."""
+    model = nodedsl.load(EXAMPLES / "two_masses.node").model("TwoMasses")
+    assert model._field.code.count(" / ") == 1
