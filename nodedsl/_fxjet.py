@@ -210,7 +210,8 @@ class _Jet:
         base, exp = node.args
         if isinstance(exp, fx.Node):
             raise _Unsupported("a power with a moving exponent")
-        if not (float(exp).is_integer() and exp >= 0):  # the recurrence divides by z0 (fine here)
+        if not (float(exp).is_integer() and exp >= 0):
+            # the recurrence divides by z0: at z0 = 0 these powers are singular (1/z) or not smooth (sqrt z)
             return self.call(_power, k, self.series(base, k), float(exp), tuple(self.env[node][:k]))
         n = int(exp)
         if n == 0:
@@ -241,8 +242,8 @@ def _product_plan(n: int) -> list[tuple[int, int]]:
     while 2 * bit <= n:  # series i is z^(2^i)
         plan.append((len(plan), len(plan)))
         bit *= 2
-    acc, i = len(plan), len(plan)
-    for i in range(i - 1, -1, -1):
+    acc = top = len(plan)  # series `top` is the highest power of two in n
+    for i in range(top - 1, -1, -1):
         if n & (1 << i):
             plan.append((acc, i))
             acc = len(plan)

@@ -166,3 +166,14 @@ def test_high_integer_powers_at_zero(power):
     for g, r in zip(got, ref):
         torch.testing.assert_close(g, r, rtol=1e-9, atol=1e-10)
 
+
+
+def test_product_plans_reach_every_power():
+    from nodedsl._fxjet import _product_plan
+
+    for n in range(2, 65):
+        exponents = [1]
+        for a, b in _product_plan(n):
+            exponents.append(exponents[a] + exponents[b])
+        assert exponents[-1] == n
+        assert len(_product_plan(n)) <= max(n - 1 if n <= 8 else 0, 2 * n.bit_length())
