@@ -68,7 +68,7 @@ def _matrix(base, index, *values):
 def linear_part(blocks: _Blocks, x: fx.Node, entries: list, n_rows: int, n_cols: int) -> fx.Node:
     """``x @ M^T`` (``[batch, n_rows]``) for the entries ``(row, column, coefficient)`` of ``M``."""
     if all(c.is_Number for _, _, c in entries):
-        return blocks._product(x, n_cols, list(range(n_cols)), list(range(n_rows)), entries)[0]
+        return blocks.numeric_product(x, n_cols, list(range(n_cols)), list(range(n_rows)), entries)[0]
     g, em = blocks.g, blocks.em
     base = torch.zeros(n_cols * n_rows, dtype=torch.float64)
     index, values = [], []

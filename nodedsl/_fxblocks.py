@@ -239,10 +239,10 @@ class _Blocks:
         for k, (node, members) in enumerate(vectors):
             if rows[k]:
                 mine = [(r, where[c][1], v) for r, c, v in entries if where[c][0] == k]
-                out.append(self._product(node, len(members), list(range(len(members))), sorted(rows[k]), mine))
+                out.append(self.numeric_product(node, len(members), list(range(len(members))), sorted(rows[k]), mine))
         return self._undriven(out, vectors[0][0], n_out)
 
-    def _product(self, node: fx.Node, width: int, cols: list[int], rows: list[int],
+    def numeric_product(self, node: fx.Node, width: int, cols: list[int], rows: list[int],
                  entries: list) -> tuple[fx.Node, list[int]]:
         """``node[..., cols] @ M`` (``node`` has ``width`` columns) for the numeric entries
         ``(row, column, value)``: column j of the result is row ``rows[j]`` of the map."""
@@ -286,7 +286,7 @@ class _Blocks:
                 picked = g.call_function(operator.mul, (picked, vec))
             index = g.call_function(_like, (self.constant(torch.tensor(rs, dtype=torch.long)), y))
             return [(g.call_function(_scatter_cols, (y, picked, index, n_out)), list(range(n_out)))]
-        return self._undriven([self._product(y, n_in, cols, rows, entries)] if entries else [], y, n_out)
+        return self._undriven([self.numeric_product(y, n_in, cols, rows, entries)] if entries else [], y, n_out)
 
 
 def _contiguous_reads(graph: fx.Graph, root: torch.nn.Module, product: fx.Node, const: str, width: int) -> None:
