@@ -100,7 +100,7 @@ class _Emitter:
                                     f"logarithm of a negative number): {sp.sstr(e)[:80]}")
         if e.is_Number or e in (sp.pi, sp.E):
             return float(e)
-        if not e.free_symbols and not e.has(NetCall):  # sqrt(2), exp(1/3): fold, torch ops need tensors
+        if not e.free_symbols and not e.has(NetCall, sp.DiracDelta):  # sqrt(2), exp(1/3): torch ops need tensors
             return float(e.evalf())
         if isinstance(e, sp.Symbol):
             if e in self.symbols:

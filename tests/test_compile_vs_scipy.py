@@ -539,3 +539,15 @@ def test_a_group_of_rows_that_read_only_time_has_one_column_each():
     expected = torch.stack([torch.full((3,), 0.25), torch.full((3,), 0.4), torch.sin(x[:, 0]) + x[:, 1],
                             torch.full((3,), 0.25)], -1)
     torch.testing.assert_close(out, expected, rtol=1e-14, atol=1e-14)
+
+
+def test_a_delta_at_a_constant_compiles_to_zero():
+    """DiracDelta(0) (from d/dx of a kink) has no symbols but no float value: it stays the delta rule's 0."""
+    import sympy as sp
+
+    from nodedsl.fxgen import build_function
+
+    x0 = sp.Symbol("x0")
+    fn = build_function([x0 + sp.DiracDelta(sp.Integer(0)) + sp.sqrt(2)], {"x": [x0], "u": [], "z": []}, {}, [])
+    out = fn(torch.tensor(0.0), torch.ones(2, 1), torch.zeros(2, 0), torch.zeros(2, 0), (None, ()), ())
+    torch.testing.assert_close(out, torch.full((2, 1), 1 + 2 ** 0.5))

@@ -20,19 +20,10 @@ import nodedsl
 from nodedsl import derive
 from nodedsl.solvers import derivatives as D
 from nodedsl.solvers import make_solver, solve
+from test_compile_vs_scipy import VDP  # the scipy-checked Van der Pol (mu learned, positive)
 
 F64 = torch.float64
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-VDP = """
-model VanDerPol {
-    state x = 2.0
-    state v = 0.0
-    param mu = 1.5 learn positive
-    der(x) = v
-    der(v) = mu * (1 - x^2) * v - x
-}
-"""
 
 KINKS = """
 model Kinks {
