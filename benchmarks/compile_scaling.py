@@ -67,11 +67,11 @@ def chain_source(n: int) -> str:
 
 
 def measure(n: int) -> dict[str, float]:
-    from nodedsl.check import check_source
-    from nodedsl.compile import CompiledModel
-    from nodedsl.loader import source_from_text
-    from nodedsl.lower import lower
-    from nodedsl.prove import structure_diagnostics
+    from nodedsl.frontend.check import check_source
+    from nodedsl.compiler.module import CompiledModel
+    from nodedsl.frontend.loader import source_from_text
+    from nodedsl.symbolic.lower import lower
+    from nodedsl.symbolic.prove import structure_diagnostics
     from nodedsl.program import Program
 
     text = chain_source(n)

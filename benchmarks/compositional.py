@@ -38,9 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import nodedsl  # noqa: E402
-from nodedsl.config import validate_dataset  # noqa: E402
+from nodedsl.frontend.config import validate_dataset  # noqa: E402
 from nodedsl.solvers import make_solver, solve  # noqa: E402
-from nodedsl.synth import generate  # noqa: E402
+from nodedsl.data.synth import generate  # noqa: E402
 from nodedsl.train import run_training, select_train  # noqa: E402
 from nodedsl.train.coupling import coupling_matrix  # noqa: E402
 
@@ -237,7 +237,7 @@ def table(results: dict) -> str:
 
 
 def plot(results: dict, out: Path) -> None:
-    from nodedsl.train.plots import _pyplot
+    from nodedsl.plots.training import _pyplot
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))

@@ -48,10 +48,10 @@ from pathlib import Path
 import torch
 
 import nodedsl
-from nodedsl.config import TimeSpan, Uniform, validate_dataset, validate_train
-from nodedsl.data import match_model
+from nodedsl.frontend.config import TimeSpan, Uniform, validate_dataset, validate_train
+from nodedsl.data.loading import match_model
 from nodedsl.solvers import make_solver, solve
-from nodedsl.synth import generate
+from nodedsl.data.synth import generate
 from nodedsl.train import build_solver, load_checkpoint, load_weights, observation_map, run_training, select_train
 from nodedsl.train.rollout import is_autonomous
 from nodedsl.train.run import compiled_model, estimate_initial_states

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 import nodedsl
-from nodedsl._fxjet import jet_function
+from nodedsl.compiler.jet import jet_function
 from nodedsl.solvers.derivatives import taylor_coefficients
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -52,8 +52,8 @@ import torch.nn.functional as F
 from torchdiffeq import odeint
 
 import nodedsl
-from nodedsl.config import apply_overrides, validate_train
-from nodedsl.data import make_windows, split_by_trajectory
+from nodedsl.frontend.config import apply_overrides, validate_train
+from nodedsl.data.loading import make_windows, split_by_trajectory
 from nodedsl.train import fit, select_train
 from nodedsl.train.run import compiled_model, load_training_data
 

@@ -7,7 +7,7 @@ Example:
     0.5...
 """
 
-from .diagnostics import Diagnostic, NodeDslError, Span, render
+from .core.diagnostics import Diagnostic, NodeDslError, Span, render
 from .program import Program, load, loads
 
 __all__ = ["Diagnostic", "NodeDslError", "Program", "Span", "load", "loads", "render"]

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import sympy as sp
 
-from . import ast
-from .check import CheckedProgram, ModelInfo, check_source
-from .diagnostics import Diagnostic, NodeDslError, Span, suggest
-from .loader import Source, load_sources, source_from_text
-from .lower import System, lower
-from .prove import structure_diagnostics
+from .frontend import ast
+from .frontend.check import CheckedProgram, ModelInfo, check_source
+from .core.diagnostics import Diagnostic, NodeDslError, Span, suggest
+from .frontend.loader import Source, load_sources, source_from_text
+from .symbolic.lower import System, lower
+from .symbolic.prove import structure_diagnostics
 
 
 class Program:
@@ -70,8 +70,8 @@ class Program:
 
     def model(self, name: str):
         """A fresh compiled ``nn.Module`` for model ``name`` (parameters at their declared values)."""
-        from .compile import CompiledModel
-        from .fxgen import UncompilableError
+        from .compiler.module import CompiledModel
+        from .compiler.graph import UncompilableError
 
         info = self.info(name)
         try:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._atomic import atomic_write
-from .diagnostics import NodeDslError, Span
+from .io.atomic import atomic_write
+from .core.diagnostics import NodeDslError, Span
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def _signal(model, req: SimulationRequest):
         name, value = _split(item, "--input")
         matches = [i for i, n in enumerate(names) if n == name or n.startswith(name + "[")]
         if not matches:
-            from .diagnostics import suggest
+            from .core.diagnostics import suggest
             raise _arg_error("--input", f"model '{model.name}' has no input '{name}'",
                              suggest(name, names) or "inputs: " + (", ".join(names) or "none"))
         if value.endswith(".csv"):
@@ -167,7 +167,7 @@ def _simulate(prog, model, req: SimulationRequest) -> Table:
     for item in req.sets:
         name, value = _split(item, "--set")
         if name not in model.state_names:
-            from .diagnostics import suggest
+            from .core.diagnostics import suggest
             raise _arg_error("--set", f"model '{model.name}' has no state '{name}'",
                              suggest(name, model.state_names) or "")
         try:

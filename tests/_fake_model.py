@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nodedsl.diagnostics import Span
+from nodedsl.core.diagnostics import Span
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Fields whose linear part is dense compile to one ``x @ M^T`` (``nodedsl._fxaffine``).
+"""Fields whose linear part is dense compile to one ``x @ M^T`` (``nodedsl.compiler.affine``).
 
 Each test compares the matmul form with the elementwise form the compiler emits when the split is
 off (``MIN_ENTRIES`` raised), values and gradients, and the Taylor coefficients with nested jvp.
@@ -12,7 +12,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import nodedsl
-import nodedsl._fxaffine as affine
+import nodedsl.compiler.affine as affine
 from nodedsl.solvers import derivatives as D
 
 pytestmark = pytest.mark.usefixtures("float64")

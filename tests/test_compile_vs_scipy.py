@@ -545,7 +545,7 @@ def test_a_delta_at_a_constant_compiles_to_zero():
     """DiracDelta(0) (from d/dx of a kink) has no symbols but no float value: it stays the delta rule's 0."""
     import sympy as sp
 
-    from nodedsl.fxgen import build_function
+    from nodedsl.compiler.graph import build_function
 
     x0 = sp.Symbol("x0")
     fn = build_function([x0 + sp.DiracDelta(sp.Integer(0)) + sp.sqrt(2)], {"x": [x0], "u": [], "z": []}, {}, [])

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nodedsl import ast
-from nodedsl.config import (DatasetConfig, TrainConfig, apply_overrides, key_span, to_plain, validate_dataset,
+from nodedsl.frontend import ast
+from nodedsl.frontend.config import (DatasetConfig, TrainConfig, apply_overrides, key_span, to_plain, validate_dataset,
                             validate_train)
-from nodedsl.diagnostics import NodeDslError, Span
-from nodedsl.parse import parse_source
+from nodedsl.core.diagnostics import NodeDslError, Span
+from nodedsl.frontend.parse import parse_source
 
 
 def train_of(body: str, model: str = "M"):

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import nodedsl
-from nodedsl.config import validate_train
+from nodedsl.frontend.config import validate_train
 from nodedsl.train import load_training_data, run_training, select_train
 from nodedsl.train.checkpoint import FORMAT, save_checkpoint
 from nodedsl.train.coupling import (coupling_matrix, coupling_parameters, least_squares_coupling,

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from nodedsl.config import validate_dataset
-from nodedsl.data import (Trajectories, load_csv, load_file, load_npz, make_windows, match_model,
+from nodedsl.frontend.config import validate_dataset
+from nodedsl.data.loading import (Trajectories, load_csv, load_file, load_npz, make_windows, match_model,
                           split_by_trajectory)
-from nodedsl.diagnostics import NodeDslError
-from nodedsl.parse import parse_source
-from nodedsl.synth import generate
+from nodedsl.core.diagnostics import NodeDslError
+from nodedsl.frontend.parse import parse_source
+from nodedsl.data.synth import generate
 
 from _fake_model import FakeDecay, FakePendulum
 

@@ -17,7 +17,7 @@ import torch
 from torch.func import jacrev, vmap
 
 import nodedsl
-from nodedsl import derive
+from nodedsl.symbolic import derive
 from nodedsl.solvers import derivatives as D
 from nodedsl.solvers import make_solver, solve
 from test_compile_vs_scipy import VDP  # the scipy-checked Van der Pol (mu learned, positive)

@@ -19,7 +19,7 @@ import typer
 from typer.testing import CliRunner
 
 from nodedsl import NodeDslError
-from nodedsl.energy_plot import energy_balance, plot_energy, register
+from nodedsl.plots.energy import energy_balance, plot_energy, register
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +28,7 @@ def _simulate(tmp_path: Path, step: float) -> Path:
     shutil.copy(ROOT / "examples" / "msd.node", tmp_path / "msd.node")
     out = tmp_path / f"sim_{step}.csv"
     proc = subprocess.run(
-        [sys.executable, "-m", "nodedsl.cli", "simulate", str(tmp_path / "msd.node"), "--model",
+        [sys.executable, "-m", "nodedsl.cli.main", "simulate", str(tmp_path / "msd.node"), "--model",
          "MassSpringDamperTruth", "--t-end", "10", "--step", str(step), "--energy", "--input", "force=sin(t)",
          "-o", str(out)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -180,7 +180,7 @@ def emitted_codes() -> set[str]:
         codes.update(_CODE_CALL.findall(text))
         codes.update(_CODE_COND.findall(text))
         codes.update(c for c in re.findall(r'"([a-z]+(?:-[a-z]+)+)"', text) if f'code = "{c}"' in text)
-    from nodedsl.parse import _EXAMPLES
+    from nodedsl.frontend.parse import _EXAMPLES
 
     codes.update(code for code, _ in _EXAMPLES)
     return codes | {"syntax", "unexpected-character"}

@@ -12,8 +12,8 @@ import pytest
 from lark import Lark
 
 import nodedsl
-from nodedsl.diagnostics import render
-from nodedsl.parse import parse_source
+from nodedsl.core.diagnostics import render
+from nodedsl.frontend.parse import parse_source
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "examples"
@@ -21,7 +21,7 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.node"))
 
 
 def run_cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "nodedsl.cli", *args], cwd=cwd, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "nodedsl.cli.main", *args], cwd=cwd, capture_output=True, text=True)
 
 
 def test_grammar_is_conflict_free_lalr():

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import nodedsl
 from nodedsl import NodeDslError
-from nodedsl.diagnostics import Diagnostic
+from nodedsl.core.diagnostics import Diagnostic
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -1,4 +1,4 @@
-"""Taylor-mode AD over compiled fields (``nodedsl._fxjet``) against nested forward-mode AD.
+"""Taylor-mode AD over compiled fields (``nodedsl.compiler.jet``) against nested forward-mode AD.
 
 The reference is ``solvers.derivatives.taylor_coefficients`` on a plain callable (nested
 ``torch.func.jvp``), an independent computation. Checked in float64: every elementwise function and
@@ -17,7 +17,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import nodedsl
-from nodedsl._fxjet import jet_function
+from nodedsl.compiler.jet import jet_function
 from nodedsl.solvers import derivatives as D
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -169,7 +169,7 @@ def test_high_integer_powers_at_zero(power):
 
 
 def test_product_plans_reach_every_power():
-    from nodedsl._fxjet import _product_plan
+    from nodedsl.compiler.jet import _product_plan
 
     for n in range(2, 65):
         exponents = [1]

@@ -20,8 +20,8 @@ import torch
 from torch import fx
 
 import nodedsl
-from nodedsl._fxviews import split_views
-from nodedsl.fxgen import build_function
+from nodedsl.compiler.views import split_views
+from nodedsl.compiler.graph import build_function
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -233,7 +233,7 @@ def test_linear_equations_of_coupled_inputs_fold_into_the_map():
     numeric combination) and a bare ``u2`` stay; inputs no equation reads are dropped."""
     import sympy as sp
 
-    from nodedsl.fxgen import _fold_linear
+    from nodedsl.compiler.graph import _fold_linear
 
     u0, u1, u2, u3, k = sp.symbols("u0 u1 u2 u3 k", real=True)
     entries = [(0, 0, sp.Integer(1)), (1, 1, sp.Integer(-1)), (1, 2, sp.Integer(2)), (2, 0, sp.Integer(3)),

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import nodedsl
-from nodedsl._resources import data_dir
+from nodedsl.core.resources import data_dir
 
 STDLIB = data_dir("stdlib")
 MODULES = ["mechanics", "circuits"]

@@ -9,11 +9,11 @@ import math
 import pytest
 import torch
 
-from nodedsl.config import validate_dataset, validate_train
-from nodedsl.data import make_windows, split_by_trajectory
-from nodedsl.diagnostics import NodeDslError
-from nodedsl.parse import parse_source
-from nodedsl.synth import generate
+from nodedsl.frontend.config import validate_dataset, validate_train
+from nodedsl.data.loading import make_windows, split_by_trajectory
+from nodedsl.core.diagnostics import NodeDslError
+from nodedsl.frontend.parse import parse_source
+from nodedsl.data.synth import generate
 from nodedsl.train import fit, load_checkpoint, save_checkpoint
 from nodedsl.train.rollout import observation_map
 
@@ -176,7 +176,7 @@ def test_solver_gradient_optimizer_variants(decay_data, extra):
 @pytest.mark.parametrize("solver", ["implicit_euler(step = 0.1)", "rk4(step = 0.05)"])
 def test_row_specific_inputs(solver):
     """Windows with different inputs and start times: interpolated inputs, row-wise Jacobians."""
-    from nodedsl.data import Trajectories
+    from nodedsl.data.loading import Trajectories
 
     N, T = 4, 11
     t = torch.linspace(0, 1, T, dtype=torch.float64).repeat(N, 1) + torch.arange(N)[:, None]
@@ -257,7 +257,7 @@ def test_real_blackbox_partial_taylor(tmp_path):
 def test_cli_train_eval_plot(tmp_path):
     from typer.testing import CliRunner
 
-    from nodedsl.cli import app
+    from nodedsl.cli.main import app
 
     runner = CliRunner()
     run = str(tmp_path / "r")

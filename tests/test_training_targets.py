@@ -18,7 +18,7 @@ def train(tmp_path: Path, example: str, *flags: str) -> dict:
     for name in ("pendulum.node", "msd.node", example):
         shutil.copy(ROOT / "examples" / name, tmp_path / name)
     run = tmp_path / "run"
-    res = subprocess.run([sys.executable, "-m", "nodedsl.cli", "train", example, "--run", str(run), "--quiet",
+    res = subprocess.run([sys.executable, "-m", "nodedsl.cli.main", "train", example, "--run", str(run), "--quiet",
                           *flags], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     assert "Traceback" not in res.stderr

@@ -1,6 +1,6 @@
 """Training: multiple shooting, the augmented Lagrangian for constraints, checkpoints, metrics, plots.
 
-See docs/training.md. The library never prints; the CLI (:mod:`nodedsl.cli_train`) draws progress.
+See docs/training.md. The library never prints; the CLI (:mod:`nodedsl.cli.train`) draws progress.
 
 Example:
     >>> from nodedsl.train import fit, TrainResult, run_training, evaluate, plot_run   # doctest: +SKIP

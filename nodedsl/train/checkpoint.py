@@ -29,8 +29,8 @@ from pathlib import Path
 
 import torch
 
-from .._atomic import atomic_write
-from ..diagnostics import Diagnostic, NodeDslError, Span
+from ..io.atomic import atomic_write
+from ..core.diagnostics import Diagnostic, NodeDslError, Span
 
 __all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "load_weights", "check_compatible", "param_shapes"]
 

@@ -35,8 +35,8 @@ from typing import Literal, Sequence
 import sympy as sp
 import torch
 
-from .. import ast
-from ..diagnostics import Diagnostic, NodeDslError
+from ..frontend import ast
+from ..core.diagnostics import Diagnostic, NodeDslError
 
 __all__ = ["CouplingEstimate", "coupling_parameters", "difference_targets", "least_squares_coupling",
            "coupling_matrix", "weighted_prefixes", "prepare_least_squares"]
@@ -105,7 +105,7 @@ def _states(model, traj) -> torch.Tensor:
 
 
 def _no_span():
-    from ..diagnostics import Span
+    from ..core.diagnostics import Span
 
     return Span("<training data>", 0, 0)
 
@@ -166,7 +166,7 @@ def least_squares_coupling(model, traj, *, differences: Differences = "midpoint"
                            assign: bool = True) -> CouplingEstimate:
     """Estimate every ``learn skew`` coupling of ``model`` from fully observed trajectories in one shot.
 
-    ``traj``: a :class:`~nodedsl.data.Trajectories` matched to the model (outputs include every state).
+    ``traj``: a :class:`~nodedsl.data.loading.Trajectories` matched to the model (outputs include every state).
     Other learned parameters and nets are held at their current values. ``rcond``: relative cut-off for
     small singular values (default ``1000 * eps`` of the model's dtype: ``A`` itself is exact up to
     round-off, so a direction below it is unseen by the data). The minimum-norm solution is written into
@@ -305,7 +305,7 @@ def prepare_least_squares(program, name: str, model, train_traj, cfg):
               if v.requires_grad and k not in coupling_keys and not k.startswith(loaded)]
     from dataclasses import replace
 
-    from ..config import key_span
+    from ..frontend.config import key_span
 
     try:
         estimate = least_squares_coupling(model, train_traj)
@@ -318,7 +318,7 @@ def prepare_least_squares(program, name: str, model, train_traj, cfg):
     estimate.extra["gradient_training"] = bool(others)
     if others:
         return estimate, cfg, []
-    from ..config import Horizon
+    from ..frontend.config import Horizon
 
     frozen = [p for p in model.parameters() if p.requires_grad]
     for p in frozen:

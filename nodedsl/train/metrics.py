@@ -3,7 +3,7 @@
 Example:
     >>> import torch
 
-from .._atomic import atomic_write
+from ..io.atomic import atomic_write
     >>> e = rollout_errors(torch.zeros(1, 3, 1), torch.ones(1, 3, 1), torch.tensor([3]), ("x",))
     >>> e["rmse"], e["per_output"]["x"]["rmse"]
     (1.0, 1.0)
@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import torch
 
-from .._atomic import atomic_write
+from ..io.atomic import atomic_write
 
 __all__ = ["jsonable", "write_json", "read_json", "metrics_document", "rollout_errors"]
 

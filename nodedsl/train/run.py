@@ -21,10 +21,10 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from .. import ast
-from ..config import TrainConfig, apply_overrides, key_span, validate_dataset, validate_train
-from ..data import Trajectories, load_file, make_windows, match_model, split_by_trajectory
-from ..diagnostics import Diagnostic, NodeDslError, Span, suggest
+from ..frontend import ast
+from ..frontend.config import TrainConfig, apply_overrides, key_span, validate_dataset, validate_train
+from ..data.loading import Trajectories, load_file, make_windows, match_model, split_by_trajectory
+from ..core.diagnostics import Diagnostic, NodeDslError, Span, suggest
 from .checkpoint import FORMAT, check_compatible, load_checkpoint, param_shapes, save_checkpoint
 from .constraints import AugmentedLagrangian
 from .loop import Progress, TrainResult, _threads, build_solver, fit
@@ -87,7 +87,7 @@ def load_training_data(program, cfg: TrainConfig, model, base: str | Path | None
     dcfg, diags = validate_dataset(ds)
     if dcfg is None:
         raise NodeDslError(diags)
-    from ..synth import generate
+    from ..data.synth import generate
 
     truth = compiled_model(program, dcfg.model, dcfg.seed)
     traj = generate(truth, dcfg)
@@ -155,7 +155,7 @@ def _violations(model, cfg: TrainConfig, states: torch.Tensor, traj: Trajectorie
     infos = tuple(getattr(model, "constraints", ()) or ())
     if not infos:
         return {}
-    from ..config import AugmentedLagrangian as ALConfig
+    from ..frontend.config import AugmentedLagrangian as ALConfig
 
     al = AugmentedLagrangian(infos, cfg.constraints or ALConfig(kind="augmented_lagrangian"),
                              model.x0_default.dtype)
@@ -280,7 +280,7 @@ def _run_training(program, train_block, overrides, run_dir, resume, progress) ->
 def _energy_outputs(model, states: torch.Tensor, traj: Trajectories, run: Path) -> None:
     """Port-Hamiltonian runs: H, dissipated and supplied power along the predicted validation rollouts
     (``energy.npz``) and their plot (``energy.png``, first trajectories)."""
-    from ..energy_plot import plot_energy
+    from ..plots.energy import plot_energy
 
     n_traj, steps, n = states.shape
     x = states.reshape(-1, n)
@@ -384,7 +384,7 @@ def _evaluate(program, model_name, run_dir, data) -> dict:
 
 def plot_run(run_dir: str | Path) -> list[Path]:
     """(Re)draw ``loss.png`` and ``fit.png`` from ``metrics.json`` and ``predictions.npz``."""
-    from .plots import plot_fit, plot_losses
+    from ..plots.training import plot_fit, plot_losses
 
     run = Path(run_dir)
     written = []

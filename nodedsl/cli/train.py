@@ -1,0 +1,182 @@
+"""The ``train``, ``eval`` and ``plot`` commands (registered on the main typer app by :func:`register`).
+
+Example::
+
+    nodedsl train examples/pendulum.node --epochs 50 --set batch=32 --run runs/pendulum
+    nodedsl train examples/pendulum.node --run runs/pendulum --epochs 100 --resume
+    nodedsl eval examples/pendulum.node --run runs/pendulum
+    nodedsl plot --run runs/pendulum
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..core.diagnostics import Diagnostic, NodeDslError, Span
+
+__all__ = ["register", "parse_sets"]
+
+
+def _fail(err: NodeDslError, sources: dict[str, str] | None = None) -> None:
+    from .main import fail  # lazy: nodedsl.cli.main imports this module to register its commands
+
+    fail(err, sources)
+
+
+def _load(path: str):
+    from .main import load_or_fail
+
+    return load_or_fail(path)
+
+
+def parse_sets(items: list[str]) -> dict[str, str]:
+    """``["key=value", ...]`` -> dict; a malformed item is a ``bad-override`` error."""
+    out: dict[str, str] = {}
+    bad = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            bad.append(Diagnostic("bad-override", f"--set expects key=value, got '{item}'", Span("<command line>", 0, 0)))
+            continue
+        out[key.strip()] = value.strip()
+    if bad:
+        raise NodeDslError(bad)
+    return out
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}" if math.isfinite(v) else str(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    return str(v)
+
+
+def _summary(result, run_dir: str) -> None:
+    typer.echo(f"{result.status} after {result.epochs_run} epochs in {result.wall_time:.1f} s"
+               f" (train loss {_fmt(result.train_loss)}, validation loss {_fmt(result.val_loss)})")
+    for name, value in result.parameters.items():
+        typer.echo(f"  {name} = {_fmt(value)}")
+    for name, value in result.violations.items():
+        typer.echo(f"  constraint {name}: violation {_fmt(value)}")
+    if result.rollbacks:
+        typer.echo(f"  {result.rollbacks} non-finite step(s) rolled back (learning rate halved each time)")
+    ev = result.extra.get("evaluation", {})
+    if "rmse" in ev:
+        typer.echo(f"  rollout RMSE on {ev.get('on')} trajectories: {_fmt(ev['rmse'])}")
+    typer.echo(f"run directory: {run_dir}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train``, ``eval`` and ``plot`` to ``app``."""
+
+    @app.command("train")
+    def train(
+        path: str = typer.Argument(..., help="the .node file"),
+        model: Optional[str] = typer.Option(None, "--model", "-m", help="which train block (when several)"),
+        epochs: Optional[int] = typer.Option(None, "--epochs", help="override 'epochs'"),
+        lr: Optional[float] = typer.Option(None, "--lr", help="override the optimizer's learning rate"),
+        set_: list[str] = typer.Option([], "--set", help="override any key: --set batch=32 --set solver.step=0.01"),
+        run: Optional[str] = typer.Option(None, "--run", help="run directory (default: runs/<model>)"),
+        resume: bool = typer.Option(False, "--resume", help="continue from the run directory's checkpoint"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    ) -> None:
+        """Fit a model to its data as its train block says; write checkpoints, metrics and plots."""
+        from ..train.run import run_training, select_train
+
+        prog = _load(path)
+        try:
+            block = select_train(prog, model)
+            overrides = parse_sets(set_)
+            if epochs is not None:
+                overrides["epochs"] = str(epochs)
+            if lr is not None:
+                overrides["lr"] = repr(lr)
+            _validate_first(block, overrides)
+            run_dir = run or str(Path("runs") / block.model)
+            if quiet:
+                result = run_training(prog, block, overrides=overrides, run_dir=run_dir, resume=resume)
+            else:
+                result = _with_progress(prog, block, overrides, run_dir, resume)
+        except NodeDslError as err:
+            _fail(err, prog.sources)
+        except KeyboardInterrupt:
+            typer.echo("interrupted: the last completed epoch is saved; continue with --resume", err=True)
+            raise typer.Exit(130)
+        _summary(result, result.extra.get("run_dir", run_dir))
+
+    @app.command("eval")
+    def eval_(
+        path: str = typer.Argument(..., help="the .node file"),
+        run: str = typer.Option(..., "--run", help="the run directory"),
+        data: Optional[str] = typer.Option(None, "--data", help="held-out CSV/NPZ (default: the validation split)"),
+        model: Optional[str] = typer.Option(None, "--model", "-m", help="model (default: the run's)"),
+    ) -> None:
+        """Roll out a trained model over whole held-out trajectories; report errors and violations."""
+        from ..train.run import evaluate
+
+        prog = _load(path)
+        try:
+            out = evaluate(prog, model, run, data)
+        except NodeDslError as err:
+            _fail(err, prog.sources)
+        typer.echo(f"{out['model']}: rollout over {out['trajectories']} trajectories ({out['on']}): RMSE "
+                   f"{_fmt(out['rmse'])}, normalized {_fmt(out['nrmse'])}")
+        for name, e in out["per_output"].items():
+            typer.echo(f"  {name}: RMSE {_fmt(e['rmse'])}, MAE {_fmt(e['mae'])}")
+        for name, v in out.get("parameters", {}).items():
+            typer.echo(f"  {name} = {_fmt(v)}")
+        for name, v in out.get("violations", {}).items():
+            typer.echo(f"  constraint {name}: violation {_fmt(v)}")
+        typer.echo(f"written: {Path(run) / 'eval.json'}")
+
+    @app.command("plot")
+    def plot(run: str = typer.Option(..., "--run", help="the run directory")) -> None:
+        """Redraw a run's plots (loss curves, data against prediction) as PNG files."""
+        from ..train.run import plot_run
+
+        try:
+            written = plot_run(run)
+        except NodeDslError as err:
+            _fail(err)
+        for p in written:
+            typer.echo(f"written: {p}")
+
+
+def _validate_first(block, overrides: dict[str, str]) -> None:
+    """Report train-block and override errors before any progress bar is drawn."""
+    from ..frontend.config import apply_overrides, validate_train
+
+    cfg, diags = validate_train(block)
+    if cfg is None:
+        raise NodeDslError(diags)
+    apply_overrides(cfg, overrides)
+
+
+def _with_progress(prog, block, overrides, run_dir, resume):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..train.run import run_training
+
+    console = Console(stderr=True)
+    columns = (TextColumn(f"training {block.model}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[info]}"))
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("train", total=None, info="preparing data")
+
+        def progress(epoch, epochs, train_loss, val_loss, worst):
+            info = f"loss {_fmt(train_loss)}"
+            if val_loss is not None:
+                info += f"  val {_fmt(val_loss)}"
+            if worst is not None:
+                info += f"  violation {_fmt(worst)}"
+            bar.update(task, total=epochs, completed=epoch, info=info)
+
+        return run_training(prog, block, overrides=overrides, run_dir=run_dir, resume=resume, progress=progress)

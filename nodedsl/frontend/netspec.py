@@ -1,0 +1,103 @@
+"""Neural-network terms: validated options of a ``net`` declaration and the MLP built from them.
+
+Example:
+    >>> from nodedsl.frontend.parse import parse_source
+    >>> net = parse_source("model M { net f(a, b[2]) -> 1 { hidden = [8], output = softplus } }").models[0].body[0]
+    >>> spec = net_spec(net)
+    >>> spec.in_size, spec.hidden, spec.output
+    (3, (8,), 'softplus')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from . import ast
+from ..core.diagnostics import Diagnostic, suggest
+
+ACTIVATIONS = {
+    "tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus, "sigmoid": nn.Sigmoid, "gelu": nn.GELU,
+    "silu": nn.SiLU, "elu": nn.ELU, "identity": nn.Identity, "none": nn.Identity, "linear": nn.Identity,
+}
+NONNEGATIVE_OUTPUTS = {"softplus", "sigmoid", "relu"}
+_KEYS = {"hidden": "a list of layer widths, e.g. [32, 32]", "activation": "an activation name",
+         "output": "an output activation name", "init": "'default' or 'zeros' (last layer starts at zero)"}
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    name: str
+    in_size: int
+    out: int
+    hidden: tuple[int, ...] = (32, 32)
+    activation: str = "tanh"
+    output: str = "identity"
+    init: str = "default"
+
+    @property
+    def nonnegative(self) -> bool:
+        """True when the output activation makes every output >= 0 (used to prove R PSD)."""
+        return self.output in NONNEGATIVE_OUTPUTS
+
+
+def _options(net: ast.Net):
+    for entry in net.options:
+        yield entry.key, entry.value, entry.span
+
+
+def validate_net_options(net: ast.Net) -> list[Diagnostic]:
+    """Diagnostics for unknown keys or bad values in a net's ``{ ... }`` options."""
+    out: list[Diagnostic] = []
+    seen: set[str] = set()
+    for key, value, span in _options(net):
+        if key in seen:
+            out.append(Diagnostic("duplicate-key", f"option '{key}' is given twice", span))
+        seen.add(key)
+        if key not in _KEYS:
+            note = suggest(key, _KEYS) or "net options: " + ", ".join(_KEYS)
+            out.append(Diagnostic("unknown-key", f"unknown net option '{key}'", span, (note,)))
+        elif key == "hidden":
+            ok = isinstance(value, ast.VList) and all(
+                isinstance(i, ast.VNumber) and i.value == int(i.value) and i.value >= 1 for i in value.items)
+            if not ok:
+                out.append(Diagnostic("bad-value", f"'hidden' must be {_KEYS['hidden']}", value.span))
+        elif key in ("activation", "output"):
+            name = value.name if isinstance(value, ast.VName) else None
+            if name not in ACTIVATIONS:
+                got = name or type(value).__name__
+                out.append(Diagnostic("bad-value", f"'{key}' must be one of {', '.join(ACTIVATIONS)}; got '{got}'",
+                                      value.span, tuple(n for n in [suggest(got, ACTIVATIONS)] if n)))
+        elif key == "init":
+            name = value.name if isinstance(value, ast.VName) else None
+            if name not in ("default", "zeros"):
+                out.append(Diagnostic("bad-value", f"'init' must be {_KEYS['init']}", value.span))
+    return out
+
+
+def net_spec(net: ast.Net) -> NetSpec:
+    """The spec of a checked net declaration (call after validate_net_options found nothing)."""
+    opts = {k: v for k, v, _ in _options(net)}
+    hidden = tuple(int(i.value) for i in opts["hidden"].items) if "hidden" in opts else (32, 32)
+    return NetSpec(net.name, sum(a.size or 1 for a in net.args), net.out, hidden,
+                   opts["activation"].name if "activation" in opts else "tanh",
+                   opts["output"].name if "output" in opts else "identity",
+                   opts["init"].name if "init" in opts else "default")
+
+
+def build_mlp(spec: NetSpec) -> nn.Sequential:
+    """An ``nn.Sequential`` MLP: Linear/activation layers, then the output activation."""
+    layers: list[nn.Module] = []
+    width = spec.in_size
+    for h in spec.hidden:
+        layers += [nn.Linear(width, h), ACTIVATIONS[spec.activation]()]
+        width = h
+    last = nn.Linear(width, spec.out)
+    if spec.init == "zeros":
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+    layers.append(last)
+    if spec.output not in ("identity", "none", "linear"):
+        layers.append(ACTIVATIONS[spec.output]())
+    return nn.Sequential(*layers)

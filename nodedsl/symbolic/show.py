@@ -1,0 +1,77 @@
+"""Mathematical display of a lowered system (plain text or LaTeX), built from SymPy objects.
+
+Example:
+    >>> import nodedsl
+    >>> prog = nodedsl.loads("model M { state x = 1\\n param k = 2\\n der(x) = -k*x }")
+    >>> print(format_system(prog.system("M"), prog.info("M")).splitlines()[-1])
+      d/dt x = -k*x
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from ..frontend.check import ModelInfo
+from .lower import System
+
+
+def _fmt(e, latex: bool) -> str:
+    if latex:
+        return sp.latex(e)
+    if isinstance(e, sp.MatrixBase):
+        return "[" + ", ".join("[" + ", ".join(sp.sstr(x) for x in row) + "]" for row in e.tolist()) + "]"
+    return sp.sstr(e)
+
+
+def _values(v: list[float]) -> str:
+    return f"{v[0]:g}" if len(v) == 1 else "[" + ", ".join(f"{x:g}" for x in v) + "]"
+
+
+def format_system(system: System, info: ModelInfo, *, latex: bool = False) -> str:
+    """Every part of a model: states, inputs, parameters, nets, equations, ports, constraints."""
+    kind = " : port_hamiltonian" if info.is_ph else ""
+    lines = [f"model {system.name}{kind}"]
+    lines.append("  states: " + ", ".join(f"{n} (x0 = {v:g})" for n, v in zip(system.state_names, system.x0)))
+    if system.inputs:
+        lines.append("  inputs: " + ", ".join(f"{n} (default {v:g})" for n, v in zip(system.input_names, system.u0)))
+    for p in system.params:
+        if p.learn is None:
+            how = "known"
+        elif p.learn == "interval":
+            how = f"learned in [{p.low:g}, {p.high:g}]"
+        elif p.learn == "positive":
+            how = "learned, > 0"
+        elif p.learn == "skew":
+            how = "learned coupling, skew(C)"
+        else:
+            how = "learned"
+        lines.append(f"  param {p.name} = {_values(p.value)} ({how})")
+    for name, spec in system.nets.items():
+        lines.append(f"  net {name}: R^{spec.in_size} -> R^{spec.out}, hidden {list(spec.hidden)}, "
+                     f"{spec.activation}, output {spec.output}")
+    if system.ph is not None:
+        ph = system.ph
+        lines.append(f"  H = {_fmt(ph.H, latex)}")
+        J, R, gs = ph.assemble()
+        lines.append(f"  J = {_fmt(J, latex)}")
+        lines.append(f"  R = {_fmt(R, latex)}")
+        for port in ph.ports:
+            lines.append(f"  port {port.name}: G = {_fmt(gs.get(port.name, port.G), latex)}")
+            for u, y in zip(port.inputs, port.output):
+                lines.append(f"    output y({u}) = {_fmt(y, latex)}")
+        lines.append("  dynamics: dx/dt = (J - R) grad H + G u")
+        lines.append("  energy balance: dH/dt = -P_dissipated + P_supplied, P_supplied = y^T u")
+        lines.append(f"    P_dissipated = grad H^T R grad H = {_fmt(ph.dissipation, latex)}")
+    for c in system.constraints:
+        op = "==" if c.kind == "eq" else "<="
+        dom = ""
+        if c.domains:
+            dom = " for " + ", ".join(f"{n} in [{lo:g}, {hi:g}]" for n, _, lo, hi in c.domains)
+        res = ", ".join(_fmt(r, latex) for r in c.residual)
+        lines.append(f"  constraint {c.name}: {res} {op} 0{dom}" + (f" (weight {c.weight:g})" if c.weight != 1 else ""))
+    if system.outputs and system.output_names != system.state_names:
+        for n, e in zip(system.output_names, system.outputs):
+            lines.append(f"  output {n} = {_fmt(e, latex)}")
+    for s, e in zip(system.states, system.rhs):
+        lines.append(f"  d/dt {s.name} = {_fmt(e, latex)}")
+    return "\n".join(lines)
