@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compile_scaling import chain_source  # noqa: E402
+from compile_scaling import chain_source
 
-import nodedsl  # noqa: E402
+import nodedsl
 
 
 def main(sizes: list[int]) -> None:

@@ -67,12 +67,12 @@ def chain_source(n: int) -> str:
 
 
 def measure(n: int) -> dict[str, float]:
-    from nodedsl.frontend.check import check_source
     from nodedsl.compiler.module import CompiledModel
+    from nodedsl.frontend.check import check_source
     from nodedsl.frontend.loader import source_from_text
+    from nodedsl.program import Program
     from nodedsl.symbolic.lower import lower
     from nodedsl.symbolic.prove import structure_diagnostics
-    from nodedsl.program import Program
 
     text = chain_source(n)
     out: dict[str, float] = {"n": n, "states": 3 * n - 1}
@@ -109,14 +109,20 @@ def slope(xs, ys) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
-    ap.add_argument("--budget", type=float, default=600.0,
-                    help="skip larger sizes once a size's predicted time exceeds this many seconds")
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=600.0,
+        help="skip larger sizes once a size's predicted time exceeds this many seconds",
+    )
     args = ap.parse_args(argv)
     import torch
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, python {sys.version.split()[0]}")
-    header = f"{'N':>6} {'states':>7} {'parse':>8} {'check':>8} {'structure':>10} {'lower':>9} {'compile':>9} " \
-             f"{'load':>9} {'total':>9}"
+    header = (
+        f"{'N':>6} {'states':>7} {'parse':>8} {'check':>8} {'structure':>10} {'lower':>9} {'compile':>9} "
+        f"{'load':>9} {'total':>9}"
+    )
     measure(3)  # warm-up: grammar construction, imports, first-call caches
     print(header)
     rows = []
@@ -129,8 +135,11 @@ def main(argv=None) -> int:
                 continue
         r = measure(n)
         rows.append(r)
-        print(f"{r['n']:>6} {r['states']:>7} {r['parse']:>8.3f} {r['check']:>8.3f} {r['structure']:>10.3f} "
-              f"{r['lower']:>9.3f} {r['compile']:>9.3f} {r['load']:>9.3f} {r['total']:>9.3f}", flush=True)
+        print(
+            f"{r['n']:>6} {r['states']:>7} {r['parse']:>8.3f} {r['check']:>8.3f} {r['structure']:>10.3f} "
+            f"{r['lower']:>9.3f} {r['compile']:>9.3f} {r['load']:>9.3f} {r['total']:>9.3f}",
+            flush=True,
+        )
     if len(rows) >= 2:
         ns = [r["n"] for r in rows]
         for phase in ("parse", "check", "structure", "lower", "compile", "total"):

@@ -37,12 +37,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import nodedsl  # noqa: E402
-from nodedsl.frontend.config import validate_dataset  # noqa: E402
-from nodedsl.solvers import make_solver, solve  # noqa: E402
-from nodedsl.data.synth import generate  # noqa: E402
-from nodedsl.train import run_training, select_train  # noqa: E402
-from nodedsl.train.coupling import coupling_matrix  # noqa: E402
+import nodedsl
+from nodedsl.data.synth import generate
+from nodedsl.frontend.config import validate_dataset
+from nodedsl.solvers import make_solver, solve
+from nodedsl.train import run_training, select_train
+from nodedsl.train.coupling import coupling_matrix
 
 DT = 0.05
 SPRING_K = 1.5
@@ -99,24 +99,41 @@ def chain_text(n: int, epochs: int, sizes: list[int], horizon: float, test_traj:
         lines += [f"    couple [{', '.join(ports)}] C = {matrix}", "}"]
         return "\n".join(lines)
 
-    init = ", ".join([f"b{i}.q = uniform(-1, 1), b{i}.p = uniform(-1, 1)" for i in range(n)] +
-                     [f"s{j}.stretch = uniform(-0.5, 0.5)" for j in range(n - 1)])
-    parts = ['import "msd.node"', 'import "mechanics" as mech', "",
-             model("ChainTruth", "MassSpringDamperTruth", False), "",
-             model("ChainComposed", "MassSpringDamper", True), "",
-             model("ChainScratch", "MassSpringDamper", False), "",
-             model("ChainComposedLearnedC", "MassSpringDamper", True).replace(f"C = {matrix}", "C = learn skew"),
-             ""]
+    init = ", ".join(
+        [f"b{i}.q = uniform(-1, 1), b{i}.p = uniform(-1, 1)" for i in range(n)]
+        + [f"s{j}.stretch = uniform(-0.5, 0.5)" for j in range(n - 1)]
+    )
+    parts = [
+        'import "msd.node"',
+        'import "mechanics" as mech',
+        "",
+        model("ChainTruth", "MassSpringDamperTruth", False),
+        "",
+        model("ChainComposed", "MassSpringDamper", True),
+        "",
+        model("ChainScratch", "MassSpringDamper", False),
+        "",
+        model("ChainComposedLearnedC", "MassSpringDamper", True).replace(f"C = {matrix}", "C = learn skew"),
+        "",
+    ]
     for size in sizes:
-        parts.append(f"dataset coupled_{size} {{\n    model = ChainTruth\n    trajectories = {size}\n"
-                     f"    time = span(0, 6, step = {DT})\n    initial = {{ {init} }}\n    seed = 10\n}}\n")
-    parts.append(f"dataset held_out {{\n    model = ChainTruth\n    trajectories = {test_traj}\n"
-                 f"    time = span(0, {horizon}, step = {DT})\n    initial = {{ {init} }}\n    seed = 99\n}}\n")
-    parts.append(f"train ChainScratch {{\n    data = coupled_{sizes[0]}\n    solver = rk4(step = {DT})\n"
-                 f"    window = 20\n    epochs = {epochs}\n    optimizer = adam(lr = 1e-2)\n"
-                 f"    schedule = cosine(min_lr = 1e-4)\n    validation = 0\n    seed = 0\n}}\n")
-    parts.append(f"train ChainComposedLearnedC {{\n    data = coupled_{sizes[0]}\n    solver = rk4(step = {DT})\n"
-                 f"    window = 20\n    coupling = least_squares\n    validation = 0\n}}\n")
+        parts.append(
+            f"dataset coupled_{size} {{\n    model = ChainTruth\n    trajectories = {size}\n"
+            f"    time = span(0, 6, step = {DT})\n    initial = {{ {init} }}\n    seed = 10\n}}\n"
+        )
+    parts.append(
+        f"dataset held_out {{\n    model = ChainTruth\n    trajectories = {test_traj}\n"
+        f"    time = span(0, {horizon}, step = {DT})\n    initial = {{ {init} }}\n    seed = 99\n}}\n"
+    )
+    parts.append(
+        f"train ChainScratch {{\n    data = coupled_{sizes[0]}\n    solver = rk4(step = {DT})\n"
+        f"    window = 20\n    epochs = {epochs}\n    optimizer = adam(lr = 1e-2)\n"
+        f"    schedule = cosine(min_lr = 1e-4)\n    validation = 0\n    seed = 0\n}}\n"
+    )
+    parts.append(
+        f"train ChainComposedLearnedC {{\n    data = coupled_{sizes[0]}\n    solver = rk4(step = {DT})\n"
+        f"    window = 20\n    coupling = least_squares\n    validation = 0\n}}\n"
+    )
     return "\n".join(parts)
 
 
@@ -150,8 +167,13 @@ def run(args) -> dict:
     shutil.copy(ROOT / "examples" / "msd.node", work / "msd.node")
     (work / "single.node").write_text(SINGLE.format(traj=args.single_traj, dt=DT, epochs=args.epochs))
     log = print if not args.quiet else (lambda *a, **k: None)
-    results: dict = {"epochs": args.epochs, "horizon": args.horizon, "single_trajectories": args.single_traj,
-                     "dt": DT, "work": str(work)}
+    results: dict = {
+        "epochs": args.epochs,
+        "horizon": args.horizon,
+        "single_trajectories": args.single_traj,
+        "dt": DT,
+        "work": str(work),
+    }
 
     # 1. the single body, alone
     t0 = time.perf_counter()
@@ -159,10 +181,15 @@ def run(args) -> dict:
     res = run_training(single, select_train(single), run_dir=work / "runs" / "single")
     body = _seeded_model(single, "MassSpringDamper")
     nodedsl.train.load_weights(work / "runs" / "single", body)
-    results["single"] = {"train_seconds": time.perf_counter() - t0, "train_loss": res.train_loss,
-                         "test_rmse": rollout_rmse(body, _dataset(single, "single_test"))}
-    log(f"single body: {results['single']['train_seconds']:.0f} s, loss {res.train_loss:.2e}, held-out "
-        f"single-body rollout RMSE {results['single']['test_rmse']:.4f}")
+    results["single"] = {
+        "train_seconds": time.perf_counter() - t0,
+        "train_loss": res.train_loss,
+        "test_rmse": rollout_rmse(body, _dataset(single, "single_test")),
+    }
+    log(
+        f"single body: {results['single']['train_seconds']:.0f} s, loss {res.train_loss:.2e}, held-out "
+        f"single-body rollout RMSE {results['single']['test_rmse']:.4f}"
+    )
 
     for n, sizes in ((2, args.sizes), (10, args.sizes_10)):
         if not sizes:
@@ -177,58 +204,87 @@ def run(args) -> dict:
         composed = prog.model("ChainComposed")  # loads runs/single into every body
         entry["composed_rmse"] = rollout_rmse(composed, held)
         entry["zero_rmse"] = float(held.x.pow(2).mean().sqrt())  # predicting the rest state
-        log(f"{n} bodies ({entry['states']} states): composed RMSE {entry['composed_rmse']:.4f} "
-            f"(truth with rk4 {entry['truth_rk4_rmse']:.1e}, predicting zero {entry['zero_rmse']:.3f})")
+        log(
+            f"{n} bodies ({entry['states']} states): composed RMSE {entry['composed_rmse']:.4f} "
+            f"(truth with rk4 {entry['truth_rk4_rmse']:.1e}, predicting zero {entry['zero_rmse']:.3f})"
+        )
         entry["learned_c"] = {}
         for size in args.learned_c:  # trained bodies; the interconnection estimated by least squares
             t1 = time.perf_counter()
-            r = run_training(prog, select_train(prog, "ChainComposedLearnedC"), overrides={"data": f"coupled_{size}"},
-                             run_dir=work / "runs" / f"learned_c{n}_{size}")
+            r = run_training(
+                prog,
+                select_train(prog, "ChainComposedLearnedC"),
+                overrides={"data": f"coupled_{size}"},
+                run_dir=work / "runs" / f"learned_c{n}_{size}",
+            )
             learned_c = _seeded_model(prog, "ChainComposedLearnedC")
             nodedsl.train.load_weights(work / "runs" / f"learned_c{n}_{size}", learned_c)
             tj = np.array(coupling_matrix(prog.system("ChainTruth")), dtype=float)
             ej = np.array(coupling_matrix(prog.system("ChainComposedLearnedC"), r.parameters), dtype=float)
             c = r.extra["coupling"]
             lc = entry["learned_c"][size] = {
-                "rmse": rollout_rmse(learned_c, held), "seconds": time.perf_counter() - t1,
-                "gcg_rel_error": float(np.linalg.norm(ej - tj) / np.linalg.norm(tj)), "rank": c["rank"],
-                "n_params": c["n_params"], "gradient_training": c["gradient_training"]}
-            log(f"  composed + C by least squares from {size} composite trajectory(ies): RMSE {lc['rmse']:.4f}, "
+                "rmse": rollout_rmse(learned_c, held),
+                "seconds": time.perf_counter() - t1,
+                "gcg_rel_error": float(np.linalg.norm(ej - tj) / np.linalg.norm(tj)),
+                "rank": c["rank"],
+                "n_params": c["n_params"],
+                "gradient_training": c["gradient_training"],
+            }
+            log(
+                f"  composed + C by least squares from {size} composite trajectory(ies): RMSE {lc['rmse']:.4f}, "
                 f"G C G^T within {100 * lc['gcg_rel_error']:.2f}% (rank {lc['rank']} of {lc['n_params']} entries), "
-                f"{lc['seconds']:.0f} s")
+                f"{lc['seconds']:.0f} s"
+            )
         entry["scratch"] = {}
         for size in sizes:
             t1 = time.perf_counter()
-            r = run_training(prog, select_train(prog, "ChainScratch"), overrides={"data": f"coupled_{size}"},
-                             run_dir=work / "runs" / f"scratch{n}_{size}")
+            r = run_training(
+                prog,
+                select_train(prog, "ChainScratch"),
+                overrides={"data": f"coupled_{size}"},
+                run_dir=work / "runs" / f"scratch{n}_{size}",
+            )
             scratch = _seeded_model(prog, "ChainScratch")
             nodedsl.train.load_weights(work / "runs" / f"scratch{n}_{size}", scratch)
             rmse = rollout_rmse(scratch, held)
-            entry["scratch"][size] = {"rmse": rmse, "train_seconds": time.perf_counter() - t1,
-                                      "train_loss": r.train_loss, "status": r.status}
-            log(f"  scratch on {size:>2} composite trajectories: RMSE {rmse:.4f} "
-                f"({entry['scratch'][size]['train_seconds']:.0f} s, loss {r.train_loss:.2e})")
+            entry["scratch"][size] = {
+                "rmse": rmse,
+                "train_seconds": time.perf_counter() - t1,
+                "train_loss": r.train_loss,
+                "status": r.status,
+            }
+            log(
+                f"  scratch on {size:>2} composite trajectories: RMSE {rmse:.4f} "
+                f"({entry['scratch'][size]['train_seconds']:.0f} s, loss {r.train_loss:.2e})"
+            )
         results[f"{n}_bodies"] = entry
     results["total_seconds"] = time.perf_counter() - t0
     return results
 
 
 def table(results: dict) -> str:
-    lines = [f"rollout RMSE over {results['horizon']:g} s on held-out composite initial states "
-             f"({results['epochs']} epochs for every training run)", "",
-             "| bodies | model | composite trajectories in training | rollout RMSE | train time |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"rollout RMSE over {results['horizon']:g} s on held-out composite initial states "
+        f"({results['epochs']} epochs for every training run)",
+        "",
+        "| bodies | model | composite trajectories in training | rollout RMSE | train time |",
+        "|---|---|---|---|---|",
+    ]
     s = results["single"]
     for n in (2, 10):
         e = results.get(f"{n}_bodies")
         if not e:
             continue
-        lines.append(f"| {n} | composed (`weights`) | 0 ({results['single_trajectories']} single-body) | "
-                     f"{e['composed_rmse']:.4f} | {s['train_seconds']:.0f} s (once) |")
+        lines.append(
+            f"| {n} | composed (`weights`) | 0 ({results['single_trajectories']} single-body) | "
+            f"{e['composed_rmse']:.4f} | {s['train_seconds']:.0f} s (once) |"
+        )
         for size, lc in e.get("learned_c", {}).items():
-            lines.append(f"| {n} | composed, `C = learn skew` by least squares (G C G^T error "
-                         f"{100 * lc['gcg_rel_error']:.2g}%, rank {lc['rank']}/{lc['n_params']}) | "
-                         f"{size} (for C only) | {lc['rmse']:.4f} | {lc['seconds']:.0f} s |")
+            lines.append(
+                f"| {n} | composed, `C = learn skew` by least squares (G C G^T error "
+                f"{100 * lc['gcg_rel_error']:.2g}%, rank {lc['rank']}/{lc['n_params']}) | "
+                f"{size} (for C only) | {lc['rmse']:.4f} | {lc['seconds']:.0f} s |"
+            )
         for size, v in e["scratch"].items():
             lines.append(f"| {n} | from scratch | {size} | {v['rmse']:.4f} | {v['train_seconds']:.0f} s |")
         lines.append(f"| {n} | (truth, rk4 step {results['dt']}) | - | {e['truth_rk4_rmse']:.1e} | - |")
@@ -246,15 +302,31 @@ def plot(results: dict, out: Path) -> None:
         if not e:
             continue
         sizes = sorted(int(k) for k in e["scratch"])
-        ax.plot(sizes, [e["scratch"][k]["rmse"] for k in sizes], "o-", color=color,
-                label=f"{n} bodies, trained from scratch on composite data")
-        ax.axhline(e["composed_rmse"], color=color, ls="--",
-                   label=f"{n} bodies, composed from the single-body run (no composite data)")
+        ax.plot(
+            sizes,
+            [e["scratch"][k]["rmse"] for k in sizes],
+            "o-",
+            color=color,
+            label=f"{n} bodies, trained from scratch on composite data",
+        )
+        ax.axhline(
+            e["composed_rmse"],
+            color=color,
+            ls="--",
+            label=f"{n} bodies, composed from the single-body run (no composite data)",
+        )
         lc = e.get("learned_c") or {}
         if lc:
             ks = sorted(int(k) for k in lc)
-            ax.plot(ks, [lc[k]["rmse"] for k in ks], "x", color=color, ms=9, mew=2,
-                    label=f"{n} bodies, composed, C = learn skew by least squares")
+            ax.plot(
+                ks,
+                [lc[k]["rmse"] for k in ks],
+                "x",
+                color=color,
+                ms=9,
+                mew=2,
+                label=f"{n} bodies, composed, C = learn skew by least squares",
+            )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("composite trajectories used for training")
@@ -274,8 +346,13 @@ def main() -> None:
     ap.add_argument("--single-traj", type=int, default=24)
     ap.add_argument("--sizes", type=int, nargs="*", default=[1, 5, 10, 50])
     ap.add_argument("--sizes-10", type=int, nargs="*", default=[1, 5, 10])
-    ap.add_argument("--learned-c", type=int, nargs="*", default=[1, 10],
-                    help="composite trajectories for the least-squares estimate of a learned C (none: skip)")
+    ap.add_argument(
+        "--learned-c",
+        type=int,
+        nargs="*",
+        default=[1, 10],
+        help="composite trajectories for the least-squares estimate of a learned C (none: skip)",
+    )
     ap.add_argument("--horizon", type=float, default=5.0)
     ap.add_argument("--test-traj", type=int, default=16)
     ap.add_argument("--plot", default=str(ROOT / "docs" / "compositional.png"))

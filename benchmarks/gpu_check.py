@@ -37,20 +37,31 @@ def main() -> int:
         return 1
     torch.set_default_dtype(torch.float64)
     print(torch.__version__, torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu")
-    cases = [("pendulum.node", "Pendulum"), ("msd.node", "MassSpringDamper"), ("two_masses.node", "TwoMassesLearned"),
-             ("arm.node", "DrivenArm"), ("lotka_volterra.node", "LotkaVolterra")]
+    cases = [
+        ("pendulum.node", "Pendulum"),
+        ("msd.node", "MassSpringDamper"),
+        ("two_masses.node", "TwoMassesLearned"),
+        ("arm.node", "DrivenArm"),
+        ("lotka_volterra.node", "LotkaVolterra"),
+    ]
     import tlnode
     import vector_field
 
     programs = {file: nodedsl.load(ROOT / "examples" / file) for file, _ in cases}
     # staged composites: one matmul per piece (Chain10), the sparse map (Chain70: 70 x 69 blocks); an MLP field
     # dense linear parts as x @ M^T (_fxaffine): all entries learned (StiffLinear), numbers and parameters mixed
-    mixed = ("model AffineMixed {\n state a = 0.2\n state b = -0.1\n state c = 0.4\n input f = 0.3\n"
-             " param k = 1.5\n param g = 0.7 learn\n der(a) = b - k * a + 2 * c + f\n"
-             " der(b) = -g * a + k * g * c - 0.5 * b + t\n der(c) = sin(a) * b - c\n}\n")
-    for name, text in (("Chain10", vector_field.chain_source(10)), ("Chain70", vector_field.chain_source(70)),
-                       ("NeuralVdP", tlnode.VDP_SOURCE), ("StiffLinear", tlnode._stiff_source(torch.tensor([[-0.01, 0.002], [0.001, -0.005]]))),
-                       ("AffineMixed", mixed)):
+    mixed = (
+        "model AffineMixed {\n state a = 0.2\n state b = -0.1\n state c = 0.4\n input f = 0.3\n"
+        " param k = 1.5\n param g = 0.7 learn\n der(a) = b - k * a + 2 * c + f\n"
+        " der(b) = -g * a + k * g * c - 0.5 * b + t\n der(c) = sin(a) * b - c\n}\n"
+    )
+    for name, text in (
+        ("Chain10", vector_field.chain_source(10)),
+        ("Chain70", vector_field.chain_source(70)),
+        ("NeuralVdP", tlnode.VDP_SOURCE),
+        ("StiffLinear", tlnode._stiff_source(torch.tensor([[-0.01, 0.002], [0.001, -0.005]]))),
+        ("AffineMixed", mixed),
+    ):
         programs[name] = nodedsl.loads(text)
         cases.append((name, name))
     for file, name in cases:
@@ -66,15 +77,19 @@ def main() -> int:
         close(f"{name} observe", gpu.observe(0.0, x.to(dev), u.to(dev)), cpu.observe(0.0, x, u))
         for c in cpu.constraints:
             samples = {v: torch.rand(64, s) for (v, _, _), s in zip(c.domains, c.domain_sizes)}
-            close(f"{name} constraint {c.name}",
-                  gpu.constraint_residuals(c.name, 0.0, x.to(dev), u.to(dev), {k: v.to(dev) for k, v in samples.items()}),
-                  cpu.constraint_residuals(c.name, 0.0, x, u, samples))
+            close(
+                f"{name} constraint {c.name}",
+                gpu.constraint_residuals(c.name, 0.0, x.to(dev), u.to(dev), {k: v.to(dev) for k, v in samples.items()}),
+                cpu.constraint_residuals(c.name, 0.0, x, u, samples),
+            )
         if cpu.system.ph is not None:
             close(f"{name} hamiltonian", gpu.hamiltonian(x.to(dev), 0.0, u.to(dev)), cpu.hamiltonian(x, 0.0, u))
             close(f"{name} dissipation", gpu.dissipation(x.to(dev), 0.0, u.to(dev)), cpu.dissipation(x, 0.0, u))
         try:  # Taylor-mode AD (or symbolic) coefficients, and a Taylor-Lagrange solve's gradients
-            coefs = [torch.cat(m.taylor_coefficients(0.0, xx, 3, uu), -1)
-                     for m, xx, uu in ((gpu, x.to(dev), u.to(dev)), (cpu, x, u))]
+            coefs = [
+                torch.cat(m.taylor_coefficients(0.0, xx, 3, uu), -1)
+                for m, xx, uu in ((gpu, x.to(dev), u.to(dev)), (cpu, x, u))
+            ]
             close(f"{name} taylor coefficients (order 3)", coefs[0], coefs[1])
             grads = []
             for model, d in ((cpu, torch.device("cpu")), (gpu, dev)):
@@ -84,8 +99,12 @@ def main() -> int:
                 x8 = x[:8].to(d).requires_grad_(True)
                 ys = solve(model, x8, torch.linspace(0, 0.5, 6).to(d), solver=solver).ys
                 ys.pow(2).mean().backward()
-                grads.append(torch.cat([x8.grad.reshape(-1).cpu()] + [p.grad.reshape(-1).cpu()
-                                                                      for p in model.parameters() if p.grad is not None]))
+                grads.append(
+                    torch.cat(
+                        [x8.grad.reshape(-1).cpu()]
+                        + [p.grad.reshape(-1).cpu() for p in model.parameters() if p.grad is not None]
+                    )
+                )
             close(f"{name} taylor solve gradients", grads[1], grads[0], 1e-8)
         except NotImplementedError:
             print(f"--   {name}: no Taylor-mode or symbolic coefficients (a net's derivative in the field)")
@@ -97,8 +116,12 @@ def main() -> int:
             x8 = x[:8].to(d).requires_grad_(True)
             ys = solve(model, x8, t.to(d), solver=make_solver("rk4", step=0.05)).ys
             ys.pow(2).mean().backward()
-            grads.append(torch.cat([x8.grad.reshape(-1).cpu()] + [p.grad.reshape(-1).cpu()
-                                                                  for p in model.parameters() if p.grad is not None]))
+            grads.append(
+                torch.cat(
+                    [x8.grad.reshape(-1).cpu()]
+                    + [p.grad.reshape(-1).cpu() for p in model.parameters() if p.grad is not None]
+                )
+            )
         close(f"{name} rk4 solve gradients", grads[1], grads[0], 1e-8)
         with torch.no_grad():
             a = solve(gpu, x[:8].to(dev), t.to(dev), solver=make_solver("dopri5", rtol=1e-9, atol=1e-11)).ys

@@ -89,8 +89,14 @@ def worker(mode: str, dtype_name: str, steps: int, batch: int) -> dict:
         start = time.process_time()
         step(MODES[mode])
         times.append(time.process_time() - start)
-    return {"mode": mode, "peak_mib": (after - before) / 1024, "time_s": statistics.median(times),
-            "solver_steps": n_steps, "grad_rel_diff": rel, "baseline_mib": before / 1024}
+    return {
+        "mode": mode,
+        "peak_mib": (after - before) / 1024,
+        "time_s": statistics.median(times),
+        "solver_steps": n_steps,
+        "grad_rel_diff": rel,
+        "baseline_mib": before / 1024,
+    }
 
 
 def main() -> None:
@@ -107,16 +113,34 @@ def main() -> None:
     results: dict[str, list[dict]] = {m: [] for m in MODES}
     for _ in range(args.rounds):
         for mode in MODES:  # interleaved, so load from other jobs hits every mode alike
-            out = subprocess.run([sys.executable, __file__, "--worker", mode, "--dtype", args.dtype,
-                                  "--steps", str(args.steps), "--batch", str(args.batch)],
-                                 check=True, capture_output=True, text=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    mode,
+                    "--dtype",
+                    args.dtype,
+                    "--steps",
+                    str(args.steps),
+                    "--batch",
+                    str(args.batch),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             results[mode].append(json.loads(out.stdout.strip().splitlines()[-1]))
     import torch
 
-    print(f"torch {torch.__version__}, 1 thread, {args.dtype}, MLP 2-128-128-2 (DSL net), rk4 200 steps "
-          f"(step 0.01, 21 output times), batch {args.batch}; medians of {args.rounds} rounds\n")
-    print("| gradient | time / training step (s) | peak extra memory (MiB) | (min-max over rounds) | "
-          "time vs backprop | memory vs backprop | gradient rel. diff vs backprop |")
+    print(
+        f"torch {torch.__version__}, 1 thread, {args.dtype}, MLP 2-128-128-2 (DSL net), rk4 200 steps "
+        f"(step 0.01, 21 output times), batch {args.batch}; medians of {args.rounds} rounds\n"
+    )
+    print(
+        "| gradient | time / training step (s) | peak extra memory (MiB) | (min-max over rounds) | "
+        "time vs backprop | memory vs backprop | gradient rel. diff vs backprop |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     base_t = statistics.median(r["time_s"] for r in results["backprop"])
     base_m = statistics.median(r["peak_mib"] for r in results["backprop"])
@@ -125,8 +149,10 @@ def main() -> None:
         mem = statistics.median(r["peak_mib"] for r in rs)
         diff = max(r["grad_rel_diff"] for r in rs)
         lo, hi = min(r["peak_mib"] for r in rs), max(r["peak_mib"] for r in rs)
-        print(f"| {mode} | {tm:.3f} | {mem:.1f} | {lo:.1f}-{hi:.1f} | {tm / base_t:.2f} | {mem / base_m:.2f} | "
-              f"{diff:.1e} |")
+        print(
+            f"| {mode} | {tm:.3f} | {mem:.1f} | {lo:.1f}-{hi:.1f} | {tm / base_t:.2f} | {mem / base_m:.2f} | "
+            f"{diff:.1e} |"
+        )
 
 
 if __name__ == "__main__":

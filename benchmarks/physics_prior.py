@@ -48,10 +48,10 @@ from pathlib import Path
 import torch
 
 import nodedsl
-from nodedsl.frontend.config import TimeSpan, Uniform, validate_dataset, validate_train
 from nodedsl.data.loading import match_model
-from nodedsl.solvers import make_solver, solve
 from nodedsl.data.synth import generate
+from nodedsl.frontend.config import TimeSpan, Uniform, validate_dataset, validate_train
+from nodedsl.solvers import make_solver, solve
 from nodedsl.train import build_solver, load_checkpoint, load_weights, observation_map, run_training, select_train
 from nodedsl.train.rollout import is_autonomous
 from nodedsl.train.run import compiled_model, estimate_initial_states
@@ -64,10 +64,12 @@ def full_state_blackbox(folder: Path) -> Path:
     """A copy of examples/blackbox.node whose black box observes every state (``PendulumBlackBoxFull``)."""
     shutil.copy(EXAMPLES / "pendulum.node", folder / "pendulum.node")
     text = (EXAMPLES / "blackbox.node").read_text()
-    edits = [("model PendulumBlackBox {", "model PendulumBlackBoxFull {"),
-             ("    output theta_measured = theta\n", ""),
-             ("train PendulumBlackBox {", "train PendulumBlackBoxFull {"),
-             ("data = angles", "data = swings")]
+    edits = [
+        ("model PendulumBlackBox {", "model PendulumBlackBoxFull {"),
+        ("    output theta_measured = theta\n", ""),
+        ("train PendulumBlackBox {", "train PendulumBlackBoxFull {"),
+        ("data = angles", "data = swings"),
+    ]
     for old, new in edits:
         assert text.count(old) == 1, f"examples/blackbox.node changed: cannot find {old!r}"
         text = text.replace(old, new)
@@ -81,10 +83,17 @@ def heldout(prog, count: int, seed: int, t1: float = 4.0, theta=(-2.0, 2.0), ome
     initial states); ``x`` holds the noise-free states, ``y`` the noisy observations."""
     dcfg, diags = validate_dataset(prog.dataset("swings"))
     assert dcfg is not None, diags
-    dcfg = dcfg.model_copy(update={
-        "trajectories": count, "seed": seed, "time": TimeSpan(kind="span", t0=0.0, t1=t1, step=0.05),
-        "initial": {"theta": Uniform(kind="uniform", low=theta[0], high=theta[1]),
-                    "omega": Uniform(kind="uniform", low=omega[0], high=omega[1])}})
+    dcfg = dcfg.model_copy(
+        update={
+            "trajectories": count,
+            "seed": seed,
+            "time": TimeSpan(kind="span", t0=0.0, t1=t1, step=0.05),
+            "initial": {
+                "theta": Uniform(kind="uniform", low=theta[0], high=theta[1]),
+                "omega": Uniform(kind="uniform", low=omega[0], high=omega[1]),
+            },
+        }
+    )
     truth = compiled_model(prog, dcfg.model, dcfg.seed)
     return generate(truth, dcfg)
 
@@ -143,8 +152,9 @@ def fitted_x0(model, solver, test) -> torch.Tensor:
     """Initial states fitted to the first 10 noisy observations (the hidden components start at the default)."""
     names = (tuple(model.output_names), tuple(model.input_names), tuple(model.state_names))
     obs = observation_map(model)
-    aliases = {o: model.state_names[i] for o, i in zip(model.output_names, obs)
-               if i is not None and o != model.state_names[i]}
+    aliases = {
+        o: model.state_names[i] for o, i in zip(model.output_names, obs) if i is not None and o != model.state_names[i]
+    }
     held = match_model(test, *names, aliases=aliases, input_defaults=model.u_default.tolist())
     return estimate_initial_states(model, held, 10, solver, obs, is_autonomous(model))
 
@@ -164,54 +174,71 @@ def main() -> None:
     sets = {  # the headline first
         "same distribution, 4 s": heldout(hybrid_prog, n, s),
         "same distribution, 12 s": heldout(hybrid_prog, n, s, t1=12.0),
-        "wider initial states (theta in [-2.8, 2.8], omega in [-2, 2]), 4 s":
-            heldout(hybrid_prog, n, s, theta=(-2.8, 2.8), omega=(-2.0, 2.0)),
+        "wider initial states (theta in [-2.8, 2.8], omega in [-2, 2]), 4 s": heldout(
+            hybrid_prog, n, s, theta=(-2.8, 2.8), omega=(-2.0, 2.0)
+        ),
     }
     headline = next(iter(sets))
     print(f"torch {torch.__version__}, 1 thread; held-out: {n} trajectories per set, seed {s}")
     for key, test in sets.items():
-        print(f"  {key}: {test.t.shape[1]} samples; true theta in [{float(test.x[..., 0].min()):.2f}, "
-              f"{float(test.x[..., 0].max()):.2f}], omega in [{float(test.x[..., 1].min()):.2f}, "
-              f"{float(test.x[..., 1].max()):.2f}]")
+        print(
+            f"  {key}: {test.t.shape[1]} samples; true theta in [{float(test.x[..., 0].min()):.2f}, "
+            f"{float(test.x[..., 0].max()):.2f}], omega in [{float(test.x[..., 1].min()):.2f}, "
+            f"{float(test.x[..., 1].max()):.2f}]"
+        )
     reference = make_solver("rk4", step=0.0125)
 
     rows = []  # (seed, model, start, set, solver, [rmse theta, omega])
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         bb_full_prog = nodedsl.load(str(full_state_blackbox(tmp)))
-        runs = [("hybrid", hybrid_prog, "Pendulum", None),
-                ("black box, theta only", bb_prog, "PendulumBlackBox", "swings"),
-                ("black box, full state", bb_full_prog, "PendulumBlackBoxFull", None)]
+        runs = [
+            ("hybrid", hybrid_prog, "Pendulum", None),
+            ("black box, theta only", bb_prog, "PendulumBlackBox", "swings"),
+            ("black box, full state", bb_full_prog, "PendulumBlackBoxFull", None),
+        ]
         for seed in args.seeds:
             for label, prog, name, data in runs:
                 model, solver, result, wall = train(prog, name, tmp / f"{name}-{seed}", args.epochs, data, seed)
                 ev = result.extra.get("evaluation", {})
                 params = {k: round(v, 4) if isinstance(v, float) else v for k, v in result.parameters.items()}
-                print(f"seed {seed}, {label}: {result.epochs_run} epochs ({result.status}) in {wall:.1f} s "
-                      f"(loop {result.wall_time:.1f} s); final val loss {result.val_loss:.3g}; learned {params}; "
-                      f"nodedsl's own evaluation (validation split, from data) rmse {ev.get('rmse', float('nan')):.3g}",
-                      flush=True)
+                print(
+                    f"seed {seed}, {label}: {result.epochs_run} epochs ({result.status}) in {wall:.1f} s "
+                    f"(loop {result.wall_time:.1f} s); final val loss {result.val_loss:.3g}; learned {params}; "
+                    f"nodedsl's own evaluation (validation split, from data) rmse {ev.get('rmse', float('nan')):.3g}",
+                    flush=True,
+                )
                 if name == "Pendulum":
                     w = torch.linspace(-4, 4, 801)
                     err = (friction_of(model, w) - friction_of(hybrid_prog.model("PendulumTruth"), w)).abs()
-                    print("  hybrid friction net vs the true law, max |error| for |w| <= 1, 2, 3, 4: "
-                          + ", ".join(f"{float(err[w.abs() <= a].max()):.3f}" for a in (1, 2, 3, 4)))
+                    print(
+                        "  hybrid friction net vs the true law, max |error| for |w| <= 1, 2, 3, 4: "
+                        + ", ".join(f"{float(err[w.abs() <= a].max()):.3f}" for a in (1, 2, 3, 4))
+                    )
                     truth_L = oracle(hybrid_prog, float(result.parameters["L"]))
                     for key, test in sets.items():
                         t = test.t[0].to(torch.get_default_dtype())
-                        rows.append((seed, "oracle: true friction, hybrid's L", "true x0", key, "training",
-                                     rmse(rollout(truth_L, solver, test.x[:, 0], t), test.x)))
+                        rows.append(
+                            (
+                                seed,
+                                "oracle: true friction, hybrid's L",
+                                "true x0",
+                                key,
+                                "training",
+                                rmse(rollout(truth_L, solver, test.x[:, 0], t), test.x),
+                            )
+                        )
                 for key, test in sets.items():
                     t = test.t[0].to(torch.get_default_dtype())
                     starts = [("true x0", test.x[:, 0])]
                     if name == "PendulumBlackBox":  # hidden omega: also from an x0 fitted to the first window
                         starts.append(("x0 fitted to 10 noisy angles", fitted_x0(model, solver, test)))
                     for start, x0 in starts:
-                        rows.append((seed, label, start, key, "training",
-                                     rmse(rollout(model, solver, x0, t), test.x)))
+                        rows.append((seed, label, start, key, "training", rmse(rollout(model, solver, x0, t), test.x)))
                         if key == headline:
-                            rows.append((seed, label, start, key, "rk4 0.0125",
-                                         rmse(rollout(model, reference, x0, t), test.x)))
+                            rows.append(
+                                (seed, label, start, key, "rk4 0.0125", rmse(rollout(model, reference, x0, t), test.x))
+                            )
 
     def hybrid(seed, key, sol):
         return next(r[5] for r in rows if r[0] == seed and r[1] == "hybrid" and r[3] == key and r[4] == sol)
@@ -237,14 +264,20 @@ def main() -> None:
     for seed in args.seeds:
         h_t, _ = hybrid(seed, headline, "training")
         for label in ("black box, full state", "black box, theta only"):
-            e_t = next(r[5][0] for r in rows if r[0] == seed and r[3] == headline and r[4] == "training"
-                       and r[1] == label and r[2] == "true x0")
+            e_t = next(
+                r[5][0]
+                for r in rows
+                if r[0] == seed and r[3] == headline and r[4] == "training" and r[1] == label and r[2] == "true x0"
+            )
             ratios.setdefault(label, []).append(e_t / h_t)
     for label, vals in ratios.items():
         med = statistics.median(vals)
-        print(f"{label} / hybrid, theta RMSE (headline set, true x0): "
-              + ", ".join(f"seed {s_}: {v:.1f}x" for s_, v in zip(args.seeds, vals))
-              + f"; median {med:.1f}x (target >= 100x: {'met' if med >= 100 else 'MISSED'})")
+        print(
+            f"{label} / hybrid, theta RMSE (headline set, true x0): "
+            + ", ".join(f"seed {s_}: {v:.1f}x" for s_, v in zip(args.seeds, vals))
+            + f"; median {med:.1f}x (target >= 100x: {'met' if med >= 100 else 'MISSED'})"
+        )
+
 
 if __name__ == "__main__":
     main()

@@ -23,10 +23,10 @@ and times are process CPU time (``time.process_time``), not wall time.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 import gc
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from torchdiffeq import odeint
@@ -96,8 +96,9 @@ def measure(field: torch.nn.Module, batch: int, steps: int, repeats: int) -> dic
             k2 = field(t_mid[i], torch.add(x, k1, alpha=h / 2))
             k3 = field(t_mid[i], torch.add(x, k2, alpha=h / 2))
             k4 = field(t_end[i], torch.add(x, k3, alpha=h))
-            x = torch.add(torch.add(torch.add(torch.add(x, k1, alpha=h / 6), k2, alpha=h / 3), k3, alpha=h / 3),
-                          k4, alpha=h / 6)
+            x = torch.add(
+                torch.add(torch.add(torch.add(x, k1, alpha=h / 6), k2, alpha=h / 3), k3, alpha=h / 3), k4, alpha=h / 6
+            )
 
     runs: dict[str, list[float]] = {"field": [], "ours": [], "torchdiffeq": [], "hand": []}
     for fn in (alone, ours, theirs, hand):  # warm-up
@@ -118,10 +119,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), rk4 {args.steps} steps, "
-          f"median of {args.repeats}; times are microseconds per field evaluation")
-    print("| field | batch | mode | field alone | ours | torchdiffeq | hand-written | ours/field | torchdiffeq/field "
-          "| hand/field |")
+    print(
+        f"torch {torch.__version__}, {args.threads} thread(s), rk4 {args.steps} steps, "
+        f"median of {args.repeats}; times are microseconds per field evaluation"
+    )
+    print(
+        "| field | batch | mode | field alone | ours | torchdiffeq | hand-written | ours/field | torchdiffeq/field "
+        "| hand/field |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     import nodedsl
 
@@ -134,8 +139,10 @@ def main() -> None:
                 with ctx:
                     m = measure(field, batch, args.steps, args.repeats)
                 f = m["field"]
-                print(f"| {name} | {batch} | {mode} | {f:.1f} | {m['ours']:.1f} | {m['torchdiffeq']:.1f} "
-                      f"| {m['hand']:.1f} | {m['ours'] / f:.2f} | {m['torchdiffeq'] / f:.2f} | {m['hand'] / f:.2f} |")
+                print(
+                    f"| {name} | {batch} | {mode} | {f:.1f} | {m['ours']:.1f} | {m['torchdiffeq']:.1f} "
+                    f"| {m['hand']:.1f} | {m['ours'] / f:.2f} | {m['torchdiffeq'] / f:.2f} | {m['hand'] / f:.2f} |"
+                )
 
 
 if __name__ == "__main__":

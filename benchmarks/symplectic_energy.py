@@ -50,8 +50,10 @@ def main() -> None:
             err = ((model.hamiltonian(ys) - H0) / H0).abs()
             tenth = len(err) // 10
             results[(name, solver)] = err
-            print(f"{name:10s} {solver:18s} max rel. error first tenth {float(err[:tenth].max()):.2e}  "
-                  f"last tenth {float(err[-tenth:].max()):.2e}  ({time.perf_counter() - start:.1f} s)")
+            print(
+                f"{name:10s} {solver:18s} max rel. error first tenth {float(err[:tenth].max()):.2e}  "
+                f"last tenth {float(err[-tenth:].max()):.2e}  ({time.perf_counter() - start:.1f} s)"
+            )
     import matplotlib
 
     matplotlib.use("Agg")

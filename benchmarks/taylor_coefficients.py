@@ -32,8 +32,8 @@ from nodedsl.solvers.derivatives import taylor_coefficients
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import tlnode  # noqa: E402  (the Van der Pol and stiff models of the TL-NODE benchmark)
-import vector_field  # noqa: E402  (the 10-body chain)
+import tlnode
+import vector_field
 
 
 def _median_ms(fn, repeats: int) -> float:
@@ -48,12 +48,14 @@ def _median_ms(fn, repeats: int) -> float:
 
 
 def _models():
-    return [("Pendulum (friction net)", nodedsl.load(ROOT / "examples/pendulum.node").model("Pendulum")),
-            ("NeuralVdP (64x64 MLP)", nodedsl.loads(tlnode.VDP_SOURCE).model("NeuralVdP")),
-            ("Van der Pol (known)", nodedsl.loads(tlnode.VDP_SOURCE).model("VanDerPolTruth")),
-            ("Stiff linear (learned A)", tlnode.stiff(0).model),
-            ("Chain10 (29 states)", nodedsl.loads(vector_field.chain_source(10)).model("Chain10")),
-            ("Lotka-Volterra", nodedsl.load(ROOT / "examples/lotka_volterra.node").model("LotkaVolterra"))]
+    return [
+        ("Pendulum (friction net)", nodedsl.load(ROOT / "examples/pendulum.node").model("Pendulum")),
+        ("NeuralVdP (64x64 MLP)", nodedsl.loads(tlnode.VDP_SOURCE).model("NeuralVdP")),
+        ("Van der Pol (known)", nodedsl.loads(tlnode.VDP_SOURCE).model("VanDerPolTruth")),
+        ("Stiff linear (learned A)", tlnode.stiff(0).model),
+        ("Chain10 (29 states)", nodedsl.loads(vector_field.chain_source(10)).model("Chain10")),
+        ("Lotka-Volterra", nodedsl.load(ROOT / "examples/lotka_volterra.node").model("LotkaVolterra")),
+    ]
 
 
 def main(argv=None) -> int:
@@ -63,8 +65,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, 1 thread, float64, 300 states, median of {args.repeats}; "
-          "ms forward / forward+backward\n")
+    print(
+        f"torch {torch.__version__}, 1 thread, float64, 300 states, median of {args.repeats}; "
+        "ms forward / forward+backward\n"
+    )
     print("| model | order | jet | symbolic | nested jvp |")
     print("|---|---:|---:|---:|---:|")
     for name, model in _models():
@@ -77,8 +81,9 @@ def main(argv=None) -> int:
         for order in (2, 3, 4):
             jet = jet_function(model._field, order, n, list(model._nets()))
             methods = {
-                "jet": None if jet is None else
-                (lambda: list(jet(t, x, u, x, model._pargs(), model._nets()).split(n, -1))),
+                "jet": None
+                if jet is None
+                else (lambda: list(jet(t, x, u, x, model._pargs(), model._nets()).split(n, -1))),
                 "symbolic": lambda: [c for c in _symbolic(model, t, x, order, u)],
                 "nested jvp": lambda: taylor_coefficients(lambda tt, xx: model.field(tt, xx, u), t, x, order),
             }
@@ -93,8 +98,10 @@ def main(argv=None) -> int:
                     continue
                 fwd = _median_ms(lambda: [c.detach() for c in fn()], args.repeats)
                 if params:
-                    bwd = _median_ms(lambda: torch.autograd.grad(sum(c.square().sum() for c in fn()), params,
-                                                                 allow_unused=True), args.repeats)
+                    bwd = _median_ms(
+                        lambda: torch.autograd.grad(sum(c.square().sum() for c in fn()), params, allow_unused=True),
+                        args.repeats,
+                    )
                     cells.append(f"{fwd:.2f} / {bwd:.2f}")
                 else:
                     cells.append(f"{fwd:.2f} / -")

@@ -144,8 +144,7 @@ def van_der_pol(seed: int) -> Problem:
     x_te, y_te = _transitions(truth, draw(15), 10, dt)  # 150 test transitions
     torch.manual_seed(seed)
     model = prog.model("NeuralVdP").to(DTYPE)
-    return Problem("Van der Pol (mu = 8), MLP field", model, x_tr, y_tr, x_te, y_te, dt,
-                   x_tr.std(0), lr=3e-3)
+    return Problem("Van der Pol (mu = 8), MLP field", model, x_tr, y_tr, x_te, y_te, dt, x_tr.std(0), lr=3e-3)
 
 
 def _stiff_source(b: torch.Tensor) -> str:
@@ -168,8 +167,9 @@ def stiff(seed: int) -> Problem:
     dt = 0.004
     x_tr, y_tr = _transitions(truth, torch.empty(300, 2, dtype=DTYPE).uniform_(-1, 1, generator=g), 1, dt)
     x_te, y_te = _transitions(truth, torch.empty(150, 2, dtype=DTYPE).uniform_(-1, 1, generator=g), 1, dt)
-    return Problem("Stiff linear (eigenvalues -1000, -1), learn A", model, x_tr, y_tr, x_te, y_te, dt,
-                   x_tr.std(0), lr=1e-2)
+    return Problem(
+        "Stiff linear (eigenvalues -1000, -1), learn A", model, x_tr, y_tr, x_te, y_te, dt, x_tr.std(0), lr=1e-2
+    )
 
 
 def _error(model, solver, x, y, scale, dt) -> float:
@@ -190,8 +190,17 @@ class Schedule:
     substeps: int = 16
 
 
-def train(problem: Problem, init: dict, label: str, solver, budget: float, threshold: float | None,
-          eval_every: int, schedule: Schedule | None = None, tight_level: float | None = None) -> Run:
+def train(
+    problem: Problem,
+    init: dict,
+    label: str,
+    solver,
+    budget: float,
+    threshold: float | None,
+    eval_every: int,
+    schedule: Schedule | None = None,
+    tight_level: float | None = None,
+) -> Run:
     """Adam on the one-step loss until ``budget`` CPU seconds (or ``threshold`` reached, and ``tight_level``
     under a tight dopri5)."""
     schedule = schedule or Schedule()
@@ -233,8 +242,10 @@ def train(problem: Problem, init: dict, label: str, solver, budget: float, thres
         opt.step()
         run.iterations += 1
         if rem_opt is not None and run.iterations % schedule.every == 0:
-            rows = x if schedule.rows is None else x[torch.randperm(len(x), generator=gen)[:schedule.rows]]
-            rl = solver.remainder_loss(model, rows, solver.step_size, substeps=schedule.substeps)  # Gamma at the step it is used with
+            rows = x if schedule.rows is None else x[torch.randperm(len(x), generator=gen)[: schedule.rows]]
+            rl = solver.remainder_loss(
+                model, rows, solver.step_size, substeps=schedule.substeps
+            )  # Gamma at the step it is used with
             grads = torch.autograd.grad(rl, solver_params, allow_unused=True)
             for p, gr in zip(solver_params, grads):
                 p.grad = gr
@@ -276,30 +287,41 @@ def _strict(t_base: float | None, r: Run, threshold: float, tight_level: float) 
 def compare(problem: Problem, taylors: list[tuple[str, dict, Schedule]], budget: float, eval_every: int) -> list[str]:
     torch.manual_seed(0)
     init = {k: v.clone() for k, v in problem.model.state_dict().items()}
-    base = train(problem, init, "dopri5(rtol=1e-6, atol=1e-8)", make_solver("dopri5", rtol=1e-6, atol=1e-8),
-                 budget, None, eval_every)
+    base = train(
+        problem,
+        init,
+        "dopri5(rtol=1e-6, atol=1e-8)",
+        make_solver("dopri5", rtol=1e-6, atol=1e-8),
+        budget,
+        None,
+        eval_every,
+    )
     threshold = base.evals[-1][1]
     # the learned field must be as good as dopri5's too: its error under a tight dopri5, at most dopri5's
     tight_level = max(threshold, base.evals[-1][2])
     if threshold >= 0.5 * base.evals[0][1]:
-        return [f"\n### {problem.name}: dopri5 did not learn within its budget (test error "
-                f"{base.evals[0][1]:.3g} -> {threshold:.3g}); no comparison"]
+        return [
+            f"\n### {problem.name}: dopri5 did not learn within its budget (test error "
+            f"{base.evals[0][1]:.3g} -> {threshold:.3g}); no comparison"
+        ]
     runs = [base]
     for label, opts, schedule in taylors:
         torch.manual_seed(0)
         solver = make_solver("taylor", state_dim=2, **opts).to(DTYPE)
         runs.append(train(problem, init, label, solver, budget, threshold, eval_every, schedule, tight_level))
     t_base = base.time_to(threshold)
-    rows = [f"\n### {problem.name}: {len(problem.x_train)} training / {len(problem.x_test)} test transitions, "
-            f"dt = {problem.dt}\n",
-            f"threshold (dopri5's test error after its {budget:.0f} s budget): {threshold:.3g} "
-            f"(initial error {base.evals[0][1]:.3g})\n",
-            "| method | iterations | ms / iteration (median) | ms / iteration (mean, with Gamma's fits) | "
-            "NFE / iteration (mean) | NFE / unit time | "
-            "time to threshold (s) | speed-up vs dopri5 | final test error | same model, dopri5 1e-9 | "
-            "speed-up at this method's final error | speed-up, same model under dopri5 1e-9 also at "
-            f"{tight_level:.3g} |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [
+        f"\n### {problem.name}: {len(problem.x_train)} training / {len(problem.x_test)} test transitions, "
+        f"dt = {problem.dt}\n",
+        f"threshold (dopri5's test error after its {budget:.0f} s budget): {threshold:.3g} "
+        f"(initial error {base.evals[0][1]:.3g})\n",
+        "| method | iterations | ms / iteration (median) | ms / iteration (mean, with Gamma's fits) | "
+        "NFE / iteration (mean) | NFE / unit time | "
+        "time to threshold (s) | speed-up vs dopri5 | final test error | same model, dopri5 1e-9 | "
+        "speed-up at this method's final error | speed-up, same model under dopri5 1e-9 also at "
+        f"{tight_level:.3g} |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in runs:
         tt = r.time_to(threshold)
         ms = 1e3 * statistics.median(r.iter_times) if r.iter_times else math.nan
@@ -308,9 +330,11 @@ def compare(problem: Problem, taylors: list[tuple[str, dict, Schedule]], budget:
         speed = f"{t_base / tt:.2g}x" if tt and t_base else "-"
         reached = f"{tt:.1f}" if tt is not None else f"not reached ({r.evals[-1][0]:.0f} s)"
         note = "" if r.status == "ok" else f" ({r.status})"
-        rows.append(f"| {r.label}{note} | {r.iterations} | {ms:.1f} | {mean_ms:.1f} | {nfe:.1f} | {nfe / problem.dt:.0f} | "
-                    f"{reached} | {speed if r is not base else '1.0x'} | {r.evals[-1][1]:.3g} | "
-                    f"{r.final_dopri_error:.3g} | {_own_level(base, r, threshold)} | {_strict(t_base, r, threshold, tight_level)} |")
+        rows.append(
+            f"| {r.label}{note} | {r.iterations} | {ms:.1f} | {mean_ms:.1f} | {nfe:.1f} | {nfe / problem.dt:.0f} | "
+            f"{reached} | {speed if r is not base else '1.0x'} | {r.evals[-1][1]:.3g} | "
+            f"{r.final_dopri_error:.3g} | {_own_level(base, r, threshold)} | {_strict(t_base, r, threshold, tight_level)} |"
+        )
     return rows
 
 
@@ -331,21 +355,38 @@ def main() -> None:
     every10 = Schedule(every=10, lr=1e-2, rows=64, substeps=8)  # what nodedsl.train.fit does
     previous = Schedule(every=5, lr=1e-3, rows=None, substeps=16)
     if "vdp" in args.problems:
-        rows = compare(van_der_pol(args.seed), [
-            ("taylor(order=2, step=0.04) + remainder, Gamma fit every 5", {"order": 2, "step": 0.04}, every5),
-            ("taylor(order=2, step=0.04) + remainder, Gamma fit every 10", {"order": 2, "step": 0.04}, every10),
-            ("taylor(order=3, step=0.04) + remainder, Gamma fit every 5", {"order": 3, "step": 0.04}, every5),
-            ("taylor(order=2, step=0.04) + remainder, previous schedule", {"order": 2, "step": 0.04}, previous),
-        ], args.budget_vdp, eval_every=10)
+        rows = compare(
+            van_der_pol(args.seed),
+            [
+                ("taylor(order=2, step=0.04) + remainder, Gamma fit every 5", {"order": 2, "step": 0.04}, every5),
+                ("taylor(order=2, step=0.04) + remainder, Gamma fit every 10", {"order": 2, "step": 0.04}, every10),
+                ("taylor(order=3, step=0.04) + remainder, Gamma fit every 5", {"order": 3, "step": 0.04}, every5),
+                ("taylor(order=2, step=0.04) + remainder, previous schedule", {"order": 2, "step": 0.04}, previous),
+            ],
+            args.budget_vdp,
+            eval_every=10,
+        )
         print("\n".join(rows), flush=True)
     if "stiff" in args.problems:
-        rows = compare(stiff(args.seed), [
-            ("taylor(order=4, step=0.002) + remainder (2 steps per transition)", {"order": 4, "step": 0.002}, every10),
-            ("taylor(order=3, step=0.001) + remainder (4 steps)", {"order": 3, "step": 0.001}, every10),
-            ("taylor(order=3, step=0.002) + remainder (2 steps)", {"order": 3, "step": 0.002}, every10),
-            ("taylor(order=3, step=0.004, gamma=matrix) + remainder (1 step)",
-             {"order": 3, "step": 0.004, "gamma": "matrix"}, every10),
-        ], args.budget_stiff, eval_every=10)
+        rows = compare(
+            stiff(args.seed),
+            [
+                (
+                    "taylor(order=4, step=0.002) + remainder (2 steps per transition)",
+                    {"order": 4, "step": 0.002},
+                    every10,
+                ),
+                ("taylor(order=3, step=0.001) + remainder (4 steps)", {"order": 3, "step": 0.001}, every10),
+                ("taylor(order=3, step=0.002) + remainder (2 steps)", {"order": 3, "step": 0.002}, every10),
+                (
+                    "taylor(order=3, step=0.004, gamma=matrix) + remainder (1 step)",
+                    {"order": 3, "step": 0.004, "gamma": "matrix"},
+                    every10,
+                ),
+            ],
+            args.budget_stiff,
+            eval_every=10,
+        )
         print("\n".join(rows))
     print(f"\ntotal wall time {time.perf_counter() - started:.0f} s")
 

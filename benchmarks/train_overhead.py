@@ -52,8 +52,8 @@ import torch.nn.functional as F
 from torchdiffeq import odeint
 
 import nodedsl
-from nodedsl.frontend.config import apply_overrides, validate_train
 from nodedsl.data.loading import make_windows, split_by_trajectory
+from nodedsl.frontend.config import apply_overrides, validate_train
 from nodedsl.train import fit, select_train
 from nodedsl.train.run import compiled_model, load_training_data
 
@@ -69,8 +69,9 @@ class HandPendulum(torch.nn.Module):
         super().__init__()
         self.g = g
         self.L_raw = torch.nn.Parameter(L_raw.detach().clone())
-        self.friction = torch.nn.Sequential(torch.nn.Linear(1, 32), torch.nn.Tanh(), torch.nn.Linear(32, 32),
-                                            torch.nn.Tanh(), torch.nn.Linear(32, 1))
+        self.friction = torch.nn.Sequential(
+            torch.nn.Linear(1, 32), torch.nn.Tanh(), torch.nn.Linear(32, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1)
+        )
         self.friction.load_state_dict(friction.state_dict())
         self.torque = torch.zeros(1, 1)  # the input, constant over a batch (set before each solve)
 
@@ -92,19 +93,33 @@ def horizon(epoch: int, epochs: int, k: int, start: int = 5, until: float = 0.5)
     return max(d for d in range(1, k + 1) if k % d == 0 and d <= max(target, 1))
 
 
-def hand_train(f: HandPendulum, wtrain, wval, epochs: int, batch: int, lr: float, seed: int, *, step: float = 0.05,
-               mu0: float = 1.0, growth: float = 2.0, mu_max: float = 1e4, update_every: int = 20,
-               tolerance: float = 1e-4, samples: int = 256) -> list[dict]:
+def hand_train(
+    f: HandPendulum,
+    wtrain,
+    wval,
+    epochs: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    *,
+    step: float = 0.05,
+    mu0: float = 1.0,
+    growth: float = 2.0,
+    mu_max: float = 1e4,
+    update_every: int = 20,
+    tolerance: float = 1e-4,
+    samples: int = 256,
+) -> list[dict]:
     """A plain multiple-shooting loop with the augmented Lagrangian, written directly in torch."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(f.parameters(), lr=lr)
-    Y, U = wtrain.y, wtrain.u                      # [W, K+1, 2] (theta, omega observed), [W, K+1, 1]
-    grid = wtrain.t[0] - wtrain.t[0, 0]            # [K+1] local times, shared by every window
+    Y, U = wtrain.y, wtrain.u  # [W, K+1, 2] (theta, omega observed), [W, K+1, 1]
+    grid = wtrain.t[0] - wtrain.t[0, 0]  # [K+1] local times, shared by every window
     K = grid.numel() - 1
     Yv, Uv = wval.y, wval.u
     W = Y.shape[0]
-    lam_rest = torch.zeros(1)                      # at_rest: friction(0) == 0         (equality)
-    lam_diss = torch.zeros(1)                      # dissipative: -w friction(w) <= 0  (inequality)
+    lam_rest = torch.zeros(1)  # at_rest: friction(0) == 0         (equality)
+    lam_diss = torch.zeros(1)  # dissipative: -w friction(w) <= 0  (inequality)
     mu, previous = mu0, None
     zero = torch.zeros(1, 1)
     opts = dict(step_size=step)
@@ -116,19 +131,22 @@ def hand_train(f: HandPendulum, wtrain, wval, epochs: int, batch: int, lr: float
         total, count = 0.0, 0
         perm = torch.randperm(W, generator=gen)
         for i in range(0, W, batch):
-            idx = perm[i:i + batch]
+            idx = perm[i : i + batch]
             y, u = Y[idx], U[idx]
             if h < K:  # segments of h steps, each from its observed first state
-                y = torch.cat([y[:, j:j + h + 1] for j in range(0, K, h)])
-                u = torch.cat([u[:, j:j + h + 1] for j in range(0, K, h)])
+                y = torch.cat([y[:, j : j + h + 1] for j in range(0, K, h)])
+                u = torch.cat([u[:, j : j + h + 1] for j in range(0, K, h)])
             f.torque = u[:, 0]
-            ys = odeint(f, y[:, 0], grid[:h + 1], method="rk4", options=opts)   # [h+1, B, 2]
+            ys = odeint(f, y[:, 0], grid[: h + 1], method="rk4", options=opts)  # [h+1, B, 2]
             data = (ys.transpose(0, 1) - y).pow(2).mean()
-            r_rest = f.friction(zero)                                        # [1, 1]
+            r_rest = f.friction(zero)  # [1, 1]
             w = -6.0 + 12.0 * torch.rand(samples, 1, generator=gen, dtype=torch.float64).float()
-            r_diss = -w * f.friction(w)                                      # [samples, 1]
-            pen = ((lam_rest * r_rest).sum(-1).mean() + 0.5 * mu * r_rest.pow(2).sum(-1).mean()
-                   + ((torch.relu(lam_diss + mu * r_diss).pow(2) - lam_diss.pow(2)) / (2 * mu)).sum(-1).mean())
+            r_diss = -w * f.friction(w)  # [samples, 1]
+            pen = (
+                (lam_rest * r_rest).sum(-1).mean()
+                + 0.5 * mu * r_rest.pow(2).sum(-1).mean()
+                + ((torch.relu(lam_diss + mu * r_diss).pow(2) - lam_diss.pow(2)) / (2 * mu)).sum(-1).mean()
+            )
             loss = data + pen
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -153,8 +171,15 @@ def hand_train(f: HandPendulum, wtrain, wval, epochs: int, batch: int, lr: float
             if worst > tolerance and (previous is None or worst > 0.25 * previous):
                 mu = min(mu * growth, mu_max)
             previous = worst
-        history.append({"epoch": epoch + 1, "train_loss": total / count, "val_loss": val, "mu": mu,
-                        "violations": {"at_rest": viol_rest, "dissipative": viol_diss}})
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": total / count,
+                "val_loss": val,
+                "mu": mu,
+                "violations": {"at_rest": viol_rest, "dissipative": viol_diss},
+            }
+        )
     return history
 
 
@@ -180,8 +205,9 @@ def fresh_pair(prog, cfg):
     u = torch.randn(64, 1, generator=g)
     hand.torque = u
     with torch.no_grad():
-        assert torch.allclose(model.field(torch.tensor(0.0), x, u), hand(torch.tensor(0.0), x), atol=1e-5), \
+        assert torch.allclose(model.field(torch.tensor(0.0), x, u), hand(torch.tensor(0.0), x), atol=1e-5), (
             "hand-written field differs from the compiled one"
+        )
     return model, hand
 
 
@@ -207,10 +233,12 @@ def main() -> None:
 
     prog, cfg, wtrain, wval = setup(args.epochs)
     al = cfg.constraints
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); {len(wtrain)} training windows, "
-          f"{len(wval)} validation windows, window {cfg.window}, batch {cfg.batch}, lr {cfg.optimizer.lr}, "
-          f"{args.epochs} epochs, AL mu {al.mu} growth {al.growth} every {al.update_every} "
-          f"samples {al.samples}, horizon {cfg.horizon.kind}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); {len(wtrain)} training windows, "
+        f"{len(wval)} validation windows, window {cfg.window}, batch {cfg.batch}, lr {cfg.optimizer.lr}, "
+        f"{args.epochs} epochs, AL mu {al.mu} growth {al.growth} every {al.update_every} "
+        f"samples {al.samples}, horizon {cfg.horizon.kind}"
+    )
 
     # warm-up (first-call costs: allocator, fx, torchdiffeq imports)
     m, h = fresh_pair(prog, cfg)
@@ -229,35 +257,44 @@ def main() -> None:
 
             model2, _ = fresh_pair(prog, cfg)
             ck = Path(tmp) / f"ck{r}.pt"
-            cpu, wall, res2 = timed(lambda: fit(model2, wtrain, wval, cfg, threads=args.threads,
-                                                checkpoint_path=ck))
+            cpu, wall, res2 = timed(lambda: fit(model2, wtrain, wval, cfg, threads=args.threads, checkpoint_path=ck))
             rows["nodedsl fit + checkpoints"].append((cpu, wall))
             finals["nodedsl fit + checkpoints"] = (res2.parameters["L"], res2.train_loss, res2.val_loss)
 
-            cpu, wall, hist = timed(lambda: hand_train(hand, wtrain, wval, args.epochs, cfg.batch,
-                                                       cfg.optimizer.lr, cfg.seed))
+            cpu, wall, hist = timed(
+                lambda: hand_train(hand, wtrain, wval, args.epochs, cfg.batch, cfg.optimizer.lr, cfg.seed)
+            )
             rows["hand-written"].append((cpu, wall))
             finals["hand-written"] = (float(hand.L().detach()), hist[-1]["train_loss"], hist[-1]["val_loss"])
-            print(f"run {r + 1}: " + ", ".join(f"{k} {v[-1][0] / args.epochs * 1e3:.1f} ms/epoch"
-                                               for k, v in rows.items()), flush=True)
+            print(
+                f"run {r + 1}: "
+                + ", ".join(f"{k} {v[-1][0] / args.epochs * 1e3:.1f} ms/epoch" for k, v in rows.items()),
+                flush=True,
+            )
 
     base_cpu = statistics.median(c for c, _ in rows["hand-written"])
     base_wall = statistics.median(w for _, w in rows["hand-written"])
     print()
-    print("| loop | CPU ms/epoch (median) | wall ms/epoch (median) | runs (CPU ms/epoch) | ratio to hand-written "
-          "(CPU) | ratio (wall) | final L | final train loss | final val loss |")
+    print(
+        "| loop | CPU ms/epoch (median) | wall ms/epoch (median) | runs (CPU ms/epoch) | ratio to hand-written "
+        "(CPU) | ratio (wall) | final L | final train loss | final val loss |"
+    )
     print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
     for name, vals in rows.items():
         cpu = statistics.median(c for c, _ in vals)
         wall = statistics.median(w for _, w in vals)
         L, tl, vl = finals[name]
         L = L[0] if isinstance(L, (list, tuple)) else L
-        print(f"| {name} | {cpu / args.epochs * 1e3:.1f} | {wall / args.epochs * 1e3:.1f} | "
-              + ", ".join(f"{c / args.epochs * 1e3:.1f}" for c, _ in vals)
-              + f" | {cpu / base_cpu:.2f} | {wall / base_wall:.2f} | {L:.4f} | {tl:.3g} | {vl:.3g} |")
+        print(
+            f"| {name} | {cpu / args.epochs * 1e3:.1f} | {wall / args.epochs * 1e3:.1f} | "
+            + ", ".join(f"{c / args.epochs * 1e3:.1f}" for c, _ in vals)
+            + f" | {cpu / base_cpu:.2f} | {wall / base_wall:.2f} | {L:.4f} | {tl:.3g} | {vl:.3g} |"
+        )
     ratio = statistics.median(c for c, _ in rows["nodedsl fit"]) / base_cpu
-    print(f"\nratio nodedsl/hand-written (fit, CPU time): {ratio:.2f}  (target <= 1.5: "
-          f"{'met' if ratio <= 1.5 else 'MISSED'})")
+    print(
+        f"\nratio nodedsl/hand-written (fit, CPU time): {ratio:.2f}  (target <= 1.5: "
+        f"{'met' if ratio <= 1.5 else 'MISSED'})"
+    )
 
     if args.profile:
         model, _ = fresh_pair(prog, cfg)
@@ -273,7 +310,7 @@ def report(prof: cProfile.Profile, top: int = 30) -> None:
     stats = pstats.Stats(prof, stream=io.StringIO())
     total = max(v[3] for v in stats.stats.values())  # the largest cumulative time: the fit call
     entries = []
-    for (file, line, func), (cc, nc, tt, ct, callers) in stats.stats.items():
+    for (file, line, func), (_cc, nc, tt, ct, _callers) in stats.stats.items():
         name = file
         for marker in ("/nodedsl/", "/torch/", "/torchdiffeq/"):
             if marker in file:

@@ -81,7 +81,7 @@ def chain_source(n: int = 10) -> str:
         for end, mass in ((0, j), (1, j + 1)):
             e = n + 2 * j + end
             C[mass][e] = -1  # the mass feels minus the force the spring's end reports
-            C[e][mass] = 1   # the spring's end moves with the mass
+            C[e][mass] = 1  # the spring's end moves with the mass
     ports = [f"m{i}.force" for i in range(n)] + [f"s{j}.ends" for j in range(n - 1)]
     rows = ", ".join("[" + ", ".join(str(v) for v in row) + "]" for row in C)
     lines.append(f"    couple [{', '.join(ports)}] C = [{rows}]")
@@ -135,12 +135,12 @@ class ChainHand(nn.Module):
 
     def forward(self, t, x, u):
         n = self.n
-        qp = x[:, :2 * n].reshape(-1, n, 2)
-        q, p, s = qp[..., 0], qp[..., 1], x[:, 2 * n:]
+        qp = x[:, : 2 * n].reshape(-1, n, 2)
+        q, p, s = qp[..., 0], qp[..., 1], x[:, 2 * n :]
         v = p / self.m
         f = self.ks * s
         force = F.pad(f, (0, 1)) - F.pad(f, (1, 0))
-        dp = -(self.k * q + 2 * q ** 3) - (0.3 + 0.1 * p ** 2) * v + force
+        dp = -(self.k * q + 2 * q**3) - (0.3 + 0.1 * p**2) * v + force
         return torch.cat([torch.stack([v, dp], dim=-1).reshape(-1, 2 * n), v[:, 1:] - v[:, :-1]], dim=-1)
 
 
@@ -171,9 +171,11 @@ def cases():
     pend = nodedsl.load(EXAMPLES / "pendulum.node").model("Pendulum")
     msd = nodedsl.load(EXAMPLES / "msd.node").model("MassSpringDamper")
     chain = nodedsl.loads(chain_source(10)).model("Chain10")
-    return [("Pendulum", pend, PendulumHand(pend)),
-            ("MassSpringDamper", msd, MassSpringDamperHand(msd)),
-            ("Chain10 (29 states)", chain, ChainHand(10))]
+    return [
+        ("Pendulum", pend, PendulumHand(pend)),
+        ("MassSpringDamper", msd, MassSpringDamperHand(msd)),
+        ("Chain10 (29 states)", chain, ChainHand(10)),
+    ]
 
 
 def _inputs(model, batch: int, gen):
@@ -185,14 +187,20 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=31)
     ap.add_argument("--min-block", type=float, default=0.05, help="seconds per timed block")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch intra-op threads (1: stable timings on a shared 2-core machine, where 2 threads "
-                         "spin against other processes)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (1: stable timings on a shared 2-core machine, where 2 threads "
+        "spin against other processes)",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.set_default_dtype(torch.float32)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, python {sys.version.split()[0]}, "
-          f"median of {args.repeats} blocks")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, python {sys.version.split()[0]}, "
+        f"median of {args.repeats} blocks"
+    )
     rows = []
     gen = torch.Generator().manual_seed(0)
     t = torch.tensor(0.1)
@@ -209,6 +217,7 @@ def main(argv=None) -> int:
                 def run():
                     with torch.no_grad():
                         f(t, x, u)
+
                 return run
 
             def fwd_bwd(f):
@@ -217,13 +226,17 @@ def main(argv=None) -> int:
                         p.grad = None
                     xg.grad = None
                     f(t, xg, u).square().sum().backward()
+
                 return run
 
             for mode, wrap in (("forward", fwd), ("fwd+bwd", fwd_bwd)):
                 tc, th = compare(wrap(compiled.field), wrap(hand), args.repeats, args.min_block)
                 rows.append((name, batch, mode, tc, th))
-                print(f"  {name:<20} batch {batch:>5} {mode:<8} compiled {tc * 1e6:9.1f} us   hand {th * 1e6:9.1f} us"
-                      f"   ratio {tc / th:5.2f}", flush=True)
+                print(
+                    f"  {name:<20} batch {batch:>5} {mode:<8} compiled {tc * 1e6:9.1f} us   hand {th * 1e6:9.1f} us"
+                    f"   ratio {tc / th:5.2f}",
+                    flush=True,
+                )
     print()
     print("| model | batch | pass | compiled (us) | hand-written (us) | compiled / hand |")
     print("|---|---:|---|---:|---:|---:|")

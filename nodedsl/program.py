@@ -14,9 +14,9 @@ from pathlib import Path
 
 import sympy as sp
 
+from .core.diagnostics import Diagnostic, NodeDslError, Span, suggest
 from .frontend import ast
 from .frontend.check import CheckedProgram, ModelInfo, check_source
-from .core.diagnostics import Diagnostic, NodeDslError, Span, suggest
 from .frontend.loader import Source, load_sources, source_from_text
 from .symbolic.lower import System, lower
 from .symbolic.prove import structure_diagnostics
@@ -57,9 +57,12 @@ class Program:
     def info(self, name: str) -> ModelInfo:
         info = self.checked.model(name)
         if info is None:
-            raise NodeDslError.single("undefined-model", f"unknown model '{name}'", Span(self.path, 0, 0),
-                                      suggest(name, self.model_names()) or
-                                      "models: " + ", ".join(self.model_names()))
+            raise NodeDslError.single(
+                "undefined-model",
+                f"unknown model '{name}'",
+                Span(self.path, 0, 0),
+                suggest(name, self.model_names()) or "models: " + ", ".join(self.model_names()),
+            )
         return info
 
     def system(self, name: str) -> System:
@@ -70,8 +73,8 @@ class Program:
 
     def model(self, name: str):
         """A fresh compiled ``nn.Module`` for model ``name`` (parameters at their declared values)."""
-        from .compiler.module import CompiledModel
         from .compiler.graph import UncompilableError
+        from .compiler.module import CompiledModel
 
         info = self.info(name)
         try:
@@ -98,14 +101,19 @@ class Program:
             try:
                 state = load_checkpoint(target)
             except NodeDslError as err:
-                raise NodeDslError([Diagnostic(d.code, d.message, decl.span, d.notes) for d in err.diagnostics]) from None
+                raise NodeDslError(
+                    [Diagnostic(d.code, d.message, decl.span, d.notes) for d in err.diagnostics]
+                ) from None
             got_model, got_hash = state.get("model"), state.get("source_hash")
             if got_hash != expected:
                 raise NodeDslError.single(
-                    "checkpoint-mismatch", f"'{decl.weights}' holds weights of model '{got_model}', which is not "
-                    f"'{sub.name}' as declared here", decl.span,
+                    "checkpoint-mismatch",
+                    f"'{decl.weights}' holds weights of model '{got_model}', which is not "
+                    f"'{sub.name}' as declared here",
+                    decl.span,
                     "the checkpoint's model source hash differs: train this sub-model alone and point weights at "
-                    "that run")
+                    "that run",
+                )
             try:
                 model.load_sub_state(path, state["model_state"])
             except ValueError as err:
@@ -115,8 +123,9 @@ class Program:
         entry = self.source.scopes[self.source.root].get(name)
         if entry is None or not isinstance(entry[1], ast.Dataset):
             names = [n for n, (_, v) in self.source.scopes[self.source.root].items() if isinstance(v, ast.Dataset)]
-            raise NodeDslError.single("undefined-name", f"unknown dataset '{name}'", Span(self.path, 0, 0),
-                                      suggest(name, names))
+            raise NodeDslError.single(
+                "undefined-name", f"unknown dataset '{name}'", Span(self.path, 0, 0), suggest(name, names)
+            )
         return entry[1]
 
     def source_hash(self, name: str) -> str:
@@ -174,8 +183,14 @@ def _value_diagnostics(info: ModelInfo) -> list[Diagnostic]:
     for what, expr in named:
         if expr.has(*_NO_VALUE):
             span = next((d.span for d in m.decls(ast.Der) if f"der({d.state}" in what), m.span)
-            return [Diagnostic("no-real-value", f"{what} has no finite real value (a division by zero, or a root or "
-                               "logarithm of a negative number)", span)]
+            return [
+                Diagnostic(
+                    "no-real-value",
+                    f"{what} has no finite real value (a division by zero, or a root or "
+                    "logarithm of a negative number)",
+                    span,
+                )
+            ]
     return []
 
 

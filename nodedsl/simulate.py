@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .io.atomic import atomic_write
 from .core.diagnostics import NodeDslError, Span
+from .io.atomic import atomic_write
 
 
 @dataclass(frozen=True)
@@ -67,14 +67,16 @@ def _read_csv_columns(path: str, what: str) -> dict[str, np.ndarray]:
     data = {h: [] for h in header}
     for lineno, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
-            raise NodeDslError.single("data-error", f"row has {len(row)} cells, header has {len(header)}",
-                                      Span(path, lineno, 1))
+            raise NodeDslError.single(
+                "data-error", f"row has {len(row)} cells, header has {len(header)}", Span(path, lineno, 1)
+            )
         for h, cell in zip(header, row):
             try:
                 data[h].append(float(cell))
             except ValueError:
-                raise NodeDslError.single("data-error", f"column '{h}': '{cell}' is not a number",
-                                          Span(path, lineno, 1)) from None
+                raise NodeDslError.single(
+                    "data-error", f"column '{h}': '{cell}' is not a number", Span(path, lineno, 1)
+                ) from None
     return {h: np.asarray(v) for h, v in data.items()}
 
 
@@ -115,8 +117,12 @@ def _signal(model, req: SimulationRequest):
         matches = [i for i, n in enumerate(names) if n == name or n.startswith(name + "[")]
         if not matches:
             from .core.diagnostics import suggest
-            raise _arg_error("--input", f"model '{model.name}' has no input '{name}'",
-                             suggest(name, names) or "inputs: " + (", ".join(names) or "none"))
+
+            raise _arg_error(
+                "--input",
+                f"model '{model.name}' has no input '{name}'",
+                suggest(name, names) or "inputs: " + (", ".join(names) or "none"),
+            )
         if value.endswith(".csv"):
             cols = _read_csv_columns(value, "--input")
             if "t" not in cols:
@@ -168,8 +174,10 @@ def _simulate(prog, model, req: SimulationRequest) -> Table:
         name, value = _split(item, "--set")
         if name not in model.state_names:
             from .core.diagnostics import suggest
-            raise _arg_error("--set", f"model '{model.name}' has no state '{name}'",
-                             suggest(name, model.state_names) or "")
+
+            raise _arg_error(
+                "--set", f"model '{model.name}' has no state '{name}'", suggest(name, model.state_names) or ""
+            )
         try:
             x0[model.state_names.index(name)] = float(value)
         except ValueError:
@@ -193,12 +201,19 @@ def _simulate(prog, model, req: SimulationRequest) -> Table:
             ys = solve(field, x0[None], t, solver=solver).ys[:, 0, :]
         except SolverError as err:
             raise _arg_error("--solver", str(err)) from None
-        u = torch.stack([signal(ti, 1)[0] if signal else model.u_default for ti in t]) if model.input_names \
+        u = (
+            torch.stack([signal(ti, 1)[0] if signal else model.u_default for ti in t])
+            if model.input_names
             else torch.zeros(len(t), 0)
+        )
         outs = model.observe(t, ys, u) if model.output_names != model.state_names else ys[:, :0]
     if not torch.all(torch.isfinite(ys)):
-        raise NodeDslError.single("diverged", f"the simulation of '{model.name}' produced non-finite values",
-                                  Span(prog.path, 0, 0), "try a smaller step or another solver")
+        raise NodeDslError.single(
+            "diverged",
+            f"the simulation of '{model.name}' produced non-finite values",
+            Span(prog.path, 0, 0),
+            "try a smaller step or another solver",
+        )
     columns = ["trajectory", "t", *model.state_names]
     blocks = [torch.zeros(len(t), 1), t[:, None], ys]
     if outs.shape[1]:

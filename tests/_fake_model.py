@@ -46,8 +46,9 @@ class _Driven(nn.Module):
 
 
 class FakeDecay(nn.Module):
-    def __init__(self, k: float = 0.5, kmax: float | None = None, nan_calls: range | set | None = None,
-                 name: str = "Decay"):
+    def __init__(
+        self, k: float = 0.5, kmax: float | None = None, nan_calls: range | set | None = None, name: str = "Decay"
+    ):
         super().__init__()
         self.name = name
         self.state_names = ("x[0]", "x[1]")
@@ -105,9 +106,13 @@ class FakePendulum(nn.Module):
         with torch.no_grad():
             for p in self.friction.parameters():
                 p.copy_(0.3 * torch.randn(p.shape, generator=g))
-        self.constraints = () if c is not None else (
-            ConstraintInfo("at_rest", "eq", 1),
-            ConstraintInfo("dissipative", "ineq", 1, (("w", -3.0, 3.0),), domain_sizes=(1,)),
+        self.constraints = (
+            ()
+            if c is not None
+            else (
+                ConstraintInfo("at_rest", "eq", 1),
+                ConstraintInfo("dissipative", "ineq", 1, (("w", -3.0, 3.0),), domain_sizes=(1,)),
+            )
         )
 
     @property

@@ -49,7 +49,7 @@ model Mixed {
 def _pair(src: str, name: str):
     split = nodedsl.loads(src).model(name)
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(affine, "MIN_ENTRIES", 10 ** 9)
+        m.setattr(affine, "MIN_ENTRIES", 10**9)
         plain = nodedsl.loads(src).model(name)
     return split, plain
 
@@ -102,8 +102,10 @@ def test_taylor_coefficients_through_the_matmul():
 
 def test_a_sparse_linear_part_stays_elementwise():
     """der(q) = p / m, der(p) = -k q - c p / m: three entries of four, below the threshold."""
-    src = ("model Msd {\n state q = 1\n state p = 0\n param m = 2\n param k = 1\n param c = 0.1\n"
-           " der(q) = p / m\n der(p) = -k * q - c * p / m\n}\n")
+    src = (
+        "model Msd {\n state q = 1\n state p = 0\n param m = 2\n param k = 1\n param c = 0.1\n"
+        " der(q) = p / m\n der(p) = -k * q - c * p / m\n}\n"
+    )
     assert "matmul" not in nodedsl.loads(src).model("Msd")._field.code
 
 
@@ -125,13 +127,17 @@ _REST = st.sampled_from(["", " + f", " + t", " + sin(a)", " + g * f"])
 def test_random_linear_fields(n, data):
     states = "abcd"[:n]
     rows = []
-    for i in range(n):
+    for _i in range(n):
         coefs = [data.draw(_COEF) for _ in range(n)]
         terms = [f"({c}) * {s}" for c, s in zip(coefs, states) if c != "0"] or ["0"]
         rows.append(" + ".join(terms) + data.draw(_REST))
-    src = ("model Rnd {\n" + "".join(f" state {s} = 0.1\n" for s in states)
-           + " input f = 0.2\n param k = 1.3\n param g = 0.6 learn\n"
-           + "".join(f" der({s}) = {r}\n" for s, r in zip(states, rows)) + "}\n")
+    src = (
+        "model Rnd {\n"
+        + "".join(f" state {s} = 0.1\n" for s in states)
+        + " input f = 0.2\n param k = 1.3\n param g = 0.6 learn\n"
+        + "".join(f" der({s}) = {r}\n" for s, r in zip(states, rows))
+        + "}\n"
+    )
     split, plain = _pair(src, "Rnd")
     event("split" if "matmul" in split._field.code else "elementwise")
     x = torch.randn(4, n, generator=torch.Generator().manual_seed(n))

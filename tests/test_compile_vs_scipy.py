@@ -12,9 +12,9 @@ random states (1e-12), so a mismatch is caught before it is smeared by integrati
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -230,7 +230,9 @@ model Osc {
 }
 """
 
-CHAIN = BLOCKS + """
+CHAIN = (
+    BLOCKS
+    + """
 model Chain3 {
     sub a = Lag(tau = 0.5, u = 1.0)
     sub b = Sat(k = 3)
@@ -239,8 +241,11 @@ model Chain3 {
     connect b.out -> c.u
 }
 """
+)
 
-NESTED = BLOCKS + """
+NESTED = (
+    BLOCKS
+    + """
 model Pair {
     sub first = Lag(tau = 0.5)
     sub second = Sat()
@@ -253,6 +258,7 @@ model Nested {
     connect inner.out -> last.u
 }
 """
+)
 
 
 # ------------------------------------------------------------------------------------------ hand-written fields
@@ -267,7 +273,7 @@ def lotka_rhs(t, x, u):
 
 
 def _msd(q, p, force, m=1.0, k=2.0, c=0.3):
-    return [p / m, -(k * q + 2 * q ** 3) - (c + 0.1 * p ** 2) * p / m + force]
+    return [p / m, -(k * q + 2 * q**3) - (c + 0.1 * p**2) * p / m + force]
 
 
 def msd_rhs(t, x, u):
@@ -287,7 +293,7 @@ def nested_masses_rhs(t, x, u):
     ks = 2.0
     vm, vt = mp / 1.5, tp / 0.5
     # the spring's near end moves with the mass (stretch shrinks), its far end with the tip
-    return (_msd(mq, mp, ks * s, m=1.5, c=0.2) + [-vm + vt] + _msd(tq, tp, -ks * s, m=0.5, k=1.0, c=0.1))
+    return _msd(mq, mp, ks * s, m=1.5, c=0.2) + [-vm + vt] + _msd(tq, tp, -ks * s, m=0.5, k=1.0, c=0.1)
 
 
 def nested_own_rhs(t, x, u):
@@ -304,8 +310,12 @@ def driven_arm_rhs(t, x, u):
     command = np.array(u[0:2])
     m1, m2, l1, l2 = 1.0, 0.8, 1.0, 1.0
     c2 = math.cos(q[1])
-    M = np.array([[(m1 + m2) * l1 ** 2 + m2 * l2 ** 2 + 2 * m2 * l1 * l2 * c2, m2 * l2 ** 2 + m2 * l1 * l2 * c2],
-                  [m2 * l2 ** 2 + m2 * l1 * l2 * c2, m2 * l2 ** 2]])
+    M = np.array(
+        [
+            [(m1 + m2) * l1**2 + m2 * l2**2 + 2 * m2 * l1 * l2 * c2, m2 * l2**2 + m2 * l1 * l2 * c2],
+            [m2 * l2**2 + m2 * l1 * l2 * c2, m2 * l2**2],
+        ]
+    )
     h = m2 * l1 * l2 * math.sin(q[1])
     coriolis = np.array([-h * (2 * v[0] * v[1] + v[1] ** 2), h * v[0] ** 2])
     friction = 0.3 * v + 0.1 * np.tanh(2 * v)
@@ -330,19 +340,19 @@ def lorenz_rhs(t, s, u):
 
 def vdp_rhs(t, s, u):
     x, v = s
-    return [v, 1.5 * (1 - x ** 2) * v - x]
+    return [v, 1.5 * (1 - x**2) * v - x]
 
 
 def chain_rhs(t, s, u):
     a, b, c = s
     ua = u[0]
-    return [(ua - a) / 0.5, math.tanh(3 * a) - b ** 3, -c + math.sin(t) * (2 * b)]
+    return [(ua - a) / 0.5, math.tanh(3 * a) - b**3, -c + math.sin(t) * (2 * b)]
 
 
 def nested_rhs(t, s, u):
     a, b, c = s
     ua = u[0]
-    return [(ua - a) / 0.5, math.tanh(2 * a) - b ** 3, -c + math.sin(t) * (2 * b)]
+    return [(ua - a) / 0.5, math.tanh(2 * a) - b**3, -c + math.sin(t) * (2 * b)]
 
 
 # ------------------------------------------------------------------------------------------ cases
@@ -369,37 +379,98 @@ def _sig_lag(t):
 
 
 CASES = [
-    Case("pendulum", PENDULUM, "PendulumFriction", pendulum_rhs, 5.0, ("theta", "omega"),
-         [[1.0, 0.0], [-2.0, 1.0], [0.1, -3.0]]),
-    Case("lotka_volterra", LOTKA, "LotkaVolterraTruth", lotka_rhs, 10.0, ("prey", "predator"),
-         [[10.0, 5.0], [5.0, 2.0]]),
-    Case("msd_truth", MSD, "MassSpringDamperTruth", msd_rhs, 6.0, ("q", "p"),
-         [[1.0, 0.0], [-0.5, 1.2]], signal=_sig_force),
-    Case("two_masses", TWO_MASSES, "TwoMasses", two_masses_rhs, 6.0,
-         ("left.q", "left.p", "right.q", "right.p", "spring.stretch"),
-         [[1.0, 0.0, -0.3, 0.4, 0.0], [0.2, -0.5, 0.7, 0.0, 0.3]], files={"msd.node": MSD}),
-    Case("nested_masses", NESTED_PH, "NestedMasses", nested_masses_rhs, 6.0,
-         ("anchored.mass.q", "anchored.mass.p", "anchored.spring.stretch", "tip.q", "tip.p"),
-         [[1.0, 0.0, 0.2, -0.4, 0.3], [-0.3, 0.6, 0.0, 0.5, -0.2]], files={"msd.node": MSD}),
-    Case("nested_masses_own", NESTED_PH_OWN, "NestedMasses", nested_own_rhs, 6.0,
-         ("anchored.stretch", "anchored.mass.q", "anchored.mass.p", "tip.q", "tip.p"),
-         [[0.2, 1.0, 0.0, -0.4, 0.3], [0.0, -0.3, 0.6, 0.5, -0.2]], files={"msd.node": MSD}),
-    Case("driven_arm", ARM, "DrivenArm", driven_arm_rhs, 3.0,
-         ("motor.tau[0]", "motor.tau[1]", "arm.q[0]", "arm.q[1]", "arm.v[0]", "arm.v[1]"),
-         [[0.0, 0.0, 0.3, -0.2, 0.0, 0.0], [0.5, 0.1, -0.4, 0.8, 0.3, -0.2]],
-         signal=lambda t: [1.0 + 0.5 * math.sin(t), -0.5 * math.cos(2 * t)]),
+    Case(
+        "pendulum",
+        PENDULUM,
+        "PendulumFriction",
+        pendulum_rhs,
+        5.0,
+        ("theta", "omega"),
+        [[1.0, 0.0], [-2.0, 1.0], [0.1, -3.0]],
+    ),
+    Case(
+        "lotka_volterra", LOTKA, "LotkaVolterraTruth", lotka_rhs, 10.0, ("prey", "predator"), [[10.0, 5.0], [5.0, 2.0]]
+    ),
+    Case(
+        "msd_truth",
+        MSD,
+        "MassSpringDamperTruth",
+        msd_rhs,
+        6.0,
+        ("q", "p"),
+        [[1.0, 0.0], [-0.5, 1.2]],
+        signal=_sig_force,
+    ),
+    Case(
+        "two_masses",
+        TWO_MASSES,
+        "TwoMasses",
+        two_masses_rhs,
+        6.0,
+        ("left.q", "left.p", "right.q", "right.p", "spring.stretch"),
+        [[1.0, 0.0, -0.3, 0.4, 0.0], [0.2, -0.5, 0.7, 0.0, 0.3]],
+        files={"msd.node": MSD},
+    ),
+    Case(
+        "nested_masses",
+        NESTED_PH,
+        "NestedMasses",
+        nested_masses_rhs,
+        6.0,
+        ("anchored.mass.q", "anchored.mass.p", "anchored.spring.stretch", "tip.q", "tip.p"),
+        [[1.0, 0.0, 0.2, -0.4, 0.3], [-0.3, 0.6, 0.0, 0.5, -0.2]],
+        files={"msd.node": MSD},
+    ),
+    Case(
+        "nested_masses_own",
+        NESTED_PH_OWN,
+        "NestedMasses",
+        nested_own_rhs,
+        6.0,
+        ("anchored.stretch", "anchored.mass.q", "anchored.mass.p", "tip.q", "tip.p"),
+        [[0.2, 1.0, 0.0, -0.4, 0.3], [0.0, -0.3, 0.6, 0.5, -0.2]],
+        files={"msd.node": MSD},
+    ),
+    Case(
+        "driven_arm",
+        ARM,
+        "DrivenArm",
+        driven_arm_rhs,
+        3.0,
+        ("motor.tau[0]", "motor.tau[1]", "arm.q[0]", "arm.q[1]", "arm.v[0]", "arm.v[1]"),
+        [[0.0, 0.0, 0.3, -0.2, 0.0, 0.0], [0.5, 0.1, -0.4, 0.8, 0.3, -0.2]],
+        signal=lambda t: [1.0 + 0.5 * math.sin(t), -0.5 * math.cos(2 * t)],
+    ),
     Case("matmul", MATMUL, "Rotor", rotor_rhs, 5.0, ("x[0]", "x[1]", "z"), [[1.0, 0.0, 0.5], [-1.0, 2.0, 0.0]]),
     Case("lorenz", LORENZ, "Lorenz", lorenz_rhs, 1.5, ("x", "y", "z"), [[1.0, 1.0, 1.0], [-3.0, 2.0, 20.0]]),
     Case("van_der_pol", VDP, "VanDerPol", vdp_rhs, 8.0, ("x", "v"), [[2.0, 0.0], [0.1, 0.5]]),
-    Case("chain", CHAIN, "Chain3", chain_rhs, 6.0, ("a.y", "b.y", "c.y"), [[0.0, 0.1, 1.0], [1.0, -0.5, 0.0]],
-         signal=_sig_lag),
-    Case("nested", NESTED, "Nested", nested_rhs, 6.0, ("inner.first.y", "inner.second.y", "last.y"),
-         [[0.0, 0.1, 1.0], [0.5, 0.5, -1.0]], signal=_sig_lag),
+    Case(
+        "chain",
+        CHAIN,
+        "Chain3",
+        chain_rhs,
+        6.0,
+        ("a.y", "b.y", "c.y"),
+        [[0.0, 0.1, 1.0], [1.0, -0.5, 0.0]],
+        signal=_sig_lag,
+    ),
+    Case(
+        "nested",
+        NESTED,
+        "Nested",
+        nested_rhs,
+        6.0,
+        ("inner.first.y", "inner.second.y", "last.y"),
+        [[0.0, 0.1, 1.0], [0.5, 0.5, -1.0]],
+        signal=_sig_lag,
+    ),
 ]
 
 
-PARAMS = [pytest.param(c, id=c.name, marks=[pytest.mark.xfail(reason=c.xfail, strict=False)] if c.xfail else [])
-          for c in CASES]
+PARAMS = [
+    pytest.param(c, id=c.name, marks=[pytest.mark.xfail(reason=c.xfail, strict=False)] if c.xfail else [])
+    for c in CASES
+]
 
 
 def _program(case: Case, tmp_path: Path):
@@ -454,19 +525,29 @@ def test_trajectory_matches_scipy(case: Case, tmp_path):
     t = np.linspace(0.0, case.t_end, 41)
     x0 = torch.tensor(case.x0s, dtype=torch.float64)
     with torch.no_grad():
-        ys = torchdiffeq.odeint(model.driven(torch_signal), x0, torch.tensor(t), method="dopri5",
-                                rtol=1e-12, atol=1e-12).numpy()
+        ys = torchdiffeq.odeint(
+            model.driven(torch_signal), x0, torch.tensor(t), method="dopri5", rtol=1e-12, atol=1e-12
+        ).numpy()
     assert ys.shape == (len(t), len(case.x0s), len(case.states))
     for b, x0_b in enumerate(case.x0s):
-        ref = solve_ivp(lambda tt, xx: case.rhs(tt, list(xx), u_fn(tt)), (0.0, case.t_end), x0_b,
-                        method="DOP853", t_eval=t, rtol=1e-10, atol=1e-12)
+        ref = solve_ivp(
+            lambda tt, xx: case.rhs(tt, list(xx), u_fn(tt)),
+            (0.0, case.t_end),
+            x0_b,
+            method="DOP853",
+            t_eval=t,
+            rtol=1e-10,
+            atol=1e-12,
+        )
         assert ref.success, ref.message
         want = ref.y.T
         got = ys[:, b, :]
         err = np.linalg.norm(got - want, axis=1) / np.maximum(np.linalg.norm(want, axis=1), 1e-3)
         worst = int(np.argmax(err))
-        assert err.max() < 1e-6, (f"{case.model} trajectory {b}: relative error {err.max():.3g} at t={t[worst]}: "
-                                  f"compiled {got[worst]} vs scipy {want[worst]}")
+        assert err.max() < 1e-6, (
+            f"{case.model} trajectory {b}: relative error {err.max():.3g} at t={t[worst]}: "
+            f"compiled {got[worst]} vs scipy {want[worst]}"
+        )
 
 
 def test_default_initial_state_and_inputs(tmp_path):
@@ -521,23 +602,28 @@ def test_constant_net_arguments_follow_model_dtype():
 
 def test_irrational_constants_fold_to_numbers():
     """sqrt(2), exp(1/3) and log(3) have no symbol in them: they compile to numbers, not torch.sqrt(2.0)."""
-    src = ("model K {\n state a = 0.5\n state b = 0.1\n"
-           " der(a) = sqrt(2) * a + exp(1 / 3)\n der(b) = sqrt(2 + (a - a)^2) - log(3) * b\n}\n")
+    src = (
+        "model K {\n state a = 0.5\n state b = 0.1\n"
+        " der(a) = sqrt(2) * a + exp(1 / 3)\n der(b) = sqrt(2 + (a - a)^2) - log(3) * b\n}\n"
+    )
     model = nodedsl.loads(src).model("K").double()
     x = torch.tensor([[0.5, 0.1], [1.0, -2.0]], dtype=torch.float64)
-    expected = torch.stack([2 ** 0.5 * x[:, 0] + math.exp(1 / 3), 2 ** 0.5 - math.log(3) * x[:, 1]], -1)
+    expected = torch.stack([2**0.5 * x[:, 0] + math.exp(1 / 3), 2**0.5 - math.log(3) * x[:, 1]], -1)
     torch.testing.assert_close(model(torch.tensor(0.0), x), expected, rtol=1e-14, atol=1e-14)
 
 
 def test_a_group_of_rows_that_read_only_time_has_one_column_each():
     """Four rows or more make shape groups; der(a) = t and der(d) = t form one of width 2 (it had width 1)."""
-    src = ("model G {\n state a = 0\n state b = 0\n state c = 0\n state d = 0\n input f = 0.2\n"
-           " der(a) = t\n der(b) = 2 * f\n der(c) = sin(a) + b\n der(d) = t\n}\n")
+    src = (
+        "model G {\n state a = 0\n state b = 0\n state c = 0\n state d = 0\n input f = 0.2\n"
+        " der(a) = t\n der(b) = 2 * f\n der(c) = sin(a) + b\n der(d) = t\n}\n"
+    )
     model = nodedsl.loads(src).model("G").double()
     x = torch.randn(3, 4, dtype=torch.float64)
     out = model(torch.tensor(0.25), x)
-    expected = torch.stack([torch.full((3,), 0.25), torch.full((3,), 0.4), torch.sin(x[:, 0]) + x[:, 1],
-                            torch.full((3,), 0.25)], -1)
+    expected = torch.stack(
+        [torch.full((3,), 0.25), torch.full((3,), 0.4), torch.sin(x[:, 0]) + x[:, 1], torch.full((3,), 0.25)], -1
+    )
     torch.testing.assert_close(out, expected, rtol=1e-14, atol=1e-14)
 
 
@@ -550,4 +636,4 @@ def test_a_delta_at_a_constant_compiles_to_zero():
     x0 = sp.Symbol("x0")
     fn = build_function([x0 + sp.DiracDelta(sp.Integer(0)) + sp.sqrt(2)], {"x": [x0], "u": [], "z": []}, {}, [])
     out = fn(torch.tensor(0.0), torch.ones(2, 1), torch.zeros(2, 0), torch.zeros(2, 0), (None, ()), ())
-    torch.testing.assert_close(out, torch.full((2, 1), 1 + 2 ** 0.5))
+    torch.testing.assert_close(out, torch.full((2, 1), 1 + 2**0.5))

@@ -21,8 +21,7 @@ import nodedsl
 from nodedsl.frontend.config import validate_train
 from nodedsl.train import load_training_data, run_training, select_train
 from nodedsl.train.checkpoint import FORMAT, save_checkpoint
-from nodedsl.train.coupling import (coupling_matrix, coupling_parameters, least_squares_coupling,
-                                    prepare_least_squares)
+from nodedsl.train.coupling import coupling_matrix, coupling_parameters, least_squares_coupling, prepare_least_squares
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -179,8 +178,7 @@ def test_train_block_least_squares_estimates_in_one_shot(files):
 
 def test_gradient_training_recovers_gcgt(files):
     prog = nodedsl.load(files / "variant.node")
-    result = run_training(prog, select_train(prog), overrides={"coupling": "gradient"},
-                          run_dir=files / "runs" / "grad")
+    result = run_training(prog, select_train(prog), overrides={"coupling": "gradient"}, run_dir=files / "runs" / "grad")
     assert result.epochs_run == 60 and not (files / "runs" / "grad" / "coupling.json").exists()
     c = np.array(result.parameters["C"])
     assert _rel(_gcg(prog, "TwoMassesKnown", c), _true_gcg(prog)) < 0.05  # measured 0.03%
@@ -193,9 +191,15 @@ def test_least_squares_with_trained_sub_models_freezes_them(files):
     solo = nodedsl.load(files / "msd.node")
     torch.manual_seed(5)
     msd = solo.model("MassSpringDamper")
-    save_checkpoint(files / "runs" / "msd" / "model.pt",
-                    {"format": FORMAT, "model": "MassSpringDamper",
-                     "source_hash": solo.source_hash("MassSpringDamper"), "model_state": msd.state_dict()})
+    save_checkpoint(
+        files / "runs" / "msd" / "model.pt",
+        {
+            "format": FORMAT,
+            "model": "MassSpringDamper",
+            "source_hash": solo.source_hash("MassSpringDamper"),
+            "model_state": msd.state_dict(),
+        },
+    )
     (files / "pair.node").write_text(WITH_WEIGHTS)
     prog = nodedsl.load(files / "pair.node")
     result = run_training(prog, select_train(prog), run_dir=files / "runs" / "pair")

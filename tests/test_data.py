@@ -5,15 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from nodedsl.frontend.config import validate_dataset
-from nodedsl.data.loading import (Trajectories, load_csv, load_file, load_npz, make_windows, match_model,
-                          split_by_trajectory)
-from nodedsl.core.diagnostics import NodeDslError
-from nodedsl.frontend.parse import parse_source
-from nodedsl.data.synth import generate
-
 from _fake_model import FakeDecay, FakePendulum
+
+from nodedsl.core.diagnostics import NodeDslError
+from nodedsl.data.loading import (
+    Trajectories,
+    load_csv,
+    load_file,
+    load_npz,
+    make_windows,
+    match_model,
+    split_by_trajectory,
+)
+from nodedsl.data.synth import generate
+from nodedsl.frontend.config import validate_dataset
+from nodedsl.frontend.parse import parse_source
 
 OUT = ("theta", "omega")
 INP = ("torque",)
@@ -86,8 +92,9 @@ def test_state_columns_are_allowed_extras(tmp_path):
     assert tr.x.shape == (2, 3, 3)
 
 
-@pytest.mark.parametrize("cell, word", [("nan", "finite"), ("inf", "finite"), ("abc", "non-numeric"),
-                                        ("", "non-numeric")])
+@pytest.mark.parametrize(
+    "cell, word", [("nan", "finite"), ("inf", "finite"), ("abc", "non-numeric"), ("", "non-numeric")]
+)
 def test_bad_cells_name_column_and_line(tmp_path, cell, word):
     lines = GOOD.splitlines()
     lines[3] = f"0,0.2,{cell},-0.2,0"
@@ -129,8 +136,14 @@ def test_ragged_csv_windows_and_too_short(tmp_path):
 
 def test_missing_input_uses_defaults_and_alias(tmp_path):
     text = "trajectory,t,theta\n0,0,1\n0,1,2\n"
-    tr = load_csv(write(tmp_path, text), ("theta_measured",), INP, ("theta", "omega"),
-                  aliases={"theta_measured": "theta"}, input_defaults=[0.5])
+    tr = load_csv(
+        write(tmp_path, text),
+        ("theta_measured",),
+        INP,
+        ("theta", "omega"),
+        aliases={"theta_measured": "theta"},
+        input_defaults=[0.5],
+    )
     assert tr.y[0, :, 0].tolist() == [1, 2] and tr.u[0, :, 0].tolist() == [0.5, 0.5]
     diags = error_of(load_csv, write(tmp_path, text), ("theta_measured",), INP, ("theta", "omega"))
     assert any("'torque'" in d.message for d in diags) and any("'theta_measured'" in d.message for d in diags)
@@ -178,8 +191,9 @@ def test_wrong_extension(tmp_path):
 
 
 def test_split_by_trajectory():
-    tr = Trajectories(torch.arange(10.0)[:, None].repeat(1, 4), torch.zeros(10, 4, 1), torch.zeros(10, 4, 0),
-                      ("y",), ())
+    tr = Trajectories(
+        torch.arange(10.0)[:, None].repeat(1, 4), torch.zeros(10, 4, 1), torch.zeros(10, 4, 0), ("y",), ()
+    )
     a, b = split_by_trajectory(tr, 0.3, seed=1)
     a2, b2 = split_by_trajectory(tr, 0.3, seed=1)
     assert b.n_traj == 3 and a.n_traj == 7 and a.ids == a2.ids and b.ids == b2.ids
@@ -191,8 +205,11 @@ def test_split_by_trajectory():
 
 
 def test_synth_generate_and_match():
-    ds = parse_source("dataset d { model = P\n trajectories = 5\n time = span(0, 1, step = 0.1)\n"
-                      " initial = { theta = uniform(-1, 1), omega = 0.5 }\n noise = 0.01\n seed = 4 }", "d.node")
+    ds = parse_source(
+        "dataset d { model = P\n trajectories = 5\n time = span(0, 1, step = 0.1)\n"
+        " initial = { theta = uniform(-1, 1), omega = 0.5 }\n noise = 0.01\n seed = 4 }",
+        "d.node",
+    )
     cfg, diags = validate_dataset(ds.datasets[0])
     assert diags == []
     truth = FakePendulum(L=1.3, c=0.4)
@@ -201,23 +218,32 @@ def test_synth_generate_and_match():
     assert (a.x[:, 0, 0].abs() <= 1).all() and torch.allclose(a.x[:, 0, 1], torch.full((5,), 0.5))
     assert 0 < (a.y - a.x).abs().max() < 0.1
     partial = FakePendulum(partial=True)
-    m = match_model(a, partial.output_names, partial.input_names, partial.state_names,
-                    aliases={"theta_measured": "theta"}, input_defaults=[0.0])
+    m = match_model(
+        a,
+        partial.output_names,
+        partial.input_names,
+        partial.state_names,
+        aliases={"theta_measured": "theta"},
+        input_defaults=[0.0],
+    )
     assert m.y.shape == (5, 11, 1) and torch.equal(m.y[..., 0], a.y[..., 0])
     with pytest.raises(NodeDslError):
         match_model(a, ("nope",), (), ())
 
 
 def test_synth_unknown_state_and_vector_state():
-    ds = parse_source("dataset d { model = D\n trajectories = 2\n time = [0, 0.5, 1]\n"
-                      " initial = { xx = 1 } }", "d.node")
+    ds = parse_source(
+        "dataset d { model = D\n trajectories = 2\n time = [0, 0.5, 1]\n initial = { xx = 1 } }", "d.node"
+    )
     cfg, _ = validate_dataset(ds.datasets[0])
     with pytest.raises(NodeDslError) as exc:
         generate(FakeDecay(), cfg)
     d = exc.value.diagnostics[0]
     assert "'xx'" in d.message and d.span.line == 4 and any("'x'" in n for n in d.notes)
-    ds = parse_source("dataset d { model = D\n trajectories = 2\n time = [0, 0.5, 1]\n"
-                      " initial = { x = [2, uniform(0, 1)] } }", "d.node")
+    ds = parse_source(
+        "dataset d { model = D\n trajectories = 2\n time = [0, 0.5, 1]\n initial = { x = [2, uniform(0, 1)] } }",
+        "d.node",
+    )
     cfg, _ = validate_dataset(ds.datasets[0])
     tr = generate(FakeDecay(k=1.0), cfg)
     assert tr.x[:, 0, 0].tolist() == [2, 2]

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_compile_vs_scipy import VDP  # the scipy-checked Van der Pol (mu learned, positive)
 from torch.func import jacrev, vmap
 
 import nodedsl
-from nodedsl.symbolic import derive
 from nodedsl.solvers import derivatives as D
 from nodedsl.solvers import make_solver, solve
-from test_compile_vs_scipy import VDP  # the scipy-checked Van der Pol (mu learned, positive)
+from nodedsl.symbolic import derive
 
 F64 = torch.float64
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -51,8 +51,12 @@ def _model(source: str, name: str):
     return prog.model(name).double()
 
 
-TRUTHS = [("pendulum.node", "PendulumTruth"), ("lotka_volterra.node", "LotkaVolterraTruth"),
-          (VDP, "VanDerPol"), ("msd.node", "MassSpringDamperTruth")]
+TRUTHS = [
+    ("pendulum.node", "PendulumTruth"),
+    ("lotka_volterra.node", "LotkaVolterraTruth"),
+    (VDP, "VanDerPol"),
+    ("msd.node", "MassSpringDamperTruth"),
+]
 IDS = ["pendulum", "lotka_volterra", "van_der_pol", "msd"]
 
 
@@ -125,7 +129,7 @@ def test_expressions_are_sympy():
     system = nodedsl.loads(VDP).system("VanDerPol")
     x, v = system.states
     mu = system.params[0].symbols[0]
-    assert derive.jacobian_exprs(system) == [[0, 1], [-2 * mu * x * v - 1, mu * (1 - x ** 2)]]
+    assert derive.jacobian_exprs(system) == [[0, 1], [-2 * mu * x * v - 1, mu * (1 - x**2)]]
     d1, d2 = derive.taylor_exprs(system, 2)
     assert d1 == system.rhs
     assert (d2[0] - system.rhs[1]).expand() == 0
@@ -166,8 +170,9 @@ def test_net_derivative_in_field_falls_back_to_autograd():
     torch.testing.assert_close(d2, (jac @ d1.unsqueeze(-1)).squeeze(-1), rtol=1e-10, atol=1e-10)
     # d3 by central differences of d2 along the flow.
     eps = 1e-5
-    fd = (D.taylor_coefficients(model, t, x + eps * d1, 2)[1] - D.taylor_coefficients(model, t, x - eps * d1, 2)[1]) \
-        / (2 * eps)
+    fd = (D.taylor_coefficients(model, t, x + eps * d1, 2)[1] - D.taylor_coefficients(model, t, x - eps * d1, 2)[1]) / (
+        2 * eps
+    )
     torch.testing.assert_close(d3, fd, rtol=1e-6, atol=1e-6)
     res = solve(model, x, torch.tensor([0.0, 0.1], dtype=F64), solver=make_solver("taylor", order=2, step=0.05))
     assert bool(torch.isfinite(res.ys).all())
@@ -237,8 +242,14 @@ def test_taylor_convergence_order_with_symbolic_coefficients(order):
     t = torch.tensor([0.0, 1.0], dtype=F64)
     with torch.no_grad():
         ref = solve(model, x0, t, solver=make_solver("rk4", step=1e-3)).ys[-1]
-        errs = [float((solve(model, x0, t, solver=make_solver("taylor", order=order, step=h, remainder=False))
-                       .ys[-1] - ref).abs().max()) for h in (0.04, 0.02)]
+        errs = [
+            float(
+                (solve(model, x0, t, solver=make_solver("taylor", order=order, step=h, remainder=False)).ys[-1] - ref)
+                .abs()
+                .max()
+            )
+            for h in (0.04, 0.02)
+        ]
     rate = torch.log2(torch.tensor(errs[0] / errs[1])).item()
     assert abs(rate - order) < 0.35, (errs, rate)
 

@@ -107,8 +107,9 @@ def test_power_balance_vector_nets(seed):
     dh_dt = (_grad_h(model, x) * model.field(0.0, x, u)).sum(-1)
     assert (model.dissipation(x) >= -1e-12).all()
     torch.testing.assert_close(dh_dt, -model.dissipation(x) + (model.port_outputs(x) * u).sum(-1), rtol=0, atol=1e-8)
-    assert torch.autograd.gradcheck(_field_of_state(model, u[:3]), (x[:3].clone().requires_grad_(True),),
-                                    eps=1e-6, atol=1e-7, rtol=1e-5)
+    assert torch.autograd.gradcheck(
+        _field_of_state(model, u[:3]), (x[:3].clone().requires_grad_(True),), eps=1e-6, atol=1e-7, rtol=1e-5
+    )
 
 
 def test_composite_hamiltonian_is_sum_of_parts(two_masses_program):
@@ -118,9 +119,9 @@ def test_composite_hamiltonian_is_sum_of_parts(two_masses_program):
     lq, lp, rq, rp, s = x.unbind(-1)
 
     def h_msd(q, p, m, k):
-        return p ** 2 / (2 * m) + k * q ** 2 / 2 + 0.5 * q ** 4
+        return p**2 / (2 * m) + k * q**2 / 2 + 0.5 * q**4
 
-    want = h_msd(lq, lp, 1.0, 2.0) + h_msd(rq, rp, 2.0, 0.5) + 1.5 * s ** 2 / 2
+    want = h_msd(lq, lp, 1.0, 2.0) + h_msd(rq, rp, 2.0, 0.5) + 1.5 * s**2 / 2
     torch.testing.assert_close(model.hamiltonian(x), want, rtol=1e-14, atol=1e-14)
     # every port is coupled: the composite has no inputs and no port outputs
     assert model.input_names == ()
@@ -130,8 +131,8 @@ def test_composite_hamiltonian_is_sum_of_parts(two_masses_program):
 def test_dissipation_matches_hand_written(two_masses_program):
     model = _model(two_masses_program, "MassSpringDamperTruth")
     x = torch.randn(16, 2, generator=torch.Generator().manual_seed(4))
-    q, p = x.unbind(-1)
-    torch.testing.assert_close(model.dissipation(x), (0.3 + 0.1 * p ** 2) * p ** 2, rtol=1e-14, atol=1e-14)
+    _q, p = x.unbind(-1)
+    torch.testing.assert_close(model.dissipation(x), (0.3 + 0.1 * p**2) * p**2, rtol=1e-14, atol=1e-14)
     torch.testing.assert_close(model.port_outputs(x)[:, 0], p, rtol=0, atol=0)
 
 
@@ -214,6 +215,7 @@ def test_free_spring_is_at_rest():
 def _field_of_state(model, u):
     def fn(x):
         return model.field(torch.tensor(0.2), x, u)
+
     return fn
 
 
@@ -222,6 +224,7 @@ def _field_of_parameter(model, pname: str, x, u):
 
     def fn(p):
         return functional_call(driven, {f"model.{pname}": p}, (torch.tensor(0.2), x))
+
     return fn
 
 

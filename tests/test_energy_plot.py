@@ -28,9 +28,29 @@ def _simulate(tmp_path: Path, step: float) -> Path:
     shutil.copy(ROOT / "examples" / "msd.node", tmp_path / "msd.node")
     out = tmp_path / f"sim_{step}.csv"
     proc = subprocess.run(
-        [sys.executable, "-m", "nodedsl.cli.main", "simulate", str(tmp_path / "msd.node"), "--model",
-         "MassSpringDamperTruth", "--t-end", "10", "--step", str(step), "--energy", "--input", "force=sin(t)",
-         "-o", str(out)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "nodedsl.cli.main",
+            "simulate",
+            str(tmp_path / "msd.node"),
+            "--model",
+            "MassSpringDamperTruth",
+            "--t-end",
+            "10",
+            "--step",
+            str(step),
+            "--energy",
+            "--input",
+            "force=sin(t)",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -70,8 +90,13 @@ def test_energy_plot_command(tmp_path):
 
 
 def test_table_input_and_missing_columns(tmp_path):
-    table = {"trajectory": [0, 0, 0, 1, 1, 1], "t": [0, 0.5, 1, 0, 0.5, 1], "H": [1, 0.8, 0.7, 2, 2, 2],
-             "P_dissipated": [0.4, 0.3, 0.2, 0, 0, 0], "P_supplied": [0, 0, 0, 0, 0, 0]}
+    table = {
+        "trajectory": [0, 0, 0, 1, 1, 1],
+        "t": [0, 0.5, 1, 0, 0.5, 1],
+        "H": [1, 0.8, 0.7, 2, 2, 2],
+        "P_dissipated": [0.4, 0.3, 0.2, 0, 0, 0],
+        "P_supplied": [0, 0, 0, 0, 0, 0],
+    }
     parts = energy_balance(table)
     assert len(parts) == 2 and np.allclose(parts[1]["residual"], 0)
     assert np.allclose(parts[0]["residual"], [0, -0.025, 0])

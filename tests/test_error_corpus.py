@@ -117,8 +117,9 @@ def test_error_fixture(path: Path):
     assert diags, "NodeDslError without diagnostics"
     got = {(Path(d.span.file).resolve(), d.span.line, d.code) for d in diags if d.severity == "error"}
     rel = lambda s: sorted((str(p.relative_to(ERRORS)), line, code) for p, line, code in s)  # noqa: E731
-    assert got == want, (f"\nmissing: {rel(want - got)}\nunexpected: {rel(got - want)}\nall: "
-                         + "\n".join(render(d) for d in diags))
+    assert got == want, f"\nmissing: {rel(want - got)}\nunexpected: {rel(got - want)}\nall: " + "\n".join(
+        render(d) for d in diags
+    )
 
     rendered = []
     for d in diags:
@@ -133,8 +134,9 @@ def test_error_fixture(path: Path):
         assert any(_CARET.match(line) for line in text.splitlines()[1:]), f"no caret line in:\n{text}"
 
     for file, line, note in want_notes:
-        assert any(f == file and ln == line and note in text for f, ln, text in rendered), \
+        assert any(f == file and ln == line and note in text for f, ln, text in rendered), (
             f"no diagnostic on {file.name}:{line} mentions {note!r}"
+        )
 
 
 def test_algebraic_loop_is_reported_when_the_model_is_built():

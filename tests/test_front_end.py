@@ -114,8 +114,22 @@ def test_show_port_hamiltonian_derived_dynamics():
 
 def test_simulate_csv_roundtrip(tmp_path):
     out = tmp_path / "sim.csv"
-    res = run_cli("simulate", "examples/pendulum.node", "--model", "PendulumTruth", "--t-end", "1", "--step", "0.1",
-                  "--set", "theta=0.5", "--input", "torque=0.1*sin(2*t)", "-o", str(out))
+    res = run_cli(
+        "simulate",
+        "examples/pendulum.node",
+        "--model",
+        "PendulumTruth",
+        "--t-end",
+        "1",
+        "--step",
+        "0.1",
+        "--set",
+        "theta=0.5",
+        "--input",
+        "torque=0.1*sin(2*t)",
+        "-o",
+        str(out),
+    )
     assert res.returncode == 0, res.stderr
     rows = list(csv.DictReader(out.open()))
     assert list(rows[0]) == ["trajectory", "t", "theta", "omega"]
@@ -126,8 +140,19 @@ def test_simulate_csv_roundtrip(tmp_path):
 
 def test_simulate_energy_columns(tmp_path):
     out = tmp_path / "e.csv"
-    res = run_cli("simulate", "examples/msd.node", "--model", "MassSpringDamperTruth", "--t-end", "1", "--step",
-                  "0.5", "--energy", "-o", str(out))
+    res = run_cli(
+        "simulate",
+        "examples/msd.node",
+        "--model",
+        "MassSpringDamperTruth",
+        "--t-end",
+        "1",
+        "--step",
+        "0.5",
+        "--energy",
+        "-o",
+        str(out),
+    )
     assert res.returncode == 0, res.stderr
     rows = list(csv.DictReader(out.open()))
     assert float(rows[0]["H"]) == pytest.approx(1.5)  # k q^2/2 + 0.5 q^4 at q = 1, p = 0

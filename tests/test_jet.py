@@ -85,9 +85,17 @@ def test_gradients_wrt_parameters_match():
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
 
 
-@pytest.mark.parametrize("file, name", [("pendulum.node", "Pendulum"), ("two_masses.node", "TwoMasses"),
-                                        ("lotka_volterra.node", "LotkaVolterra"), ("arm.node", "DrivenArm"),
-                                        ("blackbox.node", "PendulumBlackBox"), ("msd.node", "MassSpringDamperTruth")])
+@pytest.mark.parametrize(
+    "file, name",
+    [
+        ("pendulum.node", "Pendulum"),
+        ("two_masses.node", "TwoMasses"),
+        ("lotka_volterra.node", "LotkaVolterra"),
+        ("arm.node", "DrivenArm"),
+        ("blackbox.node", "PendulumBlackBox"),
+        ("msd.node", "MassSpringDamperTruth"),
+    ],
+)
 def test_examples(file, name):
     torch.manual_seed(0)
     _check(nodedsl.load(EXAMPLES / file).model(name), 4)
@@ -117,8 +125,9 @@ def _expr(depth: int):
         _LEAF,
         st.tuples(sub, st.sampled_from(["+", "-", "*"]), sub).map(lambda p: f"({p[0]} {p[1]} {p[2]})"),
         st.tuples(sub, sub).map(lambda p: f"({p[0]}) / (1.5 + ({p[1]})^2)"),
-        st.tuples(st.sampled_from(["sin", "cos", "tanh", "sigmoid", "softplus", "exp"]), sub)
-        .map(lambda p: f"{p[0]}(0.5 * ({p[1]}))"),
+        st.tuples(st.sampled_from(["sin", "cos", "tanh", "sigmoid", "softplus", "exp"]), sub).map(
+            lambda p: f"{p[0]}(0.5 * ({p[1]}))"
+        ),
         st.tuples(sub, st.sampled_from(["2", "3", "4"])).map(lambda p: f"({p[0]})^{p[1]}"),
         st.tuples(sub).map(lambda p: f"sqrt(2 + ({p[0]})^2)"),
     )
@@ -129,8 +138,11 @@ def _expr(depth: int):
 @example(exprs=["a", "a", "sqrt(2 + (((a + a) - (a + a)))^2)"], seed=0)  # a constant root: once compiled to sqrt(2.0)
 @example(exprs=["a", "a", "(((0.7 - t))^3)^3"], seed=0)  # z^9 at z = 0: once the dividing recurrence, nan
 def test_random_models(exprs, seed):
-    src = ("model Rand {\n state a = 0.1\n state b = 0.2\n state c = 0.3\n param k = 0.8 learn\n"
-           + "".join(f" der({s}) = {e}\n" for s, e in zip("abc", exprs)) + "}\n")
+    src = (
+        "model Rand {\n state a = 0.1\n state b = 0.2\n state c = 0.3\n param k = 0.8 learn\n"
+        + "".join(f" der({s}) = {e}\n" for s, e in zip("abc", exprs))
+        + "}\n"
+    )
     model = nodedsl.loads(src).model("Rand")
     _check(model, 4, seed=seed, scale=0.4)
 
@@ -156,7 +168,9 @@ def test_staged_composite(tmp_path):
 @pytest.mark.parametrize("power", [9, 12, 17])
 def test_high_integer_powers_at_zero(power):
     """z^n for n > 8 by squarings (no division by z0): finite and exact where the base is 0."""
-    src = f"model P {{\n state a = 0\n state b = 0.3\n der(a) = b^{power} + 1\n der(b) = (a - 0.5 * t)^{power} - b\n}}\n"
+    src = (
+        f"model P {{\n state a = 0\n state b = 0.3\n der(a) = b^{power} + 1\n der(b) = (a - 0.5 * t)^{power} - b\n}}\n"
+    )
     model = nodedsl.loads(src).model("P")
     x = torch.tensor([[0.0, 0.0], [0.0, 0.4], [0.35, -0.2]])
     got, ref = _check(model, 4)
@@ -165,7 +179,6 @@ def test_high_integer_powers_at_zero(power):
     ref = D.taylor_coefficients(_reference(model, model.default_inputs(x)), torch.tensor(0.7), x, 3)
     for g, r in zip(got, ref):
         torch.testing.assert_close(g, r, rtol=1e-9, atol=1e-10)
-
 
 
 def test_product_plans_reach_every_power():

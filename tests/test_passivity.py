@@ -168,7 +168,7 @@ def test_learned_conservative_model_keeps_h_under_leapfrog(tmp_path, name, measu
         ys = solve(model, x0, t, solver=make_solver("leapfrog", step=h)).ys  # [steps + 1, 8, 2]
         H = model.hamiltonian(ys.reshape(-1, 2)).reshape(steps + 1, -1)
     err = (H - H[0]).abs()
-    bound = 2 * h ** 2
+    bound = 2 * h**2
     assert float(err.max()) <= bound, float(err.max())
     assert float(err.max()) == pytest.approx(measured, rel=0.2)  # what the docs quote
     # bounded oscillation, no secular drift: the last 1000 steps are no worse than the first 1000

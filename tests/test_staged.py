@@ -20,8 +20,8 @@ import torch
 from torch import fx
 
 import nodedsl
-from nodedsl.compiler.views import split_views
 from nodedsl.compiler.graph import build_function
+from nodedsl.compiler.views import split_views
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -78,7 +78,9 @@ def single_couple_chain(n: int, gyrator: bool = False) -> str:
 
 
 # a three-port couple whose third port is driven by nothing (a zero row of C), nested one level down
-UNDRIVEN = COMPONENTS + """
+UNDRIVEN = (
+    COMPONENTS
+    + """
 model Pair : port_hamiltonian {
     sub a = Mass(m = 1.0)
     sub b = Mass(m = 2.0)
@@ -90,9 +92,12 @@ model Outer : port_hamiltonian {
     sub pair = Pair()
     sub tip = Mass(m = 0.5)
     sub s = mech.NonlinearSpring(k = 2.0)
-    couple [pair.a.left, tip.left, s.ends] C = """ + COUPLING + """
+    couple [pair.a.left, tip.left, s.ends] C = """
+    + COUPLING
+    + """
 }
 """
+)
 
 
 @pytest.fixture
@@ -101,14 +106,16 @@ def load(tmp_path):
         path = tmp_path / "model.node"
         path.write_text(text)
         return nodedsl.load(path).model(name)
+
     return run
 
 
 def _substituted(model):
     """The field compiled from the fully substituted expressions (the unstaged reference)."""
     system = model.system
-    return build_function(list(system.rhs), {"x": system.states, "u": system.inputs, "z": []},
-                          model._layout, model._net_order)
+    return build_function(
+        list(system.rhs), {"x": system.states, "u": system.inputs, "z": []}, model._layout, model._net_order
+    )
 
 
 def _compare(model, seed: int = 0):
@@ -206,13 +213,16 @@ def _graph(slices, width=6):
     return g, x
 
 
-@pytest.mark.parametrize("slices, rewritten", [
-    ([slice(0, 3), slice(3, 6)], True),
-    ([0, slice(1, 2), 2], True),
-    ([slice(0, 6, 2), slice(1, 6, 2)], False),  # interleaved: strided slices stay
-    ([slice(0, 3), slice(2, 5)], False),        # overlapping
-    ([slice(0, 4, 2), slice(1, 2)], False),     # column 1 read inside an interleaved run
-])
+@pytest.mark.parametrize(
+    "slices, rewritten",
+    [
+        ([slice(0, 3), slice(3, 6)], True),
+        ([0, slice(1, 2), 2], True),
+        ([slice(0, 6, 2), slice(1, 6, 2)], False),  # interleaved: strided slices stay
+        ([slice(0, 3), slice(2, 5)], False),  # overlapping
+        ([slice(0, 4, 2), slice(1, 2)], False),  # column 1 read inside an interleaved run
+    ],
+)
 def test_split_views(slices, rewritten):
     g, x = _graph(slices)
     reference = fx.GraphModule(torch.nn.Module(), copy.deepcopy(g))
@@ -236,8 +246,13 @@ def test_linear_equations_of_coupled_inputs_fold_into_the_map():
     from nodedsl.compiler.graph import _fold_linear
 
     u0, u1, u2, u3, k = sp.symbols("u0 u1 u2 u3 k", real=True)
-    entries = [(0, 0, sp.Integer(1)), (1, 1, sp.Integer(-1)), (1, 2, sp.Integer(2)), (2, 0, sp.Integer(3)),
-               (3, 2, sp.Integer(5))]
+    entries = [
+        (0, 0, sp.Integer(1)),
+        (1, 1, sp.Integer(-1)),
+        (1, 2, sp.Integer(2)),
+        (2, 0, sp.Integer(3)),
+        (3, 2, sp.Integer(5)),
+    ]
     exprs, inputs, got = _fold_linear([u1 - u0, k * u0, u2], [u0, u1, u2, u3], entries)
     new = exprs[0]
     assert exprs[1:] == [k * u0, u2] and new not in (u0, u1, u2, u3)

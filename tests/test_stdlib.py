@@ -65,8 +65,9 @@ def test_every_component_has_a_doc_comment(module):
 
 
 def test_import_stdlib_with_alias(tmp_path):
-    path = _write(tmp_path, 'import "mechanics" as mech\n\n'
-                            "model One : port_hamiltonian {\n    sub a = mech.Mass(m = 2.0)\n}\n")
+    path = _write(
+        tmp_path, 'import "mechanics" as mech\n\nmodel One : port_hamiltonian {\n    sub a = mech.Mass(m = 2.0)\n}\n'
+    )
     prog = nodedsl.load(path)
     assert "mech.Mass" in prog.model_names()
     model = prog.model("One")
@@ -76,19 +77,24 @@ def test_import_stdlib_with_alias(tmp_path):
 
 
 def test_import_stdlib_without_alias(tmp_path):
-    path = _write(tmp_path, 'import "circuits"\n\n'
-                            "model Two : port_hamiltonian {\n    sub l = Inductor()\n    sub c = Capacitor()\n}\n")
+    path = _write(
+        tmp_path,
+        'import "circuits"\n\nmodel Two : port_hamiltonian {\n    sub l = Inductor()\n    sub c = Capacitor()\n}\n',
+    )
     prog = nodedsl.load(path)
     assert {"Inductor", "Capacitor", "Two"} <= set(prog.model_names())
 
 
 def test_lc_circuit_from_stdlib_conserves_energy(tmp_path):
-    path = _write(tmp_path, 'import "circuits" as ckt\n\n'
-                            "model Tank : port_hamiltonian {\n"
-                            "    sub l = ckt.Inductor(L = 0.5, phi = 1.0)\n"
-                            "    sub c = ckt.Capacitor(C = 2.0, q = 0.5)\n"
-                            "    couple [l.terminal, c.terminal] K = [[0, 1], [-1, 0]]\n"
-                            "}\n")
+    path = _write(
+        tmp_path,
+        'import "circuits" as ckt\n\n'
+        "model Tank : port_hamiltonian {\n"
+        "    sub l = ckt.Inductor(L = 0.5, phi = 1.0)\n"
+        "    sub c = ckt.Capacitor(C = 2.0, q = 0.5)\n"
+        "    couple [l.terminal, c.terminal] K = [[0, 1], [-1, 0]]\n"
+        "}\n",
+    )
     model = nodedsl.load(path).model("Tank")
     assert model.state_names == ("l.phi", "c.q")
     assert model.input_names == ()
@@ -101,14 +107,17 @@ def test_lctank_conserves_energy():
 
 
 def test_two_masses_from_stdlib_conserve_energy(tmp_path):
-    path = _write(tmp_path, 'import "mechanics" as mech\n\n'
-                            "model TwoMasses : port_hamiltonian {\n"
-                            "    sub left = mech.Mass(m = 1.0, p = 1.0)\n"
-                            "    sub right = mech.Mass(m = 2.0)\n"
-                            "    sub spring = mech.NonlinearSpring(k = 1.5, stretch = 0.3)\n"
-                            "    couple [left.force, right.force, spring.ends] C = "
-                            "[[0, 0, -1, 0], [0, 0, 0, -1], [1, 0, 0, 0], [0, 1, 0, 0]]\n"
-                            "}\n")
+    path = _write(
+        tmp_path,
+        'import "mechanics" as mech\n\n'
+        "model TwoMasses : port_hamiltonian {\n"
+        "    sub left = mech.Mass(m = 1.0, p = 1.0)\n"
+        "    sub right = mech.Mass(m = 2.0)\n"
+        "    sub spring = mech.NonlinearSpring(k = 1.5, stretch = 0.3)\n"
+        "    couple [left.force, right.force, spring.ends] C = "
+        "[[0, 0, -1, 0], [0, 0, 0, -1], [1, 0, 0, 0], [0, 1, 0, 0]]\n"
+        "}\n",
+    )
     model = nodedsl.load(path).model("TwoMasses")
     assert _energy_drift(model) < 1e-6
 
@@ -118,12 +127,15 @@ def test_pendulum_conserves_energy():
     assert _energy_drift(model) < 1e-6
 
 
-@pytest.mark.parametrize("module,name", [("mechanics", "MassDamper"), ("mechanics", "MassSpringDamper"),
-                                         ("circuits", "ResistiveInductor")])
+@pytest.mark.parametrize(
+    "module,name", [("mechanics", "MassDamper"), ("mechanics", "MassSpringDamper"), ("circuits", "ResistiveInductor")]
+)
 def test_dissipative_components_lose_energy(tmp_path, module, name):
     state = {"MassDamper": "p", "MassSpringDamper": "p", "ResistiveInductor": "phi"}[name]
-    path = _write(tmp_path, f'import "{module}" as lib\n\n'
-                            f"model Free : port_hamiltonian {{\n    sub x = lib.{name}({state} = 1.0)\n}}\n")
+    path = _write(
+        tmp_path,
+        f'import "{module}" as lib\n\nmodel Free : port_hamiltonian {{\n    sub x = lib.{name}({state} = 1.0)\n}}\n',
+    )
     model = nodedsl.load(path).model("Free").double()
     x0 = model.x0_default[None]
     x1 = _rk4(model, x0, 1e-2, 200)
@@ -132,14 +144,17 @@ def test_dissipative_components_lose_energy(tmp_path, module, name):
 
 
 def test_nested_composite_ports_can_be_coupled(tmp_path):
-    path = _write(tmp_path, 'import "mechanics" as mech\n\n'
-                            "model Single : port_hamiltonian {\n    sub a = mech.Mass(p = 1.0)\n}\n\n"
-                            "model Outer : port_hamiltonian {\n"
-                            "    sub one = Single()\n"
-                            "    sub m = mech.Mass(m = 2.0)\n"
-                            "    sub s = mech.Spring()\n"
-                            "    couple [one.a.force, m.force, s.ends] C = "
-                            "[[0, 0, -1, 0], [0, 0, 0, -1], [1, 0, 0, 0], [0, 1, 0, 0]]\n"
-                            "}\n")
+    path = _write(
+        tmp_path,
+        'import "mechanics" as mech\n\n'
+        "model Single : port_hamiltonian {\n    sub a = mech.Mass(p = 1.0)\n}\n\n"
+        "model Outer : port_hamiltonian {\n"
+        "    sub one = Single()\n"
+        "    sub m = mech.Mass(m = 2.0)\n"
+        "    sub s = mech.Spring()\n"
+        "    couple [one.a.force, m.force, s.ends] C = "
+        "[[0, 0, -1, 0], [0, 0, 0, -1], [1, 0, 0, 0], [0, 1, 0, 0]]\n"
+        "}\n",
+    )
     model = nodedsl.load(path).model("Outer")
     assert _energy_drift(model) < 1e-6

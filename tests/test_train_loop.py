@@ -8,16 +8,15 @@ import math
 
 import pytest
 import torch
+from _fake_model import FakeDecay, FakePendulum
 
-from nodedsl.frontend.config import validate_dataset, validate_train
-from nodedsl.data.loading import make_windows, split_by_trajectory
 from nodedsl.core.diagnostics import NodeDslError
-from nodedsl.frontend.parse import parse_source
+from nodedsl.data.loading import make_windows, split_by_trajectory
 from nodedsl.data.synth import generate
+from nodedsl.frontend.config import validate_dataset, validate_train
+from nodedsl.frontend.parse import parse_source
 from nodedsl.train import fit, load_checkpoint, save_checkpoint
 from nodedsl.train.rollout import observation_map
-
-from _fake_model import FakeDecay, FakePendulum
 
 
 def make_cfg(body: str, model: str = "M"):
@@ -26,10 +25,14 @@ def make_cfg(body: str, model: str = "M"):
     return cfg
 
 
-def make_data(truth, initial: str, t1: float = 2.0, n: int = 6, noise: float = 0.0, window: int = 5,
-              validation: float = 0.34):
-    ds = parse_source(f"dataset d {{ model = X\n trajectories = {n}\n time = span(0, {t1}, step = 0.1)\n"
-                      f" initial = {{ {initial} }}\n noise = {noise}\n seed = 1 }}", "d.node").datasets[0]
+def make_data(
+    truth, initial: str, t1: float = 2.0, n: int = 6, noise: float = 0.0, window: int = 5, validation: float = 0.34
+):
+    ds = parse_source(
+        f"dataset d {{ model = X\n trajectories = {n}\n time = span(0, {t1}, step = 0.1)\n"
+        f" initial = {{ {initial} }}\n noise = {noise}\n seed = 1 }}",
+        "d.node",
+    ).datasets[0]
     dcfg, diags = validate_dataset(ds)
     assert diags == []
     traj = generate(truth, dcfg)
@@ -81,19 +84,23 @@ def test_deterministic_with_seed(decay_data):
 @pytest.mark.parametrize("partial", [False, True])
 def test_resume_equals_uninterrupted(tmp_path, pendulum_data, partial):
     wt, wv = pendulum_data
-    body = (BASE + "\n constraints = augmented_lagrangian(mu = 1, update_every = 2, samples = 32)"
-            "\n checkpoint_every = 1")
+    body = BASE + "\n constraints = augmented_lagrangian(mu = 1, update_every = 2, samples = 32)\n checkpoint_every = 1"
     straight = FakePendulum(partial=partial)
     res6 = fit(straight, wt, wv, make_cfg(body + "\n epochs = 6"), checkpoint_path=tmp_path / "a.pt")
     first = FakePendulum(partial=partial)
     fit(first, wt, wv, make_cfg(body + "\n epochs = 3"), checkpoint_path=tmp_path / "b.pt")
     resumed = FakePendulum(partial=partial)  # fresh parameters: everything must come from the checkpoint
-    res = fit(resumed, wt, wv, make_cfg(body + "\n epochs = 6"), checkpoint_path=tmp_path / "b.pt",
-              resume_from=tmp_path / "b.pt")
+    res = fit(
+        resumed,
+        wt,
+        wv,
+        make_cfg(body + "\n epochs = 6"),
+        checkpoint_path=tmp_path / "b.pt",
+        resume_from=tmp_path / "b.pt",
+    )
     assert res.epochs_run == 6 and len(res.history) == 6
     assert torch.allclose(params_of(straight), params_of(resumed), atol=1e-6, rtol=0)
-    assert [h["train_loss"] for h in res.history] == pytest.approx([h["train_loss"] for h in res6.history],
-                                                                   rel=1e-6)
+    assert [h["train_loss"] for h in res.history] == pytest.approx([h["train_loss"] for h in res6.history], rel=1e-6)
     assert res.multipliers == res6.multipliers and res.mu == res6.mu
     assert res.fully_observed is (not partial)
     if partial:
@@ -107,12 +114,12 @@ def test_nan_rolls_back_and_halves_lr(decay_data):
     assert res.status == "completed" and res.rollbacks >= 2
     assert all(math.isfinite(h["train_loss"]) for h in res.history)
     assert math.isfinite(res.parameters["k"])
-    assert res.history[-1]["lr"] == pytest.approx(0.05 / 2 ** res.rollbacks)
+    assert res.history[-1]["lr"] == pytest.approx(0.05 / 2**res.rollbacks)
 
 
 def test_nan_forever_stops_as_diverged(decay_data):
-    wt, wv = decay_data
-    model = FakeDecay(k=0.5, nan_calls=range(1, 10 ** 7))
+    wt, _wv = decay_data
+    model = FakeDecay(k=0.5, nan_calls=range(1, 10**7))
     res = fit(model, wt, None, make_cfg(BASE + "\n epochs = 6"))
     assert res.status == "diverged" and math.isfinite(res.parameters["k"])
 
@@ -121,8 +128,10 @@ def test_augmented_lagrangian_reduces_violation():
     """Data say k = 1; the constraint k <= 0.7 wins as the multiplier grows."""
     wt, wv = make_data(FakeDecay(k=1.0), "x = uniform(5, 15)")  # large data loss: the constraint must fight
     model = FakeDecay(k=0.9, kmax=0.7)
-    cfg = make_cfg(BASE + "\n epochs = 60\n constraints = augmented_lagrangian(mu = 0.1, growth = 2, "
-                          "update_every = 5, tolerance = 1e-5)")
+    cfg = make_cfg(
+        BASE + "\n epochs = 60\n constraints = augmented_lagrangian(mu = 0.1, growth = 2, "
+        "update_every = 5, tolerance = 1e-5)"
+    )
     res = fit(model, wt, wv, cfg)
     at_updates = [h["violations"]["k_max"] for h in res.history][4::5]
     assert at_updates[0] > 0.2 and at_updates[-1] < at_updates[0] / 10
@@ -160,13 +169,22 @@ def test_learned_window_starts_for_observed_models(tmp_path, decay_data):
     assert exc.value.diagnostics[0].code == "checkpoint-mismatch"
 
 
-@pytest.mark.parametrize("extra", ["gradient = adjoint", "gradient = checkpoint(segments = 2)",
-                                   "optimizer = lbfgs(lr = 0.5, max_iter = 5)\n schedule = cosine\n clip = 1.0",
-                                   "solver = dopri5(rtol = 1e-5, atol = 1e-7)\n loss = mae\n early_stopping = 2"])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "gradient = adjoint",
+        "gradient = checkpoint(segments = 2)",
+        "optimizer = lbfgs(lr = 0.5, max_iter = 5)\n schedule = cosine\n clip = 1.0",
+        "solver = dopri5(rtol = 1e-5, atol = 1e-7)\n loss = mae\n early_stopping = 2",
+    ],
+)
 def test_solver_gradient_optimizer_variants(decay_data, extra):
     wt, wv = decay_data
-    body = "\n".join(line for line in BASE.split("\n") if not any(line.strip().startswith(k + " ")
-                     for k in [ln.split("=")[0].strip() for ln in extra.split("\n")]))
+    body = "\n".join(
+        line
+        for line in BASE.split("\n")
+        if not any(line.strip().startswith(k + " ") for k in [ln.split("=")[0].strip() for ln in extra.split("\n")])
+    )
     model = FakeDecay(k=0.5)
     res = fit(model, wt, wv, make_cfg(body + "\n epochs = 3\n " + extra))
     assert res.epochs_run <= 3 and math.isfinite(res.train_loss)
@@ -180,7 +198,7 @@ def test_row_specific_inputs(solver):
 
     N, T = 4, 11
     t = torch.linspace(0, 1, T, dtype=torch.float64).repeat(N, 1) + torch.arange(N)[:, None]
-    u = (0.3 * torch.arange(N, dtype=torch.float32)[:, None, None] * torch.linspace(0, 1, T)[None, :, None])
+    u = 0.3 * torch.arange(N, dtype=torch.float32)[:, None, None] * torch.linspace(0, 1, T)[None, :, None]
     truth = FakePendulum(L=1.3, c=0.4)
     from nodedsl.solvers import make_solver
     from nodedsl.train.rollout import rollout
@@ -191,8 +209,15 @@ def test_row_specific_inputs(solver):
     w = make_windows(traj, 5)
     assert not torch.equal(w.u[0], w.u[-1])
     model = FakePendulum(L=1.0)
-    res = fit(model, w, None, make_cfg(f"solver = {solver}\n window = 5\n batch = 8\n epochs = 2\n"
-                                       " optimizer = adam(lr = 0.05)\n constraints = none"))
+    res = fit(
+        model,
+        w,
+        None,
+        make_cfg(
+            f"solver = {solver}\n window = 5\n batch = 8\n epochs = 2\n"
+            " optimizer = adam(lr = 0.05)\n constraints = none"
+        ),
+    )
     assert math.isfinite(res.train_loss) and res.rollbacks == 0
     assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
 
@@ -229,11 +254,11 @@ def test_real_pendulum_run_dir(tmp_path):
     assert prog.model("Pendulum").state_names == ("theta", "omega")
     run = tmp_path / "run"
     seen = []
-    res = run_training(prog, select_train(prog), overrides={"epochs": "2"}, run_dir=run,
-                       progress=lambda *a: seen.append(a))
+    res = run_training(
+        prog, select_train(prog), overrides={"epochs": "2"}, run_dir=run, progress=lambda *a: seen.append(a)
+    )
     assert res.epochs_run == 2 and len(seen) == 2 and "L" in res.parameters
-    for name in ("checkpoint.pt", "model.pt", "metrics.json", "config.json", "predictions.npz", "loss.png",
-                 "fit.png"):
+    for name in ("checkpoint.pt", "model.pt", "metrics.json", "config.json", "predictions.npz", "loss.png", "fit.png"):
         assert (run / name).is_file(), name
     metrics = json.loads((run / "metrics.json").read_text())
     assert len(metrics["epochs"]) == 2 and set(metrics["final"]["violations"]) == {"at_rest", "dissipative"}
@@ -261,8 +286,22 @@ def test_cli_train_eval_plot(tmp_path):
 
     runner = CliRunner()
     run = str(tmp_path / "r")
-    r = runner.invoke(app, ["train", "examples/lotka_volterra.node", "--epochs", "1", "--quiet", "--run", run,
-                            "--set", "window=20", "--lr", "0.01"])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "examples/lotka_volterra.node",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--run",
+            run,
+            "--set",
+            "window=20",
+            "--lr",
+            "0.01",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "alpha" in r.output and "run directory" in r.output
     r = runner.invoke(app, ["eval", "examples/lotka_volterra.node", "--run", run])

@@ -18,8 +18,13 @@ def train(tmp_path: Path, example: str, *flags: str) -> dict:
     for name in ("pendulum.node", "msd.node", example):
         shutil.copy(ROOT / "examples" / name, tmp_path / name)
     run = tmp_path / "run"
-    res = subprocess.run([sys.executable, "-m", "nodedsl.cli.main", "train", example, "--run", str(run), "--quiet",
-                          *flags], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [sys.executable, "-m", "nodedsl.cli.main", "train", example, "--run", str(run), "--quiet", *flags],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr
     assert "Traceback" not in res.stderr
     return json.loads((run / "metrics.json").read_text())
@@ -43,8 +48,20 @@ def test_pendulum_recovers_length_and_satisfies_constraints(tmp_path):
 def test_lotka_volterra_recovers_its_rates(tmp_path):
     # Short windows with estimated window initial states (see docs/training.md: the example's
     # window of 50 noisy-started steps biases delta and gamma by about 3%).
-    metrics = train(tmp_path, "lotka_volterra.node", "--set", "window=10", "--epochs", "400", "--lr", "5e-2",
-                    "--set", "window_init.kind=learned", "--set", "window_init.after=200")
+    metrics = train(
+        tmp_path,
+        "lotka_volterra.node",
+        "--set",
+        "window=10",
+        "--epochs",
+        "400",
+        "--lr",
+        "5e-2",
+        "--set",
+        "window_init.kind=learned",
+        "--set",
+        "window_init.after=200",
+    )
     truth = {"alpha": 1.1, "beta": 0.4, "delta": 0.1, "gamma": 0.4}
     for name, value in truth.items():
         assert metrics["parameters"][name] == pytest.approx(value, rel=0.02), name

@@ -33,8 +33,12 @@ def _trained_run(tmp_path: Path, model_name: str = "MassSpringDamper", file: str
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p))  # "trained": anything but the fresh initialization
-    state = {"format": FORMAT, "model": model_name, "source_hash": prog.source_hash(model_name),
-             "model_state": model.state_dict()}
+    state = {
+        "format": FORMAT,
+        "model": model_name,
+        "source_hash": prog.source_hash(model_name),
+        "model_state": model.state_dict(),
+    }
     save_checkpoint(tmp_path / "runs" / "msd" / "model.pt", state)
     return model.state_dict()
 
@@ -67,9 +71,15 @@ def test_composite_takes_trained_sub_weights(files):
 def test_weights_of_another_model_are_refused(files):
     prog = nodedsl.load(files / "pendulum.node")
     model = prog.model("Pendulum")
-    save_checkpoint(files / "runs" / "msd" / "model.pt",
-                    {"format": FORMAT, "model": "Pendulum", "source_hash": prog.source_hash("Pendulum"),
-                     "model_state": model.state_dict()})
+    save_checkpoint(
+        files / "runs" / "msd" / "model.pt",
+        {
+            "format": FORMAT,
+            "model": "Pendulum",
+            "source_hash": prog.source_hash("Pendulum"),
+            "model_state": model.state_dict(),
+        },
+    )
     with pytest.raises(nodedsl.NodeDslError) as err:
         nodedsl.load(files / "pair.node").model("Pair")
     d = err.value.diagnostics[0]

@@ -19,8 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
     (whl,) = out.glob("nodedsl-*.whl")
     return whl
 
@@ -46,15 +49,27 @@ def test_wheel_installs_and_checks_in_fresh_venv(wheel, tmp_path):
     work.mkdir()
     for name in ("pendulum.node", "msd.node", "two_masses.node"):
         shutil.copy(ROOT / "examples" / name, work / name)
-    (work / "uses_stdlib.node").write_text('import "mechanics" as mech\n'
-                                           "model Two : port_hamiltonian {\n  sub a = mech.Mass(m = 2.0)\n}\n")
+    (work / "uses_stdlib.node").write_text(
+        'import "mechanics" as mech\nmodel Two : port_hamiltonian {\n  sub a = mech.Mass(m = 2.0)\n}\n'
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
-    where = subprocess.run([str(py), "-c", "import nodedsl, sys; print(nodedsl.__file__)"], cwd=work, env=env,
-                           capture_output=True, text=True, check=True).stdout
+    where = subprocess.run(
+        [str(py), "-c", "import nodedsl, sys; print(nodedsl.__file__)"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert str(fresh_site) in where
     exe = env_dir / "bin" / "nodedsl"
-    res = subprocess.run([str(exe), "check", "pendulum.node", "two_masses.node", "uses_stdlib.node"], cwd=work,
-                         env=env, capture_output=True, text=True)
+    res = subprocess.run(
+        [str(exe), "check", "pendulum.node", "two_masses.node", "uses_stdlib.node"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     assert "Pendulum: 2 states" in res.stdout
     assert "TwoMasses (port-Hamiltonian): 5 states" in res.stdout

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from ..core.diagnostics import Diagnostic, NodeDslError, Span, render
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="nodedsl: declare dynamical systems with known physics and learned terms; check, "
-                       "simulate and train them.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="nodedsl: declare dynamical systems with known physics and learned terms; check, simulate and train them.",
+)
 
 
 def report(diags, sources: dict[str, str] | None = None) -> None:
@@ -78,8 +79,11 @@ def check(files: list[str] = typer.Argument(..., help="one or more .node files")
 
 
 @app.command()
-def show(path: str, model: Optional[str] = typer.Option(None, "--model", "-m", help="only this model"),
-         latex: bool = typer.Option(False, "--latex", help="LaTeX instead of plain text")) -> None:
+def show(
+    path: str,
+    model: str | None = typer.Option(None, "--model", "-m", help="only this model"),
+    latex: bool = typer.Option(False, "--latex", help="LaTeX instead of plain text"),
+) -> None:
     """Print checked models in mathematical form (derived pH dynamics, constraints, parameters, nets)."""
     from ..symbolic.show import format_system
 
@@ -96,14 +100,14 @@ def show(path: str, model: Optional[str] = typer.Option(None, "--model", "-m", h
 @app.command()
 def simulate(
     path: str,
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="model to simulate (default: the only/last one)"),
+    model: str | None = typer.Option(None, "--model", "-m", help="model to simulate (default: the only/last one)"),
     t_end: float = typer.Option(10.0, "--t-end", help="final time"),
     step: float = typer.Option(0.01, "--step", help="output time step"),
-    times: Optional[str] = typer.Option(None, "--times", help="CSV file with a column 't' of output times"),
+    times: str | None = typer.Option(None, "--times", help="CSV file with a column 't' of output times"),
     set_: list[str] = typer.Option([], "--set", help="initial state, e.g. --set theta=0.5 (repeatable)"),
     input_: list[str] = typer.Option([], "--input", help="input signal: name=expression-of-t or name=file.csv"),
     solver: str = typer.Option("dopri5", "--solver", help="solver name (see docs/solvers.md)"),
-    solver_step: Optional[float] = typer.Option(None, "--solver-step", help="step of fixed-step solvers"),
+    solver_step: float | None = typer.Option(None, "--solver-step", help="step of fixed-step solvers"),
     energy: bool = typer.Option(False, "--energy", help="add H and power columns (port-Hamiltonian models)"),
     out: str = typer.Option("-", "--output", "-o", help="output CSV (default: stdout)"),
 ) -> None:
@@ -113,8 +117,17 @@ def simulate(
     prog = load_or_fail(path)
     name = model or (prog.module.models[-1].name if prog.module.models else "")
     try:
-        req = SimulationRequest(model=name, t_end=t_end, step=step, times_csv=times, sets=tuple(set_),
-                                inputs=tuple(input_), solver=solver, solver_step=solver_step, energy=energy)
+        req = SimulationRequest(
+            model=name,
+            t_end=t_end,
+            step=step,
+            times_csv=times,
+            sets=tuple(set_),
+            inputs=tuple(input_),
+            solver=solver,
+            solver_step=solver_step,
+            energy=energy,
+        )
         table = run_simulation(prog, req)
     except NodeDslError as err:
         fail(err, prog.sources)
@@ -126,8 +139,8 @@ def simulate(
 
 def _register_optional() -> None:
     """Training commands live in nodedsl.cli.train, the energy plot in nodedsl.plots.energy."""
-    from . import train as cli_train
     from ..plots import energy as energy_plot
+    from . import train as cli_train
 
     cli_train.register(app)
     energy_plot.register(app)
@@ -145,9 +158,13 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except Exception as err:  # noqa: BLE001 - last line of defence: a coded message, not a traceback
-        diag = Diagnostic("internal", f"internal error: {type(err).__name__}: {err}", Span("<nodedsl>", 0, 0),
-                          ("please report this with the input that caused it",))
+    except Exception as err:
+        diag = Diagnostic(
+            "internal",
+            f"internal error: {type(err).__name__}: {err}",
+            Span("<nodedsl>", 0, 0),
+            ("please report this with the input that caused it",),
+        )
         typer.echo(render(diag), err=True)
         sys.exit(2)
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from ..core.diagnostics import Diagnostic, NodeDslError, Span
 
-__all__ = ["register", "parse_sets"]
+__all__ = ["parse_sets", "register"]
 
 
 def _fail(err: NodeDslError, sources: dict[str, str] | None = None) -> None:
@@ -40,7 +39,9 @@ def parse_sets(items: list[str]) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            bad.append(Diagnostic("bad-override", f"--set expects key=value, got '{item}'", Span("<command line>", 0, 0)))
+            bad.append(
+                Diagnostic("bad-override", f"--set expects key=value, got '{item}'", Span("<command line>", 0, 0))
+            )
             continue
         out[key.strip()] = value.strip()
     if bad:
@@ -59,8 +60,10 @@ def _fmt(v) -> str:
 
 
 def _summary(result, run_dir: str) -> None:
-    typer.echo(f"{result.status} after {result.epochs_run} epochs in {result.wall_time:.1f} s"
-               f" (train loss {_fmt(result.train_loss)}, validation loss {_fmt(result.val_loss)})")
+    typer.echo(
+        f"{result.status} after {result.epochs_run} epochs in {result.wall_time:.1f} s"
+        f" (train loss {_fmt(result.train_loss)}, validation loss {_fmt(result.val_loss)})"
+    )
     for name, value in result.parameters.items():
         typer.echo(f"  {name} = {_fmt(value)}")
     for name, value in result.violations.items():
@@ -79,11 +82,11 @@ def register(app: typer.Typer) -> None:
     @app.command("train")
     def train(
         path: str = typer.Argument(..., help="the .node file"),
-        model: Optional[str] = typer.Option(None, "--model", "-m", help="which train block (when several)"),
-        epochs: Optional[int] = typer.Option(None, "--epochs", help="override 'epochs'"),
-        lr: Optional[float] = typer.Option(None, "--lr", help="override the optimizer's learning rate"),
+        model: str | None = typer.Option(None, "--model", "-m", help="which train block (when several)"),
+        epochs: int | None = typer.Option(None, "--epochs", help="override 'epochs'"),
+        lr: float | None = typer.Option(None, "--lr", help="override the optimizer's learning rate"),
         set_: list[str] = typer.Option([], "--set", help="override any key: --set batch=32 --set solver.step=0.01"),
-        run: Optional[str] = typer.Option(None, "--run", help="run directory (default: runs/<model>)"),
+        run: str | None = typer.Option(None, "--run", help="run directory (default: runs/<model>)"),
         resume: bool = typer.Option(False, "--resume", help="continue from the run directory's checkpoint"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     ) -> None:
@@ -108,15 +111,15 @@ def register(app: typer.Typer) -> None:
             _fail(err, prog.sources)
         except KeyboardInterrupt:
             typer.echo("interrupted: the last completed epoch is saved; continue with --resume", err=True)
-            raise typer.Exit(130)
+            raise typer.Exit(130) from None
         _summary(result, result.extra.get("run_dir", run_dir))
 
     @app.command("eval")
     def eval_(
         path: str = typer.Argument(..., help="the .node file"),
         run: str = typer.Option(..., "--run", help="the run directory"),
-        data: Optional[str] = typer.Option(None, "--data", help="held-out CSV/NPZ (default: the validation split)"),
-        model: Optional[str] = typer.Option(None, "--model", "-m", help="model (default: the run's)"),
+        data: str | None = typer.Option(None, "--data", help="held-out CSV/NPZ (default: the validation split)"),
+        model: str | None = typer.Option(None, "--model", "-m", help="model (default: the run's)"),
     ) -> None:
         """Roll out a trained model over whole held-out trajectories; report errors and violations."""
         from ..train.run import evaluate
@@ -126,8 +129,10 @@ def register(app: typer.Typer) -> None:
             out = evaluate(prog, model, run, data)
         except NodeDslError as err:
             _fail(err, prog.sources)
-        typer.echo(f"{out['model']}: rollout over {out['trajectories']} trajectories ({out['on']}): RMSE "
-                   f"{_fmt(out['rmse'])}, normalized {_fmt(out['nrmse'])}")
+        typer.echo(
+            f"{out['model']}: rollout over {out['trajectories']} trajectories ({out['on']}): RMSE "
+            f"{_fmt(out['rmse'])}, normalized {_fmt(out['nrmse'])}"
+        )
         for name, e in out["per_output"].items():
             typer.echo(f"  {name}: RMSE {_fmt(e['rmse'])}, MAE {_fmt(e['mae'])}")
         for name, v in out.get("parameters", {}).items():
@@ -166,8 +171,13 @@ def _with_progress(prog, block, overrides, run_dir, resume):
     from ..train.run import run_training
 
     console = Console(stderr=True)
-    columns = (TextColumn(f"training {block.model}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[info]}"))
+    columns = (
+        TextColumn(f"training {block.model}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+    )
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("train", total=None, info="preparing data")
 

@@ -28,8 +28,8 @@ import sympy as sp
 import torch
 from torch import fx
 
-from .blocks import _Blocks, _like
 from ..symbolic.functions import NetCall
+from .blocks import _Blocks, _like
 
 MIN_ENTRIES = 4
 

@@ -15,10 +15,10 @@ import sympy as sp
 import torch
 from torch import fx
 
+from ..symbolic.functions import NetCall
+from ..symbolic.lower import T
 from .emit import _Emitter
 from .views import _columns, split_views
-from ..symbolic.lower import T
-from ..symbolic.functions import NetCall
 
 
 def _shape_groups(exprs: list[sp.Expr], kind_of) -> tuple[list, list[int]]:
@@ -99,8 +99,9 @@ class _Blocks:
         self.count = 0
         self.vectors: dict = {}  # (kind, columns) -> symbol of the gathered vector
         self.products: list = []  # (matmul node, constant's name, width): columns free to reorder
-        self.zero = graph.call_function(torch.zeros_like, (graph.call_function(operator.getitem,
-                                                                                (em.x_node, (Ellipsis, 0))),))
+        self.zero = graph.call_function(
+            torch.zeros_like, (graph.call_function(operator.getitem, (em.x_node, (Ellipsis, 0))),)
+        )
 
     def kind_of(self, s):
         if s in self.em.columns:
@@ -147,27 +148,33 @@ class _Blocks:
         repeated shape, ``[batch]`` ones for single expressions."""
         em, g = self.em, self.g
         batch = {"x", "u", "z"}
-        shaped, singles = _shape_groups(exprs, self.kind_of) if len(exprs) >= min_size else ([], list(range(len(exprs))))
+        shaped, singles = (
+            _shape_groups(exprs, self.kind_of) if len(exprs) >= min_size else ([], list(range(len(exprs))))
+        )
         pieces: list = []
         for template, kinds, members, bindings in shaped:
             key = tuple(exprs[i] for i in members)
             if key not in self.cache:
                 # each placeholder becomes the symbol of its gathered columns, so that groups gathering the
                 # same columns share those gathers and their common subexpressions through the memo
-                vec = {sp.Symbol(f"_ph{k}", real=True): self._vector(kind, tuple(b[k] for b in bindings))
-                       for k, kind in enumerate(kinds)}
+                vec = {
+                    sp.Symbol(f"_ph{k}", real=True): self._vector(kind, tuple(b[k] for b in bindings))
+                    for k, kind in enumerate(kinds)
+                }
                 node = em.emit(template.xreplace(vec))
                 if not any(k in batch or k.startswith("w") for k in kinds) or not isinstance(node, fx.Node):
                     # batch and width from zeros: a group of time alone (der(a) = t, der(d) = t) is one value
-                    node = g.call_function(operator.add, (g.call_function(_zeros_cols, (em.x_node, len(members))),
-                                                          node))
+                    node = g.call_function(
+                        operator.add, (g.call_function(_zeros_cols, (em.x_node, len(members))), node)
+                    )
                 self.cache[key] = node
             pieces.append((self.cache[key], members, False))
         batch_syms = {s for s in em.columns}
         single_exprs = [exprs[i] for i in singles]
         self.count += 1  # fresh names per block: the emitter's memo outlives a block
-        replacements, reduced = sp.cse(single_exprs, symbols=sp.numbered_symbols(f"_cse{self.count}_"),
-                                       optimizations=None)
+        replacements, reduced = sp.cse(
+            single_exprs, symbols=sp.numbered_symbols(f"_cse{self.count}_"), optimizations=None
+        )
         for sym, value in replacements:
             em.memo[sym] = em.emit(value)
         cols = []
@@ -183,8 +190,9 @@ class _Blocks:
         vectors = [(node, members) for node, members, scalar in pieces if not scalar]
         scalars = [(node, members[0]) for node, members, scalar in pieces if scalar]
         if scalars:
-            vectors.append((self.g.call_function(torch.stack, ([n for n, _ in scalars],), {"dim": -1}),
-                            [i for _, i in scalars]))
+            vectors.append(
+                (self.g.call_function(torch.stack, ([n for n, _ in scalars],), {"dim": -1}), [i for _, i in scalars])
+            )
         return vectors
 
     def combine(self, pieces: list) -> tuple[fx.Node, list[int]]:
@@ -193,8 +201,11 @@ class _Blocks:
         vectors = self._vectors(pieces)
         if not vectors:
             return g.call_function(operator.getitem, (self.em.x_node, (Ellipsis, slice(0, 0)))), []
-        out = vectors[0][0] if len(vectors) == 1 else \
-            g.call_function(torch.cat, ([node for node, _ in vectors],), {"dim": -1})
+        out = (
+            vectors[0][0]
+            if len(vectors) == 1
+            else g.call_function(torch.cat, ([node for node, _ in vectors],), {"dim": -1})
+        )
         return out, [i for _, members in vectors for i in members]
 
     def assemble(self, pieces: list, n: int) -> fx.Node:
@@ -232,8 +243,9 @@ class _Blocks:
         rows: list[set] = [set() for _ in vectors]
         for r, c, _ in entries:
             rows[where[c][0]].add(r)
-        if sum(len(r) for r in rows) != len(set().union(*rows)) or \
-                any(len(r) * len(v[1]) > _DENSE_MAX for r, v in zip(rows, vectors)):
+        if sum(len(r) for r in rows) != len(set().union(*rows)) or any(
+            len(r) * len(v[1]) > _DENSE_MAX for r, v in zip(rows, vectors)
+        ):
             return None
         out = []
         for k, (node, members) in enumerate(vectors):
@@ -242,8 +254,9 @@ class _Blocks:
                 out.append(self.numeric_product(node, len(members), list(range(len(members))), sorted(rows[k]), mine))
         return self._undriven(out, vectors[0][0], n_out)
 
-    def numeric_product(self, node: fx.Node, width: int, cols: list[int], rows: list[int],
-                 entries: list) -> tuple[fx.Node, list[int]]:
+    def numeric_product(
+        self, node: fx.Node, width: int, cols: list[int], rows: list[int], entries: list
+    ) -> tuple[fx.Node, list[int]]:
         """``node[..., cols] @ M`` (``node`` has ``width`` columns) for the numeric entries
         ``(row, column, value)``: column j of the result is row ``rows[j]`` of the map."""
         m = torch.zeros(len(cols), len(rows), dtype=torch.float64)

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import fx
 
-from ..symbolic.lower import T, sigmoid, softplus
 from ..symbolic.functions import NetCall
+from ..symbolic.lower import T, sigmoid, softplus
 
 
 class UncompilableError(Exception):
@@ -24,8 +24,9 @@ class UncompilableError(Exception):
 
 def _stack_args(ref, *cols):
     """Net input from scalar columns, broadcasting constants and 0-dim values to the batch of ``ref``."""
-    cols = torch.broadcast_tensors(*[c if isinstance(c, torch.Tensor) else
-                                     torch.as_tensor(c, dtype=ref.dtype, device=ref.device) for c in cols])
+    cols = torch.broadcast_tensors(
+        *[c if isinstance(c, torch.Tensor) else torch.as_tensor(c, dtype=ref.dtype, device=ref.device) for c in cols]
+    )
     return torch.stack(cols, dim=-1)
 
 
@@ -62,10 +63,23 @@ def _maximum(*xs):
     return out
 
 
-_FUNCS = {sp.sin: torch.sin, sp.cos: torch.cos, sp.tan: torch.tan, sp.exp: torch.exp, sp.log: torch.log,
-          sp.tanh: torch.tanh, sp.Abs: torch.abs, sp.sign: torch.sign, sigmoid: torch.sigmoid,
-          softplus: F.softplus, sp.sinh: torch.sinh, sp.cosh: torch.cosh, sp.asin: torch.asin,
-          sp.acos: torch.acos, sp.atan: torch.atan}
+_FUNCS = {
+    sp.sin: torch.sin,
+    sp.cos: torch.cos,
+    sp.tan: torch.tan,
+    sp.exp: torch.exp,
+    sp.log: torch.log,
+    sp.tanh: torch.tanh,
+    sp.Abs: torch.abs,
+    sp.sign: torch.sign,
+    sigmoid: torch.sigmoid,
+    softplus: F.softplus,
+    sp.sinh: torch.sinh,
+    sp.cosh: torch.cosh,
+    sp.asin: torch.asin,
+    sp.acos: torch.acos,
+    sp.atan: torch.atan,
+}
 
 
 class _Emitter:
@@ -82,8 +96,9 @@ class _Emitter:
         self.nets_node = None
 
     def call(self, fn, *args):
-        if getattr(fn, "__module__", None) in ("operator", "_operator") and \
-                not any(isinstance(a, fx.Node) for a in args):
+        if getattr(fn, "__module__", None) in ("operator", "_operator") and not any(
+            isinstance(a, fx.Node) for a in args
+        ):
             return fn(*args)  # numbers only (a cse'd constant times 0.5): a number, so torch ops get _tensor
         return self.g.call_function(fn, tuple(args))
 
@@ -96,8 +111,10 @@ class _Emitter:
 
     def _emit(self, e):
         if e.has(sp.zoo, sp.nan, sp.I, sp.oo, -sp.oo):
-            raise UncompilableError("an expression has no finite real value (a division by zero, or a root or "
-                                    f"logarithm of a negative number): {sp.sstr(e)[:80]}")
+            raise UncompilableError(
+                "an expression has no finite real value (a division by zero, or a root or "
+                f"logarithm of a negative number): {sp.sstr(e)[:80]}"
+            )
         if e.is_Number or e in (sp.pi, sp.E):
             return float(e)
         if not e.free_symbols and not e.has(NetCall, sp.DiracDelta):  # sqrt(2), exp(1/3): torch ops need tensors
@@ -188,8 +205,11 @@ class _Emitter:
     def _net_input(self, e: NetCall, args):
         """The net's input ``[batch, k]``: a view of x or u when the arguments are consecutive columns."""
         cols = [self.columns.get(a) for a in e.args]
-        if all(c is not None for c in cols) and len({c[0] for c in cols}) == 1 and \
-                [c[1] for c in cols] == list(range(cols[0][1], cols[0][1] + len(cols))):
+        if (
+            all(c is not None for c in cols)
+            and len({c[0] for c in cols}) == 1
+            and [c[1] for c in cols] == list(range(cols[0][1], cols[0][1] + len(cols)))
+        ):
             return self.call(operator.getitem, cols[0][0], (Ellipsis, slice(cols[0][1], cols[0][1] + len(cols))))
         if all(c is not None for c in cols):
             return self.g.call_function(torch.stack, (list(args),), {"dim": -1})

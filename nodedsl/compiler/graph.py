@@ -23,11 +23,11 @@ import sympy as sp
 import torch
 from torch import fx
 
+from ..symbolic.lower import T
 from .affine import add_rest, affine_split, linear_part
 from .blocks import _Blocks, _contiguous_reads
 from .emit import UncompilableError, _Emitter
 from .views import split_views
-from ..symbolic.lower import T
 
 __all__ = ["UncompilableError", "build_function"]
 
@@ -60,8 +60,9 @@ def _fold_linear(exprs: list, inputs: list, entries: list) -> tuple[list, list, 
     return out, [s for s in inputs if s in used], [(keep[r], c, v) for r, c, v in entries if r in keep]
 
 
-def build_function(exprs: list[sp.Expr], groups: dict[str, list[sp.Symbol]], params: dict,
-                   nets: list[str], staged=None) -> fx.GraphModule:
+def build_function(
+    exprs: list[sp.Expr], groups: dict[str, list[sp.Symbol]], params: dict, nets: list[str], staged=None
+) -> fx.GraphModule:
     """Compile ``exprs`` of the symbols in ``groups`` (x, u, z columns) to ``fn(t, x, u, z, params, nets)``.
 
     ``params`` maps each parameter symbol to ``("k", i)`` (entry i of the known vector) or

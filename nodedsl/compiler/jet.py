@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import fx
 
-from . import blocks as _fxblocks, emit as _fxemit
+from . import blocks as _fxblocks
+from . import emit as _fxemit
 from . import jetrules as R
 
 
@@ -80,9 +81,20 @@ def _mlp(net, k, inp, state):
     return out, new
 
 
-_UNARY = {torch.sin: "sin", torch.cos: "cos", torch.tan: "tan", torch.exp: "exp", torch.log: "log",
-          torch.tanh: "tanh", torch.sigmoid: "sigmoid", F.softplus: "softplus", torch.sinh: "sinh",
-          torch.cosh: "cosh", torch.atan: "atan", torch.sqrt: "sqrt"}
+_UNARY = {
+    torch.sin: "sin",
+    torch.cos: "cos",
+    torch.tan: "tan",
+    torch.exp: "exp",
+    torch.log: "log",
+    torch.tanh: "tanh",
+    torch.sigmoid: "sigmoid",
+    F.softplus: "softplus",
+    torch.sinh: "sinh",
+    torch.cosh: "cosh",
+    torch.atan: "atan",
+    torch.sqrt: "sqrt",
+}
 _PIECEWISE = {torch.abs: "abs", torch.sign: "sign", _fxemit._heaviside: "heaviside"}
 # ops producing values that do not move along the flow, whatever their arguments
 _CONSTANT = {_fxblocks._like, _fxblocks._zeros_cols, _fxemit._const, torch.zeros_like}
@@ -111,6 +123,7 @@ class _Jet:
 
     def arg(self, a, k: int, zero_fill: bool):
         """``a`` (source args) mapped to coefficient k; constants become zeros (or None) beyond k = 0."""
+
         def one(n):
             v = self.env[n]
             c = self.coef(v, k)
@@ -118,6 +131,7 @@ class _Jet:
                 base = v[0] if _is_series(v) else v
                 return self.call(torch.zeros_like, base)
             return c
+
         return fx.node.map_arg(a, one)
 
     def series(self, n, k: int) -> tuple:
@@ -133,8 +147,9 @@ class _Jet:
         if node.op == "call_method":
             if t not in _SHAPE_METHODS:
                 raise _Unsupported(t)
-            return self.g.call_method(t, (self.arg(args[0], k, True), *self.arg(args[1:], 0, False)),
-                                      self.arg(node.kwargs, 0, False))
+            return self.g.call_method(
+                t, (self.arg(args[0], k, True), *self.arg(args[1:], 0, False)), self.arg(node.kwargs, 0, False)
+            )
         if node.op != "call_function":
             raise _Unsupported(node.op)
         if t in (operator.add, operator.sub):
@@ -187,19 +202,24 @@ class _Jet:
             moving = [_is_series(self.env[v]) if isinstance(v, fx.Node) else False for v in (a, b)]
             if all(moving):
                 raise _Unsupported("product of two moving matrices")
-            return self.call(torch.matmul, self.arg(a, k, True), self.arg(b, 0, False)) if moving[0] else \
-                self.call(torch.matmul, self.arg(a, 0, False), self.arg(b, k, True))
+            return (
+                self.call(torch.matmul, self.arg(a, k, True), self.arg(b, 0, False))
+                if moving[0]
+                else self.call(torch.matmul, self.arg(a, 0, False), self.arg(b, k, True))
+            )
         if t is operator.getitem:
             data = self.coef(self.env[args[0]], k)
             return None if data is None else self.call(operator.getitem, data, args[1])
         if t in (torch.stack, torch.cat, torch.flatten, torch.split, torch.functional.split, torch.index_select):
             # linear in the first argument (a tensor or a list of them); the rest are sizes, dims, indices
-            return self.call(t, self.arg(args[0], k, True), *self.arg(args[1:], 0, False),
-                             **self.arg(node.kwargs, 0, False))
+            return self.call(
+                t, self.arg(args[0], k, True), *self.arg(args[1:], 0, False), **self.arg(node.kwargs, 0, False)
+            )
         if t is _fxemit._stack_args:
             ref, *cols = args
-            return self.call(t, self.arg(ref, 0, False),
-                             *[self.arg(c, k, True) if isinstance(c, fx.Node) else 0.0 for c in cols])
+            return self.call(
+                t, self.arg(ref, 0, False), *[self.arg(c, k, True) if isinstance(c, fx.Node) else 0.0 for c in cols]
+            )
         if t is _fxblocks._scatter_cols:
             ref, values, index, n = args
             vk = self.coef(self.env[values], k)
@@ -224,8 +244,7 @@ class _Jet:
         powers = self.aux[node]
         if not powers:  # coefficient 0 of the intermediate powers
             for a, b in _product_plan(n):
-                powers.append([self.call(operator.mul, (powers[a - 1] if a else z)[0],
-                                         (powers[b - 1] if b else z)[0])])
+                powers.append([self.call(operator.mul, (powers[a - 1] if a else z)[0], (powers[b - 1] if b else z)[0])])
         for j, (a, b) in enumerate(_product_plan(n)):
             fa = tuple(powers[a - 1]) if a else z
             fb = tuple(powers[b - 1]) if b else z

@@ -115,9 +115,20 @@ def _deriv(name: str, k: int, z, y):
     raise NotImplementedError(name)
 
 
-_FIRST = {"exp": torch.exp, "tanh": torch.tanh, "tan": torch.tan, "sigmoid": torch.sigmoid, "softplus": F.softplus,
-          "sin": torch.sin, "cos": torch.cos, "sinh": torch.sinh, "cosh": torch.cosh, "atan": torch.atan,
-          "log": torch.log, "sqrt": torch.sqrt}
+_FIRST = {
+    "exp": torch.exp,
+    "tanh": torch.tanh,
+    "tan": torch.tan,
+    "sigmoid": torch.sigmoid,
+    "softplus": F.softplus,
+    "sin": torch.sin,
+    "cos": torch.cos,
+    "sinh": torch.sinh,
+    "cosh": torch.cosh,
+    "atan": torch.atan,
+    "log": torch.log,
+    "sqrt": torch.sqrt,
+}
 
 
 def unary(name: str, k: int, z, y):
@@ -235,7 +246,8 @@ def _activation(layer: torch.nn.Module):
 def mlp_supported(net: torch.nn.Module) -> bool:
     """Whether :func:`mlp` has a rule for every layer of ``net``."""
     return isinstance(net, torch.nn.Sequential) and all(
-        isinstance(layer, torch.nn.Linear) or _activation(layer) is not None for layer in net)
+        isinstance(layer, torch.nn.Linear) or _activation(layer) is not None for layer in net
+    )
 
 
 def mlp(net: torch.nn.Sequential, k: int, inp, state):

@@ -15,17 +15,17 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..core.diagnostics import Span
-from .graph import build_function
-from ..symbolic.lower import System
 from ..frontend.netspec import build_mlp
+from ..symbolic.lower import System
+from .graph import build_function
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def _inv_softplus(v: float) -> float:
 class Driven(nn.Module):
     """``field(t, x)`` of a model with its inputs given by ``signal(t, batch)`` (None: defaults)."""
 
-    def __init__(self, model: "CompiledModel", signal: Callable | None = None):
+    def __init__(self, model: CompiledModel, signal: Callable | None = None):
         super().__init__()
         self.model = model
         self.signal = signal
@@ -105,18 +105,20 @@ class CompiledModel(nn.Module):
                 known += list(p.value)
             else:
                 self._layout.update((s, ("l", len(self.learned), j)) for j, s in enumerate(p.symbols))
-                self.learned[key] = nn.Parameter(torch.tensor([self._raw(p, v) for v in p.value],
-                                                              dtype=torch.get_default_dtype()))
+                self.learned[key] = nn.Parameter(
+                    torch.tensor([self._raw(p, v) for v in p.value], dtype=torch.get_default_dtype())
+                )
             self._param_meta.append((p.name, key, p.learn, p.low, p.high, p.shape))
-        self._learned_meta = [(key, learn, low, high) for _, key, learn, low, high, _ in self._param_meta
-                              if learn is not None]
+        self._learned_meta = [
+            (key, learn, low, high) for _, key, learn, low, high, _ in self._param_meta if learn is not None
+        ]
         # known values live in one flat vector (repeated sub-models read theirs as strided views); the
         # per-parameter buffers, what state_dict saves, are views of it
         self.register_buffer("_known", torch.tensor(known, dtype=torch.get_default_dtype()), persistent=False)
         offset = 0
         for p in system.params:
             if p.learn is None:
-                self.register_buffer(f"known__{_key(p.name)}", self._known[offset:offset + len(p.value)])
+                self.register_buffer(f"known__{_key(p.name)}", self._known[offset : offset + len(p.value)])
                 offset += len(p.value)
         self._groups = {"x": system.states, "u": system.inputs}
         self._built: dict = {}  # compiled functions, built on first use (observe, energy, ...)
@@ -126,9 +128,18 @@ class CompiledModel(nn.Module):
         self._residuals = {}
         infos = []
         for c in system.constraints:
-            infos.append(ConstraintInfo(c.name, c.kind, len(c.residual),
-                                        tuple((n, lo, hi) for n, _, lo, hi in c.domains), c.weight,
-                                        c.uses_state, c.span, tuple(len(comps) for _, comps, _, _ in c.domains)))
+            infos.append(
+                ConstraintInfo(
+                    c.name,
+                    c.kind,
+                    len(c.residual),
+                    tuple((n, lo, hi) for n, _, lo, hi in c.domains),
+                    c.weight,
+                    c.uses_state,
+                    c.span,
+                    tuple(len(comps) for _, comps, _, _ in c.domains),
+                )
+            )
         self.constraints = tuple(infos)
         self._constraint_sym = {c.name: c for c in system.constraints}
 
@@ -149,7 +160,7 @@ class CompiledModel(nn.Module):
             self._buffers["_known"] = flat
             offset = 0
             for k, b in zip(self._known_keys, bufs):
-                self._buffers[f"known__{k}"] = flat[offset:offset + b.numel()].view(b.shape)
+                self._buffers[f"known__{k}"] = flat[offset : offset + b.numel()].view(b.shape)
                 offset += b.numel()
         return out
 
@@ -202,13 +213,16 @@ class CompiledModel(nn.Module):
             if target not in own:
                 raise ValueError(f"sub-model '{path}' has no parameter '{rest}'")
             if tuple(own[target].shape) != tuple(value.shape):
-                raise ValueError(f"'{rest}' has shape {list(value.shape)} in the checkpoint but "
-                                 f"{list(own[target].shape)} here")
+                raise ValueError(
+                    f"'{rest}' has shape {list(value.shape)} in the checkpoint but {list(own[target].shape)} here"
+                )
             mapped[target] = value
         missing = [k for k in own if k.startswith(("learned." + prefix, "nets." + prefix)) and k not in mapped]
         if missing:
-            raise ValueError(f"the checkpoint lacks {len(missing)} parameter(s) of '{path}', e.g. "
-                             f"'{missing[0].split('.', 1)[1][len(prefix):]}'")
+            raise ValueError(
+                f"the checkpoint lacks {len(missing)} parameter(s) of '{path}', e.g. "
+                f"'{missing[0].split('.', 1)[1][len(prefix) :]}'"
+            )
         with torch.no_grad():
             for key, value in mapped.items():
                 own[key].copy_(value.to(own[key].dtype))
@@ -221,8 +235,9 @@ class CompiledModel(nn.Module):
     def _call(self, fn, t, x, u, z=None):
         """Run a compiled function on ``(t, x, u, z)`` with this model's parameters and nets. ``.forward``:
         the generated code itself, without nn.Module's call machinery (no hooks are used)."""
-        return fn.forward(torch.as_tensor(t, dtype=x.dtype, device=x.device), x, u, x if z is None else z, self._pargs(),
-                          self._nets())
+        return fn.forward(
+            torch.as_tensor(t, dtype=x.dtype, device=x.device), x, u, x if z is None else z, self._pargs(), self._nets()
+        )
 
     def default_inputs(self, x: torch.Tensor) -> torch.Tensor:
         return self.u_default.to(x.dtype).expand(x.shape[0], -1)
@@ -230,8 +245,9 @@ class CompiledModel(nn.Module):
     def field(self, t, x, u=None):
         """dx/dt for states ``x [batch, n]`` and inputs ``u [batch, m]`` (None: defaults)."""
         if x.dim() != 2 or x.shape[-1] != len(self.state_names):
-            raise ValueError(f"model '{self.name}' takes states of shape [batch, {len(self.state_names)}], "
-                             f"got {list(x.shape)}")
+            raise ValueError(
+                f"model '{self.name}' takes states of shape [batch, {len(self.state_names)}], got {list(x.shape)}"
+            )
         u = self.default_inputs(x) if u is None else u
         return self._call(self._field, t, x, u)
 

@@ -11,9 +11,9 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import difflib
-from typing import Iterable
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +54,7 @@ class NodeDslError(Exception):
         super().__init__(f"{first.span}: {first.message}" if first else "nodedsl error")
 
     @classmethod
-    def single(cls, code: str, message: str, span: Span = NOWHERE, *notes: str) -> "NodeDslError":
+    def single(cls, code: str, message: str, span: Span = NOWHERE, *notes: str) -> NodeDslError:
         return cls([Diagnostic(code, message, span, tuple(notes))])
 
 

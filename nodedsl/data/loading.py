@@ -17,17 +17,26 @@ from __future__ import annotations
 import csv
 import math
 import zipfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
 from ..core.diagnostics import Diagnostic, NodeDslError, Span, suggest
 
-__all__ = ["Trajectories", "Windows", "load_csv", "load_npz", "load_file", "match_model", "split_by_trajectory",
-           "make_windows", "MAX_ERRORS"]
+__all__ = [
+    "MAX_ERRORS",
+    "Trajectories",
+    "Windows",
+    "load_csv",
+    "load_file",
+    "load_npz",
+    "make_windows",
+    "match_model",
+    "split_by_trajectory",
+]
 
 MAX_ERRORS = 10  # cell-level problems reported per file before giving up
 
@@ -36,7 +45,8 @@ MAX_ERRORS = 10  # cell-level problems reported per file before giving up
 class Trajectories:
     """``N`` trajectories sampled at ``T`` times (shorter ones padded; see ``lengths``).
 
-    ``t [N, T]`` times (float64, so that sampling intervals stay exact), ``y [N, T, n_out]`` observed outputs, ``u [N, T, m]`` inputs, and optionally the
+    ``t [N, T]`` times (float64, so that sampling intervals stay exact), ``y [N, T, n_out]`` observed
+    outputs, ``u [N, T, m]`` inputs, and optionally the
     full states ``x [N, T, n]`` (synthetic data, or files that carry every state). ``lengths[i]`` is the
     number of real samples of trajectory ``i``; samples past it repeat the last one.
     """
@@ -66,13 +76,19 @@ class Trajectories:
     def __len__(self) -> int:
         return self.n_traj
 
-    def subset(self, index: Sequence[int] | torch.Tensor) -> "Trajectories":
+    def subset(self, index: Sequence[int] | torch.Tensor) -> Trajectories:
         """The trajectories at ``index`` (in that order)."""
         idx = torch.as_tensor(list(index) if not isinstance(index, torch.Tensor) else index, dtype=torch.long)
-        return replace(self, t=self.t[idx], y=self.y[idx], u=self.u[idx],
-                       x=None if self.x is None else self.x[idx], lengths=self.lengths[idx],
-                       ids=tuple(self.ids[int(i)] for i in idx),
-                       rows=None if self.rows is None else self.rows[idx.numpy()])
+        return replace(
+            self,
+            t=self.t[idx],
+            y=self.y[idx],
+            u=self.u[idx],
+            x=None if self.x is None else self.x[idx],
+            lengths=self.lengths[idx],
+            ids=tuple(self.ids[int(i)] for i in idx),
+            rows=None if self.rows is None else self.rows[idx.numpy()],
+        )
 
     def where(self, i: int, k: int) -> str:
         """Human-readable location of sample ``k`` of trajectory ``i``."""
@@ -118,9 +134,17 @@ class _Plan:
     needed: list[int]
 
 
-def _plan_columns(file: str, columns: Sequence[str], output_names: Sequence[str], input_names: Sequence[str],
-                  state_names: Sequence[str], aliases: Mapping[str, str] | None, inputs_optional: bool,
-                  skip: Sequence[str] = (), line: int = 0) -> tuple[_Plan | None, list[Diagnostic]]:
+def _plan_columns(
+    file: str,
+    columns: Sequence[str],
+    output_names: Sequence[str],
+    input_names: Sequence[str],
+    state_names: Sequence[str],
+    aliases: Mapping[str, str] | None,
+    inputs_optional: bool,
+    skip: Sequence[str] = (),
+    line: int = 0,
+) -> tuple[_Plan | None, list[Diagnostic]]:
     """Which column feeds each output/input/state; missing, duplicate and unknown columns are errors."""
     diags: list[Diagnostic] = []
     index: dict[str, int] = {}
@@ -139,10 +163,19 @@ def _plan_columns(file: str, columns: Sequence[str], output_names: Sequence[str]
             outputs.append(index[alias])
         else:
             hint = suggest(name, available)
-            alias_note = f"the output '{name}' equals the state '{alias}', so a '{alias}' column also works" \
-                if alias else ""
-            diags.append(_err(file, f"missing column '{name}' (an output of the model)", line, hint,
-                              alias_note, f"columns present: {', '.join(columns)}"))
+            alias_note = (
+                f"the output '{name}' equals the state '{alias}', so a '{alias}' column also works" if alias else ""
+            )
+            diags.append(
+                _err(
+                    file,
+                    f"missing column '{name}' (an output of the model)",
+                    line,
+                    hint,
+                    alias_note,
+                    f"columns present: {', '.join(columns)}",
+                )
+            )
     inputs: list[int | None] = []
     for name in input_names:
         if name in index:
@@ -150,21 +183,37 @@ def _plan_columns(file: str, columns: Sequence[str], output_names: Sequence[str]
         elif inputs_optional:
             inputs.append(None)
         else:
-            diags.append(_err(file, f"missing column '{name}' (an input of the model)", line,
-                              suggest(name, available)))
+            diags.append(_err(file, f"missing column '{name}' (an input of the model)", line, suggest(name, available)))
     states = [index[s] for s in state_names] if state_names and all(s in index for s in state_names) else None
     known = set(expected) | set(skip) | {a for a in (aliases or {}).values()}
     for name in columns:
         if name not in known:
-            diags.append(_err(file, f"unknown column '{name}': it is no output, input or state of the model",
-                              line, suggest(name, expected),
-                              f"expected columns: {', '.join([*skip, *dict.fromkeys(expected)])}"))
+            diags.append(
+                _err(
+                    file,
+                    f"unknown column '{name}': it is no output, input or state of the model",
+                    line,
+                    suggest(name, expected),
+                    f"expected columns: {', '.join([*skip, *dict.fromkeys(expected)])}",
+                )
+            )
     needed = sorted({*outputs, *(i for i in inputs if i is not None), *(states or [])})
     return (None if diags else _Plan(outputs, inputs, states, needed)), diags
 
 
-def _assemble(file: str, t: np.ndarray, cols: np.ndarray, lengths: np.ndarray, plan: _Plan,
-              output_names, input_names, state_names, input_defaults, ids, rows) -> Trajectories:
+def _assemble(
+    file: str,
+    t: np.ndarray,
+    cols: np.ndarray,
+    lengths: np.ndarray,
+    plan: _Plan,
+    output_names,
+    input_names,
+    state_names,
+    input_defaults,
+    ids,
+    rows,
+) -> Trajectories:
     """Tensors from ``t [N, T]`` and ``cols [N, T, C]`` following ``plan``."""
     dtype = torch.get_default_dtype()
     n, T = t.shape
@@ -176,23 +225,40 @@ def _assemble(file: str, t: np.ndarray, cols: np.ndarray, lengths: np.ndarray, p
     x = cols[:, :, plan.states] if plan.states is not None else None
     as_t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)  # noqa: E731
     times = torch.as_tensor(np.ascontiguousarray(t), dtype=torch.float64)
-    return Trajectories(times, as_t(y), as_t(u), tuple(output_names), tuple(input_names),
-                        None if x is None else as_t(x), tuple(state_names) if x is not None else (),
-                        torch.as_tensor(lengths, dtype=torch.long), tuple(ids), file, rows)
+    return Trajectories(
+        times,
+        as_t(y),
+        as_t(u),
+        tuple(output_names),
+        tuple(input_names),
+        None if x is None else as_t(x),
+        tuple(state_names) if x is not None else (),
+        torch.as_tensor(lengths, dtype=torch.long),
+        tuple(ids),
+        file,
+        rows,
+    )
 
 
-def _check_times(file: str, t: np.ndarray, lengths: np.ndarray, ids: Sequence, rows: np.ndarray | None,
-                 diags: list[Diagnostic]) -> None:
+def _check_times(
+    file: str, t: np.ndarray, lengths: np.ndarray, ids: Sequence, rows: np.ndarray | None, diags: list[Diagnostic]
+) -> None:
     for i in range(t.shape[0]):
-        ti = t[i, :lengths[i]]
+        ti = t[i, : lengths[i]]
         bad = np.nonzero(~(ti[1:] > ti[:-1]))[0]
         if len(bad):
             k = int(bad[0]) + 1
             line = int(rows[i, k]) if rows is not None else 0
             where = f"line {line}" if rows is not None else f"sample {k}"
-            diags.append(_err(file, f"time is not increasing in trajectory {ids[i]}: t = {ti[k]:g} at "
-                                    f"{where} follows t = {ti[k - 1]:g}", line,
-                              "times must increase strictly within a trajectory"))
+            diags.append(
+                _err(
+                    file,
+                    f"time is not increasing in trajectory {ids[i]}: t = {ti[k]:g} at "
+                    f"{where} follows t = {ti[k - 1]:g}",
+                    line,
+                    "times must increase strictly within a trajectory",
+                )
+            )
             if len(diags) >= MAX_ERRORS:
                 return
 
@@ -205,9 +271,15 @@ def _cell(text: str) -> float | None:
         return None
 
 
-def load_csv(path: str | Path, output_names: Sequence[str], input_names: Sequence[str] = (),
-             state_names: Sequence[str] = (), *, aliases: Mapping[str, str] | None = None,
-             input_defaults: Sequence[float] | None = None) -> Trajectories:
+def load_csv(
+    path: str | Path,
+    output_names: Sequence[str],
+    input_names: Sequence[str] = (),
+    state_names: Sequence[str] = (),
+    *,
+    aliases: Mapping[str, str] | None = None,
+    input_defaults: Sequence[float] | None = None,
+) -> Trajectories:
     """Read a long-form CSV: ``trajectory`` (optional), ``t``, one column per output and input.
 
     Extra columns must be states of the model (``nodedsl simulate`` writes every state and output).
@@ -225,18 +297,32 @@ def load_csv(path: str | Path, output_names: Sequence[str], input_names: Sequenc
         raise NodeDslError([_err(file, f"cannot read data file '{file}': {exc}")]) from None
     numbered = [(k + 1, row) for k, row in enumerate(lines) if any(c.strip() for c in row)]
     if not numbered:
-        raise NodeDslError([_err(file, f"the file is empty (expected a header line with 't' and "
-                                       "the output columns)")])
+        raise NodeDslError([_err(file, "the file is empty (expected a header line with 't' and the output columns)")])
     header_line, header = numbered[0]
     columns = [c.strip() for c in header]
     diags: list[Diagnostic] = []
     if "t" not in columns:
-        diags.append(_err(file, f"missing column 't' (the time)", header_line,
-                          suggest("t", columns) or ("did you mean 't'?" if "time" in columns else ""),
-                          f"columns present: {', '.join(columns)}"))
+        diags.append(
+            _err(
+                file,
+                "missing column 't' (the time)",
+                header_line,
+                suggest("t", columns) or ("did you mean 't'?" if "time" in columns else ""),
+                f"columns present: {', '.join(columns)}",
+            )
+        )
     value_cols = [c for c in columns if c not in ("t", "trajectory")]
-    plan, plan_diags = _plan_columns(file, value_cols, output_names, input_names, state_names, aliases,
-                                     input_defaults is not None, ("trajectory", "t"), header_line)
+    plan, plan_diags = _plan_columns(
+        file,
+        value_cols,
+        output_names,
+        input_names,
+        state_names,
+        aliases,
+        input_defaults is not None,
+        ("trajectory", "t"),
+        header_line,
+    )
     diags += plan_diags
     if diags:
         raise NodeDslError(diags)
@@ -251,8 +337,7 @@ def load_csv(path: str | Path, output_names: Sequence[str], input_names: Sequenc
     for r, (line, row) in enumerate(numbered[1:]):
         lines_of.append(line)
         if len(row) != len(columns):
-            diags.append(_err(file, f"line {line} has {len(row)} cells, the header has {len(columns)}",
-                              line))
+            diags.append(_err(file, f"line {line} has {len(row)} cells, the header has {len(columns)}", line))
             times.append(math.nan)
             if len(diags) >= MAX_ERRORS:
                 break
@@ -270,11 +355,16 @@ def load_csv(path: str | Path, output_names: Sequence[str], input_names: Sequenc
             text = row[col].strip()
             v = _cell(text)
             if v is None:
-                diags.append(_err(file, f"non-numeric value '{text}' in column '{name}' at line {line}",
-                                  line))
+                diags.append(_err(file, f"non-numeric value '{text}' in column '{name}' at line {line}", line))
             elif not math.isfinite(v):
-                diags.append(_err(file, f"{text} in column '{name}' at line {line}: values must be finite",
-                                  line, "remove or interpolate missing samples"))
+                diags.append(
+                    _err(
+                        file,
+                        f"{text} in column '{name}' at line {line}: values must be finite",
+                        line,
+                        "remove or interpolate missing samples",
+                    )
+                )
             if j is None:
                 times.append(v if v is not None else math.nan)
             elif v is not None:
@@ -284,7 +374,7 @@ def load_csv(path: str | Path, output_names: Sequence[str], input_names: Sequenc
     if diags:
         raise NodeDslError(diags)
     if not groups:
-        raise NodeDslError([_err(file, f"no data rows after the header", header_line)])
+        raise NodeDslError([_err(file, "no data rows after the header", header_line)])
     ids = list(groups)
     lengths = np.array([len(groups[k]) for k in ids])
     n, T = len(ids), int(lengths.max())
@@ -299,14 +389,19 @@ def load_csv(path: str | Path, output_names: Sequence[str], input_names: Sequenc
     _check_times(file, t, lengths, ids, rows, diags)
     if diags:
         raise NodeDslError(diags)
-    return _assemble(file, t, cols, lengths, plan, output_names, input_names, state_names, input_defaults,
-                     ids, rows)
+    return _assemble(file, t, cols, lengths, plan, output_names, input_names, state_names, input_defaults, ids, rows)
 
 
 # ------------------------------------------------------------------ NPZ
-def load_npz(path: str | Path, output_names: Sequence[str], input_names: Sequence[str] = (),
-             state_names: Sequence[str] = (), *, aliases: Mapping[str, str] | None = None,
-             input_defaults: Sequence[float] | None = None) -> Trajectories:
+def load_npz(
+    path: str | Path,
+    output_names: Sequence[str],
+    input_names: Sequence[str] = (),
+    state_names: Sequence[str] = (),
+    *,
+    aliases: Mapping[str, str] | None = None,
+    input_defaults: Sequence[float] | None = None,
+) -> Trajectories:
     """Read an ``.npz``: ``t`` ``[T]`` or ``[N, T]``, ``x`` ``[N, T, k]`` (or ``[T, k]``) whose columns are
     named by ``names`` (default: the outputs, in order), optional ``u`` ``[N, T, m]`` named by
     ``input_names``/``u_names`` (default: the model's inputs). Errors as :func:`load_csv`.
@@ -319,37 +414,65 @@ def load_npz(path: str | Path, output_names: Sequence[str], input_names: Sequenc
         raise NodeDslError([_err(file, f"data file '{file}' does not exist")]) from None
     except ValueError as exc:
         if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
-            raise NodeDslError([_err(file, f"ragged or object arrays cannot be loaded (trajectories of "
-                                           "different lengths must be padded into one array, or stored as CSV)")]
-                               ) from None
+            raise NodeDslError(
+                [
+                    _err(
+                        file,
+                        "ragged or object arrays cannot be loaded (trajectories of "
+                        "different lengths must be padded into one array, or stored as CSV)",
+                    )
+                ]
+            ) from None
         raise NodeDslError([_err(file, f"cannot read data file '{file}': {exc}")]) from None
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise NodeDslError([_err(file, f"cannot read data file '{file}' (corrupt or not an .npz): {exc}")]) \
-            from None
+        raise NodeDslError([_err(file, f"cannot read data file '{file}' (corrupt or not an .npz): {exc}")]) from None
     for key in ("t", "x"):
         if key not in arrays:
-            raise NodeDslError([_err(file, f"missing array '{key}'", 0, suggest(key, arrays),
-                                     f"arrays present: {', '.join(arrays) or 'none'}")])
+            raise NodeDslError(
+                [
+                    _err(
+                        file,
+                        f"missing array '{key}'",
+                        0,
+                        suggest(key, arrays),
+                        f"arrays present: {', '.join(arrays) or 'none'}",
+                    )
+                ]
+            )
     t, x = arrays["t"], arrays["x"]
     try:
         t = np.asarray(t, dtype=float)
         x = np.asarray(x, dtype=float)
     except (TypeError, ValueError):
-        raise NodeDslError([_err(file, f"'t' and 'x' must be numeric arrays")]) from None
+        raise NodeDslError([_err(file, "'t' and 'x' must be numeric arrays")]) from None
     if x.ndim == 2:
         x = x[None]
     if t.ndim == 1 and x.ndim == 3 and t.shape[0] == x.shape[1]:
         t = np.broadcast_to(t, x.shape[:2]).copy()
     if x.ndim != 3 or t.ndim != 2 or t.shape != x.shape[:2]:
-        raise NodeDslError([_err(file, f"'x' must be [N, T, k] and 't' [T] or [N, T]; got x {x.shape} "
-                                       f"and t {arrays['t'].shape} (ragged trajectories cannot be windowed)")])
+        raise NodeDslError(
+            [
+                _err(
+                    file,
+                    f"'x' must be [N, T, k] and 't' [T] or [N, T]; got x {x.shape} "
+                    f"and t {arrays['t'].shape} (ragged trajectories cannot be windowed)",
+                )
+            ]
+        )
     if "names" in arrays:
         names = [str(s) for s in np.asarray(arrays["names"]).reshape(-1)]
     elif x.shape[2] == len(output_names):
         names = list(output_names)
     else:
-        raise NodeDslError([_err(file, f"'x' has {x.shape[2]} columns but there is no 'names' array "
-                                       f"(the model has {len(output_names)} outputs)")])
+        raise NodeDslError(
+            [
+                _err(
+                    file,
+                    f"'x' has {x.shape[2]} columns but there is no 'names' array "
+                    f"(the model has {len(output_names)} outputs)",
+                )
+            ]
+        )
     if len(names) != x.shape[2]:
         raise NodeDslError([_err(file, f"'names' has {len(names)} entries but 'x' has {x.shape[2]} columns")])
     u = arrays.get("u")
@@ -359,12 +482,14 @@ def load_npz(path: str | Path, output_names: Sequence[str], input_names: Sequenc
         if u.ndim == 2:
             u = u[None]
         if u.ndim != 3 or u.shape[:2] != x.shape[:2] or u.shape[2] != len(u_names):
-            raise NodeDslError([_err(file, f"'u' must be [N, T, {len(u_names)}] like 'x' {x.shape[:2]}, "
-                                           f"got {u.shape}")])
+            raise NodeDslError(
+                [_err(file, f"'u' must be [N, T, {len(u_names)}] like 'x' {x.shape[:2]}, got {u.shape}")]
+            )
         names += [n for n in u_names]
         x = np.concatenate([x, u], axis=2)
-    plan, diags = _plan_columns(file, names, output_names, input_names, state_names, aliases,
-                                input_defaults is not None)
+    plan, diags = _plan_columns(
+        file, names, output_names, input_names, state_names, aliases, input_defaults is not None
+    )
     if diags:
         raise NodeDslError(diags)
     n, T = t.shape
@@ -377,8 +502,9 @@ def load_npz(path: str | Path, output_names: Sequence[str], input_names: Sequenc
         bad = np.argwhere(~np.isfinite(x[:, :, j]))
         if len(bad):
             i, k = map(int, bad[0])
-            diags.append(_err(file, f"{x[i, k, j]} in column '{names[j]}' at trajectory {i}, sample {k}: "
-                                    "values must be finite"))
+            diags.append(
+                _err(file, f"{x[i, k, j]} in column '{names[j]}' at trajectory {i}, sample {k}: values must be finite")
+            )
     if diags:
         raise NodeDslError(diags)
     lengths = np.full(n, T)
@@ -388,8 +514,13 @@ def load_npz(path: str | Path, output_names: Sequence[str], input_names: Sequenc
     return _assemble(file, t, x, lengths, plan, output_names, input_names, state_names, input_defaults, ids, None)
 
 
-def load_file(path: str | Path, output_names: Sequence[str], input_names: Sequence[str] = (),
-              state_names: Sequence[str] = (), **kw) -> Trajectories:
+def load_file(
+    path: str | Path,
+    output_names: Sequence[str],
+    input_names: Sequence[str] = (),
+    state_names: Sequence[str] = (),
+    **kw,
+) -> Trajectories:
     """:func:`load_csv` or :func:`load_npz` by extension."""
     suffix = Path(path).suffix.lower()
     if suffix == ".npz":
@@ -399,9 +530,15 @@ def load_file(path: str | Path, output_names: Sequence[str], input_names: Sequen
     raise NodeDslError([_err(str(path), f"data file '{path}' must end in .csv or .npz")])
 
 
-def match_model(traj: Trajectories, output_names: Sequence[str], input_names: Sequence[str] = (),
-                state_names: Sequence[str] = (), *, aliases: Mapping[str, str] | None = None,
-                input_defaults: Sequence[float] | None = None) -> Trajectories:
+def match_model(
+    traj: Trajectories,
+    output_names: Sequence[str],
+    input_names: Sequence[str] = (),
+    state_names: Sequence[str] = (),
+    *,
+    aliases: Mapping[str, str] | None = None,
+    input_defaults: Sequence[float] | None = None,
+) -> Trajectories:
     """Re-select the columns of ``traj`` (its outputs, states and inputs, by name) for another model.
 
     Used when a dataset simulated from one model trains another: outputs are found among the data's
@@ -409,8 +546,7 @@ def match_model(traj: Trajectories, output_names: Sequence[str], input_names: Se
     """
     names: list[str] = []
     blocks = []
-    for block_names, tensor in ((traj.output_names, traj.y), (traj.state_names, traj.x),
-                                (traj.input_names, traj.u)):
+    for block_names, tensor in ((traj.output_names, traj.y), (traj.state_names, traj.x), (traj.input_names, traj.u)):
         if tensor is None:
             continue
         for j, name in enumerate(block_names):
@@ -419,19 +555,29 @@ def match_model(traj: Trajectories, output_names: Sequence[str], input_names: Se
                 blocks.append(tensor[:, :, j])
     wanted = set(output_names) | set(input_names) | set(state_names) | set((aliases or {}).values())
     keep = [k for k, n in enumerate(names) if n in wanted]
-    plan, diags = _plan_columns(traj.source or "data", [names[k] for k in keep], output_names, input_names,
-                                state_names, aliases, True)
+    plan, diags = _plan_columns(
+        traj.source or "data", [names[k] for k in keep], output_names, input_names, state_names, aliases, True
+    )
     if diags:
         raise NodeDslError(diags)
-    cols = torch.stack([blocks[k] for k in keep], -1).double().numpy() if keep else \
-        np.zeros((*traj.t.shape, 0))
-    return _assemble(traj.source, traj.t.double().numpy(), cols, traj.lengths.numpy(), plan, output_names,
-                     input_names, state_names, input_defaults, traj.ids, traj.rows)
+    cols = torch.stack([blocks[k] for k in keep], -1).double().numpy() if keep else np.zeros((*traj.t.shape, 0))
+    return _assemble(
+        traj.source,
+        traj.t.double().numpy(),
+        cols,
+        traj.lengths.numpy(),
+        plan,
+        output_names,
+        input_names,
+        state_names,
+        input_defaults,
+        traj.ids,
+        traj.rows,
+    )
 
 
 # ------------------------------------------------------------------ splitting and windows
-def split_by_trajectory(traj: Trajectories, fraction: float, seed: int = 0
-                        ) -> tuple[Trajectories, Trajectories | None]:
+def split_by_trajectory(traj: Trajectories, fraction: float, seed: int = 0) -> tuple[Trajectories, Trajectories | None]:
     """``(train, validation)``: a seeded random ``fraction`` of whole trajectories is held out.
 
     At least one trajectory is held out when ``fraction > 0`` and there are two or more; at least one
@@ -463,10 +609,15 @@ def make_windows(traj: Trajectories, window: int) -> Windows:
     for i in range(traj.n_traj):
         length = int(traj.lengths[i])
         if length < window + 1:
-            diags.append(_err(traj.source or "data", f"trajectory {traj.ids[i]} has "
-                              f"{length} samples, too few for window = {window} ({window + 1} samples needed)",
-                              int(traj.rows[i, 0]) if traj.rows is not None else 0,
-                              "use a smaller window or longer trajectories"))
+            diags.append(
+                _err(
+                    traj.source or "data",
+                    f"trajectory {traj.ids[i]} has "
+                    f"{length} samples, too few for window = {window} ({window + 1} samples needed)",
+                    int(traj.rows[i, 0]) if traj.rows is not None else 0,
+                    "use a smaller window or longer trajectories",
+                )
+            )
             if len(diags) >= MAX_ERRORS:
                 break
             continue
@@ -488,6 +639,15 @@ def make_windows(traj: Trajectories, window: int) -> Windows:
         raise NodeDslError(diags)
     if not t_parts:
         raise NodeDslError([_err(traj.source or "data", "no trajectories to window")])
-    return Windows(torch.cat(t_parts), torch.cat(y_parts), torch.cat(u_parts), torch.cat(traj_idx),
-                   torch.cat(starts), torch.cat(nexts), traj.output_names, traj.input_names, window,
-                   torch.cat(x_parts) if x_parts else None)
+    return Windows(
+        torch.cat(t_parts),
+        torch.cat(y_parts),
+        torch.cat(u_parts),
+        torch.cat(traj_idx),
+        torch.cat(starts),
+        torch.cat(nexts),
+        traj.output_names,
+        traj.input_names,
+        window,
+        torch.cat(x_parts) if x_parts else None,
+    )

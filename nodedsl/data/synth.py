@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import torch
 
+from ..core.diagnostics import Diagnostic, NodeDslError, suggest
 from ..frontend.config import DatasetConfig, Normal, Uniform, key_span
 from .loading import Trajectories
-from ..core.diagnostics import Diagnostic, NodeDslError, suggest
 
-__all__ = ["generate", "state_groups", "sample_initial"]
+__all__ = ["generate", "sample_initial", "state_groups"]
 
 
 def state_groups(names: tuple[str, ...]) -> dict[str, list[int]]:
@@ -39,8 +39,9 @@ def _draw(spec, count: int, g: torch.Generator) -> torch.Tensor:
     return torch.full((count,), float(spec), dtype=torch.float64)
 
 
-def sample_initial(state_names: tuple[str, ...], x0_default: torch.Tensor, initial: dict, count: int,
-                   g: torch.Generator, cfg=None) -> torch.Tensor:
+def sample_initial(
+    state_names: tuple[str, ...], x0_default: torch.Tensor, initial: dict, count: int, g: torch.Generator, cfg=None
+) -> torch.Tensor:
     """``[count, n]`` initial states: declared distributions where given, the model default elsewhere.
 
     Components are drawn in state order (each a vector of ``count`` draws), so the result depends only
@@ -54,15 +55,25 @@ def sample_initial(state_names: tuple[str, ...], x0_default: torch.Tensor, initi
         span = key_span(cfg, "initial", name) if cfg is not None else None
         if name not in groups:
             bases = sorted(k for k in groups if "[" not in k)
-            diags.append(Diagnostic("undefined-name", f"'initial' names '{name}', which is not a state of the "
-                                    "model", span or key_span(cfg, "initial"),
-                                    tuple(n for n in (suggest(name, bases), "states: " + ", ".join(bases)) if n)))
+            diags.append(
+                Diagnostic(
+                    "undefined-name",
+                    f"'initial' names '{name}', which is not a state of the model",
+                    span or key_span(cfg, "initial"),
+                    tuple(n for n in (suggest(name, bases), "states: " + ", ".join(bases)) if n),
+                )
+            )
             continue
         idx = groups[name]
         if isinstance(spec, list):
             if len(spec) != len(idx):
-                diags.append(Diagnostic("bad-value", f"'initial.{name}' has {len(spec)} entries but the state has "
-                                        f"{len(idx)} components", span))
+                diags.append(
+                    Diagnostic(
+                        "bad-value",
+                        f"'initial.{name}' has {len(spec)} entries but the state has {len(idx)} components",
+                        span,
+                    )
+                )
                 continue
             for i, s in zip(idx, spec):
                 per_component[i] = s
@@ -94,15 +105,25 @@ def _inputs(model, cfg: DatasetConfig) -> torch.Tensor:
     diags = []
     for name, value in cfg.inputs.items():
         if name not in groups:
-            diags.append(Diagnostic("undefined-name", f"'inputs' names '{name}', which is not an input of the "
-                                    "model", key_span(cfg, "inputs", name),
-                                    tuple(n for n in (suggest(name, groups),) if n)))
+            diags.append(
+                Diagnostic(
+                    "undefined-name",
+                    f"'inputs' names '{name}', which is not an input of the model",
+                    key_span(cfg, "inputs", name),
+                    tuple(n for n in (suggest(name, groups),) if n),
+                )
+            )
             continue
         idx = groups[name]
         vals = value if isinstance(value, list) else [value] * len(idx)
         if len(vals) != len(idx):
-            diags.append(Diagnostic("bad-value", f"'inputs.{name}' has {len(vals)} entries but the input has "
-                                    f"{len(idx)} components", key_span(cfg, "inputs", name)))
+            diags.append(
+                Diagnostic(
+                    "bad-value",
+                    f"'inputs.{name}' has {len(vals)} entries but the input has {len(idx)} components",
+                    key_span(cfg, "inputs", name),
+                )
+            )
             continue
         for i, v in zip(idx, vals):
             u[i] = float(v)
@@ -143,14 +164,28 @@ def generate(model, cfg: DatasetConfig) -> Trajectories:
         with torch.no_grad():
             xs = solve(field, x0, times, solver=solver).ys  # [T, N, n]
     except SolverError as err:
-        raise NodeDslError([Diagnostic("solver-error", f"simulating dataset for '{model.name}' failed: "
-                                       f"{err.message}", key_span(cfg, "solver"))]) from None
+        raise NodeDslError(
+            [
+                Diagnostic(
+                    "solver-error",
+                    f"simulating dataset for '{model.name}' failed: {err.message}",
+                    key_span(cfg, "solver"),
+                )
+            ]
+        ) from None
     T, N, n = xs.shape
     if not bool(torch.isfinite(xs).all()):
         bad = int((~torch.isfinite(xs)).any(-1).any(-1).nonzero()[0])
-        raise NodeDslError([Diagnostic("solver-error", f"simulating '{model.name}' produced non-finite states "
-                                       f"at t = {float(times[bad]):g}; shorten 'time' or change 'initial'",
-                                       key_span(cfg, "time"))])
+        raise NodeDslError(
+            [
+                Diagnostic(
+                    "solver-error",
+                    f"simulating '{model.name}' produced non-finite states "
+                    f"at t = {float(times[bad]):g}; shorten 'time' or change 'initial'",
+                    key_span(cfg, "time"),
+                )
+            ]
+        )
     flat_x = xs.reshape(T * N, n)
     flat_t = times.repeat_interleave(N)
     flat_u = u.reshape(1, -1).expand(T * N, -1)
@@ -159,7 +194,13 @@ def generate(model, cfg: DatasetConfig) -> Trajectories:
     ys = ys.transpose(0, 1).contiguous()
     if cfg.noise > 0:
         ys = ys + cfg.noise * torch.randn(ys.shape, generator=g, dtype=torch.float64).to(dtype)
-    return Trajectories(t=times.repeat(N, 1), y=ys, u=u.reshape(1, 1, -1).expand(N, T, -1).contiguous(),
-                        output_names=tuple(model.output_names), input_names=tuple(model.input_names),
-                        x=xs.transpose(0, 1).contiguous(), state_names=tuple(model.state_names),
-                        source=f"dataset for {model.name}")
+    return Trajectories(
+        t=times.repeat(N, 1),
+        y=ys,
+        u=u.reshape(1, 1, -1).expand(N, T, -1).contiguous(),
+        output_names=tuple(model.output_names),
+        input_names=tuple(model.input_names),
+        x=xs.transpose(0, 1).contiguous(),
+        state_names=tuple(model.state_names),
+        source=f"dataset for {model.name}",
+    )

@@ -12,7 +12,6 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 from ..core.diagnostics import Span
 
@@ -42,38 +41,38 @@ class Name:
 @dataclass(frozen=True)
 class Call:
     func: Name
-    args: tuple["Expr", ...]
+    args: tuple[Expr, ...]
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class Index:
-    target: "Expr"
-    index: "Expr"
+    target: Expr
+    index: Expr
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class Array:
-    items: tuple["Expr", ...]
+    items: tuple[Expr, ...]
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class BinOp:
     op: str  # one of + - * / @ ^
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class Neg:
-    operand: "Expr"
+    operand: Expr
     span: Span = _span()
 
 
-Expr = Union[Num, Name, Call, Index, Array, BinOp, Neg]
+Expr = Num | Name | Call | Index | Array | BinOp | Neg
 
 
 # ---------------------------------------------------------------- values (dataset/train/net options)
@@ -97,14 +96,14 @@ class VName:
 
 @dataclass(frozen=True)
 class VList:
-    items: tuple["Value", ...]
+    items: tuple[Value, ...]
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class Entry:
     key: str
-    value: "Value"
+    value: Value
     span: Span = _span()
 
 
@@ -117,7 +116,7 @@ class VMap:
 @dataclass(frozen=True)
 class Arg:
     name: str | None
-    value: "Value"
+    value: Value
     span: Span = _span()
 
 
@@ -128,7 +127,7 @@ class VCall:
     span: Span = _span()
 
 
-Value = Union[VNumber, VString, VName, VList, VMap, VCall]
+Value = VNumber | VString | VName | VList | VMap | VCall
 
 
 # ---------------------------------------------------------------- model declarations
@@ -285,8 +284,23 @@ class Connect:
     span: Span = _span()
 
 
-Decl = Union[State, Input, Param, Net, Let, Der, Output, Constraint, Hamiltonian, JMatrix,
-             RMatrix, Port, Sub, Couple, Connect]
+Decl = (
+    State
+    | Input
+    | Param
+    | Net
+    | Let
+    | Der
+    | Output
+    | Constraint
+    | Hamiltonian
+    | JMatrix
+    | RMatrix
+    | Port
+    | Sub
+    | Couple
+    | Connect
+)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import ast
 from ..core.diagnostics import Collector, Diagnostic, Span, suggest
+from . import ast
 from .loader import Source
 from .shapes import BUILTINS, CONSTANTS, Shape, constant_value, fmt_shape
 
@@ -38,7 +38,7 @@ class ModelInfo:
     file: str
     model: ast.Model
     members: dict[str, Member] = field(default_factory=dict)
-    subs: dict[str, "ModelInfo"] = field(default_factory=dict)
+    subs: dict[str, ModelInfo] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)  # own ports and sizes
     free_ports: dict[str, int] = field(default_factory=dict)  # ports of the composite (own + uncoupled sub ports)
     states: list[tuple[str, Shape]] = field(default_factory=list)  # flattened, dotted
@@ -65,9 +65,13 @@ class ModelInfo:
         own = self.model
         params = own.decls(ast.Param)
         learned = sum(1 for p in params if p.learn is not None)
-        parts = [f"{self.size(self.states)} states", f"{self.size(self.inputs)} inputs",
-                 f"{len(params)} params ({learned} learned)", f"{len(own.decls(ast.Net))} nets",
-                 f"{len(own.decls(ast.Constraint))} constraints"]
+        parts = [
+            f"{self.size(self.states)} states",
+            f"{self.size(self.inputs)} inputs",
+            f"{len(params)} params ({learned} learned)",
+            f"{len(own.decls(ast.Net))} nets",
+            f"{len(own.decls(ast.Constraint))} constraints",
+        ]
         if self.subs:
             parts.append(f"{len(self.subs)} sub-models")
         if self.is_ph:
@@ -145,8 +149,12 @@ class _ModelChecker:
                 return (len(shapes),)
             if all(len(s) == 1 and s == shapes[0] for s in shapes):
                 return (len(shapes), shapes[0][0])
-            self.d.error("size-mismatch", "the rows of a matrix literal must all be vectors of one size, got "
-                         + ", ".join(fmt_shape(s) for s in shapes), e.span)
+            self.d.error(
+                "size-mismatch",
+                "the rows of a matrix literal must all be vectors of one size, got "
+                + ", ".join(fmt_shape(s) for s in shapes),
+                e.span,
+            )
             return None
         if isinstance(e, ast.Index):
             target = self.shape(e.target, scope)
@@ -160,13 +168,19 @@ class _ModelChecker:
                 self.d.error("not-indexable", "a scalar cannot be indexed", e.span)
                 return None
             if not 0 <= idx < target[0]:
-                self.d.error("index-out-of-range", f"index {int(idx)} is out of range for {fmt_shape(target)}",
-                             e.index.span, f"valid indices are 0 to {target[0] - 1}")
+                self.d.error(
+                    "index-out-of-range",
+                    f"index {int(idx)} is out of range for {fmt_shape(target)}",
+                    e.index.span,
+                    f"valid indices are 0 to {target[0] - 1}",
+                )
                 return None
             return target[1:]
         if isinstance(e, ast.Call):
             return self._call_shape(e, scope)
-        self.d.error("unsupported", f"unsupported expression {type(e).__name__}", getattr(e, "span", Span(self.file, 0, 0)))
+        self.d.error(
+            "unsupported", f"unsupported expression {type(e).__name__}", getattr(e, "span", Span(self.file, 0, 0))
+        )
         return None
 
     def _binop(self, e: ast.BinOp, a: Shape, b: Shape) -> Shape | None:
@@ -179,8 +193,9 @@ class _ModelChecker:
                 return (b[1],)
             if len(a) == 1 and a == b:
                 return ()
-            self.d.error("size-mismatch", f"matrix product of {fmt_shape(a)} and {fmt_shape(b)}: inner sizes differ",
-                         e.span)
+            self.d.error(
+                "size-mismatch", f"matrix product of {fmt_shape(a)} and {fmt_shape(b)}: inner sizes differ", e.span
+            )
             return None
         if e.op == "^" and b != ():
             self.d.error("size-mismatch", f"an exponent must be a scalar, got {fmt_shape(b)}", e.right.span)
@@ -189,8 +204,12 @@ class _ModelChecker:
             return b
         if b == ():
             return a
-        self.d.error("size-mismatch", f"'{e.op}' on {fmt_shape(a)} and {fmt_shape(b)}: sizes do not match",
-                     e.span, "arithmetic is element-wise; use '@' for a matrix product")
+        self.d.error(
+            "size-mismatch",
+            f"'{e.op}' on {fmt_shape(a)} and {fmt_shape(b)}: sizes do not match",
+            e.span,
+            "arithmetic is element-wise; use '@' for a matrix product",
+        )
         return None
 
     def _lookup(self, name: ast.Name, scope: dict[str, Member]) -> Member | None:
@@ -201,13 +220,17 @@ class _ModelChecker:
             if first in self.info.members:
                 member = self.info.members[first]
                 if member.kind == "let" and first not in self.defined_lets:
-                    self.d.error("undefined-name", f"'{first}' is used before its definition", name.span,
-                                 f"defined at {member.decl.span}")
+                    self.d.error(
+                        "undefined-name",
+                        f"'{first}' is used before its definition",
+                        name.span,
+                        f"defined at {member.decl.span}",
+                    )
                     return None
                 return member
             return None
         info = self.info
-        for i, part in enumerate(name.parts[:-1]):
+        for _i, part in enumerate(name.parts[:-1]):
             if part not in info.subs:
                 return None
             info = info.subs[part]
@@ -227,12 +250,15 @@ class _ModelChecker:
             candidates = list(scope) + list(self.info.members) + ["t"]
             for sub, info in self.info.subs.items():
                 candidates += [f"{sub}.{m}" for m in info.members]
-            self.d.error("undefined-name", f"unknown name '{name.dotted}'", name.span,
-                         suggest(name.dotted, candidates))
+            self.d.error("undefined-name", f"unknown name '{name.dotted}'", name.span, suggest(name.dotted, candidates))
             return None
         if member.kind == "net":
-            self.d.error("net-not-called", f"net '{name.dotted}' must be called with arguments", name.span,
-                         f"write {name.dotted}(...)")
+            self.d.error(
+                "net-not-called",
+                f"net '{name.dotted}' must be called with arguments",
+                name.span,
+                f"write {name.dotted}(...)",
+            )
             return None
         if member.kind in ("port", "sub", "coupling"):
             self.d.error("not-a-value", f"'{name.dotted}' is a {member.kind}, not a value", name.span)
@@ -246,8 +272,12 @@ class _ModelChecker:
         if member is not None and member.kind == "net":
             net: ast.Net = member.decl
             if len(e.args) != len(net.args):
-                self.d.error("wrong-arity", f"net '{fname}' takes {len(net.args)} arguments, got {len(e.args)}", e.span,
-                             f"declared at {net.span}")
+                self.d.error(
+                    "wrong-arity",
+                    f"net '{fname}' takes {len(net.args)} arguments, got {len(e.args)}",
+                    e.span,
+                    f"declared at {net.span}",
+                )
                 return None
             ok = True
             for arg, shp, formal in zip(e.args, shapes, net.args):
@@ -255,16 +285,20 @@ class _ModelChecker:
                 if shp is None:
                     ok = False
                 elif not ((want == 1 and shp in ((), (1,))) or (want > 1 and shp == (want,))):
-                    self.d.error("size-mismatch", f"argument '{formal.name}' of net '{fname}' has size {want}, "
-                                 f"got {fmt_shape(shp)}", arg.span)
+                    self.d.error(
+                        "size-mismatch",
+                        f"argument '{formal.name}' of net '{fname}' has size {want}, got {fmt_shape(shp)}",
+                        arg.span,
+                    )
                     ok = False
             return (() if net.out == 1 else (net.out,)) if ok else None
         if fname in BUILTINS and len(e.func.parts) == 1:
             spec = BUILTINS[fname]
             lo, hi = spec.arity
             if not lo <= len(e.args) <= hi:
-                self.d.error("wrong-arity", f"'{fname}' takes {lo} argument{'s' if lo > 1 else ''}, got {len(e.args)}",
-                             e.span)
+                self.d.error(
+                    "wrong-arity", f"'{fname}' takes {lo} argument{'s' if lo > 1 else ''}, got {len(e.args)}", e.span
+                )
                 return None
             if any(s is None for s in shapes):
                 return None
@@ -277,16 +311,18 @@ class _ModelChecker:
             self.d.error("not-callable", f"'{fname}' is a {member.kind}, not a function", e.func.span)
             return None
         nets = [n for n, m in self.info.members.items() if m.kind == "net"]
-        self.d.error("unknown-function", f"unknown function '{fname}'", e.func.span,
-                     suggest(fname, nets + list(BUILTINS)))
+        self.d.error(
+            "unknown-function", f"unknown function '{fname}'", e.func.span, suggest(fname, nets + list(BUILTINS))
+        )
         return None
 
     def expect(self, e: ast.Expr, want: Shape, what: str, scope=None, allow_scalar=False) -> None:
         got = self.shape(e, scope or {})
         if got is None or got == want or (allow_scalar and got == ()):
             return
-        self.d.error("size-mismatch", f"{what} has size {fmt_shape(want)}, but the expression is {fmt_shape(got)}",
-                     e.span)
+        self.d.error(
+            "size-mismatch", f"{what} has size {fmt_shape(want)}, but the expression is {fmt_shape(got)}", e.span
+        )
 
     def constant(self, e: ast.Expr, what: str):
         v = constant_value(e)
@@ -298,8 +334,12 @@ class _ModelChecker:
     def declare(self, name: str, member: Member, span: Span) -> None:
         if name in self.info.members:
             first = self.info.members[name].decl
-            self.d.error("duplicate-name", f"'{name}' is declared twice in model '{self.model.name}'", span,
-                         f"first declared at {getattr(first, 'span', '?')}")
+            self.d.error(
+                "duplicate-name",
+                f"'{name}' is declared twice in model '{self.model.name}'",
+                span,
+                f"first declared at {getattr(first, 'span', '?')}",
+            )
             return
         if name in ("t",) or name in CONSTANTS:
             self.d.error("reserved-name", f"'{name}' is a builtin name and cannot be declared", span)
@@ -308,8 +348,12 @@ class _ModelChecker:
     def run(self) -> ModelInfo:
         m, info = self.model, self.info
         if m.kind is not None and m.kind != PH:
-            self.d.error("unknown-model-kind", f"unknown model kind '{m.kind}'", m.kind_span,
-                         suggest(m.kind, [PH]) or "the only model kind is 'port_hamiltonian'")
+            self.d.error(
+                "unknown-model-kind",
+                f"unknown model kind '{m.kind}'",
+                m.kind_span,
+                suggest(m.kind, [PH]) or "the only model kind is 'port_hamiltonian'",
+            )
         # pass 1: declare every name (so order does not matter except for lets)
         for decl in m.body:
             if isinstance(decl, ast.State):
@@ -337,8 +381,12 @@ class _ModelChecker:
         named: dict[str, ast.Constraint] = {}
         for c in m.decls(ast.Constraint):
             if c.name and c.name in named:
-                self.d.error("duplicate-name", f"constraint '{c.name}' is declared twice", c.span,
-                             f"first declared at {named[c.name].span}")
+                self.d.error(
+                    "duplicate-name",
+                    f"constraint '{c.name}' is declared twice",
+                    c.span,
+                    f"first declared at {named[c.name].span}",
+                )
             elif c.name:
                 named[c.name] = c
         # pass 2: values and expressions, in source order
@@ -384,21 +432,35 @@ class _ModelChecker:
         # structure
         if m.kind == PH:
             if own_states and not m.decls(ast.Hamiltonian):
-                self.d.error("missing-hamiltonian", f"port-Hamiltonian model '{m.name}' declares states but no "
-                             "hamiltonian", m.span)
+                self.d.error(
+                    "missing-hamiltonian",
+                    f"port-Hamiltonian model '{m.name}' declares states but no hamiltonian",
+                    m.span,
+                )
             if own_states and not m.decls(ast.JMatrix) and n_own % 2 == 1:
-                self.d.error("missing-j", f"'{m.name}' has an odd number of states ({n_own}), so J cannot default "
-                             "to the canonical symplectic matrix: declare J", m.span)
+                self.d.error(
+                    "missing-j",
+                    f"'{m.name}' has an odd number of states ({n_own}), so J cannot default "
+                    "to the canonical symplectic matrix: declare J",
+                    m.span,
+                )
             for sub, sinfo in info.subs.items():
                 if not sinfo.is_ph:
-                    self.d.error("sub-not-port-hamiltonian", f"sub-model '{sub}' of a port-Hamiltonian model must be "
-                                 f"port-Hamiltonian ('{sinfo.name}' is not)", info.members[sub].decl.span)
+                    self.d.error(
+                        "sub-not-port-hamiltonian",
+                        f"sub-model '{sub}' of a port-Hamiltonian model must be "
+                        f"port-Hamiltonian ('{sinfo.name}' is not)",
+                        info.members[sub].decl.span,
+                    )
         else:
             for sub, sinfo in info.subs.items():
                 if sinfo.is_ph:
-                    self.d.error("unsupported", f"sub-model '{sub}' is port-Hamiltonian: a general model can only "
-                                 "contain general sub-models (couple ports inside a port_hamiltonian model)",
-                                 info.members[sub].decl.span)
+                    self.d.error(
+                        "unsupported",
+                        f"sub-model '{sub}' is port-Hamiltonian: a general model can only "
+                        "contain general sub-models (couple ports inside a port_hamiltonian model)",
+                        info.members[sub].decl.span,
+                    )
             for name, _ in own_states:
                 if name not in ders:
                     decl = info.members[name].decl
@@ -408,8 +470,12 @@ class _ModelChecker:
 
     def _ph_only(self, decl, what: str) -> None:
         if self.model.kind != PH:
-            self.d.error("ph-only", f"'{what}' is only allowed in a port-Hamiltonian model", decl.span,
-                         f"declare the model as: model {self.model.name} : port_hamiltonian {{ ... }}")
+            self.d.error(
+                "ph-only",
+                f"'{what}' is only allowed in a port-Hamiltonian model",
+                decl.span,
+                f"declare the model as: model {self.model.name} : port_hamiltonian {{ ... }}",
+            )
 
     def _learn(self, decl: ast.Param) -> None:
         learn = decl.learn
@@ -424,13 +490,19 @@ class _ModelChecker:
                 else:
                     for v in value if isinstance(value, list) else [value]:
                         if isinstance(v, float) and not lo < v < hi:
-                            self.d.error("bad-initial-value", f"the initial value {v:g} of '{decl.name}' must lie "
-                                         f"strictly inside [{lo:g}, {hi:g}]", decl.value.span)
+                            self.d.error(
+                                "bad-initial-value",
+                                f"the initial value {v:g} of '{decl.name}' must lie strictly inside [{lo:g}, {hi:g}]",
+                                decl.value.span,
+                            )
         elif learn.kind == "positive":
             for v in value if isinstance(value, list) else [value]:
                 if isinstance(v, float) and not v > 0:
-                    self.d.error("bad-initial-value", f"the initial value {v:g} of positive parameter "
-                                 f"'{decl.name}' must be > 0", decl.value.span)
+                    self.d.error(
+                        "bad-initial-value",
+                        f"the initial value {v:g} of positive parameter '{decl.name}' must be > 0",
+                        decl.value.span,
+                    )
 
     def _net(self, decl: ast.Net) -> None:
         from .netspec import validate_net_options
@@ -440,19 +512,26 @@ class _ModelChecker:
 
     def _der(self, decl: ast.Der, ders: dict) -> None:
         if self.model.kind == PH:
-            self.d.error("der-in-port-hamiltonian", "der(...) is not allowed in a port-Hamiltonian model: its "
-                         "dynamics are derived from the Hamiltonian, J, R and the ports", decl.span)
+            self.d.error(
+                "der-in-port-hamiltonian",
+                "der(...) is not allowed in a port-Hamiltonian model: its "
+                "dynamics are derived from the Hamiltonian, J, R and the ports",
+                decl.span,
+            )
             return
         member = self.info.members.get(decl.state)
         if member is None or member.kind != "state":
             states = [n for n, mm in self.info.members.items() if mm.kind == "state"]
             what = f"'{decl.state}' is a {member.kind}, not a state" if member else f"unknown state '{decl.state}'"
-            self.d.error("der-not-state" if member else "undefined-name", what, decl.span,
-                         suggest(decl.state, states))
+            self.d.error("der-not-state" if member else "undefined-name", what, decl.span, suggest(decl.state, states))
             return
         if decl.state in ders:
-            self.d.error("duplicate-der", f"der({decl.state}) is given twice", decl.span,
-                         f"first given at {ders[decl.state].span}")
+            self.d.error(
+                "duplicate-der",
+                f"der({decl.state}) is given twice",
+                decl.span,
+                f"first given at {ders[decl.state].span}",
+            )
             return
         ders[decl.state] = decl
         self.expect(decl.expr, member.shape, f"der({decl.state})", allow_scalar=True)
@@ -468,8 +547,11 @@ class _ModelChecker:
             scope[dom.var] = Member("var", self._domain_shape(dom, decl), dom)
         a, b = self.shape(decl.lhs, scope), self.shape(decl.rhs, scope)
         if a is not None and b is not None and a != b and a != () and b != ():
-            self.d.error("size-mismatch", f"the two sides of the constraint have sizes {fmt_shape(a)} and "
-                         f"{fmt_shape(b)}", decl.span)
+            self.d.error(
+                "size-mismatch",
+                f"the two sides of the constraint have sizes {fmt_shape(a)} and {fmt_shape(b)}",
+                decl.span,
+            )
         if decl.weight is not None:
             w = self.constant(decl.weight, "a constraint weight")
             if isinstance(w, float) and not w > 0:
@@ -478,8 +560,11 @@ class _ModelChecker:
     def _domain_shape(self, dom: ast.Domain, decl: ast.Constraint) -> Shape:
         sizes = domain_sizes(self.info.members, decl, dom.var)
         if len(sizes) > 1:
-            self.d.error("size-mismatch", f"domain variable '{dom.var}' is passed to nets of sizes "
-                         + ", ".join(map(str, sorted(sizes))), dom.span)
+            self.d.error(
+                "size-mismatch",
+                f"domain variable '{dom.var}' is passed to nets of sizes " + ", ".join(map(str, sorted(sizes))),
+                dom.span,
+            )
         size = max(sizes) if sizes else 1
         return () if size == 1 else (size,)
 
@@ -499,8 +584,11 @@ class _ModelChecker:
         if len(shp) == 1 and n_own == shp[0]:
             shp = (shp[0], 1)
         if len(shp) != 2 or shp[0] != n_own:
-            self.d.error("port-size-mismatch", f"G of port '{decl.name}' must have one row per state ({n_own}), "
-                         f"got {fmt_shape(shp)}", g.span)
+            self.d.error(
+                "port-size-mismatch",
+                f"G of port '{decl.name}' must have one row per state ({n_own}), got {fmt_shape(shp)}",
+                g.span,
+            )
             return
         self.info.ports[decl.name] = shp[1]
 
@@ -508,8 +596,12 @@ class _ModelChecker:
         target = self.prog.source.scopes.get(self.file, {}).get(decl.model.dotted)
         if target is None or not isinstance(target[1], ast.Model):
             models = [n for n, (_, v) in self.prog.source.scopes.get(self.file, {}).items() if isinstance(v, ast.Model)]
-            self.d.error("undefined-model", f"unknown model '{decl.model.dotted}'", decl.model.span,
-                         suggest(decl.model.dotted, models))
+            self.d.error(
+                "undefined-model",
+                f"unknown model '{decl.model.dotted}'",
+                decl.model.span,
+                suggest(decl.model.dotted, models),
+            )
             return
         sinfo = check_model(self.prog, self.d, target[0], target[1], self.stack, decl.model.span)
         if sinfo is None:
@@ -518,8 +610,12 @@ class _ModelChecker:
         for ov in decl.overrides:
             member = sinfo.members.get(ov.name)
             if member is None or member.kind not in ("param", "state", "input"):
-                self.d.error("unknown-override", f"'{sinfo.name}' has no parameter or state '{ov.name}'", ov.span,
-                             suggest(ov.name, [n for n, mm in sinfo.members.items() if mm.kind in ("param", "state")]))
+                self.d.error(
+                    "unknown-override",
+                    f"'{sinfo.name}' has no parameter or state '{ov.name}'",
+                    ov.span,
+                    suggest(ov.name, [n for n, mm in sinfo.members.items() if mm.kind in ("param", "state")]),
+                )
                 continue
             self.constant(ov.expr, f"the override of '{ov.name}'")
             self.expect(ov.expr, member.shape, f"'{ov.name}'", allow_scalar=True)
@@ -530,13 +626,21 @@ class _ModelChecker:
             rest = ".".join(ref.parts[1:])  # nested composites expose uncoupled ports as 'sub.port'
             if rest in sinfo.free_ports:
                 return ref.dotted, sinfo.free_ports[rest]
-            self.d.error("undefined-port", f"'{sinfo.name}' has no port '{rest}'", ref.span,
-                         suggest(rest, list(sinfo.free_ports)))
+            self.d.error(
+                "undefined-port",
+                f"'{sinfo.name}' has no port '{rest}'",
+                ref.span,
+                suggest(rest, list(sinfo.free_ports)),
+            )
             return None
         if len(ref.parts) == 1 and ref.parts[0] in self.info.ports:
             return ref.dotted, self.info.ports[ref.parts[0]]
-        self.d.error("undefined-port", f"unknown port '{ref.dotted}'", ref.span,
-                     "ports are named sub.port" if len(ref.parts) == 1 else "")
+        self.d.error(
+            "undefined-port",
+            f"unknown port '{ref.dotted}'",
+            ref.span,
+            "ports are named sub.port" if len(ref.parts) == 1 else "",
+        )
         return None
 
     def _couple(self, decl: ast.Couple) -> None:
@@ -554,47 +658,68 @@ class _ModelChecker:
             total += got[1]
         if decl.learn is not None:
             if decl.learn != "skew":
-                self.d.error("unknown-learn-kind", f"a learned coupling must be 'learn skew', got 'learn {decl.learn}'",
-                             decl.span)
+                self.d.error(
+                    "unknown-learn-kind",
+                    f"a learned coupling must be 'learn skew', got 'learn {decl.learn}'",
+                    decl.span,
+                )
         elif ok:
             self.expect(decl.matrix, (total, total), f"{decl.matrix_name} (port sizes add up to {total})")
             value = constant_value(decl.matrix)
-            if isinstance(value, list) and all(isinstance(r, list) and len(r) == total for r in value) and len(value) == total:
+            if (
+                isinstance(value, list)
+                and all(isinstance(r, list) and len(r) == total for r in value)
+                and len(value) == total
+            ):
                 bad = [(i, j) for i in range(total) for j in range(total) if abs(value[i][j] + value[j][i]) > 1e-12]
                 if bad:
                     i, j = bad[0]
-                    self.d.error("not-skew", f"{decl.matrix_name} must be skew-symmetric so the coupling conserves "
-                                 f"power: entry [{i},{j}] = {value[i][j]:g} but [{j},{i}] = {value[j][i]:g}",
-                                 decl.matrix.span)
+                    self.d.error(
+                        "not-skew",
+                        f"{decl.matrix_name} must be skew-symmetric so the coupling conserves "
+                        f"power: entry [{i},{j}] = {value[i][j]:g} but [{j},{i}] = {value[j][i]:g}",
+                        decl.matrix.span,
+                    )
         self._coupled.update(seen)
 
     def _connect(self, decl: ast.Connect) -> None:
         src = self.shape(decl.source, {})
         tgt = decl.target
         if len(tgt.parts) != 2 or tgt.parts[0] not in self.info.subs:
-            self.d.error("bad-connect", f"the target of connect must be an input of a sub-model (sub.input), "
-                         f"got '{tgt.dotted}'", tgt.span)
+            self.d.error(
+                "bad-connect",
+                f"the target of connect must be an input of a sub-model (sub.input), got '{tgt.dotted}'",
+                tgt.span,
+            )
             return
         sinfo = self.info.subs[tgt.parts[0]]
         inputs = dict(sinfo.inputs)
         if tgt.parts[1] not in inputs:
-            self.d.error("undefined-name", f"'{sinfo.name}' has no input '{tgt.parts[1]}'", tgt.span,
-                         suggest(tgt.parts[1], list(inputs)))
+            self.d.error(
+                "undefined-name",
+                f"'{sinfo.name}' has no input '{tgt.parts[1]}'",
+                tgt.span,
+                suggest(tgt.parts[1], list(inputs)),
+            )
             return
         if tgt.dotted in self.info.driven:
             self.d.error("double-connect", f"input '{tgt.dotted}' is driven twice", tgt.span)
         self.info.driven.add(tgt.dotted)
         want = inputs[tgt.parts[1]]
         if src is not None and src != want and src != ():
-            self.d.error("size-mismatch", f"connect: '{decl.source.dotted}' is {fmt_shape(src)} but "
-                         f"'{tgt.dotted}' is {fmt_shape(want)}", decl.span)
+            self.d.error(
+                "size-mismatch",
+                f"connect: '{decl.source.dotted}' is {fmt_shape(src)} but '{tgt.dotted}' is {fmt_shape(want)}",
+                decl.span,
+            )
 
     def _flatten(self, own_states) -> None:
         info = self.info
         info.states = list(own_states)
         info.inputs = [(d.name, _decl_shape(d.size)) for d in self.model.decls(ast.Input)]
-        info.outputs = [(d.name, info.members[d.name].shape) for d in self.model.decls(ast.Output)
-                        if d.name in info.members]
+        info.outputs = [
+            (d.name, info.members[d.name].shape) for d in self.model.decls(ast.Output) if d.name in info.members
+        ]
         info.free_ports = dict(info.ports)
         for sub, sinfo in info.subs.items():
             info.states += [(f"{sub}.{n}", s) for n, s in sinfo.states]
@@ -631,14 +756,15 @@ def domain_sizes(members: dict[str, Member], decl: ast.Constraint, var: str) -> 
     return sizes
 
 
-def check_model(prog: CheckedProgram, diags: Collector, file: str, model: ast.Model, stack: list,
-                used_at: Span | None = None) -> ModelInfo | None:
+def check_model(
+    prog: CheckedProgram, diags: Collector, file: str, model: ast.Model, stack: list, used_at: Span | None = None
+) -> ModelInfo | None:
     """Check one model (memoized); sub-models are checked first. None if it is part of a cycle."""
     key = (file, model.name)
     if key in prog.infos:
         return prog.infos[key]
     if key in stack:
-        cycle = " -> ".join(n for _, n in stack[stack.index(key):] + [key])
+        cycle = " -> ".join(n for _, n in stack[stack.index(key) :] + [key])
         diags.error("recursive-model", f"model '{model.name}' contains itself: {cycle}", used_at or model.span)
         return None
     stack.append(key)

@@ -12,9 +12,9 @@ Example:
 
 from __future__ import annotations
 
+from ..core.diagnostics import Collector, suggest
 from . import ast, config
 from .check import CheckedProgram, ModelInfo, flat_names
-from ..core.diagnostics import Collector, suggest
 
 
 def check_blocks(prog: CheckedProgram, diags: Collector) -> None:
@@ -31,8 +31,12 @@ def check_blocks(prog: CheckedProgram, diags: Collector) -> None:
             prog.configs[f"dataset {ds.name}"] = cfg
             if cfg.model not in models:
                 span = next((e.span for e in ds.entries if e.key == "model"), ds.span)
-                diags.error("undefined-model", f"dataset '{ds.name}': unknown model '{cfg.model}'", span,
-                            suggest(cfg.model, models))
+                diags.error(
+                    "undefined-model",
+                    f"dataset '{ds.name}': unknown model '{cfg.model}'",
+                    span,
+                    suggest(cfg.model, models),
+                )
             else:
                 _check_dataset_names(prog.model(cfg.model), ds, cfg, diags)
     for tr in module.trains:
@@ -45,8 +49,12 @@ def check_blocks(prog: CheckedProgram, diags: Collector) -> None:
             data = getattr(cfg, "data", None)
             if isinstance(data, str) and not data.endswith((".csv", ".npz")) and data not in datasets:
                 span = next((e.span for e in tr.entries if e.key == "data"), tr.span)
-                diags.error("undefined-name", f"train: unknown dataset '{data}'", span,
-                            suggest(data, datasets) or "data is a dataset name or a .csv/.npz path")
+                diags.error(
+                    "undefined-name",
+                    f"train: unknown dataset '{data}'",
+                    span,
+                    suggest(data, datasets) or "data is a dataset name or a .csv/.npz path",
+                )
 
 
 def _check_dataset_names(info: ModelInfo | None, ds: ast.Dataset, cfg, diags: Collector) -> None:
@@ -60,6 +68,10 @@ def _check_dataset_names(info: ModelInfo | None, ds: ast.Dataset, cfg, diags: Co
             continue
         for entry in block.value.entries:
             if entry.key not in names:
-                diags.error("undefined-name", f"dataset '{ds.name}': '{entry.key}' is not {'an' if what == 'input' else 'a'} "
-                            f"{what} of model '{info.name}'", entry.span,
-                            suggest(entry.key, names) or f"{what}s: " + (", ".join(n for n, _ in entries) or "none"))
+                diags.error(
+                    "undefined-name",
+                    f"dataset '{ds.name}': '{entry.key}' is not {'an' if what == 'input' else 'a'} "
+                    f"{what} of model '{info.name}'",
+                    entry.span,
+                    suggest(entry.key, names) or f"{what}s: " + (", ".join(n for n, _ in entries) or "none"),
+                )

@@ -19,35 +19,64 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError,
-                      field_validator, model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
-from . import ast
 from ..core.diagnostics import Diagnostic, NodeDslError, Span, suggest
+from . import ast
 
-PathT = tuple[Union[str, int], ...]
+PathT = tuple[str | int, ...]
 CMDLINE = Span("<command line>", 0, 0)
 
 __all__ = [
-    "DatasetConfig", "TrainConfig", "SolverSpec", "Uniform", "Normal", "TimeSpan", "Adam", "AdamW", "LBFGS",
-    "Cosine", "StepSchedule", "WindowInit", "Exponential", "Checkpointing", "EarlyStopping", "AugmentedLagrangian",
-    "to_plain", "validate_dataset", "validate_train", "apply_overrides", "key_span", "solver_args",
+    "LBFGS",
+    "Adam",
+    "AdamW",
+    "AugmentedLagrangian",
+    "Checkpointing",
+    "Cosine",
+    "DatasetConfig",
+    "EarlyStopping",
+    "Exponential",
+    "Normal",
+    "SolverSpec",
+    "StepSchedule",
+    "TimeSpan",
+    "TrainConfig",
+    "Uniform",
+    "WindowInit",
+    "apply_overrides",
+    "key_span",
+    "solver_args",
+    "to_plain",
+    "validate_dataset",
+    "validate_train",
 ]
 
 
 # ------------------------------------------------------------------ AST values -> plain Python
 def _number(v: float) -> int | float:
     """Integral numbers become ints (the parser reads every number as a float)."""
-    if math.isfinite(v) and float(v).is_integer() and abs(v) < 2 ** 53:
+    if math.isfinite(v) and float(v).is_integer() and abs(v) < 2**53:
         return int(v)
     return v
 
 
-def to_plain(value: ast.Value, path: PathT = (), spans: dict | None = None,
-             diags: list[Diagnostic] | None = None) -> Any:
+def to_plain(
+    value: ast.Value, path: PathT = (), spans: dict | None = None, diags: list[Diagnostic] | None = None
+) -> Any:
     """Plain Python for a value: numbers, strings (names too; ``none``/``true``/``false`` are None/bools),
     lists, dicts, calls.
 
@@ -78,8 +107,9 @@ def to_plain(value: ast.Value, path: PathT = (), spans: dict | None = None,
                 spans[path + (i,)] = arg.span
                 args.append(to_plain(arg.value, path + (i,), spans, diags))
             elif arg.name in kwargs:
-                diags.append(Diagnostic("duplicate-key", f"argument '{arg.name}' of {value.name}(...) is given "
-                                        "twice", arg.span))
+                diags.append(
+                    Diagnostic("duplicate-key", f"argument '{arg.name}' of {value.name}(...) is given twice", arg.span)
+                )
             else:
                 spans[path + (arg.name,)] = arg.span
                 kwargs[arg.name] = to_plain(arg.value, path + (arg.name,), spans, diags)
@@ -87,16 +117,23 @@ def to_plain(value: ast.Value, path: PathT = (), spans: dict | None = None,
     raise TypeError(f"not a value: {value!r}")  # pragma: no cover - the parser builds only the above
 
 
-def entries_to_plain(entries: tuple[ast.Entry, ...], path: PathT = (), spans: dict | None = None,
-                     diags: list[Diagnostic] | None = None) -> dict:
+def entries_to_plain(
+    entries: tuple[ast.Entry, ...], path: PathT = (), spans: dict | None = None, diags: list[Diagnostic] | None = None
+) -> dict:
     """A ``{ key = value ... }`` body as a dict; a key given twice is a ``duplicate-key`` diagnostic."""
     spans = {} if spans is None else spans
     diags = [] if diags is None else diags
     out: dict[str, Any] = {}
     for e in entries:
         if e.key in out:
-            diags.append(Diagnostic("duplicate-key", f"key '{e.key}' is given twice", e.span,
-                                    (f"first given at {spans.get(path + (e.key,), e.span)}",)))
+            diags.append(
+                Diagnostic(
+                    "duplicate-key",
+                    f"key '{e.key}' is given twice",
+                    e.span,
+                    (f"first given at {spans.get(path + (e.key,), e.span)}",),
+                )
+            )
             continue
         spans[path + (e.key,)] = e.span
         out[e.key] = to_plain(e.value, path + (e.key,), spans, diags)
@@ -107,14 +144,36 @@ def entries_to_plain(entries: tuple[ast.Entry, ...], path: PathT = (), spans: di
 _FIXED = ("step",)
 _ADAPTIVE = ("rtol", "atol")
 SIGNATURES: dict[str, tuple[str, ...]] = {
-    "span": ("t0", "t1", "step"), "uniform": ("low", "high"), "normal": ("mean", "std"),
-    "adam": ("lr", "weight_decay"), "adamw": ("lr", "weight_decay"), "lbfgs": ("lr", "max_iter"),
-    "cosine": ("min_lr",), "step": ("every", "gamma"), "exponential": ("gamma",),
-    "early_stopping": ("patience", "min_delta"), "checkpoint": ("segments",), "learned": ("after",),
+    "span": ("t0", "t1", "step"),
+    "uniform": ("low", "high"),
+    "normal": ("mean", "std"),
+    "adam": ("lr", "weight_decay"),
+    "adamw": ("lr", "weight_decay"),
+    "lbfgs": ("lr", "max_iter"),
+    "cosine": ("min_lr",),
+    "step": ("every", "gamma"),
+    "exponential": ("gamma",),
+    "early_stopping": ("patience", "min_delta"),
+    "checkpoint": ("segments",),
+    "learned": ("after",),
     "augmented_lagrangian": ("mu", "growth", "mu_max", "update_every", "tolerance"),
-    **{n: _FIXED for n in ("euler", "midpoint", "heun", "rk4", "ralston", "rk38", "leapfrog",
-                           "implicit_euler", "implicit_midpoint", "sdirk2", "sdirk3")},
-    **{n: _ADAPTIVE for n in ("dopri5", "bosh3", "dopri8", "adaptive_heun")},
+    **dict.fromkeys(
+        (
+            "euler",
+            "midpoint",
+            "heun",
+            "rk4",
+            "ralston",
+            "rk38",
+            "leapfrog",
+            "implicit_euler",
+            "implicit_midpoint",
+            "sdirk2",
+            "sdirk3",
+        ),
+        _FIXED,
+    ),
+    **dict.fromkeys(("dopri5", "bosh3", "dopri8", "adaptive_heun"), _ADAPTIVE),
     "taylor": ("order", "step"),
 }
 
@@ -129,21 +188,32 @@ def _normalize(value: Any, path: PathT, spans: dict, diags: list[Diagnostic]) ->
         sig = SIGNATURES.get(name, ())
         if len(args) > len(sig) and name in SIGNATURES:
             where = spans.get(path + (len(sig),), spans.get(path, CMDLINE))
-            takes = f"at most {len(sig)} positional argument(s) ({', '.join(sig)})" if sig else \
-                "only named arguments (name = value)"
+            takes = (
+                f"at most {len(sig)} positional argument(s) ({', '.join(sig)})"
+                if sig
+                else "only named arguments (name = value)"
+            )
             diags.append(Diagnostic("bad-value", f"{name}(...) takes {takes}, got {len(args)}", where))
         for i, (pname, arg) in enumerate(zip(sig, args)):
             if pname in kwargs:
-                diags.append(Diagnostic("duplicate-key", f"argument '{pname}' of {name}(...) is given twice",
-                                        spans.get(path + (pname,), spans.get(path, CMDLINE))))
+                diags.append(
+                    Diagnostic(
+                        "duplicate-key",
+                        f"argument '{pname}' of {name}(...) is given twice",
+                        spans.get(path + (pname,), spans.get(path, CMDLINE)),
+                    )
+                )
                 continue
             if path + (i,) in spans:
                 spans[path + (pname,)] = spans[path + (i,)]
             out[pname] = _normalize(arg, path + (pname,), spans, diags)
         for k, v in kwargs.items():
             if k == "kind":
-                diags.append(Diagnostic("unknown-key", f"unknown argument 'kind' of {name}(...)",
-                                        spans.get(path + (k,), CMDLINE)))
+                diags.append(
+                    Diagnostic(
+                        "unknown-key", f"unknown argument 'kind' of {name}(...)", spans.get(path + (k,), CMDLINE)
+                    )
+                )
                 continue
             out[k] = _normalize(v, path + (k,), spans, diags)
         return out
@@ -186,8 +256,11 @@ class Uniform(_Strict):
     @model_validator(mode="after")
     def _order(self):
         if not self.high > self.low:
-            raise PydanticCustomError("bad_value", "uniform(low, high) needs low < high, got ({low}, {high})",
-                                      {"low": self.low, "high": self.high})
+            raise PydanticCustomError(
+                "bad_value",
+                "uniform(low, high) needs low < high, got ({low}, {high})",
+                {"low": self.low, "high": self.high},
+            )
         return self
 
 
@@ -207,15 +280,21 @@ def _init_tag(v: Any) -> str | None:
     return _kind_of(v) if isinstance(v, (dict, BaseModel)) else None
 
 
-Distribution = Annotated[Union[Annotated[Uniform, Tag("uniform")], Annotated[Normal, Tag("normal")]],
-                         Discriminator(_kind_of, **_tag_errors("uniform(low, high), normal(mean, std)"))]
-Component = Annotated[Union[Annotated[Finite, Tag("number")], Annotated[Uniform, Tag("uniform")],
-                            Annotated[Normal, Tag("normal")]],
-                      Discriminator(_init_tag, **_tag_errors("a number, uniform(low, high), normal(mean, std)"))]
-InitValue = Annotated[Union[Annotated[Finite, Tag("number")], Annotated[list[Component], Tag("list")],
-                            Annotated[Uniform, Tag("uniform")], Annotated[Normal, Tag("normal")]],
-                      Discriminator(_init_tag, **_tag_errors(
-                          "a number, a list, uniform(low, high), normal(mean, std)"))]
+Distribution = Annotated[
+    Annotated[Uniform, Tag("uniform")] | Annotated[Normal, Tag("normal")],
+    Discriminator(_kind_of, **_tag_errors("uniform(low, high), normal(mean, std)")),
+]
+Component = Annotated[
+    Annotated[Finite, Tag("number")] | Annotated[Uniform, Tag("uniform")] | Annotated[Normal, Tag("normal")],
+    Discriminator(_init_tag, **_tag_errors("a number, uniform(low, high), normal(mean, std)")),
+]
+InitValue = Annotated[
+    Annotated[Finite, Tag("number")]
+    | Annotated[list[Component], Tag("list")]
+    | Annotated[Uniform, Tag("uniform")]
+    | Annotated[Normal, Tag("normal")],
+    Discriminator(_init_tag, **_tag_errors("a number, a list, uniform(low, high), normal(mean, std)")),
+]
 
 
 class TimeSpan(_Strict):
@@ -227,8 +306,9 @@ class TimeSpan(_Strict):
     @model_validator(mode="after")
     def _order(self):
         if not self.t1 > self.t0:
-            raise PydanticCustomError("bad_value", "span(t0, t1, step) needs t0 < t1, got ({t0}, {t1})",
-                                      {"t0": self.t0, "t1": self.t1})
+            raise PydanticCustomError(
+                "bad_value", "span(t0, t1, step) needs t0 < t1, got ({t0}, {t1})", {"t0": self.t0, "t1": self.t1}
+            )
         if (self.t1 - self.t0) / self.step > 1_000_000:
             raise PydanticCustomError("bad_value", "span(...) would have more than a million time points")
         return self
@@ -242,15 +322,17 @@ def _time_tag(v: Any) -> str | None:
     return "list" if isinstance(v, list) else _kind_of(v)
 
 
-TimeValue = Annotated[Union[Annotated[TimeSpan, Tag("span")], Annotated[list[Finite], Tag("list")]],
-                      Discriminator(_time_tag, **_tag_errors("span(t0, t1, step = dt) or a list of times"))]
+TimeValue = Annotated[
+    Annotated[TimeSpan, Tag("span")] | Annotated[list[Finite], Tag("list")],
+    Discriminator(_time_tag, **_tag_errors("span(t0, t1, step = dt) or a list of times")),
+]
 
 
 class SolverSpec(_Strict):
     """A solver call: its name and options, handed to ``nodedsl.solvers.make_solver``."""
 
     kind: str
-    options: dict[str, Union[bool, int, float, str, None]] = {}
+    options: dict[str, bool | int | float | str | None] = {}
 
     @model_validator(mode="before")
     @classmethod
@@ -272,7 +354,7 @@ class DatasetConfig(_Strict):
     trajectories: PosInt = 1
     time: TimeValue
     initial: dict[str, InitValue] = {}
-    inputs: dict[str, Union[Finite, list[Finite]]] = {}
+    inputs: dict[str, Finite | list[Finite]] = {}
     noise: NonNegFloat = 0.0
     seed: int = 0
     solver: SolverSpec | None = None
@@ -369,18 +451,22 @@ class AugmentedLagrangian(_Strict):
     samples: PosInt = 256
 
 
-GradientValue = Annotated[Union[Annotated[Literal["backprop"], Tag("backprop")],
-                                Annotated[Literal["adjoint"], Tag("adjoint")],
-                                Annotated[Checkpointing, Tag("checkpoint")]],
-                          Discriminator(_kind_of, **_tag_errors("backprop, adjoint, checkpoint(segments = k)"))]
-OptimizerValue = Annotated[Union[Annotated[Adam, Tag("adam")], Annotated[AdamW, Tag("adamw")],
-                                 Annotated[LBFGS, Tag("lbfgs")]],
-                           Discriminator(_kind_of, **_tag_errors("adam(lr, weight_decay), adamw(lr, weight_decay), "
-                                                                 "lbfgs(lr, max_iter)"))]
-ScheduleValue = Annotated[Union[Annotated[Cosine, Tag("cosine")], Annotated[StepSchedule, Tag("step")],
-                                Annotated[Exponential, Tag("exponential")]],
-                          Discriminator(_kind_of, **_tag_errors("none, cosine, step(every, gamma), "
-                                                                "exponential(gamma)"))]
+GradientValue = Annotated[
+    Annotated[Literal["backprop"], Tag("backprop")]
+    | Annotated[Literal["adjoint"], Tag("adjoint")]
+    | Annotated[Checkpointing, Tag("checkpoint")],
+    Discriminator(_kind_of, **_tag_errors("backprop, adjoint, checkpoint(segments = k)")),
+]
+OptimizerValue = Annotated[
+    Annotated[Adam, Tag("adam")] | Annotated[AdamW, Tag("adamw")] | Annotated[LBFGS, Tag("lbfgs")],
+    Discriminator(_kind_of, **_tag_errors("adam(lr, weight_decay), adamw(lr, weight_decay), lbfgs(lr, max_iter)")),
+]
+ScheduleValue = Annotated[
+    Annotated[Cosine, Tag("cosine")]
+    | Annotated[StepSchedule, Tag("step")]
+    | Annotated[Exponential, Tag("exponential")],
+    Discriminator(_kind_of, **_tag_errors("none, cosine, step(every, gamma), exponential(gamma)")),
+]
 
 
 class TrainConfig(_Strict):
@@ -509,10 +595,16 @@ def _given(value: Any) -> str:
 def _expected(err: dict) -> str:
     t, msg = err["type"], err["msg"]
     simple = {
-        "int_type": "an integer", "int_from_float": "an integer", "float_type": "a number",
-        "string_type": "a name or a string", "list_type": "a list [ ... ]", "dict_type": "a map { ... }",
-        "model_type": "a call like name(key = value)", "model_attributes_type": "a call like name(key = value)",
-        "finite_number": "a finite number", "literal_error": msg.replace("Input should be ", ""),
+        "int_type": "an integer",
+        "int_from_float": "an integer",
+        "float_type": "a number",
+        "string_type": "a name or a string",
+        "list_type": "a list [ ... ]",
+        "dict_type": "a map { ... }",
+        "model_type": "a call like name(key = value)",
+        "model_attributes_type": "a call like name(key = value)",
+        "finite_number": "a finite number",
+        "literal_error": msg.replace("Input should be ", ""),
         "bool_type": "true or false",
     }
     if t in simple:
@@ -524,8 +616,9 @@ def _expected(err: dict) -> str:
     return msg[0].lower() + msg[1:] if msg else "a different value"
 
 
-def _to_diagnostics(exc: ValidationError, model_cls: type[BaseModel], spans: dict, block: Span,
-                    what: str) -> list[Diagnostic]:
+def _to_diagnostics(
+    exc: ValidationError, model_cls: type[BaseModel], spans: dict, block: Span, what: str
+) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     seen: set[tuple] = set()
     for err in exc.errors(include_url=False):
@@ -536,9 +629,12 @@ def _to_diagnostics(exc: ValidationError, model_cls: type[BaseModel], spans: dic
             name = str(loc[-1])
             full = ".".join(str(p) for p in loc if p in (key.split(".") + [name]))
             valid = _fields_at(model_cls, loc)
-            diag = Diagnostic("unknown-key", f"unknown key '{full or name}' in {what}", span,
-                              tuple(n for n in (suggest(name, valid),
-                                                "valid keys: " + ", ".join(valid) if valid else "") if n))
+            diag = Diagnostic(
+                "unknown-key",
+                f"unknown key '{full or name}' in {what}",
+                span,
+                tuple(n for n in (suggest(name, valid), "valid keys: " + ", ".join(valid) if valid else "") if n),
+            )
         elif t == "missing":
             name = str(loc[-1])
             where = f"{key}(...)" if key else what
@@ -546,13 +642,18 @@ def _to_diagnostics(exc: ValidationError, model_cls: type[BaseModel], spans: dic
         elif t == "bad_kind":
             tag = _kind_of(err.get("input"))
             options = "one of " + err["msg"] if "," in err["msg"] else err["msg"]
-            diag = Diagnostic("bad-value", f"bad value for '{key}': expected {options}, got {_given(err['input'])}",
-                              span, tuple(n for n in (suggest(str(tag), _tags(options)),) if n))
+            diag = Diagnostic(
+                "bad-value",
+                f"bad value for '{key}': expected {options}, got {_given(err['input'])}",
+                span,
+                tuple(n for n in (suggest(str(tag), _tags(options)),) if n),
+            )
         elif t == "bad_value":
             diag = Diagnostic("bad-value", f"bad value for '{key}': {err['msg']}", span)
         else:
-            diag = Diagnostic("bad-value", f"bad value for '{key}': expected {_expected(err)}, "
-                                           f"got {_given(err['input'])}", span)
+            diag = Diagnostic(
+                "bad-value", f"bad value for '{key}': expected {_expected(err)}, got {_given(err['input'])}", span
+            )
         ident = (diag.code, diag.span, diag.message)
         if ident not in seen:
             seen.add(ident)
@@ -562,6 +663,7 @@ def _to_diagnostics(exc: ValidationError, model_cls: type[BaseModel], spans: dic
 
 def _tags(options: str) -> list[str]:
     import re
+
     return re.findall(r"([A-Za-z_][A-Za-z0-9_]*)(?:\(|,|$)", options)
 
 
@@ -596,8 +698,7 @@ def _check_solver(spec: SolverSpec | None, spans: dict, path: PathT, default: Sp
                 return []
             except SolverError as err2:
                 err = err2
-        span, _ = _locate(path + ((err.option,) if err.option and err.option in spec.options else ()), spans,
-                          default)
+        span, _ = _locate(path + ((err.option,) if err.option and err.option in spec.options else ()), spans, default)
         code = "unknown-key" if err.message.startswith("unknown option") else "bad-value"
         return [Diagnostic(code, f"bad value for '{'.'.join(map(str, path))}': {err.message}", span)]
     except (TypeError, ValueError) as err:
@@ -606,8 +707,9 @@ def _check_solver(spec: SolverSpec | None, spans: dict, path: PathT, default: Sp
     return []
 
 
-def _validate(entries: tuple[ast.Entry, ...], block: Span, model_cls: type[BaseModel], what: str,
-              extra: dict | None = None) -> tuple[Any, list[Diagnostic]]:
+def _validate(
+    entries: tuple[ast.Entry, ...], block: Span, model_cls: type[BaseModel], what: str, extra: dict | None = None
+) -> tuple[Any, list[Diagnostic]]:
     spans: dict = {}
     diags: list[Diagnostic] = []
     plain = entries_to_plain(entries, (), spans, diags)
@@ -615,8 +717,14 @@ def _validate(entries: tuple[ast.Entry, ...], block: Span, model_cls: type[BaseM
     if extra:
         for k in extra:
             if k in plain:
-                diags.append(Diagnostic("unknown-key", f"unknown key '{k}' in {what}", spans[(k,)],
-                                        (f"the {k} is given in the block header",)))
+                diags.append(
+                    Diagnostic(
+                        "unknown-key",
+                        f"unknown key '{k}' in {what}",
+                        spans[(k,)],
+                        (f"the {k} is given in the block header",),
+                    )
+                )
         plain = {**plain, **extra}
     try:
         cfg = model_cls.model_validate(plain)
@@ -650,9 +758,14 @@ def validate_train(tr: ast.Train) -> tuple[TrainConfig | None, list[Diagnostic]]
     if cfg is not None:
         data_entry = next((e for e in tr.entries if e.key == "data"), None)
         if data_entry is not None and isinstance(data_entry.value, ast.VString) and not cfg.data_is_file:
-            diags.append(Diagnostic("bad-value", f"bad value for 'data': a data file must end in .csv or .npz, "
-                                    f"got '{cfg.data}'", data_entry.span,
-                                    ("a dataset is named without quotes: data = swings",)))
+            diags.append(
+                Diagnostic(
+                    "bad-value",
+                    f"bad value for 'data': a data file must end in .csv or .npz, got '{cfg.data}'",
+                    data_entry.span,
+                    ("a dataset is named without quotes: data = swings",),
+                )
+            )
             return None, diags
     return cfg, diags
 
@@ -706,9 +819,16 @@ def apply_overrides(config: BaseModel, overrides: dict[str, str]) -> BaseModel:
         top = parts[0]
         value = _parse_scalar(raw_value) if isinstance(raw_value, str) else raw_value
         if top not in fields:
-            diags.append(Diagnostic("bad-override", f"unknown key '{raw_key}'", CMDLINE,
-                                    tuple(n for n in (suggest(raw_key, fields + list(ALIASES)),
-                                                      "valid keys: " + ", ".join(fields)) if n)))
+            diags.append(
+                Diagnostic(
+                    "bad-override",
+                    f"unknown key '{raw_key}'",
+                    CMDLINE,
+                    tuple(
+                        n for n in (suggest(raw_key, fields + list(ALIASES)), "valid keys: " + ", ".join(fields)) if n
+                    ),
+                )
+            )
             continue
         if len(parts) == 1:
             if isinstance(value, str) and top in _CALL_KEYS:
@@ -724,17 +844,25 @@ def apply_overrides(config: BaseModel, overrides: dict[str, str]) -> BaseModel:
         elif isinstance(current, dict):
             current[parts[1]] = value
         else:
-            diags.append(Diagnostic("bad-override", f"cannot set '{raw_key}': '{top}' is {current!r}, not a call",
-                                    CMDLINE, (f"set the whole value first, e.g. --set {top}=NAME",)))
+            diags.append(
+                Diagnostic(
+                    "bad-override",
+                    f"cannot set '{raw_key}': '{top}' is {current!r}, not a call",
+                    CMDLINE,
+                    (f"set the whole value first, e.g. --set {top}=NAME",),
+                )
+            )
     if diags:
         raise NodeDslError(diags)
     try:
         new = type(config).model_validate(data)
     except ValidationError as exc:
-        raise NodeDslError([Diagnostic("bad-override", d.message.replace("bad value for", "bad override for"),
-                                       CMDLINE, d.notes)
-                            for d in _to_diagnostics(exc, type(config), _all_paths(data), CMDLINE,
-                                                     "the overrides")]) from None
+        raise NodeDslError(
+            [
+                Diagnostic("bad-override", d.message.replace("bad value for", "bad override for"), CMDLINE, d.notes)
+                for d in _to_diagnostics(exc, type(config), _all_paths(data), CMDLINE, "the overrides")
+            ]
+        ) from None
     new._spans = dict(getattr(config, "_spans", {}))
     solver_diags = _check_solver(getattr(new, "solver", None), {}, ("solver",), CMDLINE)
     if solver_diags:

@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import ast
-from ..core.resources import data_dir
 from ..core.diagnostics import Collector, Diagnostic, NodeDslError, Span
+from ..core.resources import data_dir
+from . import ast
 from .parse import parse_source
 
 
@@ -60,8 +60,9 @@ def load_sources(path: str | Path) -> Source:
         try:
             text = p.read_text(encoding="utf-8")
         except FileNotFoundError:
-            diags.error("import-not-found" if at else "file-not-found", f"cannot find file '{name}'",
-                        at or Span(name, 0, 0))
+            diags.error(
+                "import-not-found" if at else "file-not-found", f"cannot find file '{name}'", at or Span(name, 0, 0)
+            )
             return None
         except (OSError, UnicodeDecodeError) as err:
             diags.error("unreadable-file", f"cannot read '{name}': {err}", at or Span(name, 0, 0))
@@ -79,7 +80,7 @@ def load_sources(path: str | Path) -> Source:
         for imp in module.imports:
             target = _resolve(imp, p)
             if target in stack:
-                cycle = " -> ".join(_display(s) for s in stack[stack.index(target):] + [target])
+                cycle = " -> ".join(_display(s) for s in stack[stack.index(target) :] + [target])
                 diags.error("import-cycle", f"import cycle: {cycle}", imp.span)
                 continue
             dep = visit(target, imp.span)
@@ -91,8 +92,12 @@ def load_sources(path: str | Path) -> Source:
                 scope[visible] = (dep, item)
         for item in (*module.models, *module.datasets):
             if item.name in scope and scope[item.name][0] == name:
-                diags.error("duplicate-name", f"'{item.name}' is declared twice in this file", item.span,
-                            f"first declared at {scope[item.name][1].span}")
+                diags.error(
+                    "duplicate-name",
+                    f"'{item.name}' is declared twice in this file",
+                    item.span,
+                    f"first declared at {scope[item.name][1].span}",
+                )
                 continue
             scope[item.name] = (name, item)
         src.scopes[name] = scope
@@ -108,8 +113,9 @@ def source_from_text(text: str, file: str = "<string>") -> Source:
     """A one-file program from text (no imports allowed): for tests and the Python API."""
     module = parse_source(text, file)
     if module.imports:
-        raise NodeDslError.single("import-not-found", "imports need a file on disk (use load())",
-                                  module.imports[0].span)
+        raise NodeDslError.single(
+            "import-not-found", "imports need a file on disk (use load())", module.imports[0].span
+        )
     src = Source(root=file, texts={file: text}, modules={file: module})
     scope: dict[str, tuple[str, object]] = {}
     diags: list[Diagnostic] = []

@@ -14,16 +14,28 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from . import ast
 from ..core.diagnostics import Diagnostic, suggest
+from . import ast
 
 ACTIVATIONS = {
-    "tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus, "sigmoid": nn.Sigmoid, "gelu": nn.GELU,
-    "silu": nn.SiLU, "elu": nn.ELU, "identity": nn.Identity, "none": nn.Identity, "linear": nn.Identity,
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "softplus": nn.Softplus,
+    "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "elu": nn.ELU,
+    "identity": nn.Identity,
+    "none": nn.Identity,
+    "linear": nn.Identity,
 }
 NONNEGATIVE_OUTPUTS = {"softplus", "sigmoid", "relu"}
-_KEYS = {"hidden": "a list of layer widths, e.g. [32, 32]", "activation": "an activation name",
-         "output": "an output activation name", "init": "'default' or 'zeros' (last layer starts at zero)"}
+_KEYS = {
+    "hidden": "a list of layer widths, e.g. [32, 32]",
+    "activation": "an activation name",
+    "output": "an output activation name",
+    "init": "'default' or 'zeros' (last layer starts at zero)",
+}
 
 
 @dataclass(frozen=True)
@@ -60,15 +72,22 @@ def validate_net_options(net: ast.Net) -> list[Diagnostic]:
             out.append(Diagnostic("unknown-key", f"unknown net option '{key}'", span, (note,)))
         elif key == "hidden":
             ok = isinstance(value, ast.VList) and all(
-                isinstance(i, ast.VNumber) and i.value == int(i.value) and i.value >= 1 for i in value.items)
+                isinstance(i, ast.VNumber) and i.value == int(i.value) and i.value >= 1 for i in value.items
+            )
             if not ok:
                 out.append(Diagnostic("bad-value", f"'hidden' must be {_KEYS['hidden']}", value.span))
         elif key in ("activation", "output"):
             name = value.name if isinstance(value, ast.VName) else None
             if name not in ACTIVATIONS:
                 got = name or type(value).__name__
-                out.append(Diagnostic("bad-value", f"'{key}' must be one of {', '.join(ACTIVATIONS)}; got '{got}'",
-                                      value.span, tuple(n for n in [suggest(got, ACTIVATIONS)] if n)))
+                out.append(
+                    Diagnostic(
+                        "bad-value",
+                        f"'{key}' must be one of {', '.join(ACTIVATIONS)}; got '{got}'",
+                        value.span,
+                        tuple(n for n in [suggest(got, ACTIVATIONS)] if n),
+                    )
+                )
         elif key == "init":
             name = value.name if isinstance(value, ast.VName) else None
             if name not in ("default", "zeros"):
@@ -80,10 +99,15 @@ def net_spec(net: ast.Net) -> NetSpec:
     """The spec of a checked net declaration (call after validate_net_options found nothing)."""
     opts = {k: v for k, v, _ in _options(net)}
     hidden = tuple(int(i.value) for i in opts["hidden"].items) if "hidden" in opts else (32, 32)
-    return NetSpec(net.name, sum(a.size or 1 for a in net.args), net.out, hidden,
-                   opts["activation"].name if "activation" in opts else "tanh",
-                   opts["output"].name if "output" in opts else "identity",
-                   opts["init"].name if "init" in opts else "default")
+    return NetSpec(
+        net.name,
+        sum(a.size or 1 for a in net.args),
+        net.out,
+        hidden,
+        opts["activation"].name if "activation" in opts else "tanh",
+        opts["output"].name if "output" in opts else "identity",
+        opts["init"].name if "init" in opts else "default",
+    )
 
 
 def build_mlp(spec: NetSpec) -> nn.Sequential:

@@ -16,13 +16,39 @@ from functools import lru_cache
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
-from . import ast
-from ..core.resources import data_dir
 from ..core.diagnostics import Collector, Diagnostic, NodeDslError, Span
+from ..core.resources import data_dir
+from . import ast
 
 KEYWORDS = frozenset(
-    "import as model state input param net let der output constraint for in learn positive "
-    "hamiltonian J R port sub couple connect dataset train weights port_hamiltonian".split()
+    [
+        "import",
+        "as",
+        "model",
+        "state",
+        "input",
+        "param",
+        "net",
+        "let",
+        "der",
+        "output",
+        "constraint",
+        "for",
+        "in",
+        "learn",
+        "positive",
+        "hamiltonian",
+        "J",
+        "R",
+        "port",
+        "sub",
+        "couple",
+        "connect",
+        "dataset",
+        "train",
+        "weights",
+        "port_hamiltonian",
+    ]
 )
 
 
@@ -46,8 +72,7 @@ class _BracketNewlines:
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
     text = (data_dir("grammar") / "nodedsl.lark").read_text(encoding="utf-8")
-    return Lark(text, parser="lalr", postlex=_BracketNewlines(), propagate_positions=True,
-                maybe_placeholders=True)
+    return Lark(text, parser="lalr", postlex=_BracketNewlines(), propagate_positions=True, maybe_placeholders=True)
 
 
 def _tok_span(file: str, tok: Token) -> Span:
@@ -69,8 +94,11 @@ class _ToAst(Transformer):
 
     def _decl_name(self, tok: Token) -> str:
         if str(tok) in KEYWORDS:
-            self.diags.error("reserved-name", f"'{tok}' is a reserved keyword and cannot be used as a name",
-                             _tok_span(self.file, tok))
+            self.diags.error(
+                "reserved-name",
+                f"'{tok}' is a reserved keyword and cannot be used as a name",
+                _tok_span(self.file, tok),
+            )
         return str(tok)
 
     def _int(self, tok: Token, what: str) -> int:
@@ -83,9 +111,13 @@ class _ToAst(Transformer):
     # ---- top level
     def start(self, items):
         mods = [i for i in items if isinstance(i, ast.Model)]
-        return ast.Module(self.file, tuple(i for i in items if isinstance(i, ast.Import)), tuple(mods),
-                          tuple(i for i in items if isinstance(i, ast.Dataset)),
-                          tuple(i for i in items if isinstance(i, ast.Train)))
+        return ast.Module(
+            self.file,
+            tuple(i for i in items if isinstance(i, ast.Import)),
+            tuple(mods),
+            tuple(i for i in items if isinstance(i, ast.Dataset)),
+            tuple(i for i in items if isinstance(i, ast.Train)),
+        )
 
     @v_args(meta=True)
     def import_stmt(self, meta, items):
@@ -98,8 +130,9 @@ class _ToAst(Transformer):
         name, kind = items[1], items[2]
         body = tuple(i for i in items[3:] if not isinstance(i, Token))
         kind_span = _tok_span(self.file, kind) if kind is not None else Span(self.file, 0, 0)
-        return ast.Model(self._decl_name(name), str(kind) if kind is not None else None, body,
-                         self._span(meta), kind_span)
+        return ast.Model(
+            self._decl_name(name), str(kind) if kind is not None else None, body, self._span(meta), kind_span
+        )
 
     # ---- declarations
     def size(self, items):
@@ -209,7 +242,7 @@ class _ToAst(Transformer):
     @v_args(meta=True)
     def couple(self, meta, items):
         ports = tuple(i for i in items if isinstance(i, ast.Name))
-        rest = items[1 + len(ports):]
+        rest = items[1 + len(ports) :]
         name, value = str(rest[0]), rest[1]
         if isinstance(value, tuple) and value and value[0] == "learn":
             return ast.Couple(ports, name, None, value[1], self._span(meta))
@@ -279,6 +312,7 @@ class _ToAst(Transformer):
         @v_args(meta=True)
         def build(self, meta, items):
             return ast.BinOp(op, items[0], items[1], self._span(meta))
+
         return build
 
     add, sub_, mul, div, matmul, pow = _bin("+"), _bin("-"), _bin("*"), _bin("/"), _bin("@"), _bin("^")
@@ -316,37 +350,64 @@ class _ToAst(Transformer):
 # Lark's match_examples: a catalogue of common mistakes, each mapped to a code and an explanation.
 _EXAMPLES: dict[tuple[str, str], list[str]] = {
     ("missing-equals", "missing '=' in this declaration"): [
-        "model M { param g 9.81 }", "model M { let e x }", "model M { state x 1 }",
-        "model M { der(x) x }", "model M { output y x }", "model M { hamiltonian p }",
-        "model M { J [[0]] }", "dataset d { seed 0 }", "train M { epochs 10 }",
+        "model M { param g 9.81 }",
+        "model M { let e x }",
+        "model M { state x 1 }",
+        "model M { der(x) x }",
+        "model M { output y x }",
+        "model M { hamiltonian p }",
+        "model M { J [[0]] }",
+        "dataset d { seed 0 }",
+        "train M { epochs 10 }",
     ],
     ("unclosed-brace", "a '{' is never closed: add '}' at the end of the block"): [
-        "model M { state x = 1", "model M { state x = 1\n", "dataset d { seed = 0\n",
-        "train M { epochs = 1\n", "model M {\n",
+        "model M { state x = 1",
+        "model M { state x = 1\n",
+        "dataset d { seed = 0\n",
+        "train M { epochs = 1\n",
+        "model M {\n",
     ],
     ("der-syntax", "write the state derivative as der(x) = expression"): [
-        "model M { der x = 1 }", "model M { der x }", "model M { der[x] = 1 }",
+        "model M { der x = 1 }",
+        "model M { der x }",
+        "model M { der[x] = 1 }",
     ],
     ("comparison-outside-constraint", "'==', '<=' and '>=' are only allowed in a constraint"): [
-        "model M { let a = x == 1 }", "model M { der(x) == 1 }", "model M { der(x) = x <= 1 }",
-        "model M { output y = x >= 0 }", "model M { let a = x <= 1 }", "model M { param a == 1 }",
+        "model M { let a = x == 1 }",
+        "model M { der(x) == 1 }",
+        "model M { der(x) = x <= 1 }",
+        "model M { output y = x >= 0 }",
+        "model M { let a = x <= 1 }",
+        "model M { param a == 1 }",
     ],
-    ("unexpected-statement", "a model statement starts with a keyword (state, input, param, net, let, der, "
-                             "output, constraint, hamiltonian, J, R, port, sub, couple, connect)"): [
-        "model M { x = 1 }", "model M { foo x = 1 }", "model M { theta' = 1 }",
+    (
+        "unexpected-statement",
+        "a model statement starts with a keyword (state, input, param, net, let, der, "
+        "output, constraint, hamiltonian, J, R, port, sub, couple, connect)",
+    ): [
+        "model M { x = 1 }",
+        "model M { foo x = 1 }",
+        "model M { theta' = 1 }",
     ],
     ("unbalanced-brackets", "unbalanced parentheses or brackets"): [
-        "model M { let a = (x + 1 }", "model M { let a = [x, 1 }", "model M { let a = x + 1) }",
+        "model M { let a = (x + 1 }",
+        "model M { let a = [x, 1 }",
+        "model M { let a = x + 1) }",
         "model M { let a = f(x }",
     ],
     ("missing-operand", "an operator is missing its operand"): [
-        "model M { let a = x + }", "model M { let a = * x }", "model M { let a = x * / y }",
+        "model M { let a = x + }",
+        "model M { let a = * x }",
+        "model M { let a = x * / y }",
     ],
     ("net-syntax", "declare a net as: net NAME(args) -> SIZE { options }"): [
-        "model M { net f(x) { hidden = [8] } }", "model M { net f(x) }", "model M { net f -> 1 }",
+        "model M { net f(x) { hidden = [8] } }",
+        "model M { net f(x) }",
+        "model M { net f -> 1 }",
         "model M { net f() -> 1 }",
     ],
 }
+
 
 def _variants(examples: dict[tuple[str, str], list[str]]) -> dict[tuple[str, str], list[str]]:
     """Each example also with a newline after '{' and after one or two earlier statements.
@@ -371,11 +432,32 @@ def _variants(examples: dict[tuple[str, str], list[str]]) -> dict[tuple[str, str
 _EXAMPLES = _variants(_EXAMPLES)
 
 _TOKEN_WORDS = {
-    "NAME": "a name", "NUMBER": "a number", "STRING": "a string", "_NL": "end of line", "$END": "end of file",
-    "LBRACE": "'{'", "RBRACE": "'}'", "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'",
-    "EQUAL": "'='", "COMMA": "','", "COLON": "':'", "SEMICOLON": "';'", "DOT": "'.'", "PLUS": "'+'",
-    "MINUS": "'-'", "STAR": "'*'", "SLASH": "'/'", "CIRCUMFLEX": "'^'", "AT": "'@'", "ARROW": "'->'",
-    "CMP": "a comparison", "JKW": "'J'", "RKW": "'R'",
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "STRING": "a string",
+    "_NL": "end of line",
+    "$END": "end of file",
+    "LBRACE": "'{'",
+    "RBRACE": "'}'",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "EQUAL": "'='",
+    "COMMA": "','",
+    "COLON": "':'",
+    "SEMICOLON": "';'",
+    "DOT": "'.'",
+    "PLUS": "'+'",
+    "MINUS": "'-'",
+    "STAR": "'*'",
+    "SLASH": "'/'",
+    "CIRCUMFLEX": "'^'",
+    "AT": "'@'",
+    "ARROW": "'->'",
+    "CMP": "a comparison",
+    "JKW": "'J'",
+    "RKW": "'R'",
 }
 
 
@@ -441,8 +523,12 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, file: str) -> Diagnostic
     except Exception:  # the catalogue is a hint only; never let it hide the real error
         label = None
     notes = []
-    if label is None and isinstance(err, UnexpectedToken) and err.token.type == "$END" \
-            and "RBRACE" in (err.expected or ()):
+    if (
+        label is None
+        and isinstance(err, UnexpectedToken)
+        and err.token.type == "$END"
+        and "RBRACE" in (err.expected or ())
+    ):
         label = ("unclosed-brace", "a '{' is never closed: add '}' at the end of the block")
     if label is not None:
         code, hint = label
@@ -468,7 +554,8 @@ def parse_source(text: str, file: str = "<string>") -> ast.Module:
     try:
         module = _ToAst(file, diags).transform(tree)
     except VisitError as err:  # a bug in a transformer method: still a located, coded diagnostic
-        raise NodeDslError.single("internal", f"could not build the syntax tree: {err.orig_exc}",
-                                  Span(file, 1, 1)) from None
+        raise NodeDslError.single(
+            "internal", f"could not build the syntax tree: {err.orig_exc}", Span(file, 1, 1)
+        ) from None
     diags.raise_if_errors()
     return module

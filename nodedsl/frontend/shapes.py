@@ -11,8 +11,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 from . import ast
 
@@ -27,7 +27,7 @@ def fmt_shape(shape: Shape) -> str:
     return f"matrix[{shape[0]}x{shape[1]}]"
 
 
-def triangular_side(length: int, strict: bool) -> Optional[int]:
+def triangular_side(length: int, strict: bool) -> int | None:
     """n with n(n-1)/2 == length (strict, for skew) or n(n+1)/2 == length (for psd); None if none."""
     n = 1
     while True:
@@ -122,25 +122,36 @@ class Builtin:
 
 
 _UNARY = {
-    "sin": "sine", "cos": "cosine", "tan": "tangent", "exp": "exponential", "log": "natural logarithm",
-    "sqrt": "square root", "tanh": "hyperbolic tangent", "sigmoid": "logistic sigmoid 1/(1+exp(-x))",
-    "softplus": "log(1 + exp(x))", "abs": "absolute value", "sign": "sign (-1, 0, 1)",
+    "sin": "sine",
+    "cos": "cosine",
+    "tan": "tangent",
+    "exp": "exponential",
+    "log": "natural logarithm",
+    "sqrt": "square root",
+    "tanh": "hyperbolic tangent",
+    "sigmoid": "logistic sigmoid 1/(1+exp(-x))",
+    "softplus": "log(1 + exp(x))",
+    "abs": "absolute value",
+    "sign": "sign (-1, 0, 1)",
 }
 
-BUILTINS: dict[str, Builtin] = {name: Builtin(name, (1, 1), _elementwise, f"element-wise {doc}")
-                                for name, doc in _UNARY.items()}
-BUILTINS.update({
-    "min": Builtin("min", (2, 2), _broadcast_all, "element-wise minimum of two values"),
-    "max": Builtin("max", (2, 2), _broadcast_all, "element-wise maximum of two values"),
-    "clip": Builtin("clip", (3, 3), _broadcast_all, "clip(x, lo, hi): x limited to [lo, hi]"),
-    "dot": Builtin("dot", (2, 2), _dot, "dot product of two vectors"),
-    "norm": Builtin("norm", (1, 1), _norm, "Euclidean norm of a vector"),
-    "transpose": Builtin("transpose", (1, 1), _transpose, "matrix transpose (a vector becomes a row)"),
-    "solve": Builtin("solve", (2, 2), _solve, "solve(A, b) = A^-1 b"),
-    "skew": Builtin("skew", (1, 1), _skew, "skew-symmetric matrix from its n(n-1)/2 upper entries"),
-    "psd": Builtin("psd", (1, 1), _psd, "positive semi-definite L L^T from the n(n+1)/2 entries of L"),
-    "diag": Builtin("diag", (1, 1), _diag, "diagonal matrix from a vector"),
-})
+BUILTINS: dict[str, Builtin] = {
+    name: Builtin(name, (1, 1), _elementwise, f"element-wise {doc}") for name, doc in _UNARY.items()
+}
+BUILTINS.update(
+    {
+        "min": Builtin("min", (2, 2), _broadcast_all, "element-wise minimum of two values"),
+        "max": Builtin("max", (2, 2), _broadcast_all, "element-wise maximum of two values"),
+        "clip": Builtin("clip", (3, 3), _broadcast_all, "clip(x, lo, hi): x limited to [lo, hi]"),
+        "dot": Builtin("dot", (2, 2), _dot, "dot product of two vectors"),
+        "norm": Builtin("norm", (1, 1), _norm, "Euclidean norm of a vector"),
+        "transpose": Builtin("transpose", (1, 1), _transpose, "matrix transpose (a vector becomes a row)"),
+        "solve": Builtin("solve", (2, 2), _solve, "solve(A, b) = A^-1 b"),
+        "skew": Builtin("skew", (1, 1), _skew, "skew-symmetric matrix from its n(n-1)/2 upper entries"),
+        "psd": Builtin("psd", (1, 1), _psd, "positive semi-definite L L^T from the n(n+1)/2 entries of L"),
+        "diag": Builtin("diag", (1, 1), _diag, "diagonal matrix from a vector"),
+    }
+)
 
 CONSTANTS = {"pi": 3.141592653589793}
 
@@ -166,19 +177,23 @@ def constant_value(expr: ast.Expr):
         a, b = constant_value(expr.left), constant_value(expr.right)
         if a is None or b is None:
             return None
-        fn = {"+": lambda x, y: x + y, "-": lambda x, y: x - y, "*": lambda x, y: x * y,
-              "/": lambda x, y: x / y if y != 0 else float("nan"),
-              "^": lambda x, y: _pow(x, y)}[expr.op]
+        fn = {
+            "+": lambda x, y: x + y,
+            "-": lambda x, y: x - y,
+            "*": lambda x, y: x * y,
+            "/": lambda x, y: x / y if y != 0 else float("nan"),
+            "^": lambda x, y: _pow(x, y),
+        }[expr.op]
         return _zip(fn, a, b)
     return None
 
 
 def _pow(x: float, y: float) -> float:
     try:
-        value = x ** y
+        value = x**y
     except (OverflowError, ZeroDivisionError):
         return float("nan")
-    return value if isinstance(value, float) or isinstance(value, int) else float("nan")
+    return value if isinstance(value, (float, int)) else float("nan")
 
 
 def _map(fn, v):

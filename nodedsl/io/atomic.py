@@ -12,10 +12,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO
 
 
 def atomic_write(path: str | Path, write: Callable[[IO], object], *, binary: bool = False) -> None:
@@ -30,8 +32,6 @@ def atomic_write(path: str | Path, write: Callable[[IO], object], *, binary: boo
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise

@@ -27,14 +27,15 @@ Command line (registered on the main app by :func:`register`)::
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from ..core.diagnostics import NodeDslError, Span
 
-__all__ = ["energy_balance", "plot_energy", "register", "REQUIRED"]
+__all__ = ["REQUIRED", "energy_balance", "plot_energy", "register"]
 
 REQUIRED = ("t", "H", "P_dissipated", "P_supplied")
 
@@ -51,14 +52,16 @@ def _read_csv(path: Path) -> dict[str, np.ndarray]:
     values = np.full((len(rows) - 1, len(header)), np.nan)
     for i, row in enumerate(rows[1:]):
         if len(row) != len(header):
-            raise NodeDslError.single("data-error", f"row has {len(row)} cells, header has {len(header)}",
-                                      Span(str(path), i + 2, 1))
+            raise NodeDslError.single(
+                "data-error", f"row has {len(row)} cells, header has {len(header)}", Span(str(path), i + 2, 1)
+            )
         for j, cell in enumerate(row):
             try:
                 values[i, j] = float(cell)
             except ValueError:
-                raise NodeDslError.single("data-error", f"column '{header[j]}': '{cell}' is not a number",
-                                          Span(str(path), i + 2, j + 1)) from None
+                raise NodeDslError.single(
+                    "data-error", f"column '{header[j]}': '{cell}' is not a number", Span(str(path), i + 2, j + 1)
+                ) from None
     return {h: values[:, j] for j, h in enumerate(header)}
 
 
@@ -89,9 +92,12 @@ def energy_balance(source: Any) -> list[dict[str, np.ndarray]]:
     missing = [c for c in REQUIRED if c not in cols]
     if missing:
         line = 0 if where == "<table>" else 1  # the header line of a file
-        raise NodeDslError.single("data-error", f"{where} lacks the column(s) {', '.join(missing)}",
-                                  Span(where, line, 1 if line else 0),
-                                  "simulate a port-Hamiltonian model with `nodedsl simulate ... --energy`")
+        raise NodeDslError.single(
+            "data-error",
+            f"{where} lacks the column(s) {', '.join(missing)}",
+            Span(where, line, 1 if line else 0),
+            "simulate a port-Hamiltonian model with `nodedsl simulate ... --energy`",
+        )
     ids = cols.get("trajectory", np.zeros(len(cols["t"])))
     out = []
     for tid in dict.fromkeys(ids.tolist()):
@@ -101,13 +107,24 @@ def energy_balance(source: Any) -> list[dict[str, np.ndarray]]:
         t = t[order]
         H, pd, ps = (cols[c][rows][order] for c in ("H", "P_dissipated", "P_supplied"))
         dissipated, supplied = _cumtrapz(pd, t), _cumtrapz(ps, t)
-        out.append({"trajectory": tid, "t": t, "H": H, "P_dissipated": pd, "P_supplied": ps,
-                    "dissipated": dissipated, "supplied": supplied, "residual": H - H[0] + dissipated - supplied})
+        out.append(
+            {
+                "trajectory": tid,
+                "t": t,
+                "H": H,
+                "P_dissipated": pd,
+                "P_supplied": ps,
+                "dissipated": dissipated,
+                "supplied": supplied,
+                "residual": H - H[0] + dissipated - supplied,
+            }
+        )
     return out
 
 
-def plot_energy(csv_path_or_table: Any, out_png: str | Path, *, title: str | None = None,
-                max_trajectories: int = 5) -> dict[str, float]:
+def plot_energy(
+    csv_path_or_table: Any, out_png: str | Path, *, title: str | None = None, max_trajectories: int = 5
+) -> dict[str, float]:
     """Plot ``H``, the dissipated and supplied power and the energy-balance residual; write ``out_png``.
 
     Three panels sharing the time axis: ``H(t)`` with the balance prediction ``H(0) + int P_sup -
@@ -126,8 +143,14 @@ def plot_energy(csv_path_or_table: Any, out_png: str | Path, *, title: str | Non
         c = colors[k % len(colors)]
         lab = f" (trajectory {p['trajectory']:g})" if len(parts) > 1 else ""
         axes[0].plot(p["t"], p["H"], color=c, label="H" + lab)
-        axes[0].plot(p["t"], p["H"][0] + p["supplied"] - p["dissipated"], color=c, ls="--", lw=1,
-                     label="H(0) + ∫P_sup − ∫P_diss" + lab)
+        axes[0].plot(
+            p["t"],
+            p["H"][0] + p["supplied"] - p["dissipated"],
+            color=c,
+            ls="--",
+            lw=1,
+            label="H(0) + ∫P_sup − ∫P_diss" + lab,
+        )
         axes[1].plot(p["t"], p["P_dissipated"], color=c, label="P_dissipated" + lab)
         axes[1].plot(p["t"], p["P_supplied"], color=c, ls=":", label="P_supplied" + lab)
         axes[2].plot(p["t"], p["residual"], color=c, label="residual" + lab)
@@ -146,12 +169,20 @@ def plot_energy(csv_path_or_table: Any, out_png: str | Path, *, title: str | Non
     fig.savefig(out, dpi=110)
     plt.close(fig)
     worst = max(float(np.abs(p["residual"]).max()) for p in parts)
-    scale = max(max(float(np.abs(p["H"]).max()), float(np.abs(p["dissipated"]).max()),
-                    float(np.abs(p["supplied"]).max())) for p in parts)
+    scale = max(
+        max(float(np.abs(p["H"]).max()), float(np.abs(p["dissipated"]).max()), float(np.abs(p["supplied"]).max()))
+        for p in parts
+    )
     first = parts[0]
-    return {"trajectories": len(parts), "max_abs_residual": worst, "relative_residual": worst / scale if scale else
-            0.0, "H0": float(first["H"][0]), "H_end": float(first["H"][-1]),
-            "dissipated": float(first["dissipated"][-1]), "supplied": float(first["supplied"][-1])}
+    return {
+        "trajectories": len(parts),
+        "max_abs_residual": worst,
+        "relative_residual": worst / scale if scale else 0.0,
+        "H0": float(first["H"][0]),
+        "H_end": float(first["H"][-1]),
+        "dissipated": float(first["dissipated"][-1]),
+        "supplied": float(first["supplied"][-1]),
+    }
 
 
 def register(app) -> None:
@@ -174,8 +205,10 @@ def register(app) -> None:
                 typer.echo(render(d), err=True)
             n = len(err.diagnostics)
             typer.echo(f"{n} error{'s' if n != 1 else ''}", err=True)
-            raise typer.Exit(1)
-        typer.echo(f"{out}: {summary['trajectories']} trajectory(ies); H {summary['H0']:.6g} -> "
-                   f"{summary['H_end']:.6g}, dissipated {summary['dissipated']:.6g}, supplied "
-                   f"{summary['supplied']:.6g}; max |residual| {summary['max_abs_residual']:.3g} "
-                   f"({summary['relative_residual']:.2e} of the energy scale)")
+            raise typer.Exit(1) from None
+        typer.echo(
+            f"{out}: {summary['trajectories']} trajectory(ies); H {summary['H0']:.6g} -> "
+            f"{summary['H_end']:.6g}, dissipated {summary['dissipated']:.6g}, supplied "
+            f"{summary['supplied']:.6g}; max |residual| {summary['max_abs_residual']:.3g} "
+            f"({summary['relative_residual']:.2e} of the energy scale)"
+        )

@@ -10,12 +10,12 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-__all__ = ["plot_losses", "plot_fit"]
+__all__ = ["plot_fit", "plot_losses"]
 
 
 def _pyplot():
@@ -61,8 +61,16 @@ def plot_losses(history: Sequence[dict], path: str | Path) -> None:
     plt.close(fig)
 
 
-def plot_fit(t: np.ndarray, y: np.ndarray, yhat: np.ndarray, names: Sequence[str], path: str | Path,
-             lengths: np.ndarray | None = None, ids: Sequence | None = None, max_traj: int = 3) -> None:
+def plot_fit(
+    t: np.ndarray,
+    y: np.ndarray,
+    yhat: np.ndarray,
+    names: Sequence[str],
+    path: str | Path,
+    lengths: np.ndarray | None = None,
+    ids: Sequence | None = None,
+    max_traj: int = 3,
+) -> None:
     """Data (dots) against the rollout from each trajectory's first point (lines), per output."""
     plt = _pyplot()
     n_out = len(names)

@@ -23,7 +23,22 @@ from .tableaus import ButcherTableau
 from .taylor import TaylorLagrange
 
 __all__ = [
-    "ButcherTableau", "FixedStepSolver", "Gradient", "SOLVERS", "SolveResult", "SolveStats", "Solver",
-    "SolverError", "SolverSpec", "TaylorLagrange", "describe_solver", "jacobian", "make_solver", "solve",
-    "solver_names", "step_grid", "step_plan", "taylor_coefficients",
+    "SOLVERS",
+    "ButcherTableau",
+    "FixedStepSolver",
+    "Gradient",
+    "SolveResult",
+    "SolveStats",
+    "Solver",
+    "SolverError",
+    "SolverSpec",
+    "TaylorLagrange",
+    "describe_solver",
+    "jacobian",
+    "make_solver",
+    "solve",
+    "solver_names",
+    "step_grid",
+    "step_plan",
+    "taylor_coefficients",
 ]

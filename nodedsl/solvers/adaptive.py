@@ -50,8 +50,9 @@ class Adaptive(Solver):
 
     supports_adjoint = True
 
-    def __init__(self, method: str, order: int, *, rtol: float, atol: float, max_steps: int,
-                 first_step: float | None) -> None:
+    def __init__(
+        self, method: str, order: int, *, rtol: float, atol: float, max_steps: int, first_step: float | None
+    ) -> None:
         self.name = method
         self.order = order
         self.options = {"rtol": rtol, "atol": atol, "max_steps": max_steps, "first_step": first_step}
@@ -62,15 +63,18 @@ class Adaptive(Solver):
         if self.options["first_step"] is not None:
             opts["first_step"] = self.options["first_step"]
         try:
-            ys = odeint(counting, x0, t, rtol=self.options["rtol"], atol=self.options["atol"],
-                        method=self.name, options=opts)
+            ys = odeint(
+                counting, x0, t, rtol=self.options["rtol"], atol=self.options["atol"], method=self.name, options=opts
+            )
         except AssertionError as exc:
             # torchdiffeq signals its step limit and step-size underflow with assert.
             if "max_num_steps" in str(exc):
-                raise SolverError(f"{self.name}: {exc}; loosen rtol/atol or raise max_steps",
-                                  option="max_steps") from exc
-            raise SolverError(f"{self.name}: {exc} (the solution is probably diverging or the problem stiff; "
-                              "try an implicit solver)") from exc
+                raise SolverError(
+                    f"{self.name}: {exc}; loosen rtol/atol or raise max_steps", option="max_steps"
+                ) from exc
+            raise SolverError(
+                f"{self.name}: {exc} (the solution is probably diverging or the problem stiff; try an implicit solver)"
+            ) from exc
         # Snapshot now: an adjoint backward pass calls the counter again later.
         stats.nfe += counting.nfe
         stats.steps += counting.accepted
@@ -82,8 +86,7 @@ class Adaptive(Solver):
 
         return self._run(odeint, field, x0, t, stats)
 
-    def integrate_adjoint(self, field: Field, x0: torch.Tensor, t: torch.Tensor,
-                          stats: SolveStats) -> torch.Tensor:
+    def integrate_adjoint(self, field: Field, x0: torch.Tensor, t: torch.Tensor, stats: SolveStats) -> torch.Tensor:
         from torchdiffeq import odeint_adjoint
 
         return self._run(odeint_adjoint, field, x0, t, stats)

@@ -14,7 +14,8 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 
@@ -65,8 +66,7 @@ class Solver:
     def integrate(self, field: Field, x0: torch.Tensor, t: torch.Tensor, stats: SolveStats) -> torch.Tensor:
         raise NotImplementedError
 
-    def integrate_adjoint(self, field: Field, x0: torch.Tensor, t: torch.Tensor,
-                          stats: SolveStats) -> torch.Tensor:
+    def integrate_adjoint(self, field: Field, x0: torch.Tensor, t: torch.Tensor, stats: SolveStats) -> torch.Tensor:
         raise NotImplementedError  # solve() checks supports_adjoint first
 
     def __repr__(self) -> str:
@@ -90,8 +90,9 @@ class FixedStepSolver(Solver):
     def __init__(self, step: float) -> None:
         self.step_size = step
 
-    def step(self, field: Field, ts: tuple[torch.Tensor, ...], x: torch.Tensor, h: float,
-             carry: Any) -> tuple[torch.Tensor, Any]:
+    def step(
+        self, field: Field, ts: tuple[torch.Tensor, ...], x: torch.Tensor, h: float, carry: Any
+    ) -> tuple[torch.Tensor, Any]:
         raise NotImplementedError
 
     def start(self, field: Field, x0: torch.Tensor, stats: SolveStats) -> Any:
@@ -115,7 +116,7 @@ class FixedStepSolver(Solver):
         ys = [x0]
         for n, h in plan:
             for _ in range(n):
-                x, carry = step(field, tt[k:k + m], x, h, carry)
+                x, carry = step(field, tt[k : k + m], x, h, carry)
                 k += m
             ys.append(x)
         self.account(stats, sum(n for n, _ in plan))

@@ -19,7 +19,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch.func import jacrev, jvp, vmap
@@ -79,7 +79,10 @@ def taylor_coefficients(field: Field, t: torch.Tensor, x: torch.Tensor, order: i
             return list(exact(t, x, order))
         except NotImplementedError:
             pass  # e.g. a model with nets whose second derivatives would be needed: use AD
-    fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]] = lambda tt, xx: (field(tt, xx),)
+
+    def fn(tt: torch.Tensor, xx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (field(tt, xx),)
+
     for _ in range(order - 1):
         fn = _along_flow(field, fn)
     try:
@@ -117,8 +120,9 @@ def _taylor_autograd(field: Field, t: torch.Tensor, x: torch.Tensor, order: int)
     return out if grad_on else [c.detach() for c in out]
 
 
-def _along_flow(field: Field, inner: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
-                ) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]:
+def _along_flow(
+    field: Field, inner: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
+) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]:
     def lifted(t: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         # The tangent of (d1..dk) along (1, f) is (d2..dk+1); keep d1 in front.
         outs, tangents = jvp(inner, (t, x), (torch.ones_like(t), field(t, x)))

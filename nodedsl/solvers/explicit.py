@@ -47,8 +47,9 @@ class ExplicitRK(FixedStepSolver):
         )
         self._b = tuple((j, b) for j, b in enumerate(tableau.b) if b != 0.0)
 
-    def step(self, field: Field, ts: tuple[torch.Tensor, ...], x: torch.Tensor, h: float,
-             carry: Any) -> tuple[torch.Tensor, Any]:
+    def step(
+        self, field: Field, ts: tuple[torch.Tensor, ...], x: torch.Tensor, h: float, carry: Any
+    ) -> tuple[torch.Tensor, Any]:
         ks: list[torch.Tensor] = []
         add = torch.add
         for node, row in self._stages:
@@ -63,7 +64,7 @@ class ExplicitRK(FixedStepSolver):
     def increment(self, func: Any, t0: torch.Tensor, dt: torch.Tensor, y0: torch.Tensor) -> torch.Tensor:
         """``x1 - x0`` with tensor ``dt`` (torchdiffeq's grid loop hands us tensors, not floats)."""
         ks: list[torch.Tensor] = []
-        for (node, row), ci in zip(self._stages, self.tableau.c):
+        for (_node, row), ci in zip(self._stages, self.tableau.c):
             y = y0
             for j, a in row:
                 y = y + (a * dt) * ks[j]
@@ -73,8 +74,7 @@ class ExplicitRK(FixedStepSolver):
             dy = dy + (b * dt) * ks[j]
         return dy
 
-    def integrate_adjoint(self, field: Field, x0: torch.Tensor, t: torch.Tensor,
-                          stats: SolveStats) -> torch.Tensor:
+    def integrate_adjoint(self, field: Field, x0: torch.Tensor, t: torch.Tensor, stats: SolveStats) -> torch.Tensor:
         from torchdiffeq import odeint_adjoint
 
         step = self.step_size
@@ -112,7 +112,7 @@ def _torchdiffeq_method(tableau: ButcherTableau) -> str:
         class _Tableau(FixedGridODESolver):
             order = tableau.order
 
-            def _step_func(self, func, t0, dt, t1, y0):  # noqa: ANN001 - torchdiffeq's signature
+            def _step_func(self, func, t0, dt, t1, y0):
                 return method.increment(func, t0, dt, y0), None
 
         key = f"nodedsl_{tableau.name}"

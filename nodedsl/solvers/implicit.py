@@ -64,8 +64,9 @@ class DIRK(FixedStepSolver):
     def account(self, stats: SolveStats, n_steps: int) -> None:
         stats.steps += n_steps
 
-    def step(self, field: Field, ts: tuple[torch.Tensor, ...], x: torch.Tensor, h: float,
-             carry: Any) -> tuple[torch.Tensor, Any]:
+    def step(
+        self, field: Field, ts: tuple[torch.Tensor, ...], x: torch.Tensor, h: float, carry: Any
+    ) -> tuple[torch.Tensor, Any]:
         stats: SolveStats = carry
         zs: list[torch.Tensor] = []
         for node, diag, row in self._stages:
@@ -83,8 +84,7 @@ class DIRK(FixedStepSolver):
             x = torch.add(x, zs[j], alpha=c)
         return x, stats
 
-    def _newton(self, field: Field, t: torch.Tensor, r: torch.Tensor, ha: float,
-                stats: SolveStats) -> torch.Tensor:
+    def _newton(self, field: Field, t: torch.Tensor, r: torch.Tensor, ha: float, stats: SolveStats) -> torch.Tensor:
         # Below a few ulps the residual is round-off and cannot shrink further.
         tol = max(self.tol, 16 * torch.finfo(r.dtype).eps)
         eye = torch.eye(r.shape[-1], dtype=r.dtype, device=r.device)
@@ -106,11 +106,14 @@ class DIRK(FixedStepSolver):
             stats.newton_iters += 1
         raise SolverError(
             f"{self.name}: Newton did not converge at t={float(t):.6g} after {self.max_iter} iterations "
-            f"(scaled residual {err:.3g} > tol {tol:.3g}); reduce step or raise max_iter", option="max_iter")
+            f"(scaled residual {err:.3g} > tol {tol:.3g}); reduce step or raise max_iter",
+            option="max_iter",
+        )
 
 
-def _reattach(field: Field, t: torch.Tensor, r: torch.Tensor, z_star: torch.Tensor, ha: float,
-              stats: SolveStats) -> torch.Tensor:
+def _reattach(
+    field: Field, t: torch.Tensor, r: torch.Tensor, z_star: torch.Tensor, ha: float, stats: SolveStats
+) -> torch.Tensor:
     """``z*`` with the implicit-function-theorem gradient attached.
 
     ``z = ha f(t, r + z)`` gives ``(I - ha J) dz = ha (J dr + f_theta dtheta)``.

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .errors import SolverError
 
@@ -81,25 +82,33 @@ class Option:
         if not ok:
             raise SolverError(
                 f"option '{self.name}' of solver '{solver}' must be a {self.kind.__name__}, "
-                f"got {type(value).__name__} {value!r}", option=self.name)
+                f"got {type(value).__name__} {value!r}",
+                option=self.name,
+            )
         if self.kind is float:
             value = float(value)
             if not math.isfinite(value):
-                raise SolverError(f"option '{self.name}' of solver '{solver}' must be finite, got {value!r}",
-                                  option=self.name)
+                raise SolverError(
+                    f"option '{self.name}' of solver '{solver}' must be finite, got {value!r}", option=self.name
+                )
         if self.positive and value <= 0:
-            raise SolverError(f"option '{self.name}' of solver '{solver}' must be > 0, got {value!r}",
-                              option=self.name)
+            raise SolverError(f"option '{self.name}' of solver '{solver}' must be > 0, got {value!r}", option=self.name)
         if self.minimum is not None and value < self.minimum:
-            raise SolverError(f"option '{self.name}' of solver '{solver}' must be >= {self.minimum:g}, "
-                              f"got {value!r}", option=self.name)
+            raise SolverError(
+                f"option '{self.name}' of solver '{solver}' must be >= {self.minimum:g}, got {value!r}",
+                option=self.name,
+            )
         if self.maximum is not None and value > self.maximum:
-            raise SolverError(f"option '{self.name}' of solver '{solver}' must be <= {self.maximum:g}, "
-                              f"got {value!r}", option=self.name)
+            raise SolverError(
+                f"option '{self.name}' of solver '{solver}' must be <= {self.maximum:g}, got {value!r}",
+                option=self.name,
+            )
         if self.choices is not None and value not in self.choices:
-            raise SolverError(f"option '{self.name}' of solver '{solver}' must be one of "
-                              f"{', '.join(map(str, self.choices))}, got {value!r}{close_match(str(value), self.choices)}",
-                              option=self.name)
+            raise SolverError(
+                f"option '{self.name}' of solver '{solver}' must be one of "
+                f"{', '.join(map(str, self.choices))}, got {value!r}{close_match(str(value), self.choices)}",
+                option=self.name,
+            )
         return value
 
 
@@ -109,8 +118,10 @@ def validate(solver: str, options: tuple[Option, ...], given: Mapping[str, Any])
     for name in given:
         if name not in known:
             listing = ", ".join(known) or "none"
-            raise SolverError(f"unknown option '{name}' for solver '{solver}'{close_match(name, known)}; "
-                              f"valid options: {listing}", option=name)
+            raise SolverError(
+                f"unknown option '{name}' for solver '{solver}'{close_match(name, known)}; valid options: {listing}",
+                option=name,
+            )
     values: dict[str, Any] = {}
     for opt in options:
         if opt.name in given:

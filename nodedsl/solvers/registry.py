@@ -10,8 +10,9 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .adaptive import Adaptive
 from .base import Solver
@@ -43,7 +44,7 @@ MAX_ITER = Option("max_iter", int, default=20, minimum=1, doc="Newton iterations
 ADAPTIVE_OPTIONS = (
     Option("rtol", float, default=1e-7, positive=True, doc="relative tolerance"),
     Option("atol", float, default=1e-9, positive=True, doc="absolute tolerance"),
-    Option("max_steps", int, default=2 ** 31 - 1, minimum=1, doc="steps allowed per output interval"),
+    Option("max_steps", int, default=2**31 - 1, minimum=1, doc="steps allowed per output interval"),
     Option("first_step", float, default=None, positive=True, none_ok=True, doc="initial step (default: chosen)"),
 )
 TAYLOR_OPTIONS = (
@@ -51,8 +52,13 @@ TAYLOR_OPTIONS = (
     STEP,
     Option("remainder", bool, default=True, doc="learned Lagrange remainder (TL-NODE) or plain Taylor"),
     Option("hidden", int, default=16, minimum=1, doc="hidden width of the midpoint network Gamma"),
-    Option("gamma", str, default="vector", choices=("vector", "matrix"),
-           doc="Gamma's form: one factor per state, or an n x n matrix acting on h f(x)"),
+    Option(
+        "gamma",
+        str,
+        default="vector",
+        choices=("vector", "matrix"),
+        doc="Gamma's form: one factor per state, or an n x n matrix acting on h f(x)",
+    ),
     Option("state_dim", int, default=None, minimum=1, none_ok=True, doc="build Gamma now for this state size"),
 )
 
@@ -81,18 +87,53 @@ _ADAPTIVE = {
 def _registry() -> dict[str, SolverSpec]:
     specs: list[SolverSpec] = []
     for name, tab in EXPLICIT.items():
-        specs.append(SolverSpec(name, _EXPLICIT_SUMMARY[name] + " (fixed step)", str(tab.order), (STEP,),
-                                lambda step, _tab=tab: ExplicitRK(_tab, step), "explicit"))
+        specs.append(
+            SolverSpec(
+                name,
+                _EXPLICIT_SUMMARY[name] + " (fixed step)",
+                str(tab.order),
+                (STEP,),
+                lambda step, _tab=tab: ExplicitRK(_tab, step),
+                "explicit",
+            )
+        )
     for name, (order, summary) in _ADAPTIVE.items():
-        specs.append(SolverSpec(name, summary, str(order), ADAPTIVE_OPTIONS,
-                                lambda _name=name, _order=order, **kw: Adaptive(_name, _order, **kw), "adaptive"))
-    specs.append(SolverSpec("leapfrog", "Stormer-Verlet, symplectic; needs field.symplectic_split", "2", (STEP,),
-                            Leapfrog, "symplectic"))
+        specs.append(
+            SolverSpec(
+                name,
+                summary,
+                str(order),
+                ADAPTIVE_OPTIONS,
+                lambda _name=name, _order=order, **kw: Adaptive(_name, _order, **kw),
+                "adaptive",
+            )
+        )
+    specs.append(
+        SolverSpec(
+            "leapfrog", "Stormer-Verlet, symplectic; needs field.symplectic_split", "2", (STEP,), Leapfrog, "symplectic"
+        )
+    )
     for name, tab in DIRK_TABLEAUS.items():
-        specs.append(SolverSpec(name, _DIRK_SUMMARY[name] + " (Newton, implicit gradients)", str(tab.order),
-                                (STEP, TOL, MAX_ITER), lambda _tab=tab, **kw: DIRK(_tab, **kw), "implicit"))
-    specs.append(SolverSpec("taylor", "Taylor-Lagrange step with learned midpoint (TL-NODE)", "p = order",
-                            TAYLOR_OPTIONS, lambda **kw: TaylorLagrange(**kw), "taylor"))
+        specs.append(
+            SolverSpec(
+                name,
+                _DIRK_SUMMARY[name] + " (Newton, implicit gradients)",
+                str(tab.order),
+                (STEP, TOL, MAX_ITER),
+                lambda _tab=tab, **kw: DIRK(_tab, **kw),
+                "implicit",
+            )
+        )
+    specs.append(
+        SolverSpec(
+            "taylor",
+            "Taylor-Lagrange step with learned midpoint (TL-NODE)",
+            "p = order",
+            TAYLOR_OPTIONS,
+            lambda **kw: TaylorLagrange(**kw),
+            "taylor",
+        )
+    )
     return {spec.name: spec for spec in specs}
 
 

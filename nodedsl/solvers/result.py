@@ -30,7 +30,7 @@ class SolveStats:
     njev: int = 0
     newton_iters: int = 0
 
-    def add(self, other: "SolveStats") -> None:
+    def add(self, other: SolveStats) -> None:
         """Accumulate ``other`` into ``self`` (used to merge checkpoint segments)."""
         self.steps += other.steps
         self.nfe += other.nfe

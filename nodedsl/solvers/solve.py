@@ -31,7 +31,7 @@ class Gradient:
     segments: int = 1
 
     @staticmethod
-    def parse(spec: Any) -> "Gradient":
+    def parse(spec: Any) -> Gradient:
         """Accept ``"backprop"``, ``"adjoint"``, ``("checkpoint", k)`` or a ``Gradient``.
 
         Example:
@@ -45,8 +45,9 @@ class Gradient:
         elif isinstance(spec, (tuple, list)) and len(spec) == 2 and spec[0] == "checkpoint":
             grad = Gradient("checkpoint", spec[1])
         else:
-            raise SolverError(f"gradient must be 'backprop', 'adjoint' or ('checkpoint', k), got {spec!r}",
-                              option="gradient")
+            raise SolverError(
+                f"gradient must be 'backprop', 'adjoint' or ('checkpoint', k), got {spec!r}", option="gradient"
+            )
         if grad.mode not in ("backprop", "adjoint", "checkpoint"):
             raise SolverError(f"unknown gradient mode {grad.mode!r}", option="gradient")
         if not isinstance(grad.segments, int) or isinstance(grad.segments, bool) or grad.segments < 1:
@@ -56,8 +57,10 @@ class Gradient:
 
 def _check_inputs(x0: Any, t: Any) -> torch.Tensor:
     if not isinstance(x0, torch.Tensor) or x0.dim() != 2 or not x0.is_floating_point():
-        raise SolverError(f"x0 must be a floating [batch, n] tensor, got "
-                          f"{tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__}")
+        raise SolverError(
+            f"x0 must be a floating [batch, n] tensor, got "
+            f"{tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__}"
+        )
     if not isinstance(t, torch.Tensor) or t.dim() != 1 or len(t) == 0:
         raise SolverError("t must be a non-empty 1-D tensor of output times")
     if not t.is_floating_point():
@@ -67,8 +70,9 @@ def _check_inputs(x0: Any, t: Any) -> torch.Tensor:
     return t
 
 
-def solve(field: Field, x0: torch.Tensor, t: torch.Tensor, *, solver: Solver | str,
-          gradient: Any = "backprop") -> SolveResult:
+def solve(
+    field: Field, x0: torch.Tensor, t: torch.Tensor, *, solver: Solver | str, gradient: Any = "backprop"
+) -> SolveResult:
     """Integrate ``dx/dt = field(t, x)`` from ``x0`` at ``t[0]``; ``ys[i]`` is the state at ``t[i]``.
 
     ``gradient``: ``"backprop"`` differentiates through the solver's operations;
@@ -97,11 +101,17 @@ def solve(field: Field, x0: torch.Tensor, t: torch.Tensor, *, solver: Solver | s
         return SolveResult(x0.unsqueeze(0), t, stats, name)
     if grad.mode == "adjoint":
         if not solver.supports_adjoint:
-            raise SolverError(f"gradient='adjoint' is available for explicit Runge-Kutta and adaptive solvers, "
-                              f"not '{name}'; use 'backprop' or ('checkpoint', k)", option="gradient")
+            raise SolverError(
+                f"gradient='adjoint' is available for explicit Runge-Kutta and adaptive solvers, "
+                f"not '{name}'; use 'backprop' or ('checkpoint', k)",
+                option="gradient",
+            )
         if not isinstance(field, torch.nn.Module):
-            raise SolverError("gradient='adjoint' needs the field to be a torch.nn.Module (its parameters are "
-                              "what the adjoint differentiates)", option="gradient")
+            raise SolverError(
+                "gradient='adjoint' needs the field to be a torch.nn.Module (its parameters are "
+                "what the adjoint differentiates)",
+                option="gradient",
+            )
         ys = solver.integrate_adjoint(field, x0, t, stats)
     elif grad.mode == "checkpoint" and torch.is_grad_enabled():
         ys = _checkpointed(solver, field, x0, t, grad.segments, stats)
@@ -110,8 +120,9 @@ def solve(field: Field, x0: torch.Tensor, t: torch.Tensor, *, solver: Solver | s
     return SolveResult(ys, t, stats, name)
 
 
-def _checkpointed(solver: Solver, field: Field, x0: torch.Tensor, t: torch.Tensor, segments: int,
-                  stats: SolveStats) -> torch.Tensor:
+def _checkpointed(
+    solver: Solver, field: Field, x0: torch.Tensor, t: torch.Tensor, segments: int, stats: SolveStats
+) -> torch.Tensor:
     intervals = len(t) - 1
     k = min(segments, intervals)
     bounds = [round(i * intervals / k) for i in range(k + 1)]
@@ -121,7 +132,7 @@ def _checkpointed(solver: Solver, field: Field, x0: torch.Tensor, t: torch.Tenso
         # Fresh counters per segment, merged right away: the recomputation in
         # backward runs the segment again and must not count twice.
         seg_stats = SolveStats()
-        ys = checkpoint(solver.integrate, field, x, t[a:b + 1], seg_stats, use_reentrant=False)
+        ys = checkpoint(solver.integrate, field, x, t[a : b + 1], seg_stats, use_reentrant=False)
         stats.add(seg_stats)
         parts.append(ys[1:])
         x = ys[-1]

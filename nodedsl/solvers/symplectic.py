@@ -47,15 +47,18 @@ class Leapfrog(FixedStepSolver):
             raise SolverError(
                 "leapfrog needs a separable Hamiltonian field: set field.symplectic_split to the number of "
                 f"position components n_q (0 < n_q < {x0.shape[-1]}), got {nq!r}; "
-                "use implicit_midpoint for non-separable systems", option="solver")
+                "use implicit_midpoint for non-separable systems",
+                option="solver",
+            )
         return super().integrate(field, x0, t, stats)
 
     def account(self, stats: SolveStats, n_steps: int) -> None:
         super().account(stats, n_steps)
         stats.nfe += 1 if n_steps else 0  # the opening force of the first step
 
-    def step(self, field: Field, ts: tuple[torch.Tensor, ...], x: torch.Tensor, h: float,
-             carry: Any) -> tuple[torch.Tensor, Any]:
+    def step(
+        self, field: Field, ts: tuple[torch.Tensor, ...], x: torch.Tensor, h: float, carry: Any
+    ) -> tuple[torch.Tensor, Any]:
         nq = field.symplectic_split  # type: ignore[attr-defined]
         if carry is None:
             q, p = x[:, :nq], x[:, nq:]

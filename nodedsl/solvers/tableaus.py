@@ -47,14 +47,16 @@ MIDPOINT = ButcherTableau("midpoint", 2, ((0.0,), (0.5, 0.0)), (0.0, 1.0), (0.0,
 HEUN = ButcherTableau("heun", 2, ((0.0,), (1.0, 0.0)), (0.5, 0.5), (0.0, 1.0))
 RALSTON = ButcherTableau("ralston", 2, ((0.0,), (2 / 3, 0.0)), (0.25, 0.75), (0.0, 2 / 3))
 RK4 = ButcherTableau(
-    "rk4", 4,
+    "rk4",
+    4,
     ((0.0,), (0.5, 0.0), (0.0, 0.5, 0.0), (0.0, 0.0, 1.0, 0.0)),
     (1 / 6, 1 / 3, 1 / 3, 1 / 6),
     (0.0, 0.5, 0.5, 1.0),
 )
 # Kutta's 3/8 rule: what torchdiffeq's method="rk4" actually runs.
 RK38 = ButcherTableau(
-    "rk38", 4,
+    "rk38",
+    4,
     ((0.0,), (1 / 3, 0.0), (-1 / 3, 1.0, 0.0), (1.0, -1.0, 1.0, 0.0)),
     (1 / 8, 3 / 8, 3 / 8, 1 / 8),
     (0.0, 1 / 3, 2 / 3, 1.0),

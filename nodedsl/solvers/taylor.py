@@ -54,16 +54,23 @@ class TaylorLagrange(torch.nn.Module, FixedStepSolver):
 
     name = "taylor"
 
-    def __init__(self, *, order: int, step: float, remainder: bool, hidden: int, state_dim: int | None,
-                 gamma: str = "vector") -> None:
+    def __init__(
+        self, *, order: int, step: float, remainder: bool, hidden: int, state_dim: int | None, gamma: str = "vector"
+    ) -> None:
         torch.nn.Module.__init__(self)
         FixedStepSolver.__init__(self, step)
         self.order = order
         self.remainder = remainder
         self.hidden = hidden
         self.matrix = gamma == "matrix"
-        self.options = {"order": order, "step": step, "remainder": remainder, "hidden": hidden,
-                        "state_dim": state_dim, "gamma": gamma}
+        self.options = {
+            "order": order,
+            "step": step,
+            "remainder": remainder,
+            "hidden": hidden,
+            "state_dim": state_dim,
+            "gamma": gamma,
+        }
         self.nodes = (0.0, 0.5) if remainder else (0.0,)
         self.nfe_per_step = (max(order - 1, 1) + order) if remainder else order
         self.gamma: torch.nn.Module | None = None
@@ -75,7 +82,8 @@ class TaylorLagrange(torch.nn.Module, FixedStepSolver):
         the plain midpoint."""
         out = state_dim * state_dim if self.matrix else state_dim
         net = torch.nn.Sequential(
-            torch.nn.Linear(state_dim + 1, self.hidden), torch.nn.Tanh(), torch.nn.Linear(self.hidden, out))
+            torch.nn.Linear(state_dim + 1, self.hidden), torch.nn.Tanh(), torch.nn.Linear(self.hidden, out)
+        )
         torch.nn.init.zeros_(net[2].weight)
         torch.nn.init.zeros_(net[2].bias)
         self.gamma = net.to(dtype=dtype, device=device)
@@ -87,8 +95,10 @@ class TaylorLagrange(torch.nn.Module, FixedStepSolver):
         if self.gamma is None:
             self.build(x.shape[-1], x.dtype, x.device)
         elif self._state_dim != x.shape[-1]:
-            raise SolverError(f"taylor: Gamma was built for state_dim={self._state_dim}, "
-                              f"the state has {x.shape[-1]} components", option="state_dim")
+            raise SolverError(
+                f"taylor: Gamma was built for state_dim={self._state_dim}, the state has {x.shape[-1]} components",
+                option="state_dim",
+            )
         first = next(self.gamma.parameters())
         if first.dtype != x.dtype or first.device != x.device:
             self.gamma.to(dtype=x.dtype, device=x.device)  # in place: optimizers keep their references
@@ -97,17 +107,18 @@ class TaylorLagrange(torch.nn.Module, FixedStepSolver):
         self._ready(x0)
         return FixedStepSolver.integrate(self, field, x0, t, stats)
 
-    def step(self, field: Field, ts: tuple[torch.Tensor, ...], x: torch.Tensor, h: float,
-             carry: Any) -> tuple[torch.Tensor, Any]:
+    def step(
+        self, field: Field, ts: tuple[torch.Tensor, ...], x: torch.Tensor, h: float, carry: Any
+    ) -> tuple[torch.Tensor, Any]:
         p = self.order
         x0 = x
         if not self.remainder:
             for i, c in enumerate(taylor_coefficients(field, ts[0], x0, p), 1):
-                x = torch.add(x, c, alpha=h ** i / math.factorial(i))
+                x = torch.add(x, c, alpha=h**i / math.factorial(i))
             return x, None
         lower = taylor_coefficients(field, ts[0], x0, max(p - 1, 1))
-        for i, c in enumerate(lower[:p - 1], 1):
-            x = torch.add(x, c, alpha=h ** i / math.factorial(i))
+        for i, c in enumerate(lower[: p - 1], 1):
+            x = torch.add(x, c, alpha=h**i / math.factorial(i))
         raw = self.gamma(torch.cat((x0, torch.full_like(x0[:, :1], h)), 1))
         if self.matrix:
             n = x0.shape[-1]
@@ -116,10 +127,11 @@ class TaylorLagrange(torch.nn.Module, FixedStepSolver):
         else:
             xi = torch.addcmul(x0, torch.sigmoid(raw), lower[0], value=h)
         top = taylor_coefficients(field, ts[1], xi, p)[-1]
-        return torch.add(x, top, alpha=h ** p / math.factorial(p)), None
+        return torch.add(x, top, alpha=h**p / math.factorial(p)), None
 
-    def remainder_loss(self, field: Field, x: torch.Tensor, h: float | None = None, t: float = 0.0, *,
-                       substeps: int = 16) -> torch.Tensor:
+    def remainder_loss(
+        self, field: Field, x: torch.Tensor, h: float | None = None, t: float = 0.0, *, substeps: int = 16
+    ) -> torch.Tensor:
         """Mean squared error of one Taylor(-Lagrange) step of size ``h`` against a reference step.
 
         ``h`` defaults to the solver's step, which is the one to fit: ``Gamma`` takes ``h`` as an

@@ -28,8 +28,8 @@ from __future__ import annotations
 import sympy as sp
 from sympy.core.function import ArgumentIndexError
 
-from .lower import System
 from .functions import NetCall
+from .lower import System
 
 __all__ = ["MAX_OPS", "jacobian_exprs", "taylor_exprs"]
 

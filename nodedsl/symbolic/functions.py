@@ -73,7 +73,7 @@ class Val:
     items: tuple[sp.Expr, ...]
 
     @staticmethod
-    def scalar(e) -> "Val":
+    def scalar(e) -> Val:
         if not isinstance(e, sp.Basic):
             e = sp.Integer(e) if float(e).is_integer() else sp.Float(e)
         return Val((), (e,))
@@ -91,12 +91,12 @@ class Val:
         return sp.Matrix(self.shape[0], self.shape[1], list(self.items))
 
     @staticmethod
-    def from_matrix(m: sp.Matrix, vector: bool = False) -> "Val":
+    def from_matrix(m: sp.Matrix, vector: bool = False) -> Val:
         if vector:
             return Val((m.rows * m.cols,), tuple(m))
         return Val((m.rows, m.cols), tuple(m))
 
-    def map(self, fn) -> "Val":
+    def map(self, fn) -> Val:
         return Val(self.shape, tuple(fn(i) for i in self.items))
 
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
+from ..core.diagnostics import Collector, Span
 from ..frontend import ast
 from ..frontend.check import ModelInfo, domain_sizes, flat_names
-from ..core.diagnostics import Collector, Span
 from ..frontend.netspec import NetSpec, net_spec
 from ..frontend.shapes import CONSTANTS, constant_value
 from .functions import Val, net_function, psd_matrix, skew_matrix, zip_vals
@@ -49,8 +49,19 @@ class softplus(sp.Function):
         return sp.log(1 + sp.exp(self.args[0]))._eval_evalf(prec)
 
 
-_UNARY = {"sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt,
-          "tanh": sp.tanh, "sigmoid": sigmoid, "softplus": softplus, "abs": sp.Abs, "sign": sp.sign}
+_UNARY = {
+    "sin": sp.sin,
+    "cos": sp.cos,
+    "tan": sp.tan,
+    "exp": sp.exp,
+    "log": sp.log,
+    "sqrt": sp.sqrt,
+    "tanh": sp.tanh,
+    "sigmoid": sigmoid,
+    "softplus": softplus,
+    "abs": sp.Abs,
+    "sign": sp.sign,
+}
 
 
 @dataclass
@@ -96,7 +107,7 @@ class PHParts:
     x: list[sp.Symbol]
     own_J: sp.Matrix
     own_R: sp.Matrix
-    subs: list["PHParts"]
+    subs: list[PHParts]
     couplings: list[tuple[list[str], sp.Matrix]]
     own_ports: list[PortSym] = field(default_factory=list)  # declared here, coupled or not (for assemble)
 
@@ -113,8 +124,8 @@ class PHParts:
         for sub in self.subs:
             sj, sr, sg = sub.assemble()
             m = len(sub.x)
-            J[offset:offset + m, offset:offset + m] = sj
-            R[offset:offset + m, offset:offset + m] = sr
+            J[offset : offset + m, offset : offset + m] = sj
+            R[offset : offset + m, offset : offset + m] = sr
             for name, G in sg.items():
                 gs[name] = sp.zeros(offset, G.cols).col_join(G).col_join(sp.zeros(n - offset - m, G.cols))
             offset += m
@@ -191,8 +202,15 @@ def _flat(value, n: int) -> list[float]:
 class _Instance:
     """One model instance under a name prefix; sub-model instances nest."""
 
-    def __init__(self, info: ModelInfo, prefix: str, overrides: dict[str, object], diags: Collector,
-                 shallow: bool = False, cache: dict | None = None):
+    def __init__(
+        self,
+        info: ModelInfo,
+        prefix: str,
+        overrides: dict[str, object],
+        diags: Collector,
+        shallow: bool = False,
+        cache: dict | None = None,
+    ):
         self.info, self.prefix, self.d = info, prefix, diags
         self.cache = {} if cache is None else cache
         self.env: dict[str, Val] = {}
@@ -211,7 +229,7 @@ class _Instance:
         self._build(overrides, shallow)
 
     # ---------------------------------------------------------------- sub-model instances
-    def _sub_instance(self, info: ModelInfo, overrides: dict, prefix: str) -> "_Instance":
+    def _sub_instance(self, info: ModelInfo, overrides: dict, prefix: str) -> _Instance:
         """A sub-model instance: lowered once per (model, overrides) and renamed for each use.
 
         Renaming is an ``xreplace`` of symbols and net calls, far cheaper than lowering again
@@ -242,8 +260,13 @@ class _Instance:
             a, b = self.expr(e.left, scope), self.expr(e.right, scope)
             if e.op == "@":
                 return self.matmul(a, b)
-            fn = {"+": lambda x, y: x + y, "-": lambda x, y: x - y, "*": lambda x, y: x * y,
-                  "/": lambda x, y: x / y, "^": lambda x, y: x ** y}[e.op]
+            fn = {
+                "+": lambda x, y: x + y,
+                "-": lambda x, y: x - y,
+                "*": lambda x, y: x * y,
+                "/": lambda x, y: x / y,
+                "^": lambda x, y: x**y,
+            }[e.op]
             return zip_vals(fn, a, b)
         if isinstance(e, ast.Array):
             items = [self.expr(i, scope) for i in e.items]
@@ -256,7 +279,7 @@ class _Instance:
             if len(target.shape) == 1:
                 return Val.scalar(target.items[i])
             width = target.shape[1]
-            return Val((width,), target.items[i * width:(i + 1) * width])
+            return Val((width,), target.items[i * width : (i + 1) * width])
         if isinstance(e, ast.Call):
             return self.call(e, scope)
         raise AssertionError(f"unchecked expression {e!r}")
@@ -305,7 +328,7 @@ class _Instance:
         if fname == "dot":
             return Val.scalar(sp.Add(*[x * y for x, y in zip(args[0].items, args[1].items)]))
         if fname == "norm":
-            return Val.scalar(sp.sqrt(sp.Add(*[x ** 2 for x in args[0].items])))
+            return Val.scalar(sp.sqrt(sp.Add(*[x**2 for x in args[0].items])))
         if fname == "transpose":
             return Val.from_matrix(args[0].matrix().T)
         if fname == "solve":
@@ -361,8 +384,10 @@ class _Instance:
             if isinstance(decl, (ast.Let, ast.Output)):
                 self.env[decl.name] = self.expr(decl.expr)
             elif isinstance(decl, ast.Der):
-                for s, e in zip(self.env[decl.state].items, zip_vals(lambda x, _: x, self.expr(decl.expr),
-                                                                     self.env[decl.state]).items):
+                for s, e in zip(
+                    self.env[decl.state].items,
+                    zip_vals(lambda x, _: x, self.expr(decl.expr), self.env[decl.state]).items,
+                ):
                     self.rhs[s] = e
             elif isinstance(decl, ast.Constraint):
                 self._constraint(decl)
@@ -383,9 +408,17 @@ class _Instance:
         index = len(self.constraints) + 1
         name = self.prefix + (decl.name or f"constraint{index}")
         weight = float(constant_value(decl.weight)) if decl.weight is not None else 1.0
-        self.constraints.append(ConstraintSym(name, "eq" if decl.op == "==" else "ineq", list(diff.items), domains,
-                                              weight, bool(free & (set(self.all_states()) | set(self.inputs))),
-                                              decl.span))
+        self.constraints.append(
+            ConstraintSym(
+                name,
+                "eq" if decl.op == "==" else "ineq",
+                list(diff.items),
+                domains,
+                weight,
+                bool(free & (set(self.all_states()) | set(self.inputs))),
+                decl.span,
+            )
+        )
 
     def all_states(self) -> list[sp.Symbol]:
         out = list(self.states)
@@ -442,8 +475,11 @@ class _Instance:
             if couple.learn:
                 k = len(ys)
                 val = self.declare_symbols(couple.matrix_name, (k * (k - 1) // 2,))
-                self.params.append(ParamSym(self.prefix + couple.matrix_name, val.shape, list(val.items),
-                                            [0.0] * len(val.items), "skew"))
+                self.params.append(
+                    ParamSym(
+                        self.prefix + couple.matrix_name, val.shape, list(val.items), [0.0] * len(val.items), "skew"
+                    )
+                )
                 C = skew_matrix(list(val.items))
             else:
                 C = self.expr(couple.matrix).matrix()
@@ -505,7 +541,9 @@ def _renamed(tpl: _Instance, prefix: str) -> _Instance:
             return e
         mapping = {s: sym(s) for s in e.free_symbols}
         for call in e.atoms(NetCall):
-            mapping[call] = net_function(prefix + call.net, call.out, call.arg, call.multi)(*[ren(a) for a in call.args])
+            mapping[call] = net_function(prefix + call.net, call.out, call.arg, call.multi)(
+                *[ren(a) for a in call.args]
+            )
         return e.xreplace(mapping)
 
     def ren_m(m: sp.Matrix) -> sp.Matrix:
@@ -514,8 +552,10 @@ def _renamed(tpl: _Instance, prefix: str) -> _Instance:
     new = object.__new__(_Instance)
     new.info, new.prefix, new.d, new.cache = tpl.info, prefix + tpl.prefix, tpl.d, tpl.cache
     new.env = {k: Val(v.shape, tuple(ren(i) for i in v.items)) for k, v in tpl.env.items()}
-    new.params = [ParamSym(prefix + p.name, p.shape, [ren(s) for s in p.symbols], list(p.value), p.learn, p.low, p.high)
-                  for p in tpl.params]
+    new.params = [
+        ParamSym(prefix + p.name, p.shape, [ren(s) for s in p.symbols], list(p.value), p.learn, p.low, p.high)
+        for p in tpl.params
+    ]
     new.nets = {prefix + k: v for k, v in tpl.nets.items()}
     new.subs = {k: _renamed(v, prefix) for k, v in tpl.subs.items()}
     new.states = [ren(s) for s in tpl.states]
@@ -525,20 +565,39 @@ def _renamed(tpl: _Instance, prefix: str) -> _Instance:
     new.rhs = {ren(k): ren(v) for k, v in tpl.rhs.items()}
     new.rhs_open = {ren(k): ren(v) for k, v in tpl.rhs_open.items()}
     new.coupled = [([ren(u) for u in us], [ren(y) for y in ys], ren_m(C)) for us, ys, C in tpl.coupled]
-    new.constraints = [ConstraintSym(prefix + c.name, c.kind, [ren(r) for r in c.residual],
-                                     [(v, [ren(s) for s in syms], lo, hi) for v, syms, lo, hi in c.domains],
-                                     c.weight, c.uses_state, c.span) for c in tpl.constraints]
+    new.constraints = [
+        ConstraintSym(
+            prefix + c.name,
+            c.kind,
+            [ren(r) for r in c.residual],
+            [(v, [ren(s) for s in syms], lo, hi) for v, syms, lo, hi in c.domains],
+            c.weight,
+            c.uses_state,
+            c.span,
+        )
+        for c in tpl.constraints
+    ]
     new.ph = None
     if tpl.ph is not None:
         ph = tpl.ph
-        new.ph = PHParts(ren(ph.H), [ren(g) for g in ph.grad],
-                         [PortSym(prefix + p.name, [ren(u) for u in p.inputs], ren_m(p.G), [ren(y) for y in p.output])
-                          for p in ph.ports],
-                         ren(ph.dissipation), [ren(x) for x in ph.x], ren_m(ph.own_J), ren_m(ph.own_R),
-                         [sub.ph for sub in new.subs.values()],
-                         [([prefix + n for n in names], ren_m(C)) for names, C in ph.couplings],
-                         [PortSym(prefix + p.name, [ren(u) for u in p.inputs], ren_m(p.G), [ren(y) for y in p.output])
-                          for p in ph.own_ports])
+        new.ph = PHParts(
+            ren(ph.H),
+            [ren(g) for g in ph.grad],
+            [
+                PortSym(prefix + p.name, [ren(u) for u in p.inputs], ren_m(p.G), [ren(y) for y in p.output])
+                for p in ph.ports
+            ],
+            ren(ph.dissipation),
+            [ren(x) for x in ph.x],
+            ren_m(ph.own_J),
+            ren_m(ph.own_R),
+            [sub.ph for sub in new.subs.values()],
+            [([prefix + n for n in names], ren_m(C)) for names, C in ph.couplings],
+            [
+                PortSym(prefix + p.name, [ren(u) for u in p.inputs], ren_m(p.G), [ren(y) for y in p.output])
+                for p in ph.own_ports
+            ],
+        )
         new.ph_states = list(new.ph.x)
     return new
 
@@ -569,8 +628,9 @@ def _flatten(inst: _Instance, diags: Collector) -> System:
         inputs = [s for s, _ in parts["inputs"] if s not in subst]
         u0 = [v for s, v in parts["inputs"] if s not in subst]
         rhs = [parts["rhs"][s].xreplace(subst) if subst else parts["rhs"][s] for s in states]
-        constraints = [replace(c, residual=[r.xreplace(subst) for r in c.residual]) if subst else c
-                       for c in parts["constraints"]]
+        constraints = [
+            replace(c, residual=[r.xreplace(subst) for r in c.residual]) if subst else c for c in parts["constraints"]
+        ]
     diags.raise_if_errors()
     if info.outputs:
         outputs = [x for n, _ in info.outputs for x in inst.env[n].items]
@@ -583,13 +643,28 @@ def _flatten(inst: _Instance, diags: Collector) -> System:
     if info.is_ph and inst.coupled:
         us, ys, entries = [], [], []
         for u, y, C in inst.coupled:
-            entries += [(len(us) + i, len(ys) + j, C[i, j]) for i in range(C.rows) for j in range(C.cols)
-                        if C[i, j] != 0]
+            entries += [
+                (len(us) + i, len(ys) + j, C[i, j]) for i in range(C.rows) for j in range(C.cols) if C[i, j] != 0
+            ]
             us += u
             ys += y
         staged = Staged([inst.rhs_open[s] for s in states], us, ys, entries)
-    return System(info.name, states, x0, inputs, u0, parts["params"], parts["nets"], rhs, outputs, names,
-                  constraints, inst.ph, split, staged)
+    return System(
+        info.name,
+        states,
+        x0,
+        inputs,
+        u0,
+        parts["params"],
+        parts["nets"],
+        rhs,
+        outputs,
+        names,
+        constraints,
+        inst.ph,
+        split,
+        staged,
+    )
 
 
 def _collect_ph(inst: _Instance, parts: dict) -> None:
@@ -625,8 +700,7 @@ def _connections(inst: _Instance, diags: Collector) -> dict:
                 subst[s], changed = new, True
         if not changed:
             return subst
-    diags.error("algebraic-loop", f"the connections of '{inst.info.name}' form an algebraic loop",
-                inst.info.model.span)
+    diags.error("algebraic-loop", f"the connections of '{inst.info.name}' form an algebraic loop", inst.info.model.span)
     return subst
 
 

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import sympy as sp
 
+from ..core.diagnostics import Collector, Diagnostic
 from ..frontend import ast
 from ..frontend.check import ModelInfo
-from ..core.diagnostics import Collector, Diagnostic
-from .lower import System, _Instance, _num
 from ..frontend.shapes import constant_value
+from .lower import System, _Instance, _num
+
 
 def _nonneg_assumptions(system: System) -> dict:
     """Replacements that let SymPy reason about signs: known params by value, positive ones positive."""
@@ -43,15 +44,18 @@ def _net_signs(expr: sp.Expr, system: System) -> sp.Expr:
     rep = {}
     for call in expr.atoms(NetCall):
         spec = system.nets.get(call.net)
-        rep[call] = sp.Dummy(nonnegative=True) if spec is not None and spec.nonnegative and call.arg < 0 \
+        rep[call] = (
+            sp.Dummy(nonnegative=True)
+            if spec is not None and spec.nonnegative and call.arg < 0
             else sp.Dummy(real=True)
+        )
     return expr.xreplace(rep) if rep else expr
 
 
 def _short(e) -> str:
     try:
         text = sp.sstr(e)
-    except Exception:  # noqa: BLE001 - printing a huge number can fail; the message must not
+    except Exception:
         return "?"
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -63,7 +67,7 @@ def _is_zero(e: sp.Expr) -> bool:
         if e == 0:
             return True
         return sp.count_ops(e) < 40 and sp.simplify(e) == 0
-    except Exception:  # noqa: BLE001 - SymPy failures mean 'not proven', never a crash
+    except Exception:
         return False
 
 
@@ -75,8 +79,13 @@ def structure_diagnostics(info: ModelInfo, overrides: dict | None = None) -> lis
     try:
         return _structure(info, overrides or {})
     except (ValueError, OverflowError, ArithmeticError, RecursionError) as err:
-        return [Diagnostic("bad-constant", f"a constant of model '{info.name}' cannot be represented: "
-                           f"{_short(str(err))}", info.model.span)]
+        return [
+            Diagnostic(
+                "bad-constant",
+                f"a constant of model '{info.name}' cannot be represented: {_short(str(err))}",
+                info.model.span,
+            )
+        ]
 
 
 def _structure(info: ModelInfo, overrides: dict) -> list[Diagnostic]:
@@ -89,8 +98,11 @@ def _structure(info: ModelInfo, overrides: dict) -> list[Diagnostic]:
         if sub is not None and decl.overrides and sub.is_ph:
             ov = {o.name: constant_value(o.expr) for o in decl.overrides}
             for d in structure_diagnostics(sub, ov):
-                out.append(Diagnostic(d.code, f"with the overrides of sub-model '{decl.name}': {d.message}",
-                                      decl.span, d.notes))
+                out.append(
+                    Diagnostic(
+                        d.code, f"with the overrides of sub-model '{decl.name}': {d.message}", decl.span, d.notes
+                    )
+                )
     J_decl, R_decl = m.decls(ast.JMatrix), m.decls(ast.RMatrix)
     couples = [c for c in m.decls(ast.Couple) if c.matrix is not None]
     if not (J_decl or R_decl or couples):
@@ -108,17 +120,30 @@ def _structure(info: ModelInfo, overrides: dict) -> list[Diagnostic]:
         bad = [(i, j) for i in range(n) for j in range(i, n) if not _is_zero(J[i, j] + J[j, i])]
         if bad:
             i, j = bad[0]
-            out.append(Diagnostic("not-skew", f"J must be skew-symmetric: J[{i},{j}] = {_short(J[i, j])} but "
-                                  f"J[{j},{i}] = {_short(J[j, i])}", J_decl[0].expr.span,
-                                  ("build a learned J with skew(v) to make it skew-symmetric by construction",)))
+            out.append(
+                Diagnostic(
+                    "not-skew",
+                    f"J must be skew-symmetric: J[{i},{j}] = {_short(J[i, j])} but J[{j},{i}] = {_short(J[j, i])}",
+                    J_decl[0].expr.span,
+                    ("build a learned J with skew(v) to make it skew-symmetric by construction",),
+                )
+            )
     if R is not None and R_decl and not _is_call(R_decl[0].expr, "psd"):
         R = R.xreplace(rep).applyfunc(lambda e: _net_signs(e, system))
         reason = _psd_failure(R)
         if reason:
-            out.append(Diagnostic("not-psd", f"cannot prove that R is positive semi-definite: {reason}",
-                                  R_decl[0].expr.span, ("write R = psd(v) (L L^T) or a diagonal R with provably "
-                                                        "non-negative entries (softplus/sigmoid nets, positive "
-                                                        "parameters, squares)",)))
+            out.append(
+                Diagnostic(
+                    "not-psd",
+                    f"cannot prove that R is positive semi-definite: {reason}",
+                    R_decl[0].expr.span,
+                    (
+                        "write R = psd(v) (L L^T) or a diagonal R with provably "
+                        "non-negative entries (softplus/sigmoid nets, positive "
+                        "parameters, squares)",
+                    ),
+                )
+            )
     for couple in couples:
         try:
             C = inst.expr(couple.matrix).matrix().xreplace(rep)
@@ -128,9 +153,14 @@ def _structure(info: ModelInfo, overrides: dict) -> list[Diagnostic]:
         bad = [(i, j) for i in range(n) for j in range(i, n) if not _is_zero(C[i, j] + C[j, i])]
         if bad:
             i, j = bad[0]
-            out.append(Diagnostic("not-skew", f"{couple.matrix_name} must be skew-symmetric so the coupling conserves "
-                                  f"power: [{i},{j}] = {_short(C[i, j])} but [{j},{i}] = {_short(C[j, i])}",
-                                  couple.matrix.span))
+            out.append(
+                Diagnostic(
+                    "not-skew",
+                    f"{couple.matrix_name} must be skew-symmetric so the coupling conserves "
+                    f"power: [{i},{j}] = {_short(C[i, j])} but [{j},{i}] = {_short(C[j, i])}",
+                    couple.matrix.span,
+                )
+            )
     return out
 
 
@@ -153,7 +183,7 @@ def _psd_failure(R: sp.Matrix) -> str:
         import numpy as np
 
         eig = np.linalg.eigvalsh(np.array(R.evalf().tolist(), dtype=float))
-    except Exception:  # noqa: BLE001 - overflowing entries: not provable
+    except Exception:
         return "its entries cannot be evaluated"
     if not np.all(np.isfinite(eig)):
         return "its entries are not finite"

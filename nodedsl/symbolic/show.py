@@ -47,8 +47,10 @@ def format_system(system: System, info: ModelInfo, *, latex: bool = False) -> st
             how = "learned"
         lines.append(f"  param {p.name} = {_values(p.value)} ({how})")
     for name, spec in system.nets.items():
-        lines.append(f"  net {name}: R^{spec.in_size} -> R^{spec.out}, hidden {list(spec.hidden)}, "
-                     f"{spec.activation}, output {spec.output}")
+        lines.append(
+            f"  net {name}: R^{spec.in_size} -> R^{spec.out}, hidden {list(spec.hidden)}, "
+            f"{spec.activation}, output {spec.output}"
+        )
     if system.ph is not None:
         ph = system.ph
         lines.append(f"  H = {_fmt(ph.H, latex)}")

@@ -14,7 +14,20 @@ from .rollout import observation_map, rollout
 from .run import evaluate, load_training_data, plot_run, run_training, select_train
 
 __all__ = [
-    "AugmentedLagrangian", "TrainResult", "build_solver", "evaluate", "fit", "load_checkpoint",
-    "load_training_data", "load_weights", "observation_map", "plot_run", "rollout", "rollout_errors",
-    "run_training", "save_checkpoint", "schedule_factor", "select_train",
+    "AugmentedLagrangian",
+    "TrainResult",
+    "build_solver",
+    "evaluate",
+    "fit",
+    "load_checkpoint",
+    "load_training_data",
+    "load_weights",
+    "observation_map",
+    "plot_run",
+    "rollout",
+    "rollout_errors",
+    "run_training",
+    "save_checkpoint",
+    "schedule_factor",
+    "select_train",
 ]

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import torch
 
-from ..io.atomic import atomic_write
 from ..core.diagnostics import Diagnostic, NodeDslError, Span
+from ..io.atomic import atomic_write
 
-__all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "load_weights", "check_compatible", "param_shapes"]
+__all__ = ["FORMAT", "check_compatible", "load_checkpoint", "load_weights", "param_shapes", "save_checkpoint"]
 
 FORMAT = "nodedsl-checkpoint/1"
 
@@ -51,25 +51,65 @@ def load_checkpoint(path: str | Path, *, source_hash: str | None = None, model_n
     written for another model or another version of the model's source."""
     path = Path(path)
     if not path.is_file():
-        raise NodeDslError([Diagnostic("bad-checkpoint", f"no checkpoint at '{path}'", _span(path),
-                                       ("train first, or point --run at the run directory",))])
+        raise NodeDslError(
+            [
+                Diagnostic(
+                    "bad-checkpoint",
+                    f"no checkpoint at '{path}'",
+                    _span(path),
+                    ("train first, or point --run at the run directory",),
+                )
+            ]
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError,
-            AttributeError, KeyError, TypeError, IndexError) as exc:
+    except (
+        RuntimeError,
+        EOFError,
+        OSError,
+        ValueError,
+        zipfile.BadZipFile,
+        pickle.UnpicklingError,
+        AttributeError,
+        KeyError,
+        TypeError,
+        IndexError,
+    ) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise NodeDslError([Diagnostic("bad-checkpoint", f"checkpoint '{path}' is corrupt or truncated: {first}",
-                                       _span(path), ("delete it and train again",))]) from None
+        raise NodeDslError(
+            [
+                Diagnostic(
+                    "bad-checkpoint",
+                    f"checkpoint '{path}' is corrupt or truncated: {first}",
+                    _span(path),
+                    ("delete it and train again",),
+                )
+            ]
+        ) from None
     if not isinstance(state, dict) or "model_state" not in state:
         raise NodeDslError([Diagnostic("bad-checkpoint", f"'{path}' is not a nodedsl checkpoint", _span(path))])
     if model_name is not None and state.get("model") not in (None, model_name):
-        raise NodeDslError([Diagnostic("checkpoint-mismatch", f"checkpoint '{path}' is for model "
-                                       f"'{state.get('model')}', not '{model_name}'", _span(path))])
+        raise NodeDslError(
+            [
+                Diagnostic(
+                    "checkpoint-mismatch",
+                    f"checkpoint '{path}' is for model '{state.get('model')}', not '{model_name}'",
+                    _span(path),
+                )
+            ]
+        )
     if source_hash is not None and state.get("source_hash") and state.get("source_hash") != source_hash:
-        raise NodeDslError([Diagnostic("checkpoint-mismatch", f"checkpoint '{path}' was written for a different "
-                                       f"version of model '{state.get('model')}' (its source changed)",
-                                       _span(path), ("train from scratch (without --resume) or restore the "
-                                                     "model's source",))])
+        raise NodeDslError(
+            [
+                Diagnostic(
+                    "checkpoint-mismatch",
+                    f"checkpoint '{path}' was written for a different "
+                    f"version of model '{state.get('model')}' (its source changed)",
+                    _span(path),
+                    ("train from scratch (without --resume) or restore the model's source",),
+                )
+            ]
+        )
     return state
 
 
@@ -92,13 +132,21 @@ def check_compatible(state: dict, model: torch.nn.Module, path: str | Path = "ch
             notes.append("unexpected: " + ", ".join(extra[:8]))
         for k in wrong[:8]:
             notes.append(f"{k}: checkpoint {theirs[k]}, model {mine[k]}")
-        raise NodeDslError([Diagnostic("checkpoint-mismatch", f"checkpoint '{path}' does not fit model "
-                                       f"'{getattr(model, 'name', '?')}': its parameters differ", _span(path),
-                                       tuple(notes))])
+        raise NodeDslError(
+            [
+                Diagnostic(
+                    "checkpoint-mismatch",
+                    f"checkpoint '{path}' does not fit model '{getattr(model, 'name', '?')}': its parameters differ",
+                    _span(path),
+                    tuple(notes),
+                )
+            ]
+        )
 
 
-def load_weights(path: str | Path, model: torch.nn.Module | None = None, *, source_hash: str | None = None
-                 ) -> dict[str, torch.Tensor]:
+def load_weights(
+    path: str | Path, model: torch.nn.Module | None = None, *, source_hash: str | None = None
+) -> dict[str, torch.Tensor]:
     """The trained ``state_dict`` from a checkpoint or a run directory (``model.pt`` or ``checkpoint.pt``);
     with ``model`` given, checked and loaded into it."""
     path = Path(path)

@@ -43,8 +43,16 @@ def _domain_samples(info, count: int, g: torch.Generator, dtype, grid: bool = Fa
     return out
 
 
-def residuals(model, info, states: torch.Tensor, t: torch.Tensor, u: torch.Tensor, g: torch.Generator,
-              samples: int, grid: bool = False) -> torch.Tensor:
+def residuals(
+    model,
+    info,
+    states: torch.Tensor,
+    t: torch.Tensor,
+    u: torch.Tensor,
+    g: torch.Generator,
+    samples: int,
+    grid: bool = False,
+) -> torch.Tensor:
     """Residuals ``[P, size]`` of one constraint at the visited ``states [R, n]`` (times ``t [R]``, inputs
     ``u [R, m]``) or at ``samples`` collocation points for ``for`` domains."""
     if not info.domains:
@@ -79,8 +87,9 @@ class AugmentedLagrangian:
         self._count = {c.name: 0 for c in self.infos}
         self._viol = {c.name: torch.zeros((), dtype=torch.float64) for c in self.infos}
 
-    def penalty(self, model, states: torch.Tensor, t: torch.Tensor, u: torch.Tensor, g: torch.Generator
-                ) -> torch.Tensor:
+    def penalty(
+        self, model, states: torch.Tensor, t: torch.Tensor, u: torch.Tensor, g: torch.Generator
+    ) -> torch.Tensor:
         """The augmented-Lagrangian term at these visited states (and fresh collocation samples)."""
         total = states.new_zeros(())
         self._pending = []
@@ -131,8 +140,9 @@ class AugmentedLagrangian:
             self.mu = min(self.mu * self.cfg.growth, self.cfg.mu_max)
         self.previous = worst
 
-    def evaluate(self, model, states: torch.Tensor, t: torch.Tensor, u: torch.Tensor, g: torch.Generator,
-                 samples: int = 2001) -> dict[str, float]:
+    def evaluate(
+        self, model, states: torch.Tensor, t: torch.Tensor, u: torch.Tensor, g: torch.Generator, samples: int = 2001
+    ) -> dict[str, float]:
         """Violations at these states and at ``samples`` collocation points (a grid for 1-D domains)."""
         out = {}
         with torch.no_grad():

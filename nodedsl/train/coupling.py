@@ -29,17 +29,25 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Literal
 
 import sympy as sp
 import torch
 
-from ..frontend import ast
 from ..core.diagnostics import Diagnostic, NodeDslError
+from ..frontend import ast
 
-__all__ = ["CouplingEstimate", "coupling_parameters", "difference_targets", "least_squares_coupling",
-           "coupling_matrix", "weighted_prefixes", "prepare_least_squares"]
+__all__ = [
+    "CouplingEstimate",
+    "coupling_matrix",
+    "coupling_parameters",
+    "difference_targets",
+    "least_squares_coupling",
+    "prepare_least_squares",
+    "weighted_prefixes",
+]
 
 Differences = Literal["midpoint", "central", "forward"]
 
@@ -69,12 +77,23 @@ class CouplingEstimate:
 
     def summary(self) -> dict:
         """A JSON-able description (written to ``coupling.json`` by training)."""
-        return {"method": "least_squares", "differences": self.differences, "parameters": list(self.names),
-                "values": self.values, "rank": self.rank, "n_params": self.n_params,
-                "null_space_dim": self.n_params - self.rank, "n_equations": self.n_equations,
-                "singular_values": self.singular_values, "rcond": self.rcond,
-                "residual_rms": self.residual_rms, "target_rms": self.target_rms, "fit_rms": self.fit_rms,
-                "null_space": self.null_space.T.tolist(), **self.extra}
+        return {
+            "method": "least_squares",
+            "differences": self.differences,
+            "parameters": list(self.names),
+            "values": self.values,
+            "rank": self.rank,
+            "n_params": self.n_params,
+            "null_space_dim": self.n_params - self.rank,
+            "n_equations": self.n_equations,
+            "singular_values": self.singular_values,
+            "rcond": self.rcond,
+            "residual_rms": self.residual_rms,
+            "target_rms": self.target_rms,
+            "fit_rms": self.fit_rms,
+            "null_space": self.null_space.T.tolist(),
+            **self.extra,
+        }
 
 
 def coupling_parameters(model) -> list[tuple[str, str, int]]:
@@ -95,9 +114,17 @@ def _states(model, traj) -> torch.Tensor:
     seen = {i for i in obs if i is not None}
     if len(seen) != len(model.state_names):
         missing = [s for i, s in enumerate(model.state_names) if i not in seen]
-        raise NodeDslError([Diagnostic(
-            "bad-value", f"coupling = least_squares needs every state of '{model.name}' observed; the data "
-            f"lack {', '.join(missing[:5])}", _no_span(), ("use coupling = gradient",))])
+        raise NodeDslError(
+            [
+                Diagnostic(
+                    "bad-value",
+                    f"coupling = least_squares needs every state of '{model.name}' observed; the data "
+                    f"lack {', '.join(missing[:5])}",
+                    _no_span(),
+                    ("use coupling = gradient",),
+                )
+            ]
+        )
     N, T, _ = traj.y.shape
     dtype = model.x0_default.dtype
     y = traj.y.to(dtype).reshape(N * T, -1)
@@ -151,19 +178,27 @@ def difference_targets(model, traj, differences: Differences = "midpoint"):
             us.append(ui[:-1])
         ds.append(d)
     if not ts:
-        raise NodeDslError([Diagnostic("data-error", "coupling = least_squares: no trajectory has enough samples "
-                                       f"for {differences} differences", _no_span())])
+        raise NodeDslError(
+            [
+                Diagnostic(
+                    "data-error",
+                    f"coupling = least_squares: no trajectory has enough samples for {differences} differences",
+                    _no_span(),
+                )
+            ]
+        )
     return torch.cat(ts), torch.cat(xs), torch.cat(us), torch.cat(ds)
 
 
 def _field(model, t, x, u, chunk: int = 8192) -> torch.Tensor:
     with torch.no_grad():
-        parts = [model.field(t[i:i + chunk], x[i:i + chunk], u[i:i + chunk]) for i in range(0, x.shape[0], chunk)]
+        parts = [model.field(t[i : i + chunk], x[i : i + chunk], u[i : i + chunk]) for i in range(0, x.shape[0], chunk)]
     return torch.cat(parts)
 
 
-def least_squares_coupling(model, traj, *, differences: Differences = "midpoint", rcond: float | None = None,
-                           assign: bool = True) -> CouplingEstimate:
+def least_squares_coupling(
+    model, traj, *, differences: Differences = "midpoint", rcond: float | None = None, assign: bool = True
+) -> CouplingEstimate:
     """Estimate every ``learn skew`` coupling of ``model`` from fully observed trajectories in one shot.
 
     ``traj``: a :class:`~nodedsl.data.loading.Trajectories` matched to the model (outputs include every state).
@@ -188,7 +223,7 @@ def least_squares_coupling(model, traj, *, differences: Differences = "midpoint"
         with torch.no_grad():
             offset = 0
             for r, s in zip(raws, sizes):
-                r.copy_(c[offset:offset + s].to(r.dtype))
+                r.copy_(c[offset : offset + s].to(r.dtype))
                 offset += s
 
     try:
@@ -211,8 +246,10 @@ def least_squares_coupling(model, traj, *, differences: Differences = "midpoint"
         want = f0[rows].to(torch.float64) + (A.reshape(x.shape[0], -1, p)[rows] @ probe)
         scale = float(want.abs().max().clamp_min(1.0))
         if not float((got - want).abs().max()) <= float(torch.finfo(dtype).eps) ** 0.5 * scale:
-            raise ValueError(f"the field of '{model.name}' is not affine in its coupling parameters "
-                             "(least squares does not apply; use coupling = gradient)")
+            raise ValueError(
+                f"the field of '{model.name}' is not affine in its coupling parameters "
+                "(least squares does not apply; use coupling = gradient)"
+            )
     finally:
         set_c(torch.cat(saved).to(torch.float64) if saved else torch.zeros(0))
     b = (dxdt - f0).reshape(-1).to(torch.float64)
@@ -220,23 +257,32 @@ def least_squares_coupling(model, traj, *, differences: Differences = "midpoint"
     A, b = A[finite], b[finite]
     U, S, Vh = torch.linalg.svd(A, full_matrices=False)
     cut = rcond * float(S[0]) if S.numel() and float(S[0]) > 0 else 0.0
-    rank = int((S > cut).sum()) if cut > 0 else 0
+    rank = int((cut < S).sum()) if cut > 0 else 0
     coef = (U[:, :rank].T @ b) / S[:rank]
     c = Vh[:rank].T @ coef  # minimum-norm solution
     null = Vh[rank:].T.clone()
     resid = b - A @ c
     M = max(int(b.numel()), 1)
     values, offset = {}, 0
-    for (name, _, s) in params:
-        values[name] = c[offset:offset + s].tolist()
+    for name, _, s in params:
+        values[name] = c[offset : offset + s].tolist()
         offset += s
     if assign:
         set_c(c)
     return CouplingEstimate(
-        names=tuple(n for n, _, _ in params), values=values, rank=rank, n_params=p, n_equations=int(b.numel()),
-        singular_values=S.tolist(), null_space=null, residual_rms=float(resid.pow(2).sum().div(M).sqrt()),
+        names=tuple(n for n, _, _ in params),
+        values=values,
+        rank=rank,
+        n_params=p,
+        n_equations=int(b.numel()),
+        singular_values=S.tolist(),
+        null_space=null,
+        residual_rms=float(resid.pow(2).sum().div(M).sqrt()),
         target_rms=float(dxdt.to(torch.float64).pow(2).mean().sqrt()),
-        fit_rms=float((A @ c).pow(2).sum().div(M).sqrt()), differences=differences, rcond=rcond)
+        fit_rms=float((A @ c).pow(2).sum().div(M).sqrt()),
+        differences=differences,
+        rcond=rcond,
+    )
 
 
 def coupling_matrix(system, values: dict[str, Sequence[float]] | None = None) -> sp.Matrix:
@@ -266,7 +312,7 @@ def _block_j(ph) -> sp.Matrix:
     offset = k
     for sub in ph.subs:
         m = len(sub.x)
-        out[offset:offset + m, offset:offset + m] = _block_j(sub)
+        out[offset : offset + m, offset : offset + m] = _block_j(sub)
         offset += m
     return out
 
@@ -299,10 +345,14 @@ def prepare_least_squares(program, name: str, model, train_traj, cfg):
     if not params:
         return None, cfg, []
     coupling_keys = {"learned." + key for _, key, _ in params}
-    loaded = tuple("learned." + p.replace(".", "__") for p in weighted_prefixes(program.info(name))) + \
-        tuple("nets." + p.replace(".", "__") for p in weighted_prefixes(program.info(name)))
-    others = [k for k, v in model.named_parameters()
-              if v.requires_grad and k not in coupling_keys and not k.startswith(loaded)]
+    loaded = tuple("learned." + p.replace(".", "__") for p in weighted_prefixes(program.info(name))) + tuple(
+        "nets." + p.replace(".", "__") for p in weighted_prefixes(program.info(name))
+    )
+    others = [
+        k
+        for k, v in model.named_parameters()
+        if v.requires_grad and k not in coupling_keys and not k.startswith(loaded)
+    ]
     from dataclasses import replace
 
     from ..frontend.config import key_span
@@ -310,11 +360,13 @@ def prepare_least_squares(program, name: str, model, train_traj, cfg):
     try:
         estimate = least_squares_coupling(model, train_traj)
     except NodeDslError as err:  # located at the train block's coupling key
-        raise NodeDslError([replace(d, span=key_span(cfg, "coupling")) if d.span.line == 0 else d
-                            for d in err.diagnostics]) from None
+        raise NodeDslError(
+            [replace(d, span=key_span(cfg, "coupling")) if d.span.line == 0 else d for d in err.diagnostics]
+        ) from None
     except ValueError as err:
-        raise NodeDslError([Diagnostic("bad-value", f"coupling = least_squares: {err}",
-                                       key_span(cfg, "coupling"))]) from None
+        raise NodeDslError(
+            [Diagnostic("bad-value", f"coupling = least_squares: {err}", key_span(cfg, "coupling"))]
+        ) from None
     estimate.extra["gradient_training"] = bool(others)
     if others:
         return estimate, cfg, []

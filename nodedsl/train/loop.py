@@ -16,9 +16,9 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -27,7 +27,7 @@ from .checkpoint import FORMAT, check_compatible, load_checkpoint, param_shapes,
 from .constraints import AugmentedLagrangian
 from .rollout import WindowField, initial_states, is_autonomous, observation_map, observe, time_groups
 
-__all__ = ["fit", "TrainResult", "build_solver", "schedule_factor"]
+__all__ = ["TrainResult", "build_solver", "fit", "schedule_factor"]
 
 Progress = Callable[[int, int, float, "float | None", "float | None"], None]
 REMAINDER_EVERY = 10  # optimizer steps between two steps of a learned solver remainder (taylor)
@@ -93,7 +93,7 @@ def schedule_factor(schedule, epoch: int, epochs: int, base_lr: float) -> float:
     if schedule.kind == "step":
         return schedule.gamma ** (epoch // schedule.every)
     if schedule.kind == "exponential":
-        return schedule.gamma ** epoch
+        return schedule.gamma**epoch
     return 1.0
 
 
@@ -102,8 +102,9 @@ def _optimizer(spec, params):
         return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
     if spec.kind == "adamw":
         return torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
-    return torch.optim.LBFGS(params, lr=spec.lr, max_iter=spec.max_iter, history_size=spec.history_size,
-                             line_search_fn="strong_wolfe")
+    return torch.optim.LBFGS(
+        params, lr=spec.lr, max_iter=spec.max_iter, history_size=spec.history_size, line_search_fn="strong_wolfe"
+    )
 
 
 def _batches(groups, size: int, g: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -111,7 +112,7 @@ def _batches(groups, size: int, g: torch.Generator) -> list[tuple[torch.Tensor, 
     out = []
     for rows, grid in groups:
         perm = rows[torch.randperm(len(rows), generator=g)]
-        out.extend((perm[i:i + size], grid) for i in range(0, len(perm), size))
+        out.extend((perm[i : i + size], grid) for i in range(0, len(perm), size))
     order = torch.randperm(len(out), generator=g).tolist()
     return [out[i] for i in order]
 
@@ -168,11 +169,13 @@ class _Trainer:
         self.opt = _optimizer(cfg.optimizer, self.params) if self.params else None
         self.base_lr = cfg.optimizer.lr
         self.rem_opt = torch.optim.Adam(self.solver_params, lr=REMAINDER_LR) if self.solver_params else None
-        self.val_opt = torch.optim.Adam([self.val.x0], lr=1e-2) if self.val is not None and self.val.learned \
-            else None
+        self.val_opt = torch.optim.Adam([self.val.x0], lr=1e-2) if self.val is not None and self.val.learned else None
         infos = tuple(getattr(model, "constraints", ()) or ())
-        self.al = AugmentedLagrangian(infos, cfg.constraints, model.x0_default.dtype) \
-            if infos and cfg.constraints is not None else None
+        self.al = (
+            AugmentedLagrangian(infos, cfg.constraints, model.x0_default.dtype)
+            if infos and cfg.constraints is not None
+            else None
+        )
         self.gen = torch.Generator().manual_seed(int(cfg.seed))
         self.epoch = 0
         self.lr_scale = 1.0
@@ -188,18 +191,29 @@ class _Trainer:
     # ---------------------------------------------------------------- state
     def capture(self) -> dict:
         return {
-            "format": FORMAT, "model": getattr(self.model, "name", ""), "source_hash": self.source_hash,
-            "param_shapes": param_shapes(self.model), "model_state": _clone(self.model.state_dict()),
-            "epoch": self.epoch, "optimizer": _clone(self.opt.state_dict()) if self.opt else None,
+            "format": FORMAT,
+            "model": getattr(self.model, "name", ""),
+            "source_hash": self.source_hash,
+            "param_shapes": param_shapes(self.model),
+            "model_state": _clone(self.model.state_dict()),
+            "epoch": self.epoch,
+            "optimizer": _clone(self.opt.state_dict()) if self.opt else None,
             "x0_train": self.train.x0.detach().clone() if self.train.learned else None,
             "x0_val": self.val.x0.detach().clone() if self.val is not None and self.val.learned else None,
             "x0_val_optimizer": _clone(self.val_opt.state_dict()) if self.val_opt else None,
             "solver_state": [p.detach().clone() for p in self.solver_params],
             "remainder_optimizer": _clone(self.rem_opt.state_dict()) if self.rem_opt else None,
-            "al": self.al.state_dict() if self.al else None, "rng": self.gen.get_state(),
-            "lr_scale": self.lr_scale, "rollbacks": self.rollbacks, "streak": self.streak, "steps": self.steps,
-            "history": [dict(h) for h in self.history], "best": _clone(self.best), "bad_epochs": self.bad_epochs,
-            "wall_time": self.wall, "config": self.cfg.model_dump(mode="json"),
+            "al": self.al.state_dict() if self.al else None,
+            "rng": self.gen.get_state(),
+            "lr_scale": self.lr_scale,
+            "rollbacks": self.rollbacks,
+            "streak": self.streak,
+            "steps": self.steps,
+            "history": [dict(h) for h in self.history],
+            "best": _clone(self.best),
+            "bad_epochs": self.bad_epochs,
+            "wall_time": self.wall,
+            "config": self.cfg.model_dump(mode="json"),
         }
 
     def restore_params(self, snap: dict) -> None:
@@ -222,17 +236,33 @@ class _Trainer:
     def restore(self, snap: dict) -> None:
         """Everything: resuming a run."""
         check_compatible(snap, self.model, self.checkpoint_path or "checkpoint")
-        for key, learned, shoot in (("x0_train", self.train.learned, self.train),
-                                    ("x0_val", self.val is not None and self.val.learned, self.val)):
+        for key, learned, shoot in (
+            ("x0_train", self.train.learned, self.train),
+            ("x0_val", self.val is not None and self.val.learned, self.val),
+        ):
             saved = snap.get(key)
             if learned and (saved is None or saved.shape != shoot.x0.shape):
-                raise NodeDslError([Diagnostic("checkpoint-mismatch", "the checkpoint was written for different "
-                                               "training data (window count differs); train without --resume")])
+                raise NodeDslError(
+                    [
+                        Diagnostic(
+                            "checkpoint-mismatch",
+                            "the checkpoint was written for different "
+                            "training data (window count differs); train without --resume",
+                        )
+                    ]
+                )
         try:
             self.restore_params(snap)
         except (ValueError, KeyError, RuntimeError) as err:
-            raise NodeDslError([Diagnostic("checkpoint-mismatch", "the checkpoint's training state does not fit "
-                                           f"this training setup ({err}); train without --resume")]) from None
+            raise NodeDslError(
+                [
+                    Diagnostic(
+                        "checkpoint-mismatch",
+                        "the checkpoint's training state does not fit "
+                        f"this training setup ({err}); train without --resume",
+                    )
+                ]
+            ) from None
         self.epoch = int(snap["epoch"])
         if self.al and snap.get("al"):
             self.al.load_state_dict(snap["al"])
@@ -281,10 +311,10 @@ class _Trainer:
         if h < k:  # segments of h steps, each starting from its observed first state
             starts = range(0, k, h)
             x0 = torch.cat([initial_states(self.model, y[:, j], self.obs_map) for j in starts])
-            tb = torch.cat([tb[:, j:j + h + 1] for j in starts])
-            ub = torch.cat([ub[:, j:j + h + 1] for j in starts])
-            y = torch.cat([y[:, j:j + h + 1] for j in starts])
-            grid = grid[:h + 1]
+            tb = torch.cat([tb[:, j : j + h + 1] for j in starts])
+            ub = torch.cat([ub[:, j : j + h + 1] for j in starts])
+            y = torch.cat([y[:, j : j + h + 1] for j in starts])
+            grid = grid[: h + 1]
         fieldw = WindowField(self.model, tb[:, 0], grid, ub, self.autonomous)
         ys = solve(fieldw, x0, grid, solver=self.solver, gradient=self.gradient).ys
         states = ys.transpose(0, 1)  # [B, K+1, n]
@@ -313,15 +343,17 @@ class _Trainer:
         loss = data + self.continuity(self.train, idx, states)
         if self.al:
             n, m = states.shape[-1], ub.shape[-1]
-            loss = loss + self.al.penalty(self.model, states.reshape(-1, n), tb.reshape(-1), ub.reshape(tb.numel(), m),
-                                          self.gen)
+            loss = loss + self.al.penalty(
+                self.model, states.reshape(-1, n), tb.reshape(-1), ub.reshape(tb.numel(), m), self.gen
+            )
         return loss, data, states, tb, ub
 
     def set_lr(self) -> None:
         if self.opt is None:
             return
-        lr = self.base_lr * self.lr_scale * schedule_factor(self.cfg.schedule, self.epoch, self.cfg.epochs,
-                                                            self.base_lr)
+        lr = (
+            self.base_lr * self.lr_scale * schedule_factor(self.cfg.schedule, self.epoch, self.cfg.epochs, self.base_lr)
+        )
         for group in self.opt.param_groups:
             group["lr"] = lr
 
@@ -352,8 +384,9 @@ class _Trainer:
                     return loss
 
                 self.opt.step(closure)
-                if not bool(torch.isfinite(holder["loss"])) or not all(bool(torch.isfinite(p).all())
-                                                                        for p in self.params):
+                if not bool(torch.isfinite(holder["loss"])) or not all(
+                    bool(torch.isfinite(p).all()) for p in self.params
+                ):
                     return None
                 data, states, tb, ub = holder["data"], holder["states"], holder["tb"], holder["ub"]
             else:
@@ -409,7 +442,7 @@ class _Trainer:
         size = max(self.cfg.batch * 4, 256)
         for rows, grid in self.val.groups:
             for i in range(0, len(rows), size):
-                idx = rows[i:i + size]
+                idx = rows[i : i + size]
                 try:
                     if self.val_opt is not None and not self.held():
                         self.val_opt.zero_grad(set_to_none=True)
@@ -423,11 +456,13 @@ class _Trainer:
                         with torch.no_grad():
                             _, yhat, _, _ = self.predict(self.val, idx, grid)
                             loss = self.data_loss(yhat, self.val.w.y[idx])
-                except Exception as err:  # noqa: BLE001 - a failed validation solve is a non-finite loss
+                except Exception as err:
                     from ..solvers import SolverError
 
-                    if not isinstance(err, (SolverError, AssertionError)) or \
-                            getattr(err, "option", None) in CONFIG_ERRORS:
+                    if (
+                        not isinstance(err, (SolverError, AssertionError))
+                        or getattr(err, "option", None) in CONFIG_ERRORS
+                    ):
                         raise
                     loss = torch.tensor(float("nan"))
                 total += float(loss.detach()) * len(idx)
@@ -473,10 +508,18 @@ class _Trainer:
                 self.epoch += 1
                 self.wall += time.perf_counter() - started
                 lr = self.opt.param_groups[0]["lr"] if self.opt else 0.0
-                self.history.append({"epoch": self.epoch, "train_loss": train_loss, "val_loss": val_loss,
-                                     "violations": violations, "lr": lr,
-                                     "mu": self.al.mu if self.al else None, "wall_time": self.wall,
-                                     "parameters": self.model.parameter_values()})
+                self.history.append(
+                    {
+                        "epoch": self.epoch,
+                        "train_loss": train_loss,
+                        "val_loss": val_loss,
+                        "violations": violations,
+                        "lr": lr,
+                        "mu": self.al.mu if self.al else None,
+                        "wall_time": self.wall,
+                        "parameters": self.model.parameter_values(),
+                    }
+                )
                 stop = self.early_stopping(val_loss)
                 snapshot = self.capture()
                 if self.epoch % cfg.checkpoint_every == 0 or self.epoch == cfg.epochs or stop:
@@ -502,9 +545,12 @@ class _Trainer:
         if val_loss is None or not math.isfinite(val_loss):
             return False
         if self.best["val"] is None or val_loss < self.best["val"] - (es.min_delta if es else 0.0):
-            self.best = {"epoch": self.epoch, "val": val_loss,
-                         "state": _clone(self.model.state_dict()) if es else None,
-                         "x0_train": self.train.x0.detach().clone() if es and self.train.learned else None}
+            self.best = {
+                "epoch": self.epoch,
+                "val": val_loss,
+                "state": _clone(self.model.state_dict()) if es else None,
+                "x0_train": self.train.x0.detach().clone() if es and self.train.learned else None,
+            }
             self.bad_epochs = 0
             return False
         self.bad_epochs += 1
@@ -520,11 +566,12 @@ class _Trainer:
             for rows, grid in self.train.groups:
                 for i in range(0, len(rows), 1024):
                     try:
-                        states, _, tb, ub = self.predict(self.train, rows[i:i + 1024], grid)
-                    except Exception:  # noqa: BLE001 - reported as infinite violation below
+                        states, _, tb, ub = self.predict(self.train, rows[i : i + 1024], grid)
+                    except Exception:
                         return {c.name: float("inf") for c in self.al.infos}
-                    parts.append((states.reshape(-1, states.shape[-1]), tb.reshape(-1),
-                                  ub.reshape(tb.numel(), ub.shape[-1])))
+                    parts.append(
+                        (states.reshape(-1, states.shape[-1]), tb.reshape(-1), ub.reshape(tb.numel(), ub.shape[-1]))
+                    )
         states = torch.cat([p[0] for p in parts])
         t = torch.cat([p[1] for p in parts])
         u = torch.cat([p[2] for p in parts])
@@ -533,15 +580,24 @@ class _Trainer:
     def result(self) -> TrainResult:
         last = self.history[-1] if self.history else {}
         return TrainResult(
-            status=self.status, epochs_run=self.epoch, history=self.history,
-            train_loss=last.get("train_loss", float("nan")), val_loss=last.get("val_loss"),
-            best_epoch=self.best.get("epoch"), best_val_loss=self.best.get("val"),
-            parameters=self.model.parameter_values(), violations=self.final_violations(),
-            multipliers=self.al.multipliers() if self.al else {}, mu=self.al.mu if self.al else None,
-            rollbacks=self.rollbacks, wall_time=self.wall, fully_observed=self.full,
+            status=self.status,
+            epochs_run=self.epoch,
+            history=self.history,
+            train_loss=last.get("train_loss", float("nan")),
+            val_loss=last.get("val_loss"),
+            best_epoch=self.best.get("epoch"),
+            best_val_loss=self.best.get("val"),
+            parameters=self.model.parameter_values(),
+            violations=self.final_violations(),
+            multipliers=self.al.multipliers() if self.al else {},
+            mu=self.al.mu if self.al else None,
+            rollbacks=self.rollbacks,
+            wall_time=self.wall,
+            fully_observed=self.full,
             x0_train=self.train.x0.detach().clone() if self.train.learned else None,
             x0_val=self.val.x0.detach().clone() if self.val is not None and self.val.learned else None,
-            checkpoint=str(self.checkpoint_path) if self.checkpoint_path else None)
+            checkpoint=str(self.checkpoint_path) if self.checkpoint_path else None,
+        )
 
 
 class _threads:
@@ -562,9 +618,18 @@ class _threads:
             torch.set_num_threads(self.before)
 
 
-def fit(model, windows_train, windows_val, config, *, progress: Progress | None = None,
-        resume_from: str | Path | dict | None = None, checkpoint_path: str | Path | None = None,
-        source_hash: str = "", threads: int | None = 1) -> TrainResult:
+def fit(
+    model,
+    windows_train,
+    windows_val,
+    config,
+    *,
+    progress: Progress | None = None,
+    resume_from: str | Path | dict | None = None,
+    checkpoint_path: str | Path | None = None,
+    source_hash: str = "",
+    threads: int | None = 1,
+) -> TrainResult:
     """Train ``model`` in place on ``windows_train``; early stopping watches ``windows_val`` (may be None).
 
     ``progress(epoch, epochs, train_loss, val_loss, worst_violation)`` is called after every epoch.
@@ -576,11 +641,21 @@ def fit(model, windows_train, windows_val, config, *, progress: Progress | None 
     with _threads(threads):
         trainer = _Trainer(model, windows_train, windows_val, config, progress, checkpoint_path, source_hash)
         if resume_from is not None:
-            state = resume_from if isinstance(resume_from, dict) else \
-                load_checkpoint(resume_from, source_hash=source_hash or None,
-                                model_name=getattr(model, "name", None))
+            state = (
+                resume_from
+                if isinstance(resume_from, dict)
+                else load_checkpoint(
+                    resume_from, source_hash=source_hash or None, model_name=getattr(model, "name", None)
+                )
+            )
             if source_hash and state.get("source_hash") and state["source_hash"] != source_hash:
-                raise NodeDslError([Diagnostic("checkpoint-mismatch", "the checkpoint was written for a different "
-                                               "version of the model's source")])
+                raise NodeDslError(
+                    [
+                        Diagnostic(
+                            "checkpoint-mismatch",
+                            "the checkpoint was written for a different version of the model's source",
+                        )
+                    ]
+                )
             trainer.restore(state)
         return trainer.run()

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
 from ..io.atomic import atomic_write
 
-__all__ = ["jsonable", "write_json", "read_json", "metrics_document", "rollout_errors"]
+__all__ = ["jsonable", "metrics_document", "read_json", "rollout_errors", "write_json"]
 
 
 def jsonable(obj: Any) -> Any:
@@ -48,18 +49,26 @@ def read_json(path: str | Path) -> dict:
         return json.load(fh)
 
 
-def metrics_document(result, *, model: str, config: dict, data: dict | None = None,
-                     evaluation: dict | None = None) -> dict:
+def metrics_document(
+    result, *, model: str, config: dict, data: dict | None = None, evaluation: dict | None = None
+) -> dict:
     """The content of ``metrics.json`` for a finished (or stopped) run."""
     return {
         "model": model,
         "status": result.status,
         "epochs_run": result.epochs_run,
         "wall_time": result.wall_time,
-        "final": {"train_loss": result.train_loss, "val_loss": result.val_loss,
-                  "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
-                  "violations": result.violations, "multipliers": result.multipliers, "mu": result.mu,
-                  "rollbacks": result.rollbacks, "fully_observed": result.fully_observed},
+        "final": {
+            "train_loss": result.train_loss,
+            "val_loss": result.val_loss,
+            "best_epoch": result.best_epoch,
+            "best_val_loss": result.best_val_loss,
+            "violations": result.violations,
+            "multipliers": result.multipliers,
+            "mu": result.mu,
+            "rollbacks": result.rollbacks,
+            "fully_observed": result.fully_observed,
+        },
         "parameters": result.parameters,
         "epochs": result.history,
         "data": data or {},
@@ -81,8 +90,9 @@ def rollout_errors(pred: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor, n
     big = torch.where(mask.bool(), yy, torch.full_like(yy, -math.inf)).amax(dim=(0, 1))
     small = torch.where(mask.bool(), yy, torch.full_like(yy, math.inf)).amin(dim=(0, 1))
     span = (big - small).clamp_min(1e-12)
-    per = {name: {"rmse": float(mse[j].sqrt()), "mae": float(mae[j]), "nrmse": float(mse[j].sqrt() / span[j])}
-           for j, name in enumerate(names)}
+    per = {
+        name: {"rmse": float(mse[j].sqrt()), "mae": float(mae[j]), "nrmse": float(mse[j].sqrt() / span[j])}
+        for j, name in enumerate(names)
+    }
     total = float((err.pow(2).sum() / count.sum()).sqrt())
-    return {"rmse": total, "nrmse": float(sum(p["nrmse"] for p in per.values()) / max(len(per), 1)),
-            "per_output": per}
+    return {"rmse": total, "nrmse": float(sum(p["nrmse"] for p in per.values()) / max(len(per), 1)), "per_output": per}

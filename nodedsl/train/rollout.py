@@ -17,11 +17,11 @@ Example:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
-__all__ = ["observation_map", "is_autonomous", "WindowField", "rollout", "initial_states", "time_groups"]
+__all__ = ["WindowField", "initial_states", "is_autonomous", "observation_map", "rollout", "time_groups"]
 
 
 def _probe_inputs(model, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -66,7 +66,7 @@ def is_autonomous(model) -> bool:
             c = model.field(torch.full((5,), -2.3, dtype=dtype), x, u)
             oa = model.observe(torch.tensor(0.0, dtype=dtype), x, u)
             ob = model.observe(torch.tensor(3.1, dtype=dtype), x, u)
-    except Exception:  # noqa: BLE001 - a model that cannot even be probed is treated as time-dependent
+    except Exception:
         return False
     return bool(torch.equal(a, b) and torch.equal(a, c) and torch.equal(oa, ob))
 
@@ -148,8 +148,9 @@ def time_groups(t: torch.Tensor, lengths: torch.Tensor | None = None) -> list[tu
         L = int(lengths[r]) if lengths is not None else t.shape[1]
         local = t[r, :L] - t[r, 0]
         for rows, grid in groups:
-            if grid.shape == local.shape and bool(torch.allclose(grid, local, rtol=1e-9, atol=1e-9 *
-                                                                 float(local.abs().max().clamp_min(1.0)))):
+            if grid.shape == local.shape and bool(
+                torch.allclose(grid, local, rtol=1e-9, atol=1e-9 * float(local.abs().max().clamp_min(1.0)))
+            ):
                 rows.append(r)
                 break
         else:
@@ -157,8 +158,15 @@ def time_groups(t: torch.Tensor, lengths: torch.Tensor | None = None) -> list[tu
     return [(torch.tensor(rows, dtype=torch.long), grid) for rows, grid in groups]
 
 
-def rollout(model, x0: torch.Tensor, t: torch.Tensor, u: torch.Tensor, solver, lengths: torch.Tensor | None = None,
-            autonomous: bool = False) -> torch.Tensor:
+def rollout(
+    model,
+    x0: torch.Tensor,
+    t: torch.Tensor,
+    u: torch.Tensor,
+    solver,
+    lengths: torch.Tensor | None = None,
+    autonomous: bool = False,
+) -> torch.Tensor:
     """States ``[N, T, n]`` of whole trajectories (``t [N, T]``, ``u [N, T, m]``) from ``x0 [N, n]``.
 
     Rows past ``lengths`` repeat the last simulated state. Runs without gradients.
@@ -188,8 +196,9 @@ def initial_states(model, y0: torch.Tensor, obs_map: Sequence[int | None]) -> to
     return x0
 
 
-def observe(model, states: torch.Tensor, t: torch.Tensor, u: torch.Tensor, obs_map: Sequence[int | None]
-            ) -> torch.Tensor:
+def observe(
+    model, states: torch.Tensor, t: torch.Tensor, u: torch.Tensor, obs_map: Sequence[int | None]
+) -> torch.Tensor:
     """Outputs ``[..., n_out]`` of states ``[..., n]`` (a gather when every output is a state)."""
     if all(i is not None for i in obs_map):
         return states[..., list(obs_map)]
