@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
+from nodedsl.core.tableaus import DIRK, EXPLICIT
 from nodedsl.solvers import (
     SOLVERS,
     SolverError,
@@ -21,7 +22,6 @@ from nodedsl.solvers import (
     step_plan,
     taylor_coefficients,
 )
-from nodedsl.solvers.tableaus import DIRK, EXPLICIT
 
 F64 = torch.float64
 

@@ -13,13 +13,13 @@ Example:
     (torch.Size([3, 2, 1]), 80)
 """
 
+from ..core.errors import SolverError
+from ..core.tableaus import ButcherTableau
 from .base import FixedStepSolver, Solver, step_grid, step_plan
 from .derivatives import jacobian, taylor_coefficients
-from .errors import SolverError
 from .registry import SOLVERS, SolverSpec, describe_solver, make_solver, solver_names
 from .result import SolveResult, SolveStats
 from .solve import Gradient, solve
-from .tableaus import ButcherTableau
 from .taylor import TaylorLagrange
 
 __all__ = [

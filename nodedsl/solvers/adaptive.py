@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
+from ..core.errors import SolverError
 from .base import Field, Solver
-from .errors import SolverError
 from .result import SolveStats
 
 

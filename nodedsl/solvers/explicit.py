@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
+from ..core.tableaus import ButcherTableau
 from .base import Field, FixedStepSolver, step_grid
 from .result import SolveStats
-from .tableaus import ButcherTableau
 
 
 class ExplicitRK(FixedStepSolver):

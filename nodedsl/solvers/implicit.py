@@ -25,11 +25,11 @@ from typing import Any
 
 import torch
 
+from ..core.errors import SolverError
+from ..core.tableaus import ButcherTableau
 from .base import Field, FixedStepSolver
 from .derivatives import jacobian
-from .errors import SolverError
 from .result import SolveStats
-from .tableaus import ButcherTableau
 
 
 class DIRK(FixedStepSolver):

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch.utils.checkpoint import checkpoint
 
+from ..core.errors import SolverError
 from .base import Field, Solver
-from .errors import SolverError
 from .result import SolveResult, SolveStats
 
 

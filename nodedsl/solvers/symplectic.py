@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
+from ..core.errors import SolverError
 from .base import Field, FixedStepSolver
-from .errors import SolverError
 from .result import SolveStats
 
 

@@ -32,12 +32,12 @@ from typing import Any
 
 import torch
 
+from ..core.errors import SolverError
+from ..core.tableaus import RK4
 from .base import Field, FixedStepSolver
 from .derivatives import taylor_coefficients
-from .errors import SolverError
 from .explicit import ExplicitRK
 from .result import SolveStats
-from .tableaus import RK4
 
 
 class TaylorLagrange(torch.nn.Module, FixedStepSolver):

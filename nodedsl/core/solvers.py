@@ -1,0 +1,152 @@
+"""The solver catalog: every solver's name, family, order, summary and typed options, declared once.
+
+This module is pure data (no torch): the checker validates ``solver = ...`` in a ``train`` or
+``dataset`` block against it, the command line lists it, and ``nodedsl.solvers.registry`` builds a
+solver from an entry by its ``family``. Adding a fixed-step or DIRK method is one tableau in
+``core.tableaus``; adding a family is one entry here plus one builder in the registry.
+
+Example:
+    >>> CATALOG["rk4"].family, CATALOG["rk4"].order
+    ('explicit', '4')
+    >>> describe_solver("implicit_euler").split("; ")[-1]
+    'options: step: float > 0, tol: float > 0 = 1e-10, max_iter: int >= 1 = 20'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import SolverError
+from .options import Option, close_match, validate
+from .tableaus import DIRK as DIRK_TABLEAUS
+from .tableaus import EXPLICIT
+
+
+@dataclass(frozen=True, slots=True)
+class SolverSpec:
+    """A catalog entry: what the solver is and which options it takes (validated by ``check_options``)."""
+
+    name: str
+    summary: str
+    order: str
+    options: tuple[Option, ...]
+    family: str
+
+
+STEP = Option("step", float, positive=True, doc="largest step size; each output interval is split evenly")
+TOL = Option("tol", float, default=1e-10, positive=True, doc="Newton tolerance on the scaled residual")
+MAX_ITER = Option("max_iter", int, default=20, minimum=1, doc="Newton iterations per stage")
+ADAPTIVE_OPTIONS = (
+    Option("rtol", float, default=1e-7, positive=True, doc="relative tolerance"),
+    Option("atol", float, default=1e-9, positive=True, doc="absolute tolerance"),
+    Option("max_steps", int, default=2**31 - 1, minimum=1, doc="steps allowed per output interval"),
+    Option("first_step", float, default=None, positive=True, none_ok=True, doc="initial step (default: chosen)"),
+)
+TAYLOR_OPTIONS = (
+    Option("order", int, default=3, minimum=1, maximum=8, doc="Taylor order p"),
+    STEP,
+    Option("remainder", bool, default=True, doc="learned Lagrange remainder (TL-NODE) or plain Taylor"),
+    Option("hidden", int, default=16, minimum=1, doc="hidden width of the midpoint network Gamma"),
+    Option(
+        "gamma",
+        str,
+        default="vector",
+        choices=("vector", "matrix"),
+        doc="Gamma's form: one factor per state, or an n x n matrix acting on h f(x)",
+    ),
+    Option("state_dim", int, default=None, minimum=1, none_ok=True, doc="build Gamma now for this state size"),
+)
+
+_EXPLICIT_SUMMARY = {
+    "euler": "forward Euler",
+    "midpoint": "explicit midpoint",
+    "heun": "Heun's method, the explicit trapezoid rule",
+    "ralston": "Ralston's 2-stage method (minimal error bound)",
+    "rk4": "classical 4-stage Runge-Kutta",
+    "rk38": "Kutta's 3/8-rule Runge-Kutta (torchdiffeq's 'rk4')",
+}
+_DIRK_SUMMARY = {
+    "implicit_euler": "backward Euler, L-stable, for stiff problems",
+    "implicit_midpoint": "implicit midpoint, symplectic and A-stable",
+    "sdirk2": "Alexander's 2-stage SDIRK, L-stable",
+    "sdirk3": "Crouzeix's 2-stage SDIRK, A-stable",
+}
+_ADAPTIVE = {
+    "dopri5": (5, "Dormand-Prince 5(4) adaptive, via torchdiffeq"),
+    "bosh3": (3, "Bogacki-Shampine 3(2) adaptive, via torchdiffeq"),
+    "adaptive_heun": (2, "Heun-Euler 2(1) adaptive, via torchdiffeq"),
+    "dopri8": (8, "Dormand-Prince 8(7) adaptive, via torchdiffeq"),
+}
+
+
+def _catalog() -> dict[str, SolverSpec]:
+    specs: list[SolverSpec] = []
+    for name, tab in EXPLICIT.items():
+        specs.append(SolverSpec(name, _EXPLICIT_SUMMARY[name] + " (fixed step)", str(tab.order), (STEP,), "explicit"))
+    for name, (order, summary) in _ADAPTIVE.items():
+        specs.append(SolverSpec(name, summary, str(order), ADAPTIVE_OPTIONS, "adaptive"))
+    specs.append(
+        SolverSpec(
+            "leapfrog",
+            "Stormer-Verlet, symplectic; for separable port-Hamiltonian models",
+            "2",
+            (STEP,),
+            "symplectic",
+        )
+    )
+    for name, tab in DIRK_TABLEAUS.items():
+        summary = _DIRK_SUMMARY[name] + " (Newton, implicit gradients)"
+        specs.append(SolverSpec(name, summary, str(tab.order), (STEP, TOL, MAX_ITER), "implicit"))
+    specs.append(
+        SolverSpec(
+            "taylor", "Taylor-Lagrange step with learned midpoint (TL-NODE)", "p = order", TAYLOR_OPTIONS, "taylor"
+        )
+    )
+    return {spec.name: spec for spec in specs}
+
+
+CATALOG: dict[str, SolverSpec] = _catalog()
+
+
+def solver_names() -> list[str]:
+    """Catalogued solver names, in catalog order (for help text and completion).
+
+    Example:
+        >>> solver_names()[:3]
+        ['euler', 'midpoint', 'heun']
+    """
+    return list(CATALOG)
+
+
+def solver_spec(name: str) -> SolverSpec:
+    """The catalog entry of ``name``; ``SolverError`` (option ``solver``) with a close match otherwise."""
+    spec = CATALOG.get(name) if isinstance(name, str) else None
+    if spec is None:
+        hint = close_match(name, CATALOG) if isinstance(name, str) else ""
+        raise SolverError(f"unknown solver {name!r}{hint}; known solvers: {', '.join(CATALOG)}", option="solver")
+    return spec
+
+
+def check_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a solver's options without building it (no torch): the checked values, defaults filled.
+
+    Example:
+        >>> check_options("rk4", {"step": 1})
+        {'step': 1.0}
+    """
+    spec = solver_spec(name)
+    return validate(spec.name, spec.options, dict(options))
+
+
+def describe_solver(name: str) -> str:
+    """One line: what the solver is, its order and its options with types, bounds and defaults.
+
+    Example:
+        >>> describe_solver("rk4")
+        'rk4: classical 4-stage Runge-Kutta (fixed step); order 4; options: step: float > 0'
+    """
+    spec = solver_spec(name)
+    opts = ", ".join(o.describe() for o in spec.options)
+    return f"{spec.name}: {spec.summary}; order {spec.order}; options: {opts}"
