@@ -141,8 +141,10 @@ def _register_optional() -> None:
     """Training commands live in nodedsl.cli.train, the energy plot in nodedsl.plots.energy."""
     from ..plots import energy as energy_plot
     from . import train as cli_train
+    from . import verify as cli_verify
 
     cli_train.register(app)
+    cli_verify.register(app)
     energy_plot.register(app)
 
 
