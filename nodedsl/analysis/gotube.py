@@ -110,7 +110,7 @@ def gotube(field, x0, t, radius: float, norm: str, confidence: float, samples: i
     eye = torch.eye(n, dtype=x0.dtype, device=x0.device).reshape(1, n * n).expand(len(x0s), -1)
     z = torch.cat([x0s, eye], dim=1)
     aug = _Variational(field, n)
-    out = {k: [] for k in ("radii", "center", "sample_max", "lipschitz", "margins")}
+    out: dict[str, list[torch.Tensor]] = {k: [] for k in ("radii", "center", "sample_max", "lipschitz", "margins")}
     steps = nfe = 0
     for k in range(len(t)):
         if k > 0:

@@ -209,7 +209,8 @@ def _verify(prog, req: VerifyRequest) -> ReachTube:
         ) from None
     prop = parse_property(req.property, names) if req.property else None
     gen = torch.Generator().manual_seed(req.seed)
-    tube = ReachTube(model.name, names, t.cpu().numpy(), None, None, None, req.method, req.norm, req.radius)
+    empty = np.empty((0, len(names)))
+    tube = ReachTube(model.name, names, t.cpu().numpy(), empty, empty[:, 0], None, req.method, req.norm, req.radius)
     samples = None
     try:
         if req.method == "gotube":
