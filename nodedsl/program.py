@@ -86,7 +86,7 @@ class Program:
 
     def _load_sub_weights(self, model, info: ModelInfo, prefix: str) -> None:
         """Apply every ``sub NAME = M(...) weights "run"`` clause of the instance tree (outermost wins)."""
-        from .train.checkpoint import load_checkpoint
+        from .io.checkpoint import load_checkpoint
 
         for decl in info.model.decls(ast.Sub):
             sub = info.subs[decl.name]

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .core.diagnostics import NodeDslError, Span
+from .core.diagnostics import NodeDslError, Span, suggest
 from .io.atomic import atomic_write
+from .io.tables import read_columns
 
 
 @dataclass(frozen=True)
@@ -55,31 +56,6 @@ def _split(item: str, what: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-def _read_csv_columns(path: str, what: str) -> dict[str, np.ndarray]:
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-    except OSError as err:
-        raise _arg_error(what, f"cannot read '{path}': {err.strerror}") from None
-    if not rows:
-        raise NodeDslError.single("data-error", f"'{path}' is empty", Span(path, 1, 1))
-    header = [h.strip() for h in rows[0]]
-    data = {h: [] for h in header}
-    for lineno, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise NodeDslError.single(
-                "data-error", f"row has {len(row)} cells, header has {len(header)}", Span(path, lineno, 1)
-            )
-        for h, cell in zip(header, row):
-            try:
-                data[h].append(float(cell))
-            except ValueError:
-                raise NodeDslError.single(
-                    "data-error", f"column '{h}': '{cell}' is not a number", Span(path, lineno, 1)
-                ) from None
-    return {h: np.asarray(v) for h, v in data.items()}
-
-
 def _expression_signal(text: str):
     """A function of t from an expression, via the .node grammar (no eval)."""
     from .program import loads
@@ -91,7 +67,7 @@ def _expression_signal(text: str):
 
 def _times(req: SimulationRequest) -> torch.Tensor:
     if req.times_csv:
-        cols = _read_csv_columns(req.times_csv, "--times")
+        cols = read_columns(req.times_csv)
         if "t" not in cols:
             raise NodeDslError.single("data-error", f"'{req.times_csv}' has no column 't'", Span(req.times_csv, 1, 1))
         t = cols["t"]
@@ -116,15 +92,13 @@ def _signal(model, req: SimulationRequest):
         name, value = _split(item, "--input")
         matches = [i for i, n in enumerate(names) if n == name or n.startswith(name + "[")]
         if not matches:
-            from .core.diagnostics import suggest
-
             raise _arg_error(
                 "--input",
                 f"model '{model.name}' has no input '{name}'",
                 suggest(name, names) or "inputs: " + (", ".join(names) or "none"),
             )
         if value.endswith(".csv"):
-            cols = _read_csv_columns(value, "--input")
+            cols = read_columns(value)
             if "t" not in cols:
                 raise NodeDslError.single("data-error", f"'{value}' has no column 't'", Span(value, 1, 1))
             tt = torch.as_tensor(cols["t"])
@@ -173,8 +147,6 @@ def _simulate(prog, model, req: SimulationRequest) -> Table:
     for item in req.sets:
         name, value = _split(item, "--set")
         if name not in model.state_names:
-            from .core.diagnostics import suggest
-
             raise _arg_error(
                 "--set", f"model '{model.name}' has no state '{name}'", suggest(name, model.state_names) or ""
             )

@@ -26,7 +26,6 @@ Command line (registered on the main app by :func:`register`)::
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,41 +33,17 @@ from typing import Any
 import numpy as np
 
 from ..core.diagnostics import NodeDslError, Span
+from ..io.tables import read_columns
 
 __all__ = ["REQUIRED", "energy_balance", "plot_energy", "register"]
 
 REQUIRED = ("t", "H", "P_dissipated", "P_supplied")
 
 
-def _read_csv(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-    except (OSError, UnicodeDecodeError) as err:
-        raise NodeDslError.single("data-error", f"cannot read '{path}': {err}", Span(str(path), 0, 0)) from None
-    if not rows:
-        raise NodeDslError.single("data-error", f"'{path}' is empty", Span(str(path), 1, 1))
-    header = [h.strip() for h in rows[0]]
-    values = np.full((len(rows) - 1, len(header)), np.nan)
-    for i, row in enumerate(rows[1:]):
-        if len(row) != len(header):
-            raise NodeDslError.single(
-                "data-error", f"row has {len(row)} cells, header has {len(header)}", Span(str(path), i + 2, 1)
-            )
-        for j, cell in enumerate(row):
-            try:
-                values[i, j] = float(cell)
-            except ValueError:
-                raise NodeDslError.single(
-                    "data-error", f"column '{header[j]}': '{cell}' is not a number", Span(str(path), i + 2, j + 1)
-                ) from None
-    return {h: values[:, j] for j, h in enumerate(header)}
-
-
 def _columns(source: Any) -> tuple[dict[str, np.ndarray], str]:
     """Columns of a CSV path, a ``simulate.Table`` (``columns``, ``rows``) or a mapping name -> values."""
     if isinstance(source, (str, Path)):
-        return _read_csv(Path(source)), str(source)
+        return read_columns(source), str(source)
     if hasattr(source, "columns") and hasattr(source, "rows"):
         rows = np.asarray(source.rows, dtype=float).reshape(-1, len(source.columns))
         return {c: rows[:, j] for j, c in enumerate(source.columns)}, "<table>"

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from ..core.diagnostics import Diagnostic, NodeDslError
-from .checkpoint import FORMAT, check_compatible, load_checkpoint, param_shapes, save_checkpoint
+from ..io.checkpoint import FORMAT, check_compatible, load_checkpoint, param_shapes, save_checkpoint
 from .constraints import AugmentedLagrangian
 from .rollout import WindowField, initial_states, is_autonomous, observation_map, observe, time_groups
 

@@ -26,7 +26,7 @@ from ..core.diagnostics import Diagnostic, NodeDslError, Span, suggest
 from ..data.loading import Trajectories, load_file, make_windows, match_model, split_by_trajectory
 from ..frontend import ast
 from ..frontend.config import TrainConfig, apply_overrides, key_span, validate_dataset, validate_train
-from .checkpoint import FORMAT, check_compatible, load_checkpoint, param_shapes, save_checkpoint
+from ..io.checkpoint import FORMAT, check_compatible, load_checkpoint, param_shapes, save_checkpoint
 from .constraints import AugmentedLagrangian
 from .loop import Progress, TrainResult, _threads, build_solver, fit
 from .metrics import metrics_document, read_json, rollout_errors, write_json
