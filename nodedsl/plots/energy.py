@@ -18,7 +18,7 @@ Example:
     >>> os.path.isfile(out), round(summary["max_abs_residual"], 4)
     (True, 0.025)
 
-Command line (registered on the main app by :func:`register`)::
+Command line (:mod:`nodedsl.cli.energy`)::
 
     nodedsl simulate examples/msd.node -m MassSpringDamperTruth --energy --input force="sin(t)" -o sim.csv
     nodedsl energy-plot sim.csv -o energy.png
@@ -35,7 +35,7 @@ import numpy as np
 from ..core.diagnostics import NodeDslError, Span
 from ..io.tables import read_columns
 
-__all__ = ["REQUIRED", "energy_balance", "plot_energy", "register"]
+__all__ = ["REQUIRED", "energy_balance", "plot_energy"]
 
 REQUIRED = ("t", "H", "P_dissipated", "P_supplied")
 
@@ -108,12 +108,13 @@ def plot_energy(
     ``max |H|`` or the larger of the integrated flows), ``H0``, ``H_end``, ``dissipated``, ``supplied``
     (totals of the first trajectory).
     """
-    from .training import _pyplot
+    from .training import colors as color_cycle
+    from .training import new_figure
 
     parts = energy_balance(csv_path_or_table)
-    plt = _pyplot()
-    fig, axes = plt.subplots(3, 1, figsize=(7.5, 7.5), sharex=True)
-    colors = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0", "C1", "C2", "C3", "C4"])
+    fig = new_figure((7.5, 7.5))
+    axes = fig.subplots(3, 1, sharex=True)
+    colors = color_cycle()
     for k, p in enumerate(parts[:max_trajectories]):
         c = colors[k % len(colors)]
         lab = f" (trajectory {p['trajectory']:g})" if len(parts) > 1 else ""
@@ -142,7 +143,6 @@ def plot_energy(
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
-    plt.close(fig)
     worst = max(float(np.abs(p["residual"]).max()) for p in parts)
     scale = max(
         max(float(np.abs(p["H"]).max()), float(np.abs(p["dissipated"]).max()), float(np.abs(p["supplied"]).max()))
@@ -158,32 +158,3 @@ def plot_energy(
         "dissipated": float(first["dissipated"][-1]),
         "supplied": float(first["supplied"][-1]),
     }
-
-
-def register(app) -> None:
-    """Add the command ``energy-plot CSV -o PNG`` to a typer ``app`` (the main ``nodedsl`` app)."""
-    import typer
-
-    @app.command("energy-plot")
-    def energy_plot(
-        csv_path: str = typer.Argument(..., metavar="CSV", help="output of `nodedsl simulate ... --energy`"),
-        out: str = typer.Option("energy.png", "--output", "-o", help="PNG to write"),
-        title: str = typer.Option(None, "--title", help="figure title"),
-    ) -> None:
-        """Plot H, dissipated and supplied power and the energy-balance residual of a simulation."""
-        from ..core.diagnostics import render
-
-        try:
-            summary = plot_energy(csv_path, out, title=title)
-        except NodeDslError as err:
-            for d in err.diagnostics:
-                typer.echo(render(d), err=True)
-            n = len(err.diagnostics)
-            typer.echo(f"{n} error{'s' if n != 1 else ''}", err=True)
-            raise typer.Exit(1) from None
-        typer.echo(
-            f"{out}: {summary['trajectories']} trajectory(ies); H {summary['H0']:.6g} -> "
-            f"{summary['H_end']:.6g}, dissipated {summary['dissipated']:.6g}, supplied "
-            f"{summary['supplied']:.6g}; max |residual| {summary['max_abs_residual']:.3g} "
-            f"({summary['relative_residual']:.2e} of the energy scale)"
-        )
