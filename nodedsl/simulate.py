@@ -25,6 +25,8 @@ from .core.diagnostics import NodeDslError, Span, suggest
 from .io.atomic import atomic_write
 from .io.tables import read_columns
 
+F64 = torch.float64  # what simulate computes in, whatever torch's default dtype is
+
 
 @dataclass(frozen=True)
 class SimulationRequest:
@@ -61,8 +63,8 @@ def _expression_signal(text: str):
     from .program import loads
 
     prog = loads(f"model __signal {{\n state __z = 0\n der(__z) = {text}\n}}\n", "<--input>")
-    model = prog.model("__signal")
-    return lambda t, batch, _m=model: _m.field(t, torch.zeros(batch, 1, dtype=torch.get_default_dtype()))
+    model = prog.model("__signal", dtype=F64)
+    return lambda t, batch, _m=model: _m.field(t, torch.zeros(batch, 1, dtype=F64))
 
 
 def _times(req: SimulationRequest) -> torch.Tensor:
@@ -80,7 +82,7 @@ def _times(req: SimulationRequest) -> torch.Tensor:
         t = np.linspace(0.0, n * req.step, n + 1)
     if len(t) < 2 or np.any(np.diff(t) <= 0) or not np.all(np.isfinite(t)):
         raise _arg_error("--times", "output times must be finite and strictly increasing (at least two)")
-    return torch.as_tensor(t, dtype=torch.get_default_dtype())
+    return torch.as_tensor(t, dtype=F64)
 
 
 def _signal(model, req: SimulationRequest):
@@ -131,13 +133,8 @@ def _interp(t, tt, vv):
 
 def run_simulation(prog, req: SimulationRequest) -> Table:
     """Simulate ``req.model`` and return the long-form table (trajectory, t, states, outputs, energy)."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)  # simulation output in double precision
-    try:
-        model = prog.model(req.model)
-        return _simulate(prog, model, req)
-    finally:
-        torch.set_default_dtype(previous)
+    model = prog.model(req.model, dtype=F64)  # simulation output in double precision
+    return _simulate(prog, model, req)
 
 
 def _simulate(prog, model, req: SimulationRequest) -> Table:
@@ -176,7 +173,7 @@ def _simulate(prog, model, req: SimulationRequest) -> Table:
         u = (
             torch.stack([signal(ti, 1)[0] if signal else model.u_default for ti in t])
             if model.input_names
-            else torch.zeros(len(t), 0)
+            else torch.zeros(len(t), 0, dtype=F64)
         )
         outs = model.observe(t, ys, u) if model.output_names != model.state_names else ys[:, :0]
     if not torch.all(torch.isfinite(ys)):
@@ -187,7 +184,7 @@ def _simulate(prog, model, req: SimulationRequest) -> Table:
             "try a smaller step or another solver",
         )
     columns = ["trajectory", "t", *model.state_names]
-    blocks = [torch.zeros(len(t), 1), t[:, None], ys]
+    blocks = [torch.zeros(len(t), 1, dtype=F64), t[:, None], ys]
     if outs.shape[1]:
         extra = [n for n in model.output_names if n not in model.state_names]
         keep = [i for i, n in enumerate(model.output_names) if n not in model.state_names]
@@ -200,7 +197,7 @@ def _simulate(prog, model, req: SimulationRequest) -> Table:
             H = model.hamiltonian(ys).detach()
             diss = model.dissipation(ys).detach()
             y = model.port_outputs(ys).detach()
-        supplied = (y * u).sum(-1) if u.shape[1] == y.shape[1] and y.shape[1] else torch.zeros(len(t))
+        supplied = (y * u).sum(-1) if u.shape[1] == y.shape[1] and y.shape[1] else torch.zeros(len(t), dtype=F64)
         columns += ["H", "P_dissipated", "P_supplied"]
         blocks += [H[:, None], diss[:, None], supplied[:, None]]
     return Table(columns, torch.cat(blocks, dim=1).numpy())

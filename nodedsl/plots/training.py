@@ -27,8 +27,8 @@ def new_figure(figsize: tuple[float, float]) -> Figure:
     """A figure drawn by the Agg canvas: no pyplot, no backend switch, nothing global touched.
 
     Example:
-        >>> new_figure((2, 2)).canvas.get_renderer().width
-        200.0
+        >>> type(new_figure((2, 2)).canvas).__name__
+        'FigureCanvasAgg'
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
