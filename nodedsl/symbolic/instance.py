@@ -25,7 +25,7 @@ from .builtins import SYMPY
 from .functions import Val, net_function, zip_vals
 from .porthamiltonian import build_port_hamiltonian, own_structure
 from .rename import renamed
-from .system import ConstraintSym, ParamSym, PHParts, T, flat_value, num
+from .system import Collected, ConstraintSym, ParamSym, PHParts, T, flat_value, num
 
 
 class Instance:
@@ -183,8 +183,9 @@ class Instance:
                 p = ParamSym(self.prefix + decl.name, shape, list(val.items), value)
                 if decl.learn is not None:
                     p.learn = decl.learn.kind
-                    if decl.learn.kind == "interval":
-                        p.low, p.high = constant_value(decl.learn.low), constant_value(decl.learn.high)
+                    low, high = decl.learn.low, decl.learn.high
+                    if decl.learn.kind == "interval" and low is not None and high is not None:
+                        p.low, p.high = constant_value(low), constant_value(high)
                 self.params.append(p)
             elif isinstance(decl, ast.Net):
                 self.nets[self.prefix + decl.name] = net_spec(decl)
@@ -243,15 +244,15 @@ class Instance:
         return own_structure(self)
 
     # ---------------------------------------------------------------- flattening
-    def collect(self, into: dict) -> None:
+    def collect(self, into: Collected) -> None:
         """Gather states, params, nets, rhs, constraints of this instance and its subs (general models;
         port-Hamiltonian ones go through ``_collect_ph``)."""
-        into["states"] += self.states
-        into["x0"] += self.x0
-        into["params"] += self.params
-        into["nets"].update(self.nets)
-        into["constraints"] += self.constraints
-        into["inputs"] += [(s, v) for s, v in zip(self.inputs, self.u0)]
+        into.states += self.states
+        into.x0 += self.x0
+        into.params += self.params
+        into.nets.update(self.nets)
+        into.constraints += self.constraints
+        into.inputs += [(s, v) for s, v in zip(self.inputs, self.u0)]
         for sub in self.subs.values():
             sub.collect(into)
-        into["rhs"].update(self.rhs)
+        into.rhs.update(self.rhs)

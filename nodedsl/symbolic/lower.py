@@ -23,7 +23,7 @@ from ..frontend import ast
 from ..frontend.check import ModelInfo, flat_names
 from .builtins import sigmoid, softplus
 from .instance import Instance
-from .system import ConstraintSym, ParamSym, PHParts, PortSym, Staged, System, T
+from .system import Collected, ConstraintSym, ParamSym, PHParts, PortSym, Staged, System, T
 
 __all__ = [
     "ConstraintSym",
@@ -49,25 +49,25 @@ def lower(info: ModelInfo) -> System:
 
 def _flatten(inst: Instance, diags: Collector) -> System:
     info = inst.info
-    parts = {"states": [], "x0": [], "params": [], "nets": {}, "constraints": [], "inputs": [], "rhs": {}}
+    parts = Collected()
     subst: dict = {}
-    if info.is_ph:
+    if inst.ph is not None:
         _collect_ph(inst, parts)
         states = inst.ph_states
-        x0 = parts["x0"]
+        x0 = parts.x0
         rhs = [inst.rhs[s] for s in states]
         inputs = [s for p in inst.ph.ports for s in p.inputs]
         u0 = [0.0] * len(inputs)
-        constraints = parts["constraints"]
+        constraints = parts.constraints
     else:
         inst.collect(parts)
-        states, x0 = parts["states"], parts["x0"]
+        states, x0 = parts.states, parts.x0
         subst = _connections(inst, diags)
-        inputs = [s for s, _ in parts["inputs"] if s not in subst]
-        u0 = [v for s, v in parts["inputs"] if s not in subst]
-        rhs = [parts["rhs"][s].xreplace(subst) if subst else parts["rhs"][s] for s in states]
+        inputs = [s for s, _ in parts.inputs if s not in subst]
+        u0 = [v for s, v in parts.inputs if s not in subst]
+        rhs = [parts.rhs[s].xreplace(subst) if subst else parts.rhs[s] for s in states]
         constraints = [
-            replace(c, residual=[r.xreplace(subst) for r in c.residual]) if subst else c for c in parts["constraints"]
+            replace(c, residual=[r.xreplace(subst) for r in c.residual]) if subst else c for c in parts.constraints
         ]
     diags.raise_if_errors()
     if info.outputs:
@@ -79,7 +79,9 @@ def _flatten(inst: Instance, diags: Collector) -> System:
     split = _symplectic_split(states, rhs)
     staged = None
     if info.is_ph and inst.coupled:
-        us, ys, entries = [], [], []
+        us: list[sp.Symbol] = []
+        ys: list[sp.Expr] = []
+        entries: list[tuple[int, int, sp.Expr]] = []
         for u, y, C in inst.coupled:
             entries += [
                 (len(us) + i, len(ys) + j, C[i, j]) for i in range(C.rows) for j in range(C.cols) if C[i, j] != 0
@@ -93,8 +95,8 @@ def _flatten(inst: Instance, diags: Collector) -> System:
         x0,
         inputs,
         u0,
-        parts["params"],
-        parts["nets"],
+        parts.params,
+        parts.nets,
         rhs,
         outputs,
         names,
@@ -105,11 +107,11 @@ def _flatten(inst: Instance, diags: Collector) -> System:
     )
 
 
-def _collect_ph(inst: Instance, parts: dict) -> None:
-    parts["x0"] += inst.x0
-    parts["params"] += inst.params
-    parts["nets"].update(inst.nets)
-    parts["constraints"] += inst.constraints
+def _collect_ph(inst: Instance, parts: Collected) -> None:
+    parts.x0 += inst.x0
+    parts.params += inst.params
+    parts.nets.update(inst.nets)
+    parts.constraints += inst.constraints
     for sub in inst.subs.values():
         _collect_ph(sub, parts)
 

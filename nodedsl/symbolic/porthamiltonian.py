@@ -46,9 +46,10 @@ def build_port_hamiltonian(self: Instance) -> None:
     x, rhs = list(own), dict(zip(own, dx))
     open_rhs, coupled = dict(rhs), []
     h_terms, d_terms = [H], [dissipation]
-    subs = []
+    subs: list[PHParts] = []
     for sub in self.subs.values():
         sph = sub.ph
+        assert sph is not None, "a sub-model of a port-Hamiltonian model is port-Hamiltonian (checked)"
         subs.append(sph)
         x += sph.x
         h_terms.append(sph.H)
@@ -59,7 +60,8 @@ def build_port_hamiltonian(self: Instance) -> None:
         coupled += sub.coupled
         ports += sph.ports
     H, dissipation = sp.Add(*h_terms), sp.Add(*d_terms)  # one Add: repeated += is quadratic in SymPy
-    couplings, subst = [], {}
+    couplings: list[tuple[list[str], sp.Matrix]] = []
+    subst: dict[sp.Symbol, sp.Expr] = {}
     by_name = {p.name: p for p in ports}
     for couple in m.decls(ast.Couple):
         names = [self.prefix + ref.dotted for ref in couple.ports]

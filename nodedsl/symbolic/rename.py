@@ -83,7 +83,7 @@ def renamed(tpl: Instance, prefix: str) -> Instance:
             [ren(x) for x in ph.x],
             ren_m(ph.own_J),
             ren_m(ph.own_R),
-            [sub.ph for sub in new.subs.values()],
+            [sub.ph for sub in new.subs.values() if sub.ph is not None],
             [([prefix + n for n in names], ren_m(C)) for names, C in ph.couplings],
             [
                 PortSym(prefix + p.name, [ren(u) for u in p.inputs], ren_m(p.G), [ren(y) for y in p.output])

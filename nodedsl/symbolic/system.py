@@ -138,6 +138,19 @@ class System:
         return [s.name for s in self.inputs]
 
 
+@dataclass
+class Collected:
+    """What the instances of a tree contribute to the flat system, gathered in order."""
+
+    states: list[sp.Symbol] = field(default_factory=list)
+    x0: list[float] = field(default_factory=list)
+    params: list[ParamSym] = field(default_factory=list)
+    nets: dict[str, NetSpec] = field(default_factory=dict)
+    constraints: list[ConstraintSym] = field(default_factory=list)
+    inputs: list[tuple[sp.Symbol, float]] = field(default_factory=list)
+    rhs: dict[sp.Symbol, sp.Expr] = field(default_factory=dict)
+
+
 def num(v: float) -> sp.Expr:
     """A float as a SymPy number: an Integer when it is one (so expressions print ``2*x``, not ``2.0*x``)."""
     return sp.Integer(int(v)) if float(v).is_integer() and abs(v) < 1e15 else sp.Float(v)
