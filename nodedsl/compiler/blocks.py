@@ -276,7 +276,7 @@ class Blocks:
                     vec = self.constant(torch.tensor([float(c) for c in coefs], dtype=torch.float64))
                     picked = g.call_function(operator.mul, (picked, g.call_function(ops.like, (vec, y))))
             else:
-                vec = g.call_function(torch.stack, ([self.em._tensor(self.em.emit(c)) for c in coefs],))
+                vec = g.call_function(torch.stack, ([self.em.tensor(self.em.emit(c)) for c in coefs],))
                 picked = g.call_function(operator.mul, (picked, vec))
             index = g.call_function(ops.like, (self.constant(torch.tensor(rs, dtype=torch.long)), y))
             return [(g.call_function(ops.scatter_cols, (y, picked, index, n_out)), list(range(n_out)))]

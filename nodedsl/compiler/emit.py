@@ -93,7 +93,7 @@ class Emitter:
                 return rule(self, e)
         fn = _FUNCS.get(type(e))
         if fn is not None:
-            return self.call(fn, self._tensor(self.emit(e.args[0])))
+            return self.call(fn, self.tensor(self.emit(e.args[0])))
         raise UncompilableError(f"cannot compile {type(e).__name__}")
 
     def _add(self, e: sp.Add):
@@ -137,11 +137,11 @@ class Emitter:
         if exp == 2:
             return self.call(operator.mul, b, b)
         if exp == sp.Rational(1, 2):
-            return self.call(torch.sqrt, self._tensor(b))
+            return self.call(torch.sqrt, self.tensor(b))
         if exp == -1:
             return self.call(operator.truediv, 1.0, b)
         if exp == sp.Rational(-1, 2):
-            return self.call(torch.rsqrt, self._tensor(b))
+            return self.call(torch.rsqrt, self.tensor(b))
         if exp.is_Integer:
             return self.call(operator.pow, b, int(exp))
         return self.call(operator.pow, b, self.emit(exp))
@@ -150,7 +150,7 @@ class Emitter:
         return self.call(ops.minimum if isinstance(e, sp.Min) else ops.maximum, *[self.emit(a) for a in e.args])
 
     def _heaviside(self, e):  # from d/dx of max, min, clip, abs
-        return self.call(ops.heaviside, self._tensor(self.emit(e.args[0])))
+        return self.call(ops.heaviside, self.tensor(self.emit(e.args[0])))
 
     def _delta(self, e):
         return 0.0
@@ -167,7 +167,8 @@ class Emitter:
         learned = self.call(operator.getitem, self.p_node, 1)
         return self.call(operator.getitem, self.call(operator.getitem, learned, where[1]), where[2])
 
-    def _tensor(self, node):
+    def tensor(self, node):
+        """A number as a tensor node (batch dtype and device); a node as it is."""
         return node if isinstance(node, fx.Node) else self.call(ops.const, self.x_node, node)
 
     def _net_input(self, e: NetCall, args):

@@ -1,6 +1,6 @@
 """The op vocabulary of compiled graphs: every callable a generated torch.fx graph may call, declared once.
 
-Each :class:`Op` names its Taylor-mode rule (the method of ``jet._Jet`` that maps the op's argument
+Each :class:`Op` names its Taylor-mode rule (a method of the jet transform that maps the op's argument
 series to the coefficient of its result), or is marked ``CONSTANT`` (its value does not move along
 the flow, whatever its arguments: zeros, casts of constants), or ``NO_RULE`` with the reason (the jet
 then declines the graph and the caller uses another method). ``jet.py`` finds rules only here, so an
@@ -112,7 +112,7 @@ def matrix(base, index, *values):
 
 @dataclass(frozen=True)
 class Op:
-    """A graph op: its Taylor rule (a ``jet._Jet`` rule name), ``CONSTANT`` or ``NO_RULE`` (with ``why``)."""
+    """A graph op: its Taylor rule (a rule name of ``jet.RULE_NAMES``), ``CONSTANT`` or ``NO_RULE`` (with ``why``)."""
 
     jet: str
     arg: str = ""  # the rule's parameter: the function name of a unary or piecewise rule

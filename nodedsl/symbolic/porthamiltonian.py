@@ -7,16 +7,33 @@ port-Hamiltonian part, kept apart so each module stays small).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import sympy as sp
 
 from ..frontend import ast
-from .functions import skew_matrix
+from ..frontend.check import ModelInfo
+from .functions import Val, skew_matrix
 from .system import ParamSym, PHParts, PortSym
 
-if TYPE_CHECKING:
-    from .instance import Instance
+
+class Instance(Protocol):
+    """What these functions use of ``nodedsl.symbolic.instance.Instance`` (which imports this module)."""
+
+    info: ModelInfo
+    prefix: str
+    states: list[sp.Symbol]
+    params: list[ParamSym]
+    subs: dict[str, Any]
+    rhs: dict[sp.Symbol, sp.Expr]
+    rhs_open: dict[sp.Symbol, sp.Expr]
+    coupled: list[tuple[list[sp.Symbol], list[sp.Expr], sp.Matrix]]
+    ph: PHParts | None
+    ph_states: list[sp.Symbol]
+
+    def expr(self, e: ast.Expr, scope: dict[str, Val] | None = None) -> Val: ...
+
+    def declare_symbols(self, name: str, shape: tuple[int, ...]) -> Val: ...
 
 
 def build_port_hamiltonian(self: Instance) -> None:
