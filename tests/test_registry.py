@@ -101,6 +101,10 @@ def test_structure_facts_are_what_the_proofs_accept():
     nodedsl.loads(ok + " R = psd(r) }").model("M")
     with pytest.raises(nodedsl.NodeDslError, match=r"positive semi-definite"):
         nodedsl.loads(ok + " R = [[r[0], 0], [0, -1]] }")
+    # the declared non-negative outputs of builtins let a diagonal R of learned values be proven
+    nodedsl.loads(ok + " R = [[sigmoid(r[0]), 0], [0, softplus(r[1]) + abs(r[2])]] }").model("M")
+    with pytest.raises(nodedsl.NodeDslError, match=r"may be negative"):
+        nodedsl.loads(ok + " R = [[sigmoid(r[0]) - 1, 0], [0, 1]] }")
 
 
 def test_the_checker_reads_the_registry():

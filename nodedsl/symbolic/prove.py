@@ -3,8 +3,9 @@ couplings skew — symbolically, with SymPy, on each model's own states (and per
 
 What is accepted: a known matrix proven by simplification; ``skew(v)`` / ``psd(v)`` by construction;
 a diagonal R whose entries SymPy proves non-negative, knowing known parameters by value, ``positive``
-(and ``in [a, b]`` with ``a >= 0``) parameters as positive, and softplus/sigmoid/relu-output nets as
-non-negative.
+(and ``in [a, b]`` with ``a >= 0``) parameters as positive, softplus/sigmoid/relu-output nets and the
+builtins declared with a non-negative output (``nodedsl.core.builtins``: ``sigmoid``, ``softplus``,
+``exp``, ``abs``) as non-negative.
 
 Example:
     >>> import nodedsl
@@ -25,6 +26,7 @@ from ..frontend import ast
 from ..frontend.check import ModelInfo
 from ..frontend.netspec import NetSpec
 from ..frontend.shapes import constant_value
+from .builtins import HEADS
 from .functions import NetCall
 from .instance import Instance
 from .system import ParamSym, num
@@ -51,6 +53,14 @@ def _net_signs(expr: sp.Expr, nets: dict[str, NetSpec]) -> sp.Expr:
             if spec is not None and spec.nonnegative and call.arg < 0
             else sp.Dummy(real=True)
         )
+    return expr.xreplace(rep) if rep else expr
+
+
+def _builtin_signs(expr: sp.Expr) -> sp.Expr:
+    """Calls of builtins whose declared fact is a non-negative output (``sigmoid``, ``softplus``, ...)
+    as non-negative unknowns; sound because every value of the language is real."""
+    heads = tuple(HEADS[n] for n, b in BUILTINS.items() if b.nonnegative and n in HEADS)
+    rep = {call: sp.Dummy(nonnegative=True) for call in expr.atoms(*heads)}
     return expr.xreplace(rep) if rep else expr
 
 
@@ -132,6 +142,8 @@ def _structure(info: ModelInfo, overrides: dict) -> list[Diagnostic]:
     if R is not None and R_decl and not _by_construction(R_decl[0].expr, "psd"):
         R = R.xreplace(rep).applyfunc(lambda e: _net_signs(e, inst.nets))
         reason = _psd_failure(R)
+        if reason and not _psd_failure(R.applyfunc(_builtin_signs)):  # only ever accepts more
+            reason = ""
         if reason:
             out.append(
                 Diagnostic(
