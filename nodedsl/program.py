@@ -170,16 +170,23 @@ def _value_diagnostics(info: ModelInfo) -> list[Diagnostic]:
     """Lower a model and look for expressions without a finite real value and for algebraic loops.
 
     Done for models without sub-models (cheap) and for general composites with connections (loops);
-    port-Hamiltonian composites only combine expressions already checked in their components."""
+    port-Hamiltonian composites only combine expressions already checked in their components. A model
+    whose equations cannot lose their value (``frontend.definedness``) is not lowered (no SymPy)."""
     m = info.model
     if info.subs and not m.decls(ast.Connect):
         return []
     if not may_lack_value(info):
         return []
+    return _lowered_value_diagnostics(info)
+
+
+def _lowered_value_diagnostics(info: ModelInfo) -> list[Diagnostic]:
+    """The lowering half of :func:`_value_diagnostics` (SymPy imported here)."""
     import sympy as sp
 
     from .symbolic.lower import lower
 
+    m = info.model
     try:
         system = lower(info)
     except NodeDslError as err:
