@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ..core.diagnostics import Collector, suggest
 from . import ast, config
-from .check import CheckedProgram, ModelInfo, flat_names
+from .model_info import CheckedProgram, ModelInfo, flat_names
 
 
 def check_blocks(prog: CheckedProgram, diags: Collector) -> None:

@@ -27,7 +27,7 @@ import math
 from collections.abc import Iterator
 
 from . import ast
-from .check import ModelInfo
+from .model_info import ModelInfo
 
 # builtins defined on every real argument (a value in, a finite real value out)
 TOTAL = frozenset(
