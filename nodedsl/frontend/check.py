@@ -84,7 +84,7 @@ class ModelChecker(CompositionChecker):
         self._flatten(own_states)
         return self.info
 
-    def check_sub_model(self, file: str, model: ast.Model, used_at) -> ModelInfo | None:
+    def check_sub_model(self, file: str, model: ast.Model, used_at: Span) -> ModelInfo | None:
         return check_model(self.prog, self.d, file, model, self.stack, used_at)
 
     # ------------------------------------------------------------ pass 1
@@ -149,7 +149,7 @@ class ModelChecker(CompositionChecker):
         if learn is None:
             return
         value = constant_value(decl.value)
-        if learn.kind == "interval":
+        if learn.kind == "interval" and learn.low is not None and learn.high is not None:
             lo, hi = self.constant(learn.low, "a bound"), self.constant(learn.high, "a bound")
             if isinstance(lo, float) and isinstance(hi, float):
                 if not lo < hi:

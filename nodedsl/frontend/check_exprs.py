@@ -13,6 +13,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..core.diagnostics import Collector, Span, suggest
 from . import ast
 from .model_info import PH, CheckedProgram, Member, ModelInfo
@@ -45,8 +47,9 @@ class ExprChecker:
                 return None
             return self._binop(e, a, b)
         if isinstance(e, ast.Array):
-            shapes = [self.shape(i, scope) for i in e.items]
-            if any(s is None for s in shapes):
+            maybe = [self.shape(i, scope) for i in e.items]
+            shapes = [s for s in maybe if s is not None]
+            if len(shapes) < len(maybe):
                 return None
             if all(s == () for s in shapes):
                 return (len(shapes),)
@@ -138,12 +141,12 @@ class ExprChecker:
                 return None
             info = info.subs[part]
         leaf = name.parts[-1]
-        member = info.members.get(leaf)
-        if member is not None and member.kind in ("state", "input", "param", "output", "let"):
-            return member
+        found = info.members.get(leaf)
+        if found is not None and found.kind in ("state", "input", "param", "output", "let"):
+            return found
         return None
 
-    def _name_shape(self, name: ast.Name, scope) -> Shape | None:
+    def _name_shape(self, name: ast.Name, scope: dict[str, Member]) -> Shape | None:
         if name.parts == ("t",) or (name.parts[0] in CONSTANTS and len(name.parts) == 1):
             return ()
         member = self._lookup(name, scope)
@@ -168,7 +171,7 @@ class ExprChecker:
             return None
         return member.shape
 
-    def _call_shape(self, e: ast.Call, scope) -> Shape | None:
+    def _call_shape(self, e: ast.Call, scope: dict[str, Member]) -> Shape | None:
         fname = e.func.dotted
         shapes = [self.shape(a, scope) for a in e.args]
         member = self.info.members.get(fname) if len(e.func.parts) == 1 else None
@@ -205,7 +208,7 @@ class ExprChecker:
                 return None
             if any(s is None for s in shapes):
                 return None
-            out, err = spec.rule(shapes)
+            out, err = spec.rule([s for s in shapes if s is not None])
             if err:
                 self.d.error("size-mismatch", f"{fname}: {err}", e.span)
                 return None
@@ -219,7 +222,10 @@ class ExprChecker:
         )
         return None
 
-    def expect(self, e: ast.Expr, want: Shape, what: str, scope=None, allow_scalar=False) -> None:
+    def expect(
+        self, e: ast.Expr, want: Shape, what: str, scope: dict[str, Member] | None = None, allow_scalar: bool = False
+    ) -> None:
+        """Report a ``size-mismatch`` unless ``e`` has shape ``want`` (or is a scalar, when allowed)."""
         got = self.shape(e, scope or {})
         if got is None or got == want or (allow_scalar and got == ()):
             return
@@ -227,7 +233,8 @@ class ExprChecker:
             "size-mismatch", f"{what} has size {fmt_shape(want)}, but the expression is {fmt_shape(got)}", e.span
         )
 
-    def constant(self, e: ast.Expr, what: str):
+    def constant(self, e: ast.Expr, what: str) -> Any:
+        """The value of a constant expression; None (and a ``not-constant`` error) otherwise."""
         v = constant_value(e)
         if v is None:
             self.d.error("not-constant", f"{what} must be a constant (numbers and arithmetic)", e.span)
@@ -248,7 +255,7 @@ class ExprChecker:
             self.d.error("reserved-name", f"'{name}' is a builtin name and cannot be declared", span)
         self.info.members[name] = member
 
-    def _ph_only(self, decl, what: str) -> None:
+    def _ph_only(self, decl: Any, what: str) -> None:
         if self.model.kind != PH:
             self.d.error(
                 "ph-only",

@@ -11,17 +11,17 @@ Example:
 
 from __future__ import annotations
 
-from ..core.diagnostics import suggest
+from ..core.diagnostics import Span, suggest
 from . import ast
 from .check_exprs import ExprChecker
 from .model_info import ModelInfo, decl_shape
-from .shapes import constant_value, fmt_shape
+from .shapes import Shape, constant_value, fmt_shape
 
 
 class CompositionChecker(ExprChecker):
     """Ports, sub-models, couplings and connections of one model."""
 
-    def check_sub_model(self, file: str, model: ast.Model, used_at) -> ModelInfo | None:
+    def check_sub_model(self, file: str, model: ast.Model, used_at: Span) -> ModelInfo | None:
         """Check a sub-model (memoized by the program); None if it is part of a cycle."""
         raise NotImplementedError  # the model checker provides it
 
@@ -121,7 +121,7 @@ class CompositionChecker(ExprChecker):
                     f"a learned coupling must be 'learn skew', got 'learn {decl.learn}'",
                     decl.span,
                 )
-        elif ok:
+        elif ok and decl.matrix is not None:
             self.expect(decl.matrix, (total, total), f"{decl.matrix_name} (port sizes add up to {total})")
             value = constant_value(decl.matrix)
             if (
@@ -171,7 +171,7 @@ class CompositionChecker(ExprChecker):
                 decl.span,
             )
 
-    def _flatten(self, own_states) -> None:
+    def _flatten(self, own_states: list[tuple[str, Shape]]) -> None:
         info = self.info
         info.states = list(own_states)
         info.inputs = [(d.name, decl_shape(d.size)) for d in self.model.decls(ast.Input)]

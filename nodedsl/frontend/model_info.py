@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import ast
 from .loader import Source
@@ -24,7 +25,7 @@ class Member:
 
     kind: str  # state input param net let output port sub var
     shape: Shape
-    decl: object
+    decl: Any  # the declaration (ast.State, ast.Param, ...; ast.Domain for a domain variable)
 
 
 @dataclass
@@ -122,7 +123,7 @@ def domain_sizes(members: dict[str, Member], decl: ast.Constraint, var: str) -> 
     """Sizes a domain variable takes: a vector when it is passed whole to a net's vector argument."""
     sizes: set[int] = set()
 
-    def visit(e):
+    def visit(e: ast.Expr) -> None:
         if isinstance(e, ast.Call):
             member = members.get(e.func.dotted)
             if member is not None and member.kind == "net":
@@ -132,7 +133,8 @@ def domain_sizes(members: dict[str, Member], decl: ast.Constraint, var: str) -> 
             for a in e.args:
                 visit(a)
         elif isinstance(e, ast.BinOp):
-            visit(e.left), visit(e.right)
+            visit(e.left)
+            visit(e.right)
         elif isinstance(e, ast.Neg):
             visit(e.operand)
         elif isinstance(e, ast.Index):
@@ -141,5 +143,6 @@ def domain_sizes(members: dict[str, Member], decl: ast.Constraint, var: str) -> 
             for i in e.items:
                 visit(i)
 
-    visit(decl.lhs), visit(decl.rhs)
+    visit(decl.lhs)
+    visit(decl.rhs)
     return sizes

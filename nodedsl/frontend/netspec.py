@@ -12,9 +12,11 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from ..core.diagnostics import Diagnostic, suggest
+from ..core.diagnostics import Diagnostic, Span, suggest
 from . import ast
 
 # activation name -> the name of its ``torch.nn`` module class (the compiler looks the class up)
@@ -57,7 +59,7 @@ class NetSpec:
         return self.output in NONNEGATIVE_OUTPUTS
 
 
-def _options(net: ast.Net):
+def _options(net: ast.Net) -> Iterator[tuple[str, ast.Value, Span]]:
     for entry in net.options:
         yield entry.key, entry.value, entry.span
 
@@ -100,7 +102,7 @@ def validate_net_options(net: ast.Net) -> list[Diagnostic]:
 
 def net_spec(net: ast.Net) -> NetSpec:
     """The spec of a checked net declaration (call after validate_net_options found nothing)."""
-    opts = {k: v for k, v, _ in _options(net)}
+    opts: dict[str, Any] = {k: v for k, v, _ in _options(net)}
     hidden = tuple(int(i.value) for i in opts["hidden"].items) if "hidden" in opts else (32, 32)
     return NetSpec(
         net.name,

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedInput, VisitError
@@ -80,6 +81,16 @@ def _parser() -> Lark:
 
 def _tok_span(file: str, tok: Token) -> Span:
     return Span(file, tok.line or 0, tok.column or 0, tok.end_line or 0, tok.end_column or 0)
+
+
+def _bin(op: str) -> Any:
+    """The transformer callback of a binary operator."""
+
+    @v_args(meta=True)
+    def build(self: _ToAst, meta: Any, items: list) -> ast.BinOp:
+        return ast.BinOp(op, items[0], items[1], self._span(meta))
+
+    return build
 
 
 class _ToAst(Transformer):
@@ -311,12 +322,6 @@ class _ToAst(Transformer):
         return ast.Arg(str(items[0]), items[1], self._span(meta))
 
     # ---- expressions
-    def _bin(op):
-        @v_args(meta=True)
-        def build(self, meta, items):
-            return ast.BinOp(op, items[0], items[1], self._span(meta))
-
-        return build
 
     add, sub_, mul, div, matmul, pow = _bin("+"), _bin("-"), _bin("*"), _bin("/"), _bin("@"), _bin("^")
 

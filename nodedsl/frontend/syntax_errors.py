@@ -15,7 +15,9 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
+from typing import Any
 
 from lark import Lark
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -144,7 +146,7 @@ def _word(term: str) -> str:
     return term
 
 
-def _expected(terms) -> str:
+def _expected(terms: Iterable[str]) -> str:
     terms = [t for t in terms if not t.startswith("__")]
     if len(terms) > 1:  # the post-lexer makes end of line acceptable everywhere; it is rarely the fix
         terms = [t for t in terms if t != "_NL"]
@@ -183,7 +185,8 @@ def syntax_diagnostic(err: UnexpectedInput, text: str, file: str, parser: Lark) 
         line, col = len(lines), len(lines[-1]) + 1
     code, message = "syntax", "invalid syntax"
     if isinstance(err, UnexpectedCharacters):
-        ch = text[err.pos_in_stream] if 0 <= err.pos_in_stream < len(text) else "?"
+        pos = err.pos_in_stream if err.pos_in_stream is not None else -1
+        ch = text[pos] if 0 <= pos < len(text) else "?"
         code, message = "unexpected-character", f"unexpected character {ch!r}"
     elif isinstance(err, UnexpectedToken):
         tok = err.token
@@ -191,7 +194,8 @@ def syntax_diagnostic(err: UnexpectedInput, text: str, file: str, parser: Lark) 
         message = f"unexpected {shown}"
     label = None
     try:
-        label = err.match_examples(parser.parse, EXAMPLES, use_accepts=True, token_type_match_fallback=True)
+        examples: Any = EXAMPLES  # lark's stub wants a generic label type
+        label = err.match_examples(parser.parse, examples, use_accepts=True, token_type_match_fallback=True)
         if label is None and isinstance(err, UnexpectedToken):
             table = _catalogue_by_state(parser)
             position = err.state.position

@@ -88,7 +88,7 @@ def _given(value: Any) -> str:
     return repr(value)
 
 
-def _expected(err: dict) -> str:
+def _expected(err: Any) -> str:
     t, msg = err["type"], err["msg"]
     simple = {
         "int_type": "an integer",

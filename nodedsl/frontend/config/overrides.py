@@ -103,7 +103,7 @@ def apply_overrides(config: BaseModel, overrides: dict[str, str]) -> BaseModel:
     if diags:
         raise NodeDslError(diags)
     try:
-        new = type(config).model_validate(data)
+        new: Any = type(config).model_validate(data)
     except ValidationError as exc:
         raise NodeDslError(
             [

@@ -10,7 +10,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -51,7 +51,7 @@ class Uniform(_Strict):
     high: Finite
 
     @model_validator(mode="after")
-    def _order(self):
+    def _order(self) -> Self:
         if not self.high > self.low:
             raise PydanticCustomError(
                 "bad_value",
@@ -101,7 +101,7 @@ class TimeSpan(_Strict):
     step: PosFloat
 
     @model_validator(mode="after")
-    def _order(self):
+    def _order(self) -> Self:
         if not self.t1 > self.t0:
             raise PydanticCustomError(
                 "bad_value", "span(t0, t1, step) needs t0 < t1, got ({t0}, {t1})", {"t0": self.t0, "t1": self.t1}

@@ -81,7 +81,7 @@ def _validate(
                 )
         plain = {**plain, **extra}
     try:
-        cfg = model_cls.model_validate(plain)
+        cfg: Any = model_cls.model_validate(plain)
     except ValidationError as exc:
         diags = diags + to_diagnostics(exc, model_cls, spans, block, what)
         # the block is validated as a whole: the solver's own options too, when its spec parses
