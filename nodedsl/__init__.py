@@ -15,12 +15,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .core.diagnostics import Diagnostic, NodeDslError, Span, render
+from .core.version import __version__
 
 if TYPE_CHECKING:
     from .program import Program, load, loads
 
-__all__ = ["Diagnostic", "NodeDslError", "Program", "Span", "load", "loads", "render"]
-__version__ = "0.1.0"
+__all__ = ["Diagnostic", "NodeDslError", "Program", "Span", "__version__", "load", "loads", "render"]
 
 _LAZY = {"Program", "load", "loads"}
 
