@@ -3,7 +3,7 @@
 Usage: python benchmarks/check_process.py [--runs 5] [--baseline /path/to/other/checkout]
 
 Each run is a fresh `python -c "from nodedsl.cli.main import main; main()" check FILE` with PYTHONPATH
-set to a checkout; with --baseline the two checkouts alternate run by run (A/B interleaved) so load on the
+set to a checkout and run in it (``python -c`` puts the working directory first on sys.path); with --baseline the two checkouts alternate run by run (A/B interleaved) so load on the
 machine hits both alike. Prints the median per example and which heavy modules the process imported.
 """
 
@@ -30,7 +30,7 @@ def run_once(root: Path, path: str) -> tuple[float, str]:
     env = {**os.environ, "PYTHONPATH": str(root)}
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", CODE, "check", path], capture_output=True, text=True, env=env, cwd=ROOT
+        [sys.executable, "-c", CODE, "check", path], capture_output=True, text=True, env=env, cwd=root
     )
     wall = time.perf_counter() - start
     if proc.returncode != 0:
