@@ -95,7 +95,7 @@ def run_case(name, prog, model_name, center, radius, horizons, mc, repeat, run=N
     torch.set_default_dtype(torch.float64)
     model = prog.model(model_name)
     if run is not None:
-        from nodedsl.train.checkpoint import load_weights
+        from nodedsl.io.checkpoint import load_weights
 
         load_weights(run, model)
     model = model.double()

@@ -23,8 +23,8 @@ from nodedsl.analysis.prop import parse_property
 from nodedsl.analysis.sampling import boundary_samples, cap_margin_factor, coverage_eps, interior_samples
 from nodedsl.cli.main import app
 from nodedsl.core.diagnostics import NodeDslError
+from nodedsl.io.checkpoint import FORMAT, save_checkpoint
 from nodedsl.solvers import make_solver, solve
-from nodedsl.train.checkpoint import FORMAT, save_checkpoint
 
 VDP = """\
 model VanDerPol {

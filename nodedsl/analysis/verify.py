@@ -156,7 +156,7 @@ def _load_model(prog, req: VerifyRequest):
     model = prog.model(req.model)
     if req.run is None:
         return model
-    from ..train.checkpoint import load_weights
+    from ..io.checkpoint import load_weights
 
     run = Path(req.run)
     config = run / "config.json"

@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
         """Bound every trajectory from a ball of initial states by a tube; check a property over it."""
         from ..analysis.output import plot_tube, summary, write_tube_csv
         from ..analysis.verify import VerifyRequest, verify
-        from .main import fail, load_or_fail
+        from .common import fail, load_or_fail
 
         prog = load_or_fail(path)
         req = VerifyRequest(
