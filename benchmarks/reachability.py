@@ -143,7 +143,7 @@ def run_case(name, prog, model_name, center, radius, horizons, mc, repeat, run=N
         print(json.dumps(row), flush=True)
         if plot is not None and T == 5:
             tube.baseline = gron.radii
-            plot_tube(tube, plot, trajs[: len(tube.times)])
+            plot_tube(tube, plot, trajs[: len(tube.times)], emp)
     torch.set_default_dtype(torch.float32)
     return rows
 
