@@ -227,11 +227,12 @@ def _verify(prog, req: VerifyRequest) -> ReachTube:
             else:
                 tube.baseline = radii.cpu().numpy()
     except (SolverError, FloatingPointError) as err:
+        diverged = isinstance(err, FloatingPointError)
         raise NodeDslError.single(
-            "diverged",
+            "diverged" if diverged else "solver-error",
             f"verifying '{model.name}': {err}",
             Span(prog.path, 0, 0),
-            "use a smaller radius, horizon or step",
+            "use a smaller radius, horizon or step" if diverged else "use an explicit fixed-step solver (rk4)",
         ) from None
     if prop is not None:
         tube.property = _verdict(prop, tube, req, field, t, solver, gen, samples)
