@@ -140,9 +140,11 @@ def simulate(
 def _register_optional() -> None:
     """Training commands live in nodedsl.cli.train, the energy plot in nodedsl.plots.energy."""
     from ..plots import energy as energy_plot
+    from . import editor as cli_editor
     from . import train as cli_train
 
     cli_train.register(app)
+    cli_editor.register(app)
     energy_plot.register(app)
 
 
