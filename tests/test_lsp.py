@@ -222,3 +222,75 @@ def test_references_symbols_and_formatting(session):
     [edit] = client.request("textDocument/formatting", {"textDocument": {"uri": uri}, "options": options})
     assert edit["newText"] == text.replace("    param k = 1.0", "    param k = 1.0  # stiffness")
     assert edit["range"] == {"start": {"line": 0, "character": 0}, "end": {"line": text.count("\n"), "character": 0}}
+
+
+# ------------------------------------------------------------------ incremental parsing (in process)
+def _spans(node, out: list) -> list:
+    import dataclasses
+
+    from nodedsl.core.diagnostics import Span
+
+    if isinstance(node, Span):
+        out.append(node)
+    elif isinstance(node, tuple):
+        for n in node:
+            _spans(n, out)
+    elif dataclasses.is_dataclass(node):
+        for f in dataclasses.fields(node):
+            _spans(getattr(node, f.name), out)
+    return out
+
+
+def _same_parse(parser, text: str) -> None:
+    """The incremental parse equals the whole-file parse, spans included, or both fail alike."""
+    from nodedsl import NodeDslError
+    from nodedsl.frontend.parse import parse_source
+
+    try:
+        want = parse_source(text, "f.node")
+    except NodeDslError as err:
+        with pytest.raises(NodeDslError) as got:
+            parser.parse(text, "f.node")
+        assert got.value.diagnostics == err.diagnostics
+        return
+    got = parser.parse(text, "f.node")
+    assert got == want and _spans(got, []) == _spans(want, [])
+
+
+FILES = sorted((ROOT / "examples").glob("*.node")) + sorted((ROOT / "stdlib").glob("*.node"))
+FILES += sorted((ROOT / "tests" / "fmt").glob("*.node"))
+
+
+def test_incremental_parse_of_every_file():
+    from nodedsl.lsp.incremental import IncrementalParser
+
+    parser = IncrementalParser()
+    for path in FILES:
+        _same_parse(parser, path.read_text())
+
+
+def test_incremental_parse_after_line_edits():
+    """Random one-line edits (delete, duplicate, move, cut a line) of every file, parsed after each other."""
+    import random
+
+    from nodedsl.lsp.incremental import IncrementalParser
+
+    rng = random.Random(11)
+    parser = IncrementalParser()
+    for path in FILES:
+        lines = path.read_text().split("\n")
+        for _ in range(6):
+            i = rng.randrange(len(lines))
+            op = rng.choice(["delete", "duplicate", "swap", "cut", "join"])
+            edited = list(lines)
+            if op == "delete":
+                del edited[i]
+            elif op == "duplicate":
+                edited.insert(i, lines[i])
+            elif op == "swap" and i + 1 < len(lines):
+                edited[i], edited[i + 1] = edited[i + 1], edited[i]
+            elif op == "cut":
+                edited[i] = lines[i][: rng.randrange(len(lines[i]) + 1)]
+            elif op == "join" and i + 1 < len(lines):
+                edited[i : i + 2] = [lines[i] + " " + lines[i + 1]]
+            _same_parse(parser, "\n".join(edited))

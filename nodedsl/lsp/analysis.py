@@ -2,7 +2,8 @@
 
 :class:`Analyzer` loads a document and its imports like :func:`nodedsl.frontend.loader.load_sources`,
 but reads open editor buffers before the disk and keeps every parse keyed by the file's text, so
-after an edit only the edited file is parsed again; then it checks the program with
+after an edit only the edited file is parsed again (and of it only the edited statements, see
+:mod:`nodedsl.lsp.incremental`); then it checks the program with
 :func:`nodedsl.frontend.check.check_source` and, when the front end finds no error, runs the
 structural proofs ``nodedsl check`` runs (cached per model by its syntax tree). File names in
 spans are absolute paths, so a span is a location in the editor.
@@ -25,7 +26,7 @@ from ..core.resources import data_dir
 from ..frontend import ast
 from ..frontend.check import CheckedProgram, ModelInfo, check_source
 from ..frontend.loader import Source
-from ..frontend.parse import parse_source
+from .incremental import IncrementalParser
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Analyzer:
         self.buffers: dict[str, str] = {}  # absolute path -> text of an open editor buffer
         self._parses: dict[tuple[str, str], ast.Module | NodeDslError] = {}
         self._proofs: dict[str, list[Diagnostic]] = {}
+        self._incremental = IncrementalParser()
 
     def _text(self, path: str) -> str:
         if path in self.buffers:
@@ -70,7 +72,7 @@ class Analyzer:
         hit = self._parses.get(key)
         if hit is None:
             try:
-                hit = parse_source(text, path)
+                hit = self._incremental.parse(text, path)
             except NodeDslError as err:
                 hit = err
             if len(self._parses) > 512:  # old versions of edited buffers
