@@ -17,7 +17,7 @@ from pathlib import Path
 
 import typer
 
-from ..core.diagnostics import NodeDslError, Span
+from ..core.diagnostics import NodeDslError, Span, render
 
 __all__ = ["format_files", "register"]
 
@@ -51,12 +51,25 @@ def format_files(files: list[str], check: bool) -> tuple[list[str], list[NodeDsl
         changed.append(name)
         if not check:
             try:
-                atomic_write(name, lambda f, out=out: f.write(out))
+                atomic_write(name, _writer(out))
             except OSError as err:
                 errors.append(
                     NodeDslError.single("io-error", f"cannot write '{name}': {err.strerror}", Span(name, 0, 0))
                 )
     return changed, errors
+
+
+def _writer(text: str):
+    return lambda fh: fh.write(text)
+
+
+def _report(err: NodeDslError, text: str | None = None) -> None:
+    """Each diagnostic rendered with its source line (this module does not import cli.main: no cycle)."""
+    for d in err.diagnostics:
+        source = text
+        if source is None and Path(d.span.file).is_file():
+            source = Path(d.span.file).read_text(encoding="utf-8", errors="replace")
+        typer.echo(render(d, source), err=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -68,21 +81,19 @@ def register(app: typer.Typer) -> None:
         check: bool = typer.Option(False, "--check", help="change nothing; exit 1 if a file is not formatted"),
     ) -> None:
         """Rewrite .node files in the canonical layout (comments kept, meaning unchanged)."""
-        from .main import report
-
         if files == ["-"]:
             from ..frontend.format import format_source
 
             text = sys.stdin.read()
             try:
                 sys.stdout.write(format_source(text, "<stdin>"))
-            except NodeDslError as err:
-                report(err.diagnostics, {"<stdin>": text})
+            except NodeDslError as bad:
+                _report(bad, text)
                 raise typer.Exit(1) from None
             return
         changed, errors = format_files(files, check)
         for err in errors:
-            report(err.diagnostics)
+            _report(err)
         for name in changed:
             typer.echo(f"{'would reformat' if check else 'reformatted'} {name}", err=check)
         if errors or (check and changed):

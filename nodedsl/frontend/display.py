@@ -17,6 +17,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import cast
+
 from . import ast
 
 _PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "^": 4}
@@ -114,7 +116,7 @@ def expr_latex(e: ast.Expr) -> str:
         return f"{_wrap(e.target, 5, expr_latex)}_{{{expr_latex(e.index)}}}"
     if isinstance(e, ast.Array):
         if all(isinstance(r, ast.Array) for r in e.items):
-            rows = " \\\\ ".join(" & ".join(expr_latex(x) for x in r.items) for r in e.items)
+            rows = " \\\\ ".join(" & ".join(expr_latex(x) for x in cast(ast.Array, r).items) for r in e.items)
         else:
             rows = " \\\\ ".join(expr_latex(x) for x in e.items)
         return f"\\begin{{bmatrix}} {rows} \\end{{bmatrix}}"

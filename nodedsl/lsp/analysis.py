@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..core.diagnostics import Collector, Diagnostic, NodeDslError, Span
 from ..core.resources import data_dir
@@ -109,7 +110,7 @@ class Analyzer:
                 return False
             src.modules[path] = module
             stack.append(path)
-            scope: dict[str, tuple[str, object]] = {}
+            scope: dict[str, tuple[str, Any]] = {}
             for imp in module.imports:
                 target = resolve_import(imp, path)
                 if target in stack:
@@ -119,9 +120,11 @@ class Analyzer:
                 if not visit(target, imp.span):
                     continue
                 dep = src.modules[target]
-                for item in (*dep.models, *dep.datasets):
+                exported: list[Any] = [*dep.models, *dep.datasets]
+                for item in exported:
                     scope[f"{imp.alias}.{item.name}" if imp.alias else item.name] = (target, item)
-            for item in (*module.models, *module.datasets):
+            own: list[Any] = [*module.models, *module.datasets]
+            for item in own:
                 if item.name in scope and scope[item.name][0] == path:
                     first = scope[item.name][1].span
                     diags.error(

@@ -96,6 +96,7 @@ def _dotted(res: Analysis, file: str, block, parts: list[str]) -> list[Item]:
     aliased = [(n[len(prefix) :], k, d, doc) for n, k, d, doc in _scope_items(res, file) if n.startswith(prefix)]
     if aliased:
         return aliased
+    where: tuple[str, ast.Model] | None
     if isinstance(block, ast.Model):
         where = (file, block)
     else:
@@ -105,7 +106,7 @@ def _dotted(res: Analysis, file: str, block, parts: list[str]) -> list[Item]:
     target = member_path(res, where[0], where[1], parts)
     if target is None or target.kind != "sub":
         return []
-    found = lookup_model(res, target.file, target.decl.model.dotted)
+    found = lookup_model(res, target.file or "", target.decl.model.dotted)
     return _member_items(res, *found) if found else []
 
 

@@ -70,6 +70,7 @@ def _leading_comment(res: Analysis, file: str, line: int) -> str:
 
 
 def _port(res: Analysis, t: Target) -> list[str]:
+    assert t.model is not None and t.file is not None
     g = next((i for i in t.decl.items if i.key == "G"), None)
     out = [f"**port** `{t.name}` of `{t.model.name}`", "", "```", "y = G^T grad H"]
     if g is not None:
@@ -93,6 +94,7 @@ def _port(res: Analysis, t: Target) -> list[str]:
 
 
 def _model(res: Analysis, t: Target) -> list[str]:
+    assert t.file is not None
     kind = " : port_hamiltonian" if t.decl.kind else ""
     out = [f"**model** `{t.name}{kind}`"]
     info = res.info(t.file, t.name)
@@ -104,6 +106,7 @@ def _model(res: Analysis, t: Target) -> list[str]:
 
 def _equation(res: Analysis, t: Target) -> list[str]:
     """A state's equation: its ``der`` line, or the port-Hamiltonian form."""
+    assert t.model is not None
     for d in t.model.decls(ast.Der):
         if d.state == t.name:
             return ["", "```", f"d/dt {t.name} = {span_text(res, d.expr.span)}", "```"]
@@ -147,7 +150,7 @@ def hover_text(res: Analysis, t: Target) -> str:
         return "\n".join(_port(res, t))
     if t.kind == "sub":
         out = [f"{head} = `{span_text(res, d.span).split('=', 1)[-1].strip()}`"]
-        found = lookup_model(res, t.file, d.model.dotted)
+        found = lookup_model(res, t.file or "", d.model.dotted)
         info = res.info(*found[0:1], found[1].name) if found else None
         if info is not None:
             out += ["", info.summary()]

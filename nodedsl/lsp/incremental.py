@@ -99,7 +99,7 @@ class IncrementalParser:
     """Parses files statement by statement, remembering every statement's parse by its text."""
 
     def __init__(self) -> None:
-        self._stmts: dict[tuple[str, str], object] = {}
+        self._stmts: dict[tuple[str, int, str], object] = {}
         self._tops: dict[tuple[str, str], ast.Module] = {}
         self._moved: dict[tuple, object] = {}
 

@@ -19,6 +19,7 @@ import bisect
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, cast
 
 from ..core.diagnostics import Span
 from ..frontend import ast
@@ -74,7 +75,7 @@ class Target:
     name: str
     file: str | None = None
     span: Span | None = None  # the declared name's span
-    decl: object = None
+    decl: Any = None
     model: ast.Model | None = None  # the model declaring a member
 
     def key(self) -> tuple:
@@ -128,7 +129,7 @@ def top_target(res: Analysis, file: str, dotted: str) -> Target | None:
     entry = res.source.scopes.get(file, {}).get(dotted)
     if entry is None:
         return None
-    where, item = entry
+    where, item = entry[0], cast(Any, entry[1])
     kind = "model" if isinstance(item, ast.Model) else "dataset"
     span = name_span(where, res.source.texts.get(where, ""), item.span, item.name)
     return Target(kind, item.name, where, span, item, item if kind == "model" else None)
@@ -161,8 +162,9 @@ def _chain(toks: tuple[Tok, ...], i: int) -> tuple[list[str], int]:
     return parts, j
 
 
-def _block(mod: ast.Module, line: int, col: int):
-    for item in (*mod.models, *mod.datasets, *mod.trains):
+def _block(mod: ast.Module, line: int, col: int) -> Any:
+    items: list[Any] = [*mod.models, *mod.datasets, *mod.trains]
+    for item in items:
         if _inside(item.span, line, col):
             return item
     return None
@@ -203,7 +205,8 @@ def token_at(toks: tuple[Tok, ...], line: int, col: int) -> int | None:
         k for k, t in enumerate(toks) if t.line == line and t.kind == "name" and t.col <= col <= t.col + len(t.text)
     ]
     inside = [k for k in near if col < toks[k].col + len(toks[k].text)]
-    return (inside or near or [None])[0]
+    found = inside or near
+    return found[0] if found else None
 
 
 def resolve(res: Analysis, file: str, line: int, col: int) -> Target | None:

@@ -19,13 +19,14 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
 from ..core.diagnostics import Diagnostic, NodeDslError, Span
+from ..core.version import __version__
 from ..frontend import ast
 from .analysis import Analysis, Analyzer, resolve_import
 from .complete import analyze_for_completion, complete
 from .hover import hover_text
 from .index import _KIND, name_span, references, resolve
 
-server = LanguageServer("nodedsl", "0.1.0")
+server = LanguageServer("nodedsl", __version__)
 analyzer = Analyzer()
 _NOTE_AT = re.compile(r"\bat (\S+?):(\d+):(\d+)")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
