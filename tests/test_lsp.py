@@ -224,6 +224,21 @@ def test_references_symbols_and_formatting(session):
     assert edit["range"] == {"start": {"line": 0, "character": 0}, "end": {"line": text.count("\n"), "character": 0}}
 
 
+def test_proof_diagnostics_come_second(session):
+    """A file the front end accepts: no diagnostic at once, then the structural proofs' not-psd."""
+    client, _, folder, _, _, _ = session
+    path = folder / "psd.node"
+    text = (ROOT / "tests" / "errors" / "not_psd.node").read_text()
+    path.write_text(text)
+    uri = path.as_uri()
+    client.notify(
+        "textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "nodedsl", "version": 1, "text": text}}
+    )
+    assert client.diagnostics(uri) == []
+    [proof] = client.diagnostics(uri)
+    assert proof["code"] == "not-psd" and proof["range"]["start"]["line"] == 5
+
+
 # ------------------------------------------------------------------ incremental parsing (in process)
 def _spans(node, out: list) -> list:
     import dataclasses

@@ -1,8 +1,10 @@
 """``nodedsl lsp``: the Language Server Protocol over stdio, built on pygls.
 
 Diagnostics on open, change and save (the codes, spans and notes of ``nodedsl check``; notes are
-related information, pointing at the place a note names); hover; go to definition and references
-across imports and into sub-model members; completion; document symbols; rename; formatting.
+related information, pointing at the place a note names): the front end's at once, then, when it
+finds no error and typing has paused, those of the structural proofs as a second publication;
+hover; go to definition and references across imports and into sub-model members; completion;
+document symbols; rename; formatting.
 
 Example::
 
@@ -11,7 +13,9 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from lsprotocol import types as T
@@ -28,6 +32,8 @@ from .index import _KIND, name_span, references, resolve
 
 server = LanguageServer("nodedsl", __version__)
 analyzer = Analyzer()
+_prover = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nodedsl-proofs")
+PROOF_DELAY = 0.3  # seconds without an edit before the structural proofs run
 _NOTE_AT = re.compile(r"\bat (\S+?):(\d+):(\d+)")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ITEM_KIND = {
@@ -103,31 +109,53 @@ def lsp_diagnostics(res: Analysis) -> list[T.Diagnostic]:
     return out
 
 
-def _analyze(ls: LanguageServer, uri: str) -> Analysis:
+def _publish(ls: LanguageServer, uri: str, res: Analysis, version: int | None) -> None:
+    params = T.PublishDiagnosticsParams(uri=uri, diagnostics=lsp_diagnostics(res), version=version)
+    ls.text_document_publish_diagnostics(params)
+
+
+def _analyze(ls: LanguageServer, uri: str, proofs: bool) -> Analysis:
     doc = ls.workspace.get_text_document(uri)
     path = to_fs_path(uri) or uri
     try:
-        res = analyzer.analyze(path, doc.source)
+        res = analyzer.analyze(path, doc.source, proofs=proofs)
     except Exception as err:  # never let a bug take the editor's server down
         diag = Diagnostic("internal", f"internal error: {type(err).__name__}: {err}", Span(path, 1, 1))
         res = Analysis(path, analyzer.load(path, doc.source)[0], None, [diag])
-    ls.text_document_publish_diagnostics(T.PublishDiagnosticsParams(uri=uri, diagnostics=lsp_diagnostics(res)))
+    _publish(ls, uri, res, doc.version)
     return res
 
 
+async def _recheck(ls: LanguageServer, uri: str) -> None:
+    """Front-end diagnostics at once; then, once typing pauses, the structural proofs (a worker thread:
+    proving a large composite takes seconds, and requests are answered meanwhile)."""
+    res = _analyze(ls, uri, proofs=False)
+    if any(d.severity == "error" for d in res.diagnostics):
+        return
+    doc = ls.workspace.get_text_document(uri)
+    version, text = doc.version, doc.source
+    await asyncio.sleep(PROOF_DELAY)
+    if ls.workspace.get_text_document(uri).version != version:
+        return  # a newer edit has its own re-check
+    path = to_fs_path(uri) or uri
+    full = await asyncio.get_running_loop().run_in_executor(_prover, analyzer.analyze, path, text)
+    if ls.workspace.get_text_document(uri).version == version:
+        _publish(ls, uri, full, version)
+
+
 @server.feature(T.TEXT_DOCUMENT_DID_OPEN)
-def did_open(ls: LanguageServer, params: T.DidOpenTextDocumentParams) -> None:
-    _analyze(ls, params.text_document.uri)
+async def did_open(ls: LanguageServer, params: T.DidOpenTextDocumentParams) -> None:
+    await _recheck(ls, params.text_document.uri)
 
 
 @server.feature(T.TEXT_DOCUMENT_DID_CHANGE)
-def did_change(ls: LanguageServer, params: T.DidChangeTextDocumentParams) -> None:
-    _analyze(ls, params.text_document.uri)
+async def did_change(ls: LanguageServer, params: T.DidChangeTextDocumentParams) -> None:
+    await _recheck(ls, params.text_document.uri)
 
 
 @server.feature(T.TEXT_DOCUMENT_DID_SAVE)
-def did_save(ls: LanguageServer, params: T.DidSaveTextDocumentParams) -> None:
-    _analyze(ls, params.text_document.uri)
+async def did_save(ls: LanguageServer, params: T.DidSaveTextDocumentParams) -> None:
+    await _recheck(ls, params.text_document.uri)
 
 
 @server.feature(T.TEXT_DOCUMENT_DID_CLOSE)
