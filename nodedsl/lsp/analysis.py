@@ -171,11 +171,11 @@ class Analyzer:
 
 
 def _proofs(info: ModelInfo) -> list[Diagnostic]:
-    from .. import program  # sympy: loaded on the first proof, not when the server starts
-    from ..symbolic.prove import structure_diagnostics
+    """What ``nodedsl check`` adds after the front end, for one model (the same functions)."""
+    from .. import program  # SymPy loads on the first proof that needs it, not when the server starts
 
     try:
-        return list(structure_diagnostics(info)) + list(program._value_diagnostics(info))
+        return list(program._structure_diagnostics(info)) + list(program._value_diagnostics(info))
     except NodeDslError as err:
         return list(err.diagnostics)
     except Exception as err:  # a bug in a proof must not take the server down
