@@ -309,3 +309,27 @@ def test_incremental_parse_after_line_edits():
             elif op == "join" and i + 1 < len(lines):
                 edited[i : i + 2] = [lines[i] + " " + lines[i + 1]]
             _same_parse(parser, "\n".join(edited))
+
+
+def test_completion_of_solvers_options_and_keys():
+    """In process: solver names after `solver =`, a solver's options inside its call, train keys."""
+    from nodedsl.core.solvers import CATALOG
+    from nodedsl.lsp.analysis import Analyzer
+    from nodedsl.lsp.complete import analyze_for_completion, complete
+
+    text = (ROOT / "examples" / "pendulum.node").read_text()
+    lines = text.split("\n")
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("solver = rk4(")) + 1
+    an = Analyzer()
+
+    def labels(before: str) -> dict[str, str]:
+        edited = "\n".join(lines[: at - 1] + [before] + lines[at:])
+        res = analyze_for_completion(an, "/tmp/p.node", edited, at)
+        return {label: kind for label, kind, _, _ in complete(res, "/tmp/p.node", at, before)}
+
+    assert set(labels("    solver = ")) == set(CATALOG)
+    assert set(labels("    solver = rk4(")) == {o.name for o in CATALOG["rk4"].options} == {"step"}
+    assert set(labels("    solver = dopri5(rtol = 1e-6, ")) >= {"rtol", "atol", "max_steps"}
+    keys = labels("    ")
+    assert {"epochs", "optimizer", "window", "data"} <= set(keys) and keys["epochs"] == "key"
+    assert set(labels("    data = ")) == {"swings"}
