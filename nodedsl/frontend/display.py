@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import cast
 
 from . import ast
@@ -87,7 +88,7 @@ def expr_text(e: ast.Expr) -> str:
     return f"{_wrap(e.left, p, expr_text)} {e.op} {_wrap(e.right, p + 1, expr_text)}"
 
 
-def _wrap(e: ast.Expr, need: int, show) -> str:
+def _wrap(e: ast.Expr, need: int, show: Callable[[ast.Expr], str]) -> str:
     s = show(e)
     return f"({s})" if _prec(e) < need else s
 

@@ -182,7 +182,9 @@ def _layout(toks: list[_Tok]) -> list[_Line]:
     return lines
 
 
-def _join(row: list[_Tok], brackets: list[tuple[int, int]], indent: int, alignable: bool):
+def _join(
+    row: list[_Tok], brackets: list[tuple[int, int]], indent: int, alignable: bool
+) -> tuple[list[str], int | None]:
     """The text pieces of one line (each with its leading space), and where the aligned '=' is."""
     parts: list[str] = []
     eq_at = None
