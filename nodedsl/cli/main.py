@@ -33,6 +33,7 @@ COMMANDS = (
     "simulate",
     "train",
     "energy",
+    "editor",
     "verify",
 )
 for _name in COMMANDS:
