@@ -81,6 +81,12 @@ _ADAPTIVE = {
 }
 
 
+_STIFF = {
+    "radau": ("5", "Radau IIA order 5, adaptive, L-stable: simplified Newton with exact Jacobian (stiff problems)"),
+    "rodas4": ("4", "Rosenbrock RODAS 4(3), adaptive, L-stable: one LU per step, no Newton (stiff problems)"),
+}
+
+
 def _catalog() -> dict[str, SolverSpec]:
     specs: list[SolverSpec] = []
     for name, tab in EXPLICIT.items():
@@ -99,6 +105,8 @@ def _catalog() -> dict[str, SolverSpec]:
     for name, tab in DIRK_TABLEAUS.items():
         summary = _DIRK_SUMMARY[name] + " (Newton, implicit gradients)"
         specs.append(SolverSpec(name, summary, str(tab.order), (STEP, TOL, MAX_ITER), "implicit"))
+    for name, (order, summary) in _STIFF.items():
+        specs.append(SolverSpec(name, summary, order, ADAPTIVE_OPTIONS, "stiff"))
     specs.append(
         SolverSpec(
             "taylor", "Taylor-Lagrange step with learned midpoint (TL-NODE)", "p = order", TAYLOR_OPTIONS, "taylor"

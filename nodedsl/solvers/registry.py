@@ -26,6 +26,8 @@ from .adaptive import Adaptive
 from .base import Solver
 from .explicit import ExplicitRK
 from .implicit import DIRK
+from .radau import Radau5
+from .rosenbrock import Rosenbrock
 from .symplectic import Leapfrog
 from .taylor import TaylorLagrange
 
@@ -36,6 +38,7 @@ BUILDERS: dict[str, Callable[..., Solver]] = {
     "symplectic": lambda name, step: Leapfrog(step),
     "implicit": lambda name, **kw: DIRK(DIRK_TABLEAUS[name], **kw),
     "taylor": lambda name, **kw: TaylorLagrange(**kw),
+    "stiff": lambda name, **kw: Radau5(**kw) if name == "radau" else Rosenbrock(**kw),
 }
 
 # the catalog under its historical name (tests and the CLI iterate it)
