@@ -9,7 +9,7 @@ Example:
     >>> CATALOG["rk4"].family, CATALOG["rk4"].order
     ('explicit', '4')
     >>> describe_solver("implicit_euler").split("; ")[-1]
-    'options: step: float > 0, tol: float > 0 = 1e-10, max_iter: int >= 1 = 20'
+    'options: step: float > 0, tol: float > 0 = 1e-10, atol: float > 0 = 1e-12, max_iter: int >= 1 = 20'
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ class SolverSpec:
 
 
 STEP = Option("step", float, positive=True, doc="largest step size; each output interval is split evenly")
-TOL = Option("tol", float, default=1e-10, positive=True, doc="Newton tolerance on the scaled residual")
+TOL = Option("tol", float, default=1e-10, positive=True, doc="Newton's relative tolerance (weights atol + tol |y|)")
+NEWTON_ATOL = Option("atol", float, default=1e-12, positive=True, doc="Newton's absolute tolerance per component")
 MAX_ITER = Option("max_iter", int, default=20, minimum=1, doc="Newton iterations per stage")
 ADAPTIVE_OPTIONS = (
     Option("rtol", float, default=1e-7, positive=True, doc="relative tolerance"),
@@ -44,6 +45,7 @@ ADAPTIVE_OPTIONS = (
     Option("max_steps", int, default=2**31 - 1, minimum=1, doc="steps allowed per output interval"),
     Option("first_step", float, default=None, positive=True, none_ok=True, doc="initial step (default: chosen)"),
 )
+STIFF_CHECK = Option("stiff_check", bool, default=True, doc="stop with a message when the problem turns out stiff")
 TAYLOR_OPTIONS = (
     Option("order", int, default=3, minimum=1, maximum=8, doc="Taylor order p"),
     STEP,
@@ -92,7 +94,7 @@ def _catalog() -> dict[str, SolverSpec]:
     for name, tab in EXPLICIT.items():
         specs.append(SolverSpec(name, _EXPLICIT_SUMMARY[name] + " (fixed step)", str(tab.order), (STEP,), "explicit"))
     for name, (order, summary) in _ADAPTIVE.items():
-        specs.append(SolverSpec(name, summary, str(order), ADAPTIVE_OPTIONS, "adaptive"))
+        specs.append(SolverSpec(name, summary, str(order), ADAPTIVE_OPTIONS + (STIFF_CHECK,), "adaptive"))
     specs.append(
         SolverSpec(
             "leapfrog",
@@ -104,7 +106,7 @@ def _catalog() -> dict[str, SolverSpec]:
     )
     for name, tab in DIRK_TABLEAUS.items():
         summary = _DIRK_SUMMARY[name] + " (Newton, implicit gradients)"
-        specs.append(SolverSpec(name, summary, str(tab.order), (STEP, TOL, MAX_ITER), "implicit"))
+        specs.append(SolverSpec(name, summary, str(tab.order), (STEP, TOL, NEWTON_ATOL, MAX_ITER), "implicit"))
     for name, (order, summary) in _STIFF.items():
         specs.append(SolverSpec(name, summary, order, ADAPTIVE_OPTIONS, "stiff"))
     specs.append(

@@ -17,7 +17,7 @@ Example:
     >>> k = torch.tensor([1e4, 1.0], dtype=torch.float64)
     >>> res = solve(lambda t, x: -k * x, torch.ones(1, 2, dtype=torch.float64),
     ...             torch.tensor([0.0, 1.0], dtype=torch.float64), solver=make_solver("radau", rtol=1e-8, atol=1e-12))
-    >>> abs(float(res.ys[-1, 0, 1]) - 0.36787944117144233) < 1e-7, res.stats.steps < 60
+    >>> abs(float(res.ys[-1, 0, 1]) - 0.36787944117144233) < 1e-7, res.stats.steps < 500
     (True, True)
 """
 

@@ -5,7 +5,7 @@ Example:
     >>> solver.name, solver.order, solver.options
     ('rk4', 4, {'step': 0.05})
     >>> make_solver("implicit_midpoint", step=0.1).options
-    {'step': 0.1, 'tol': 1e-10, 'max_iter': 20}
+    {'step': 0.1, 'tol': 1e-10, 'atol': 1e-12, 'max_iter': 20}
     >>> try:
     ...     make_solver("rk4", step=-1)
     ... except SolverError as err:
