@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -160,3 +161,54 @@ def describe_solver(name: str) -> str:
     spec = solver_spec(name)
     opts = ", ".join(o.describe() for o in spec.options)
     return f"{spec.name}: {spec.summary}; order {spec.order}; options: {opts}"
+
+
+_CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$", re.S)
+_ITEM = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\S(?:.*\S)?)\s*$", re.S)
+
+
+def _option_value(text: str) -> Any:
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
+        return text
+    raise SolverError(f"cannot read option value {text!r}", option="solver")
+
+
+def parse_solver_call(text: str) -> tuple[str, dict[str, Any]]:
+    """``"radau(rtol = 1e-8, atol = 1e-10)"`` -> ``("radau", {...})``: the train block's solver syntax,
+    for the command line. Values are numbers, ``true``/``false``, ``none`` or words; nothing is evaluated.
+    Names and options are validated later by ``check_options``; malformed text raises ``SolverError``.
+
+    Example:
+        >>> parse_solver_call("radau(rtol = 1e-8, atol = 1e-10)")
+        ('radau', {'rtol': 1e-08, 'atol': 1e-10})
+        >>> parse_solver_call("rk4")
+        ('rk4', {})
+    """
+    m = _CALL.match(text) if isinstance(text, str) else None
+    if m is None:
+        raise SolverError(f"cannot read solver {text!r}; write name or name(key = value, ...)", option="solver")
+    name, body = m.group(1), m.group(2)
+    options: dict[str, Any] = {}
+    for item in [] if body is None or not body.strip() else body.split(","):
+        kv = _ITEM.match(item)
+        if kv is None:
+            raise SolverError(f"cannot read solver option {item.strip()!r}; write key = value", option="solver")
+        if kv.group(1) in options:
+            raise SolverError(f"solver option '{kv.group(1)}' is given twice", option=kv.group(1))
+        options[kv.group(1)] = _option_value(kv.group(2))
+    return name, options

@@ -21,8 +21,8 @@ import torch
 
 from ..core.errors import SolverError
 from .base import Field, Solver
-from .stiffness import StiffnessMonitor
 from .result import SolveStats
+from .stiffness import StiffnessMonitor
 
 
 class _Counting(torch.nn.Module):

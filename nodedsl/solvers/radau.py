@@ -242,7 +242,9 @@ def _predict(prev: Step | None, t: float, h: float, y: torch.Tensor) -> torch.Te
     return torch.stack([prev.interp(t + c * h) for c in RADAU5.c]) - y
 
 
-def _reattach(field: Field, t: float, h: float, y: torch.Tensor, z_star: torch.Tensor, stats: SolveStats) -> torch.Tensor:
+def _reattach(
+    field: Field, t: float, h: float, y: torch.Tensor, z_star: torch.Tensor, stats: SolveStats
+) -> torch.Tensor:
     """``Z*`` with implicit-function gradients: ``Z = h (A x I) F(y + Z)`` gives
     ``dZ = (I - h A x J)^-1 h (A x I) dF``. Evaluating the right side once at the detached ``Z*``
     gives ``dF``'s graph; a hook maps the incoming cotangent through ``(I - h A x J)^-T``. The value
