@@ -88,6 +88,12 @@ _STIFF = {
     "radau": ("5", "Radau IIA order 5, adaptive, L-stable: simplified Newton with exact Jacobian (stiff problems)"),
     "rodas4": ("4", "Rosenbrock RODAS 4(3), adaptive, L-stable: one LU per step, no Newton (stiff problems)"),
 }
+INTERPOLATE = Option(
+    "interpolate",
+    bool,
+    default=False,
+    doc="step freely and interpolate outputs (order 3) instead of ending a step at every output time",
+)
 
 
 def _catalog() -> dict[str, SolverSpec]:
@@ -109,7 +115,7 @@ def _catalog() -> dict[str, SolverSpec]:
         summary = _DIRK_SUMMARY[name] + " (Newton, implicit gradients)"
         specs.append(SolverSpec(name, summary, str(tab.order), (STEP, TOL, NEWTON_ATOL, MAX_ITER), "implicit"))
     for name, (order, summary) in _STIFF.items():
-        specs.append(SolverSpec(name, summary, order, ADAPTIVE_OPTIONS, "stiff"))
+        specs.append(SolverSpec(name, summary, order, ADAPTIVE_OPTIONS + (INTERPOLATE,), "stiff"))
     specs.append(
         SolverSpec(
             "taylor", "Taylor-Lagrange step with learned midpoint (TL-NODE)", "p = order", TAYLOR_OPTIONS, "taylor"

@@ -102,12 +102,21 @@ class Step:
 class StiffSolver(Solver):
     """Base of the adaptive stiff solvers: the step loop, output times, step limits and gradients."""
 
-    def __init__(self, *, rtol: float, atol: float, max_steps: int, first_step: float | None) -> None:
+    def __init__(
+        self, *, rtol: float, atol: float, max_steps: int, first_step: float | None, interpolate: bool = False
+    ) -> None:
         self.rtol = rtol
         self.atol = atol
         self.max_steps = max_steps
         self.first_step = first_step
-        self.options: dict[str, Any] = {"rtol": rtol, "atol": atol, "max_steps": max_steps, "first_step": first_step}
+        self.interpolate = interpolate
+        self.options: dict[str, Any] = {
+            "rtol": rtol,
+            "atol": atol,
+            "max_steps": max_steps,
+            "first_step": first_step,
+            "interpolate": interpolate,
+        }
 
     # -- the method's part
     def begin(self, field: Field, t0: float, y0: torch.Tensor, span: float, stats: SolveStats) -> Any:
@@ -147,8 +156,13 @@ class StiffSolver(Solver):
                     f"(reached t={t_cur:.6g}); loosen rtol/atol or raise max_steps",
                     option="max_steps",
                 )
-            step = self.advance(field, t_cur, y, t_end, ctx, stats)
+            # Without interpolation every output time ends a step: outputs get the method's full order.
+            stop = t_end if self.interpolate else times[k]
+            proposed = ctx.h
+            step = self.advance(field, t_cur, y, stop, ctx, stats)
             stats.steps += 1
+            if step.t_new == stop and step.h < proposed and stop != t_end:
+                ctx.h = max(ctx.h, proposed)  # a step cut short by an output time says nothing about h
             if not bool(torch.isfinite(step.y_new).all()):
                 raise SolverError(f"{self.name}: the solution became non-finite at t={step.t_new:.6g}")
             steps.append(step)

@@ -50,6 +50,7 @@ class _Ctx:
     fresh_jac: bool = True
     lu_real: Any = None
     lu_complex: Any = None
+    lu_h: float = 0.0
     h_old: float | None = None
     err_old: float | None = None
     prev: Step | None = None
@@ -126,6 +127,7 @@ class Radau5(StiffSolver):
         ctx.lu_real = torch.linalg.lu_factor(RADAU5.mu_real / h * eye - ctx.jac)
         mu_c = complex(RADAU5.alpha, -RADAU5.beta) / h
         ctx.lu_complex = torch.linalg.lu_factor(mu_c * eye.to(torch.complex128) - ctx.jac.to(torch.complex128))
+        ctx.lu_h = h
         stats.nlu += 2
 
     def _solve_stages(
@@ -133,7 +135,7 @@ class Radau5(StiffSolver):
     ) -> tuple[torch.Tensor | None, int, float | None]:
         """Newton with a fresh Jacobian on failure; ``(None, iterations, rate)`` when even that fails."""
         while True:
-            if ctx.lu_real is None:
+            if ctx.lu_real is None or ctx.lu_h != h:
                 self._factor(h, ctx, stats)
             z, n_iter, rate = _newton(field, t, y, h, z0, self.rtol, self.atol, ctx, stats)
             if z is not None or ctx.fresh_jac:
@@ -264,7 +266,9 @@ def _reattach(
         lu = torch.linalg.lu_factor(torch.eye(3 * n, dtype=y.dtype, device=y.device) - blocks)
         stats.nlu += 1
 
-    def hook(g: torch.Tensor) -> torch.Tensor:
+    def hook(g: torch.Tensor | None) -> torch.Tensor | None:
+        if g is None:  # an output that does not depend on this step
+            return None
         flat = g.permute(1, 0, 2).reshape(b, 3 * n, 1)
         sol = torch.linalg.lu_solve(lu[0], lu[1], flat, adjoint=True)
         return sol.reshape(b, 3, n).permute(1, 0, 2)
