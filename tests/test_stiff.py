@@ -141,7 +141,7 @@ def test_stiff_gradient_matches_closed_form(name):
                     tt(0.0, T),
                     solver=make_solver(name, rtol=1e-10, atol=1e-12),
                 ).ys[-1]
-            )  # fmt: skip
+            )
             for d in (1e-3, -1e-3)
         ]
     assert abs((ends[0] - ends[1]) / 2e-3 - float(ga)) < 1e-5 * abs(float(ga)) * 10
@@ -212,7 +212,7 @@ def test_ivp_short_horizon(name):
 def test_explicit_method_on_stiff_problem_stops_with_a_message_naming_radau():
     field, x0 = model_field("vdpol", "VanDerPol")
     start = time.perf_counter()
-    with pytest.raises(SolverError, match="stiff.*radau") as info, torch.no_grad():
+    with pytest.raises(SolverError, match=r"stiff.*radau") as info, torch.no_grad():
         solve(field, x0, tt(0.0, 2000.0), solver=make_solver("dopri5", rtol=1e-6, atol=1e-9))
     assert time.perf_counter() - start < 60 and info.value.option == "solver"
     # and through the command line's code path: a located solver-error
