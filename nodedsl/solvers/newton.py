@@ -47,10 +47,12 @@ def newton_stage(
     g = z - ha * field(t, r + z)
     stats.nfe += 1
     res = math.inf
+    # Below a few ulps (of y or of the increment) the update is round-off and cannot shrink further.
+    tol = max(opts.tol, 16 * torch.finfo(r.dtype).eps)
     for _ in range(opts.max_iter):
         if not bool(torch.isfinite(g).all()):
             break
-        w = opts.atol + opts.tol * torch.maximum(r.abs(), (r + z).abs())
+        w = opts.atol + tol * torch.maximum(torch.maximum(r.abs(), (r + z).abs()), z.abs())
         res = _norm(g, w)
         jac = jacobian(field, t, r + z)
         stats.njev += 1

@@ -126,7 +126,8 @@ class Radau5(StiffSolver):
         eye = torch.eye(ctx.jac.shape[-1], dtype=ctx.jac.dtype, device=ctx.jac.device)
         ctx.lu_real = torch.linalg.lu_factor(RADAU5.mu_real / h * eye - ctx.jac)
         mu_c = complex(RADAU5.alpha, -RADAU5.beta) / h
-        ctx.lu_complex = torch.linalg.lu_factor(mu_c * eye.to(torch.complex128) - ctx.jac.to(torch.complex128))
+        cdtype = torch.complex64 if ctx.jac.dtype == torch.float32 else torch.complex128
+        ctx.lu_complex = torch.linalg.lu_factor(mu_c * eye.to(cdtype) - ctx.jac.to(cdtype))
         ctx.lu_h = h
         stats.nlu += 2
 
