@@ -114,8 +114,8 @@ def _catalog() -> dict[str, SolverSpec]:
     for name, tab in DIRK_TABLEAUS.items():
         summary = _DIRK_SUMMARY[name] + " (Newton, implicit gradients)"
         specs.append(SolverSpec(name, summary, str(tab.order), (STEP, TOL, NEWTON_ATOL, MAX_ITER), "implicit"))
-    for name, (order, summary) in _STIFF.items():
-        specs.append(SolverSpec(name, summary, order, ADAPTIVE_OPTIONS + (INTERPOLATE,), "stiff"))
+    for name, (stiff_order, summary) in _STIFF.items():
+        specs.append(SolverSpec(name, summary, stiff_order, ADAPTIVE_OPTIONS + (INTERPOLATE,), "stiff"))
     specs.append(
         SolverSpec(
             "taylor", "Taylor-Lagrange step with learned midpoint (TL-NODE)", "p = order", TAYLOR_OPTIONS, "taylor"

@@ -148,7 +148,8 @@ class StiffSolver(Solver):
     ) -> tuple[list[Step], torch.Tensor]:
         t_cur, t_end, y = times[0], times[-1], x0
         ctx = self.begin(field, t_cur, x0, t_end - t_cur, stats)
-        outs, steps, k = [x0], [], 1
+        outs, k = [x0], 1
+        steps: list[Step] = []
         while k < len(times):
             if len(steps) >= self.max_steps:
                 raise SolverError(

@@ -52,7 +52,7 @@ class Rosenbrock(StiffSolver):
     def begin(self, field: Field, t0: float, y0: torch.Tensor, span: float, stats: SolveStats) -> _Ctx:
         f0 = field(y0.new_tensor(t0), y0)
         stats.nfe += 1
-        h = self.first_step or initial_step(field, t0, y0, f0, span, self.order - 1, self.rtol, self.atol)
+        h = self.first_step or initial_step(field, t0, y0, f0, span, self.tableau.order - 1, self.rtol, self.atol)
         stats.nfe += 0 if self.first_step else 1
         # A field that ignores t skips the f_t evaluation in every step: probed at two times, where
         # its t-derivative must vanish exactly and its values must not change.
