@@ -39,6 +39,8 @@ class SimulationRequest:
     solver: str = "dopri5"
     solver_step: float | None = None
     energy: bool = False
+    rtol: float | None = None
+    atol: float | None = None
 
 
 @dataclass
@@ -138,7 +140,7 @@ def run_simulation(prog, req: SimulationRequest) -> Table:
 
 
 def _simulate(prog, model, req: SimulationRequest) -> Table:
-    from .solvers import SolverError, make_solver, solve
+    from .solvers import SolverError, solve, solver_from_text
 
     x0 = model.x0_default.clone()
     for item in req.sets:
@@ -153,15 +155,11 @@ def _simulate(prog, model, req: SimulationRequest) -> Table:
             raise _arg_error("--set", f"'{value}' is not a number") from None
     t = _times(req)
     signal = _signal(model, req)
-    options = {}
-    if req.solver_step is not None:
-        options["step"] = req.solver_step
-    elif req.solver in ("dopri5", "dopri8", "bosh3", "adaptive_heun"):
-        options.update(rtol=1e-9, atol=1e-11)
-    else:
-        options["step"] = float(min(np.diff(t.numpy()).min(), 0.01))
     try:
-        solver = make_solver(req.solver, **options)
+        solver = solver_from_text(
+            req.solver, rtol=req.rtol, atol=req.atol, step=req.solver_step,
+            default_step=float(min(np.diff(t.numpy()).min(), 0.01)),
+        )  # fmt: skip
     except SolverError as err:
         raise _arg_error("--solver", str(err)) from None
     field = model.driven(signal)
@@ -169,7 +167,7 @@ def _simulate(prog, model, req: SimulationRequest) -> Table:
         try:
             ys = solve(field, x0[None], t, solver=solver).ys[:, 0, :]
         except SolverError as err:
-            raise _arg_error("--solver", str(err)) from None
+            raise NodeDslError.single("solver-error", str(err), Span("<--solver>", 0, 0)) from None
         u = (
             torch.stack([signal(ti, 1)[0] if signal else model.u_default for ti in t])
             if model.input_names
