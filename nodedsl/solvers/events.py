@@ -1,0 +1,347 @@
+"""Integration with events: zero crossings located, states reset, gradients through event times.
+
+``solve_events`` integrates like :func:`~nodedsl.solvers.solve` and watches each
+:class:`~nodedsl.solvers.eventcond.Event`. Conditions are checked at every step of a fixed-step
+method (its step grid) and at every output time of an adaptive one; a row whose condition went
+from false to true inside an interval gets its crossing located by regula falsi (Illinois) on
+the margin that flipped, bisection where more than one flipped. Each trial point is a partial
+solve from the start of the interval: for a fixed-step method one step of the same method
+("bisection of the step"), for an adaptive one an error-controlled solve, so the crossing is
+as accurate as the solver and the location itself to ``tol`` in time.
+
+Gradients (``torch.is_grad_enabled()``): the event time ``tau`` is made differentiable by the
+implicit function theorem, as torchdiffeq's ``odeint_event`` does. With ``m`` the margin that
+crossed and ``x(tau*)`` the state computed with its graph,
+``delta = -(m - m.detach()) / (dm/dt)`` is zero in value and has the gradient of ``tau``;
+``x_event = x(tau*) + f(tau*) delta`` carries ``dx/dtau``, the reset is applied to it, and the
+state that continues is ``x_plus - f(x_plus) delta`` (the flow after the event starts later
+when ``tau`` grows). So a loss on later states differentiates through event times and resets.
+
+A row that fires more than ``max_events`` times in one solve raises :class:`SolverError`: the
+model is probably Zeno (infinitely many events in finite time, as a bouncing ball at rest).
+Crossings that come and go between two check points are not seen; a smaller step (or, for an
+adaptive method, a finer output grid) sees them.
+
+Example:
+    >>> import torch
+    >>> from nodedsl.solvers import make_solver
+    >>> from nodedsl.solvers.eventcond import All, Compare, Event
+    >>> field = lambda t, x: torch.stack([x[:, 1], torch.full_like(x[:, 1], -9.81)], -1)
+    >>> bounce = Event(lambda t, x: -x, All((Compare(0), Compare(1, strict=True))),
+    ...                lambda t, x: torch.stack([x[:, 0], -0.8 * x[:, 1]], -1))
+    >>> x0 = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    >>> t = torch.linspace(0, 1, 11, dtype=torch.float64)
+    >>> res = solve_events(field, x0, t, events=[bounce], solver=make_solver("rk4", step=0.01))
+    >>> [round(r.time, 9) for r in res.events]   # sqrt(2 / 9.81)
+    [0.451523641]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field as dc_field
+from typing import Any
+
+import torch
+
+from ..core.errors import SolverError
+from .base import Field, FixedStepSolver, Solver, step_grid
+from .eventcond import Event, leaf_nodes, leaf_truth, truth
+from .result import SolveStats
+from .solve import _check_inputs
+
+
+@dataclass(slots=True)
+class EventRecord:
+    """One event that fired: trajectory ``row``, ``index`` into the event list, its time.
+
+    ``time`` is a float; ``tau`` the same time as a tensor that carries the gradient.
+    """
+
+    row: int
+    index: int
+    time: float
+    tau: torch.Tensor
+
+
+@dataclass(slots=True)
+class EventSolveResult:
+    """``ys[i]`` is the state at ``ts[i]`` (``[len(ts), batch, n]``); ``events`` in the order they fired."""
+
+    ys: torch.Tensor
+    ts: torch.Tensor
+    events: list[EventRecord] = dc_field(default_factory=list)
+    stats: SolveStats = dc_field(default_factory=SolveStats)
+    solver: str = ""
+
+
+@dataclass
+class _Ctx:
+    field: Field
+    solver: Solver
+    events: list[Event]
+    stats: SolveStats
+    tol: float
+    max_events: int
+    dtype: torch.dtype
+    device: Any
+    counts: dict[int, int] = dc_field(default_factory=dict)
+    records: list[EventRecord] = dc_field(default_factory=list)
+
+    def time(self, t: float) -> torch.Tensor:
+        return torch.tensor(t, dtype=self.dtype, device=self.device)
+
+    def advance(self, x: torch.Tensor, a: float, b: float) -> torch.Tensor:
+        """The state at ``b`` from ``x`` at ``a`` (one step of a fixed-step method when ``b - a <= step``)."""
+        if b - a <= 0.0:
+            return x
+        t = torch.tensor([a, b], dtype=self.dtype, device=self.device)
+        return self.solver.integrate(self.field, x, t, self.stats)[-1]
+
+    def fired(self, t0: float, x0: torch.Tensor, t1: float, x1: torch.Tensor) -> torch.Tensor:
+        """``[K, batch]``: where event ``k``'s condition went from false (at t0) to true (at t1)."""
+        with torch.no_grad():
+            rows = []
+            for ev in self.events:
+                c0 = truth(ev.condition, ev.margins(self.time(t0), x0))
+                c1 = truth(ev.condition, ev.margins(self.time(t1), x1))
+                rows.append(~c0 & c1)
+            return torch.stack(rows)
+
+
+def solve_events(
+    field: Field,
+    x0: torch.Tensor,
+    t: torch.Tensor,
+    *,
+    events: list[Event],
+    solver: Solver | str,
+    max_events: int = 100,
+    tol: float = 1e-12,
+    chunk: int = 32,
+) -> EventSolveResult:
+    """Integrate ``dx/dt = field(t, x)`` from ``x0`` at ``t[0]``, applying ``events`` where they fire.
+
+    ``max_events``: most events one trajectory may have in this solve (Zeno protection);
+    ``tol``: width of the final bracket of each event time; ``chunk``: check points integrated per
+    solver call between events (fewer calls; an event re-integrates at most one chunk).
+
+    Example:
+        >>> import torch
+        >>> from nodedsl.solvers.eventcond import Compare, Event
+        >>> ev = Event(lambda t, x: x - 2.0, Compare(0), lambda t, x: x - 1.0)  # x >= 2: drop by 1
+        >>> res = solve_events(lambda t, x: torch.ones_like(x), torch.zeros(1, 1, dtype=torch.float64),
+        ...                    torch.tensor([0.0, 2.5], dtype=torch.float64), events=[ev], solver="dopri5")
+        >>> round(res.ys[-1].item(), 9), [round(r.time, 9) for r in res.events]
+        (1.5, [2.0])
+    """
+    if isinstance(solver, str):
+        from .registry import make_solver
+
+        solver = make_solver(solver)
+    t = _check_inputs(x0, t)
+    if max_events < 1 or chunk < 1 or not tol > 0:
+        raise SolverError("max_events and chunk must be >= 1 and tol > 0", option="events")
+    ctx = _Ctx(field, solver, list(events), SolveStats(), tol, max_events, x0.dtype, x0.device)
+    times = t.tolist()
+    if isinstance(solver, FixedStepSolver) and len(times) > 1:
+        grid = step_grid(times, solver.step_size)
+    else:
+        grid = list(times)
+    outputs = _run(ctx, x0, grid, set(_output_positions(grid, times)), chunk)
+    ys = torch.stack(outputs) if outputs else x0.unsqueeze(0)
+    name = getattr(solver, "name", type(solver).__name__)
+    return EventSolveResult(ys, t, ctx.records, ctx.stats, name)
+
+
+def _output_positions(grid: list[float], times: list[float]) -> list[int]:
+    """Where each output time sits in the check grid (``step_grid`` copies output times exactly)."""
+    pos, j = [], 0
+    for s in times:
+        while grid[j] != s:
+            j += 1
+        pos.append(j)
+    return pos
+
+
+def _run(ctx: _Ctx, x0: torch.Tensor, grid: list[float], out: set[int], chunk: int) -> list[torch.Tensor]:
+    """The main loop: integrate ``chunk`` check points at a time, stop at the first firing interval."""
+    outputs = [x0]
+    x, i, last = x0, 0, len(grid) - 1
+    while i < last:
+        j = min(i + chunk, last)
+        tt = torch.tensor(grid[i : j + 1], dtype=ctx.dtype, device=ctx.device)
+        ys = ctx.solver.integrate(ctx.field, x, tt, ctx.stats)
+        hit = None
+        for p in range(j - i):
+            fired = ctx.fired(grid[i + p], ys[p], grid[i + p + 1], ys[p + 1])
+            if bool(fired.any()):
+                hit = (p, fired)
+                break
+        if hit is None:
+            outputs.extend(ys[p - i] for p in range(i + 1, j + 1) if p in out)
+            x, i = ys[-1], j
+            continue
+        p, fired = hit
+        outputs.extend(ys[q - i] for q in range(i + 1, i + p + 1) if q in out)
+        x = _interval(ctx, grid[i + p], ys[p], grid[i + p + 1], ys[p + 1], fired)
+        i = i + p + 1
+        if i in out:
+            outputs.append(x)
+    return outputs
+
+
+def _interval(ctx: _Ctx, a: float, xa: torch.Tensor, b: float, xb: torch.Tensor, fired: torch.Tensor) -> torch.Tensor:
+    """The state at ``b`` for every row, events applied in the rows where some fired in ``[a, b]``."""
+    rows = fired.any(0).nonzero().flatten().tolist()
+    new = [_row(ctx, r, a, xa[r : r + 1], b, xb[r : r + 1]) for r in rows]
+    idx = torch.tensor(rows, dtype=torch.long, device=xb.device)
+    return xb.index_put((idx,), torch.cat(new))
+
+
+def _row(ctx: _Ctx, row: int, a: float, xa: torch.Tensor, b: float, xb: torch.Tensor) -> torch.Tensor:
+    """One trajectory through ``[a, b]``: locate the first event, apply it, repeat while more fire."""
+    while True:
+        with torch.no_grad():
+            fired = ctx.fired(a, xa, b, xb)[:, 0]
+        if not bool(fired.any()):
+            return xb
+        found = [(_locate(ctx, k, xa.detach(), a, b, xb.detach()), k) for k in fired.nonzero().flatten().tolist()]
+        (tau, leaf), k = min(found, key=lambda item: item[0][0])
+        count = ctx.counts.get(row, 0) + 1
+        ctx.counts[row] = count
+        if count > ctx.max_events:
+            raise SolverError(
+                f"event '{ctx.events[k].name}' fired in trajectory {row} at t = {tau:.9g}, more than "
+                f"max_events = {ctx.max_events} events in one solve: the model is probably Zeno "
+                "(infinitely many events in finite time); shorten the time span or raise max_events",
+                option="max_events",
+            )
+        xa = _apply(ctx, row, k, leaf, xa, a, tau)
+        a = tau
+        xb = ctx.advance(xa, a, b)
+
+
+def _bracket(ev: Event, lo: float, hi: float, m_lo: torch.Tensor, m_hi: torch.Tensor) -> int:
+    """The margin column to root-find on: the one leaf that flipped between ``lo`` and ``hi``, else -1."""
+    nodes = leaf_nodes(ev.condition)
+    flips = [n for n in nodes if bool(leaf_truth(n, m_lo[None]) != leaf_truth(n, m_hi[None]))]
+    return flips[0].index if len(flips) == 1 else -1
+
+
+def _illinois(ctx: _Ctx, ev: Event, at: Any, lo: float, hi: float, m_lo: Any, m_hi: Any, tol: float) -> float:
+    """Shrink ``[lo, hi]`` (condition false at lo, true at hi) to width ``tol``; returns ``hi``.
+
+    Regula falsi with the Illinois rule on the single flipped margin, bisection otherwise;
+    ``at(tau)`` gives the margins at ``tau``.
+    """
+    side = 0
+    for _ in range(200):
+        if hi - lo <= tol:
+            break
+        leaf = _bracket(ev, lo, hi, m_lo, m_hi)
+        tau = 0.5 * (lo + hi)
+        if leaf >= 0 and abs(side) < 6:
+            # Illinois: the end kept twice or more in a row counts half as much each time
+            f_lo = float(m_lo[leaf]) * 0.5 ** max(0, side - 1)
+            f_hi = float(m_hi[leaf]) * 0.5 ** max(0, -side - 1)
+            if f_hi != f_lo:
+                tau = lo + (hi - lo) * (-f_lo) / (f_hi - f_lo)
+        if not lo < tau < hi:
+            tau = 0.5 * (lo + hi)
+        m_tau = at(tau)
+        if bool(truth(ev.condition, m_tau[None])[0]):
+            hi, m_hi, side = tau, m_tau, (side + 1 if side > 0 else 1)
+            probe = hi - 0.5 * tol
+        else:
+            lo, m_lo, side = tau, m_tau, (side - 1 if side < 0 else -1)
+            probe = lo + 0.5 * tol
+        if leaf >= 0 and lo < probe < hi and _near(m_lo, m_hi, leaf, lo, hi, m_tau, tol):
+            m_p = at(probe)
+            if bool(truth(ev.condition, m_p[None])[0]):
+                hi, m_hi = probe, m_p
+            else:
+                lo, m_lo = probe, m_p
+    return hi
+
+
+def _near(m_lo: Any, m_hi: Any, leaf: int, lo: float, hi: float, m_tau: Any, tol: float) -> bool:
+    """Whether the secant slope puts the root within ``tol / 2`` of the last point."""
+    slope = abs(float(m_hi[leaf]) - float(m_lo[leaf])) / max(hi - lo, 1e-300)
+    return slope > 0 and abs(float(m_tau[leaf])) / slope < 0.5 * tol
+
+
+def _locate(ctx: _Ctx, k: int, xa: torch.Tensor, a: float, b: float, xb: torch.Tensor) -> tuple[float, int]:
+    """The crossing time of event ``k`` in ``[a, b]`` (on the side where the condition holds) and its leaf.
+
+    First on the cubic Hermite interpolant of the interval (margins only, no solver calls), then
+    on the solver's own solution in a small bracket around that guess, widened until it brackets.
+    Returns ``(tau, leaf column)``; the column is ``-1`` if no single comparison flipped.
+    """
+    ev = ctx.events[k]
+    with torch.no_grad():
+        fa, fb, h = ctx.field(ctx.time(a), xa), ctx.field(ctx.time(b), xb), b - a
+
+        def cubic(tau: float) -> torch.Tensor:
+            s = (tau - a) / h
+            x = (
+                (2 * s**3 - 3 * s**2 + 1) * xa
+                + (s**3 - 2 * s**2 + s) * h * fa
+                + (-2 * s**3 + 3 * s**2) * xb
+                + (s**3 - s**2) * h * fb
+            )
+            return ev.margins(ctx.time(tau), x)[0]
+
+        def exact(tau: float) -> torch.Tensor:
+            return ev.margins(ctx.time(tau), ctx.advance(xa, a, tau))[0]
+
+        m_a, m_b = ev.margins(ctx.time(a), xa)[0], ev.margins(ctx.time(b), xb)[0]
+        tol = ctx.tol * max(1.0, abs(b))
+        guess = _illinois(ctx, ev, cubic, a, b, m_a, m_b, tol)
+        lo, hi, m_lo, m_hi = a, b, m_a, m_b
+        w = 1e-7 * h + tol
+        while w < h:
+            t0, t1 = max(a, guess - w), min(b, guess + w)
+            m0, m1 = exact(t0) if t0 > a else m_a, exact(t1) if t1 < b else m_b
+            c0, c1 = (bool(truth(ev.condition, m[None])[0]) for m in (m0, m1))
+            if not c0 and c1:
+                lo, hi, m_lo, m_hi = t0, t1, m0, m1
+                break
+            if c0:  # the crossing is left of t0: keep what we learned, widen
+                hi, m_hi = t0, m0
+            else:
+                lo, m_lo = t1, m1
+            w *= 64
+        tau = _illinois(ctx, ev, exact, lo, hi, m_lo, m_hi, tol)
+        return tau, _bracket(ev, lo, hi, m_lo, m_hi)
+
+
+def _apply(ctx: _Ctx, row: int, k: int, leaf: int, xa: torch.Tensor, a: float, tau: float) -> torch.Tensor:
+    """The state just after event ``k`` at ``tau``; with gradients through ``tau`` and the reset."""
+    ev = ctx.events[k]
+    t_ev = ctx.time(tau)
+    x_pre = ctx.advance(xa, a, tau)
+    if not torch.is_grad_enabled():
+        ctx.records.append(EventRecord(row, k, tau, t_ev))
+        return ev.reset(t_ev, x_pre)
+    delta = torch.zeros((), dtype=ctx.dtype, device=ctx.device)
+    if leaf >= 0:
+        m = ev.margins(t_ev, x_pre)[0, leaf]
+        rate = _margin_rate(ctx, ev, leaf, t_ev, x_pre.detach())
+        if rate != 0.0:
+            delta = -(m - m.detach()) / rate
+    x_event = x_pre + ctx.field(t_ev, x_pre) * delta
+    x_plus = ev.reset(t_ev + delta, x_event)
+    ctx.records.append(EventRecord(row, k, tau, t_ev + delta))
+    return x_plus - ctx.field(t_ev, x_plus) * delta
+
+
+def _margin_rate(ctx: _Ctx, ev: Event, leaf: int, t: torch.Tensor, x: torch.Tensor) -> float:
+    """``dm/dt`` along the solution at the event: ``dm/dt + grad_x m . f`` (0 at a grazing crossing)."""
+    with torch.enable_grad():
+        tt = t.detach().clone().requires_grad_(True)
+        xx = x.detach().clone().requires_grad_(True)
+        m = ev.margins(tt, xx)[0, leaf]
+        gt, gx = torch.autograd.grad(m, (tt, xx), allow_unused=True)
+        f = ctx.field(t, x).detach()
+    rate = (0.0 if gt is None else float(gt)) + (0.0 if gx is None else float((gx * f).sum()))
+    return rate if abs(rate) > 1e-300 else 0.0
