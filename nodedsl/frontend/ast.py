@@ -47,8 +47,32 @@ class Call:
 
 @dataclass(frozen=True)
 class Index:
+    """``target[index]`` or, with ``col``, ``target[index, col]`` (an entry of a matrix)."""
+
     target: Expr
     index: Expr
+    span: Span = _span()
+    col: Expr | None = None
+
+
+@dataclass(frozen=True)
+class Slice:
+    """``target[low:high]`` (either bound may be omitted; ``high`` is exclusive)."""
+
+    target: Expr
+    low: Expr | None
+    high: Expr | None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Comprehension:
+    """``[expr for var in low..high]`` (bounds inclusive, constant)."""
+
+    expr: Expr
+    var: str
+    low: Expr
+    high: Expr
     span: Span = _span()
 
 
@@ -72,7 +96,7 @@ class Neg:
     span: Span = _span()
 
 
-Expr = Num | Name | Call | Index | Array | BinOp | Neg
+Expr = Num | Name | Call | Index | Slice | Comprehension | Array | BinOp | Neg
 
 
 # ---------------------------------------------------------------- values (dataset/train/net options)
@@ -189,9 +213,14 @@ class Let:
 
 @dataclass(frozen=True)
 class Der:
+    """``der(x) = expr``, or the index form ``der(x[i]) = expr for i in low..high``."""
+
     state: str
     expr: Expr
     span: Span = _span()
+    index: str | None = None
+    low: Expr | None = None
+    high: Expr | None = None
 
 
 @dataclass(frozen=True)
@@ -284,6 +313,44 @@ class Connect:
     span: Span = _span()
 
 
+@dataclass(frozen=True)
+class Compare:
+    """One comparison of a ``when`` condition; ``op`` None when the condition is a bare expression."""
+
+    lhs: Expr
+    op: str | None  # <= >= < > == or None
+    rhs: Expr | None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class CondOp:
+    """``and`` / ``or`` of conditions."""
+
+    op: str  # "and" | "or"
+    parts: tuple[Cond, ...]
+    span: Span = _span()
+
+
+Cond = Compare | CondOp
+
+
+@dataclass(frozen=True)
+class Reset:
+    state: str
+    expr: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class When:
+    """``when CONDITION { reset x = expr ... }``."""
+
+    cond: Cond
+    resets: tuple[Reset, ...]
+    span: Span = _span()
+
+
 Decl = (
     State
     | Input
@@ -300,6 +367,7 @@ Decl = (
     | Sub
     | Couple
     | Connect
+    | When
 )
 
 

@@ -48,6 +48,10 @@ KEYWORDS = frozenset(
         "train",
         "weights",
         "port_hamiltonian",
+        "when",
+        "reset",
+        "and",
+        "or",
     ]
 )
 
@@ -136,7 +140,8 @@ class _ToAst(Transformer):
 
     # ---- declarations
     def size(self, items):
-        return self._int(items[0], "a size")
+        dims = tuple(self._int(tok, "a size") for tok in items)
+        return dims[0] if len(dims) == 1 else dims
 
     @v_args(meta=True)
     def state(self, meta, items):
@@ -187,7 +192,52 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def der(self, meta, items):
-        return ast.Der(str(items[1]), items[2], self._span(meta))
+        index = str(items[2]) if items[2] is not None else None
+        if items[4] is not None and index is None:
+            self.diags.error(
+                "bad-index-form",
+                "a 'for' after der(x) needs the indexed form der(x[i]) = ... for i in a..b",
+                _tok_span(self.file, items[4]),
+            )
+        if index is not None and items[4] is None:
+            self.diags.error(
+                "bad-index-form",
+                f"der({items[1]}[{index}]) needs 'for {index} in a..b' after the expression",
+                self._span(meta),
+            )
+        if index is not None and items[5] is not None and str(items[5]) != index:
+            self.diags.error(
+                "bad-index-form",
+                f"the loop variable '{items[5]}' is not the index '{index}' of der({items[1]}[{index}])",
+                _tok_span(self.file, items[5]),
+            )
+        return ast.Der(str(items[1]), items[3], self._span(meta), index, items[7], items[9])
+
+    @v_args(meta=True)
+    def when(self, meta, items):
+        resets = tuple(i for i in items[2:] if isinstance(i, ast.Reset))
+        return ast.When(items[1], resets, self._span(meta))
+
+    @v_args(meta=True)
+    def reset(self, meta, items):
+        return ast.Reset(str(items[1]), items[2], self._span(meta))
+
+    @v_args(meta=True)
+    def cond_atom(self, meta, items):
+        op = str(items[1]) if items[1] is not None else None
+        return ast.Compare(items[0], op, items[2], self._span(meta))
+
+    def _cond(op):
+        @v_args(meta=True)
+        def build(self, meta, items):
+            parts = []
+            for part in (i for i in items if not isinstance(i, Token)):
+                parts.extend(part.parts if isinstance(part, ast.CondOp) and part.op == op else [part])
+            return ast.CondOp(op, tuple(parts), self._span(meta))
+
+        return build
+
+    cond_or, cond_all = _cond("or"), _cond("and")
 
     @v_args(meta=True)
     def output(self, meta, items):
@@ -343,7 +393,17 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def index(self, meta, items):
-        return ast.Index(items[0], items[1], self._span(meta))
+        if len(items) > 3:
+            self.diags.error("bad-index", f"at most two indices (row, column), got {len(items) - 1}", self._span(meta))
+        return ast.Index(items[0], items[1], self._span(meta), items[2] if len(items) > 2 else None)
+
+    @v_args(meta=True)
+    def slice(self, meta, items):
+        return ast.Slice(items[0], items[1], items[2], self._span(meta))
+
+    @v_args(meta=True)
+    def comprehension(self, meta, items):
+        return ast.Comprehension(items[0], self._decl_name(items[2]), items[4], items[6], self._span(meta))
 
 
 # ---------------------------------------------------------------- syntax errors
