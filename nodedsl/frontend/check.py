@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from ..core.diagnostics import Collector, Diagnostic, Span, suggest
 from . import ast
+from .check_events import check_when, index_shape, slice_shape
 from .loader import Source
 from .shapes import BUILTINS, CONSTANTS, Shape, constant_value, fmt_shape
 
@@ -116,8 +117,23 @@ def flat_names(name: str, shape: Shape) -> list[str]:
     return [f"{name}[{i},{j}]" for i in range(shape[0]) for j in range(shape[1])]
 
 
-def _decl_shape(size: int | None) -> Shape:
-    return () if size is None else (size,)
+def _decl_shape(size: int | tuple[int, ...] | None) -> Shape:
+    if size is None:
+        return ()
+    return (size,) if isinstance(size, int) else tuple(size)
+
+
+def _value_shape(decl) -> Shape:
+    """A declaration's shape: declared, else inferred from a vector or matrix literal value."""
+    if decl.size is not None:
+        return _decl_shape(decl.size)
+    value = decl.value if isinstance(decl, ast.Param) else decl.init if isinstance(decl, ast.State) else None
+    v = constant_value(value) if value is not None else None
+    if isinstance(v, list) and v and all(isinstance(r, list) for r in v):
+        return (len(v), len(v[0]))
+    if isinstance(v, list) and v and not any(isinstance(r, list) for r in v):
+        return (len(v),)
+    return ()
 
 
 class _ModelChecker:
@@ -156,6 +172,12 @@ class _ModelChecker:
                 e.span,
             )
             return None
+        if isinstance(e, ast.Slice):
+            target = self.shape(e.target, scope)
+            return None if target is None else slice_shape(self, e, target)
+        if isinstance(e, ast.Index) and e.col is not None:
+            target = self.shape(e.target, scope)
+            return None if target is None else index_shape(self, e, target)
         if isinstance(e, ast.Index):
             target = self.shape(e.target, scope)
             if target is None:
@@ -357,11 +379,11 @@ class _ModelChecker:
         # pass 1: declare every name (so order does not matter except for lets)
         for decl in m.body:
             if isinstance(decl, ast.State):
-                self.declare(decl.name, Member("state", _decl_shape(decl.size), decl), decl.span)
+                self.declare(decl.name, Member("state", _value_shape(decl), decl), decl.span)
             elif isinstance(decl, ast.Input):
                 self.declare(decl.name, Member("input", _decl_shape(decl.size), decl), decl.span)
             elif isinstance(decl, ast.Param):
-                self.declare(decl.name, Member("param", _decl_shape(decl.size), decl), decl.span)
+                self.declare(decl.name, Member("param", _value_shape(decl), decl), decl.span)
             elif isinstance(decl, ast.Net):
                 self.declare(decl.name, Member("net", (), decl), decl.span)
             elif isinstance(decl, ast.Let):
@@ -376,7 +398,7 @@ class _ModelChecker:
             elif isinstance(decl, ast.Couple) and decl.learn is not None:
                 # a learned coupling is a parameter named after its matrix: names must stay unique
                 self.declare(decl.matrix_name, Member("coupling", (), decl), decl.span)
-        own_states = [(d.name, _decl_shape(d.size)) for d in m.decls(ast.State)]
+        own_states = [(d.name, _value_shape(d)) for d in m.decls(ast.State)]
         n_own = sum(_numel(s) for _, s in own_states)
         named: dict[str, ast.Constraint] = {}
         for c in m.decls(ast.Constraint):
@@ -396,10 +418,10 @@ class _ModelChecker:
                 value = decl.init if isinstance(decl, ast.State) else decl.default
                 if value is not None:
                     self.constant(value, f"the initial value of '{decl.name}'")
-                    self.expect(value, _decl_shape(decl.size), f"'{decl.name}'", allow_scalar=True)
+                    self.expect(value, _value_shape(decl), f"'{decl.name}'", allow_scalar=True)
             elif isinstance(decl, ast.Param):
                 self.constant(decl.value, f"the value of parameter '{decl.name}'")
-                self.expect(decl.value, _decl_shape(decl.size), f"parameter '{decl.name}'", allow_scalar=True)
+                self.expect(decl.value, _value_shape(decl), f"parameter '{decl.name}'", allow_scalar=True)
                 self._learn(decl)
             elif isinstance(decl, ast.Net):
                 self._net(decl)
@@ -429,6 +451,8 @@ class _ModelChecker:
                 self._couple(decl)
             elif isinstance(decl, ast.Connect):
                 self._connect(decl)
+            elif isinstance(decl, ast.When):
+                check_when(self, decl)
         # structure
         if m.kind == PH:
             if own_states and not m.decls(ast.Hamiltonian):
@@ -532,6 +556,9 @@ class _ModelChecker:
                 decl.span,
                 f"first given at {ders[decl.state].span}",
             )
+            return
+        if decl.index is not None:
+            self.d.error("unsupported", "the index form der(x[i]) = ... for i in a..b is not built yet", decl.span)
             return
         ders[decl.state] = decl
         self.expect(decl.expr, member.shape, f"der({decl.state})", allow_scalar=True)
