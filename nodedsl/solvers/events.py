@@ -45,10 +45,9 @@ from typing import Any
 import torch
 
 from ..core.errors import SolverError
-from .base import Field, FixedStepSolver, Solver, step_grid
+from .base import Field, FixedStepSolver, Solver, check_inputs, step_grid
 from .eventcond import Event, leaf_nodes, leaf_truth, truth
 from .result import SolveStats
-from .solve import _check_inputs
 
 
 @dataclass(slots=True)
@@ -139,7 +138,7 @@ def solve_events(
         from .registry import make_solver
 
         solver = make_solver(solver)
-    t = _check_inputs(x0, t)
+    t = check_inputs(x0, t)
     if max_events < 1 or chunk < 1 or not tol > 0:
         raise SolverError("max_events and chunk must be >= 1 and tol > 0", option="events")
     ctx = _Ctx(field, solver, list(events), SolveStats(), tol, max_events, x0.dtype, x0.device)

@@ -23,6 +23,7 @@ from ..frontend import ast
 from ..frontend.check import ModelInfo, domain_sizes, flat_names
 from ..frontend.netspec import NetSpec, net_spec
 from ..frontend.shapes import CONSTANTS, constant_value
+from .events import EventSym, index_val, lower_when, slice_val
 from .functions import Val, net_function, psd_matrix, skew_matrix, zip_vals
 
 T = sp.Symbol("t", real=True)
@@ -175,6 +176,7 @@ class System:
     ph: PHParts | None = None
     symplectic_split: int | None = None
     staged: Staged | None = None
+    events: list[EventSym] = field(default_factory=list)
 
     @property
     def state_names(self) -> list[str]:
@@ -274,12 +276,9 @@ class _Instance:
                 return Val((len(items),), tuple(v.expr for v in items))
             return Val((len(items), items[0].shape[0]), tuple(x for v in items for x in v.items))
         if isinstance(e, ast.Index):
-            target = self.expr(e.target, scope)
-            i = int(constant_value(e.index))
-            if len(target.shape) == 1:
-                return Val.scalar(target.items[i])
-            width = target.shape[1]
-            return Val((width,), target.items[i * width : (i + 1) * width])
+            return index_val(self.expr(e.target, scope), e)
+        if isinstance(e, ast.Slice):
+            return slice_val(self.expr(e.target, scope), e)
         if isinstance(e, ast.Call):
             return self.call(e, scope)
         raise AssertionError(f"unchecked expression {e!r}")
@@ -664,6 +663,7 @@ def _flatten(inst: _Instance, diags: Collector) -> System:
         inst.ph,
         split,
         staged,
+        [lower_when(inst, d, k) for k, d in enumerate(info.model.decls(ast.When))],
     )
 
 
