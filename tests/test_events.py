@@ -157,9 +157,35 @@ def test_zeno_ball_raises_a_solver_error() -> None:
             torch.tensor([0.0, 3.0], dtype=F64),
             events=[impact],
             solver=make_solver("rk4", step=0.01),
-            max_events=30,
+            zeno="error",
         )
     assert info.value.option == "max_events"
+
+
+def test_accumulating_ball_comes_to_rest() -> None:
+    # e = 0.5 from 1 m: impacts accumulate at t1 (1 + 2 e / (1 - e)) = 3 t1; the ball then rests at h = 0
+    field, impact = ball(9.81, 0.5)
+    t1 = math.sqrt(2 / 9.81)
+    res = solve_events(
+        field,
+        torch.tensor([[1.0, 0.0]], dtype=F64),
+        torch.tensor([0.0, 1.0, 2.0, 3.0], dtype=F64),
+        events=[impact],
+        solver=make_solver("rk4", step=0.01),
+    )
+    times = [r.time for r in res.events]
+    assert 15 < len(times) < 40 and times[-1] < 3 * t1 + 1e-6
+    assert times[:3] == pytest.approx([t1, 2 * t1, 2.5 * t1], abs=1e-9)
+    assert res.ys[-1, 0].abs().max().item() < 1e-4  # at rest on the floor
+    with pytest.raises(SolverError, match="max_events = 5"):
+        solve_events(
+            field,
+            torch.tensor([[1.0, 0.0]], dtype=F64),
+            torch.tensor([0.0, 3.0], dtype=F64),
+            events=[impact],
+            solver=make_solver("rk4", step=0.01),
+            max_events=5,
+        )
 
 
 def test_no_event_is_the_plain_solve() -> None:

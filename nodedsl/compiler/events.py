@@ -28,8 +28,11 @@ from typing import Any
 from ..core.events import Event
 
 
-def compiled_events(model: Any, signal: Callable | None = None) -> list[Event]:
-    """The events of a :class:`~nodedsl.compiler.module.CompiledModel` with inputs from ``signal``."""
+def compiled_events(model: Any, signal: Callable | None = None, clock: Callable | None = None) -> list[Event]:
+    """The events of a :class:`~nodedsl.compiler.module.CompiledModel` with inputs from ``signal``.
+
+    ``clock(t)`` maps the solver's time to the model's (a training window's local time to absolute).
+    """
     system = model.system
     out = []
 
@@ -41,10 +44,10 @@ def compiled_events(model: Any, signal: Callable | None = None) -> list[Event]:
         reset_fn = model._function(f"event {k} reset", [ev.resets.get(s, s) for s in system.states])
 
         def margins(t: Any, x: Any, fn: Any = margins_fn) -> Any:
-            return model._call(fn, t, x, inputs(t, x))
+            return model._call(fn, t if clock is None else clock(t), x, inputs(t, x))
 
         def reset(t: Any, x: Any, fn: Any = reset_fn) -> Any:
-            return model._call(fn, t, x, inputs(t, x))
+            return model._call(fn, t if clock is None else clock(t), x, inputs(t, x))
 
         out.append(Event(margins, ev.condition, reset, name=f"when {ev.text}"))
     return out

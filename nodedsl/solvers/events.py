@@ -38,7 +38,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from dataclasses import field as dc_field
 from typing import Any
 
@@ -84,8 +84,12 @@ class _Ctx:
     max_events: int
     dtype: torch.dtype
     device: Any
+    zeno_gap: float = 0.0
+    zeno_error: bool = False
     counts: dict[int, int] = dc_field(default_factory=dict)
     records: list[EventRecord] = dc_field(default_factory=list)
+    last: dict[int, float] = dc_field(default_factory=dict)  # row -> time of its last event
+    resting: dict[int, torch.Tensor] = dc_field(default_factory=dict)  # row -> state held after accumulation
 
     def time(self, t: float) -> torch.Tensor:
         return torch.tensor(t, dtype=self.dtype, device=self.device)
@@ -96,6 +100,16 @@ class _Ctx:
             return x
         t = torch.tensor([a, b], dtype=self.dtype, device=self.device)
         return self.solver.integrate(self.field, x, t, self.stats)[-1]
+
+    def for_row(self, row: int) -> _Ctx:
+        """The context for one trajectory: a field with per-row inputs or times gives its ``row(r)``."""
+        select = getattr(self.field, "row", None)
+        if select is None:
+            return self
+        field = select(row)
+        if field is self.field:
+            return self
+        return replace(self, field=field, events=list(field.events))
 
     def fired(self, t0: float, x0: torch.Tensor, t1: float, x1: torch.Tensor) -> torch.Tensor:
         """``[K, batch]``: where event ``k``'s condition went from false (at t0) to true (at t1)."""
@@ -115,13 +129,19 @@ def solve_events(
     *,
     events: list[Event],
     solver: Solver | str,
-    max_events: int = 100,
+    max_events: int = 1000,
     tol: float = 1e-12,
     chunk: int = 32,
+    zeno: str = "rest",
+    zeno_gap: float = 1e-6,
 ) -> EventSolveResult:
     """Integrate ``dx/dt = field(t, x)`` from ``x0`` at ``t[0]``, applying ``events`` where they fire.
 
     ``max_events``: most events one trajectory may have in this solve (Zeno protection);
+    ``zeno``: what a row does when two of its events come closer than ``zeno_gap`` times the time
+    span (events accumulating, as a bouncing ball coming to rest): ``"rest"`` holds its state from
+    then on (the limit of the accumulation when the resets drive the state to rest), ``"error"``
+    raises :class:`SolverError`;
     ``tol``: width of the final bracket of each event time; ``chunk``: check points integrated per
     solver call between events (fewer calls; an event re-integrates at most one chunk).
 
@@ -139,10 +159,13 @@ def solve_events(
 
         solver = make_solver(solver)
     t = check_inputs(x0, t)
-    if max_events < 1 or chunk < 1 or not tol > 0:
-        raise SolverError("max_events and chunk must be >= 1 and tol > 0", option="events")
-    ctx = _Ctx(field, solver, list(events), SolveStats(), tol, max_events, x0.dtype, x0.device)
+    if max_events < 1 or chunk < 1 or not tol > 0 or zeno not in ("rest", "error") or not zeno_gap >= 0:
+        raise SolverError(
+            "max_events and chunk must be >= 1, tol > 0, zeno_gap >= 0 and zeno 'rest' or 'error'", option="events"
+        )
     times = t.tolist()
+    gap = zeno_gap * (times[-1] - times[0])
+    ctx = _Ctx(field, solver, list(events), SolveStats(), tol, max_events, x0.dtype, x0.device, gap, zeno == "error")
     if isinstance(solver, FixedStepSolver) and len(times) > 1:
         grid = step_grid(times, solver.step_size)
     else:
@@ -170,7 +193,7 @@ def _run(ctx: _Ctx, x0: torch.Tensor, grid: list[float], out: set[int], chunk: i
     while i < last:
         j = min(i + chunk, last)
         tt = torch.tensor(grid[i : j + 1], dtype=ctx.dtype, device=ctx.device)
-        ys = ctx.solver.integrate(ctx.field, x, tt, ctx.stats)
+        ys = _hold(ctx, ctx.solver.integrate(_Held(ctx) if ctx.resting else ctx.field, x, tt, ctx.stats))
         hit = None
         for p in range(j - i):
             fired = ctx.fired(grid[i + p], ys[p], grid[i + p + 1], ys[p + 1])
@@ -190,10 +213,38 @@ def _run(ctx: _Ctx, x0: torch.Tensor, grid: list[float], out: set[int], chunk: i
     return outputs
 
 
+class _Held:
+    """The field with resting rows' derivatives zeroed (so they neither move nor steer step sizes)."""
+
+    def __init__(self, ctx: _Ctx) -> None:
+        self.ctx = ctx
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.ctx.field, name)
+
+    def __call__(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        keep = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
+        keep[list(self.ctx.resting)] = 0.0
+        return self.ctx.field(t, x) * keep
+
+
+def _hold(ctx: _Ctx, ys: torch.Tensor) -> torch.Tensor:
+    """``ys [P, batch, n]`` with every resting row at its held state."""
+    if not ctx.resting:
+        return ys
+    rows = list(ctx.resting)
+    idx = torch.tensor(rows, dtype=torch.long, device=ys.device)
+    held = torch.cat([ctx.resting[r] for r in rows])
+    mask = torch.zeros(ys.shape[1], 1, dtype=torch.bool, device=ys.device)
+    mask[idx] = True
+    full = torch.zeros_like(ys[0]).index_put((idx,), held)
+    return torch.where(mask, full, ys)
+
+
 def _interval(ctx: _Ctx, a: float, xa: torch.Tensor, b: float, xb: torch.Tensor, fired: torch.Tensor) -> torch.Tensor:
     """The state at ``b`` for every row, events applied in the rows where some fired in ``[a, b]``."""
     rows = fired.any(0).nonzero().flatten().tolist()
-    new = [_row(ctx, r, a, xa[r : r + 1], b, xb[r : r + 1]) for r in rows]
+    new = [_row(ctx.for_row(r), r, a, xa[r : r + 1], b, xb[r : r + 1]) for r in rows]
     idx = torch.tensor(rows, dtype=torch.long, device=xb.device)
     return xb.index_put((idx,), torch.cat(new))
 
@@ -209,14 +260,20 @@ def _row(ctx: _Ctx, row: int, a: float, xa: torch.Tensor, b: float, xb: torch.Te
         (tau, leaf), k = min(found, key=lambda item: item[0][0])
         count = ctx.counts.get(row, 0) + 1
         ctx.counts[row] = count
-        if count > ctx.max_events:
+        previous, ctx.last[row] = ctx.last.get(row), tau
+        accumulating = previous is not None and tau - previous < ctx.zeno_gap
+        if count > ctx.max_events or (accumulating and ctx.zeno_error):
+            why = f"more than max_events = {ctx.max_events}" if count > ctx.max_events else "accumulating"
             raise SolverError(
-                f"event '{ctx.events[k].name}' fired in trajectory {row} at t = {tau:.9g}, more than "
-                f"max_events = {ctx.max_events} events in one solve: the model is probably Zeno "
-                "(infinitely many events in finite time); shorten the time span or raise max_events",
+                f"event '{ctx.events[k].name}' fired in trajectory {row} at t = {tau:.9g}, {why} events in one "
+                "solve: the model is probably Zeno (infinitely many events in finite time); shorten the time "
+                "span, raise max_events or let accumulating rows rest (zeno='rest')",
                 option="max_events",
             )
         xa = _apply(ctx, row, k, leaf, xa, a, tau)
+        if accumulating:
+            ctx.resting[row] = xa  # events accumulate: the row rests at the post-event state
+            return xa
         a = tau
         xb = ctx.advance(xa, a, b)
 
