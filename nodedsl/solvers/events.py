@@ -133,7 +133,7 @@ def solve_events(
     tol: float = 1e-12,
     chunk: int = 32,
     zeno: str = "rest",
-    zeno_gap: float = 1e-6,
+    zeno_gap: float = 1e-5,
 ) -> EventSolveResult:
     """Integrate ``dx/dt = field(t, x)`` from ``x0`` at ``t[0]``, applying ``events`` where they fire.
 
@@ -142,7 +142,8 @@ def solve_events(
     span (events accumulating, as a bouncing ball coming to rest): ``"rest"`` holds its state from
     then on (the limit of the accumulation when the resets drive the state to rest), ``"error"``
     raises :class:`SolverError`;
-    ``tol``: width of the final bracket of each event time; ``chunk``: check points integrated per
+    ``tol``: relative width of the final bracket of each event time (at least 16 machine epsilons of
+    the state's dtype); ``chunk``: check points integrated per
     solver call between events (fewer calls; an event re-integrates at most one chunk).
 
     Example:
@@ -165,6 +166,7 @@ def solve_events(
         )
     times = t.tolist()
     gap = zeno_gap * (times[-1] - times[0])
+    tol = max(tol, 16 * torch.finfo(x0.dtype).eps)  # a float32 state cannot place a crossing closer
     ctx = _Ctx(field, solver, list(events), SolveStats(), tol, max_events, x0.dtype, x0.device, gap, zeno == "error")
     if isinstance(solver, FixedStepSolver) and len(times) > 1:
         grid = step_grid(times, solver.step_size)
@@ -354,6 +356,10 @@ def _locate(ctx: _Ctx, k: int, xa: torch.Tensor, a: float, b: float, xb: torch.T
         m_a, m_b = ev.margins(ctx.time(a), xa)[0], ev.margins(ctx.time(b), xb)[0]
         tol = ctx.tol * max(1.0, abs(b))
         guess = _illinois(ctx, ev, cubic, a, b, m_a, m_b, tol)
+        leaf = _bracket(ev, a, b, m_a, m_b)
+        quick = _polish(ctx, ev, exact, leaf, guess, (a, b), float(m_b[leaf] - m_a[leaf]) / h if leaf >= 0 else 0.0)
+        if quick is not None:
+            return quick, leaf
         lo, hi, m_lo, m_hi = a, b, m_a, m_b
         w = 1e-7 * h + tol
         while w < h:
@@ -370,6 +376,24 @@ def _locate(ctx: _Ctx, k: int, xa: torch.Tensor, a: float, b: float, xb: torch.T
             w *= 64
         tau = _illinois(ctx, ev, exact, lo, hi, m_lo, m_hi, tol)
         return tau, _bracket(ev, lo, hi, m_lo, m_hi)
+
+
+def _polish(ctx: _Ctx, ev: Event, exact: Any, leaf: int, guess: float, ab: tuple, slope: float) -> float | None:
+    """The guess itself, or one Newton step from it, when the solver's solution puts the crossing
+    within ``tol`` of it (on the side where the condition holds); None otherwise."""
+    if leaf < 0 or slope <= 0:
+        return None
+    tol = ctx.tol * max(1.0, abs(ab[1]))
+    m = exact(guess)
+    dist = -float(m[leaf]) / slope
+    if abs(dist) >= tol:
+        return None
+    if bool(truth(ev.condition, m[None])[0]):
+        return guess
+    probe = guess + dist + 0.5 * tol
+    if ab[0] < probe <= ab[1] and bool(truth(ev.condition, exact(probe)[None])[0]):
+        return probe
+    return None
 
 
 def _apply(ctx: _Ctx, row: int, k: int, leaf: int, xa: torch.Tensor, a: float, tau: float) -> torch.Tensor:
