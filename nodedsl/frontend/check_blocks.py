@@ -12,9 +12,11 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..core.diagnostics import Collector, suggest
 from . import ast, config
-from .check import CheckedProgram, ModelInfo, flat_names
+from .model_info import CheckedProgram, ModelInfo, flat_names
 
 
 def check_blocks(prog: CheckedProgram, diags: Collector) -> None:
@@ -42,11 +44,11 @@ def check_blocks(prog: CheckedProgram, diags: Collector) -> None:
     for tr in module.trains:
         if tr.model not in models:
             diags.error("undefined-model", f"train: unknown model '{tr.model}'", tr.span, suggest(tr.model, models))
-        cfg, errs = config.validate_train(tr)
+        tcfg, errs = config.validate_train(tr)
         diags.items.extend(errs)
-        if cfg is not None:
-            prog.configs[f"train {tr.model}"] = cfg
-            data = getattr(cfg, "data", None)
+        if tcfg is not None:
+            prog.configs[f"train {tr.model}"] = tcfg
+            data = getattr(tcfg, "data", None)
             if isinstance(data, str) and not data.endswith((".csv", ".npz")) and data not in datasets:
                 span = next((e.span for e in tr.entries if e.key == "data"), tr.span)
                 diags.error(
@@ -57,7 +59,7 @@ def check_blocks(prog: CheckedProgram, diags: Collector) -> None:
                 )
 
 
-def _check_dataset_names(info: ModelInfo | None, ds: ast.Dataset, cfg, diags: Collector) -> None:
+def _check_dataset_names(info: ModelInfo | None, ds: ast.Dataset, cfg: Any, diags: Collector) -> None:
     """``initial`` keys are states and ``inputs`` keys are inputs of the dataset's model."""
     if info is None:
         return
