@@ -14,6 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..core.diagnostics import Span
+from .ast_events import Compare as Compare
+from .ast_events import Comprehension as Comprehension
+from .ast_events import Cond as Cond
+from .ast_events import CondOp as CondOp
+from .ast_events import Reset as Reset
+from .ast_events import Slice as Slice
+from .ast_events import When as When
 
 
 def _span() -> Span:
@@ -53,27 +60,6 @@ class Index:
     index: Expr
     span: Span = _span()
     col: Expr | None = None
-
-
-@dataclass(frozen=True)
-class Slice:
-    """``target[low:high]`` (either bound may be omitted; ``high`` is exclusive)."""
-
-    target: Expr
-    low: Expr | None
-    high: Expr | None
-    span: Span = _span()
-
-
-@dataclass(frozen=True)
-class Comprehension:
-    """``[expr for var in low..high]`` (bounds inclusive, constant)."""
-
-    expr: Expr
-    var: str
-    low: Expr
-    high: Expr
-    span: Span = _span()
 
 
 @dataclass(frozen=True)
@@ -310,44 +296,6 @@ class Couple:
 class Connect:
     source: Name
     target: Name
-    span: Span = _span()
-
-
-@dataclass(frozen=True)
-class Compare:
-    """One comparison of a ``when`` condition; ``op`` None when the condition is a bare expression."""
-
-    lhs: Expr
-    op: str | None  # <= >= < > == or None
-    rhs: Expr | None
-    span: Span = _span()
-
-
-@dataclass(frozen=True)
-class CondOp:
-    """``and`` / ``or`` of conditions."""
-
-    op: str  # "and" | "or"
-    parts: tuple[Cond, ...]
-    span: Span = _span()
-
-
-Cond = Compare | CondOp
-
-
-@dataclass(frozen=True)
-class Reset:
-    state: str
-    expr: Expr
-    span: Span = _span()
-
-
-@dataclass(frozen=True)
-class When:
-    """``when CONDITION { reset x = expr ... }``."""
-
-    cond: Cond
-    resets: tuple[Reset, ...]
     span: Span = _span()
 
 

@@ -20,6 +20,7 @@ from lark.exceptions import UnexpectedInput, VisitError
 from ..core.diagnostics import Collector, NodeDslError, Span
 from ..core.resources import data_dir
 from . import ast
+from .parse_events import EventsToAst
 from .syntax_errors import EXAMPLES, syntax_diagnostic
 
 _EXAMPLES = EXAMPLES  # the catalogue of common mistakes under the name tests/test_error_corpus.py imports
@@ -97,7 +98,7 @@ def _bin(op: str) -> Any:
     return build
 
 
-class _ToAst(Transformer):
+class _ToAst(EventsToAst, Transformer):
     """One method per grammar rule, each one AST constructor."""
 
     def __init__(self, file: str, diags: Collector):
@@ -203,55 +204,6 @@ class _ToAst(Transformer):
     @v_args(meta=True)
     def let(self, meta, items):
         return ast.Let(self._decl_name(items[1]), items[2], self._span(meta))
-
-    @v_args(meta=True)
-    def der(self, meta, items):
-        index = str(items[2]) if items[2] is not None else None
-        if items[4] is not None and index is None:
-            self.diags.error(
-                "bad-index-form",
-                "a 'for' after der(x) needs the indexed form der(x[i]) = ... for i in a..b",
-                _tok_span(self.file, items[4]),
-            )
-        if index is not None and items[4] is None:
-            self.diags.error(
-                "bad-index-form",
-                f"der({items[1]}[{index}]) needs 'for {index} in a..b' after the expression",
-                self._span(meta),
-            )
-        if index is not None and items[5] is not None and str(items[5]) != index:
-            self.diags.error(
-                "bad-index-form",
-                f"the loop variable '{items[5]}' is not the index '{index}' of der({items[1]}[{index}])",
-                _tok_span(self.file, items[5]),
-            )
-        return ast.Der(str(items[1]), items[3], self._span(meta), index, items[7], items[9])
-
-    @v_args(meta=True)
-    def when(self, meta, items):
-        resets = tuple(i for i in items[2:] if isinstance(i, ast.Reset))
-        return ast.When(items[1], resets, self._span(meta))
-
-    @v_args(meta=True)
-    def reset(self, meta, items):
-        return ast.Reset(str(items[1]), items[2], self._span(meta))
-
-    @v_args(meta=True)
-    def cond_atom(self, meta, items):
-        op = str(items[1]) if items[1] is not None else None
-        return ast.Compare(items[0], op, items[2], self._span(meta))
-
-    def _cond(op):
-        @v_args(meta=True)
-        def build(self, meta, items):
-            parts = []
-            for part in (i for i in items if not isinstance(i, Token)):
-                parts.extend(part.parts if isinstance(part, ast.CondOp) and part.op == op else [part])
-            return ast.CondOp(op, tuple(parts), self._span(meta))
-
-        return build
-
-    cond_or, cond_all = _cond("or"), _cond("and")
 
     @v_args(meta=True)
     def output(self, meta, items):
@@ -398,20 +350,6 @@ class _ToAst(Transformer):
     @v_args(meta=True)
     def array(self, meta, items):
         return ast.Array(tuple(items), self._span(meta))
-
-    @v_args(meta=True)
-    def index(self, meta, items):
-        if len(items) > 3:
-            self.diags.error("bad-index", f"at most two indices (row, column), got {len(items) - 1}", self._span(meta))
-        return ast.Index(items[0], items[1], self._span(meta), items[2] if len(items) > 2 else None)
-
-    @v_args(meta=True)
-    def slice(self, meta, items):
-        return ast.Slice(items[0], items[1], items[2], self._span(meta))
-
-    @v_args(meta=True)
-    def comprehension(self, meta, items):
-        return ast.Comprehension(items[0], self._decl_name(items[2]), items[4], items[6], self._span(meta))
 
 
 def parse_source(text: str, file: str = "<string>") -> ast.Module:
