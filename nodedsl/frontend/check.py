@@ -281,6 +281,12 @@ class ModelChecker(CompositionChecker):
     def _general_structure(self, own_states: list[tuple[str, Shape]]) -> None:
         info = self.info
         for sub, sinfo in info.subs.items():
+            if sinfo.model.decls(ast.When):
+                self.d.error(
+                    "unsupported",
+                    f"sub-model '{sub}' has when blocks: events are supported in the top-level model only",
+                    info.members[sub].decl.span,
+                )
             if sinfo.is_ph:
                 self.d.error(
                     "unsupported",

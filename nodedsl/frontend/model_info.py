@@ -122,16 +122,14 @@ def decl_shape(size: int | tuple[int, ...] | None) -> Shape:
 
 
 def value_shape(decl: Any) -> Shape:
-    """A state's or parameter's shape: declared, else inferred from a vector or matrix literal value."""
+    """A state's or parameter's shape: declared, else inferred from a matrix literal value."""
     if decl.size is not None:
         return decl_shape(decl.size)
     value = getattr(decl, "value", None) if isinstance(decl, ast.Param) else getattr(decl, "init", None)
     v = constant_value(value) if value is not None else None
     if isinstance(v, list) and v and all(isinstance(r, list) for r in v):
         return (len(v), len(v[0]))
-    if isinstance(v, list) and v:
-        return (len(v),)
-    return ()
+    return ()  # a vector's size is written [n] (contract v1); only matrices are inferred
 
 
 def domain_sizes(members: dict[str, Member], decl: ast.Constraint, var: str) -> set[int]:
