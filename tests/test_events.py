@@ -195,3 +195,42 @@ def test_no_event_is_the_plain_solve() -> None:
     res = solve_events(field, x0, t, events=[impact], solver=make_solver("rk4", step=0.05))
     assert res.events == []
     assert res.ys[:, 0, 0].tolist() == pytest.approx([5.0 - 9.81 * s * s / 2 for s in t.tolist()], abs=1e-12)
+
+
+BALL = """
+model Ball {
+    state h = 1.0
+    state v = 0.0
+    param g = 9.81
+    param e = 0.8 learn in [0, 1]
+    der(h) = v
+    der(v) = -g
+    when h <= 0 and v < 0 { reset v = -e * v }
+    output height = h
+}
+"""
+
+
+def test_when_blocks_simulate_with_event_marks_and_show(tmp_path) -> None:
+    import nodedsl
+    from nodedsl.data.loading import load_csv
+    from nodedsl.simulate import SimulationRequest, run_simulation, write_csv
+    from nodedsl.symbolic.show import format_system
+
+    prog = nodedsl.loads(BALL)
+    assert "when h <= 0 and v < 0: reset v = -e*v" in format_system(prog.system("Ball"), prog.info("Ball"))
+    table = run_simulation(prog, SimulationRequest(model="Ball", t_end=2.0, step=0.1))
+    assert table.columns == ["trajectory", "t", "h", "v", "height", "event"]
+    times, _ = closed_form(1.0, 0.0, 9.81, 0.8, 2.0)
+    marked = [float(row[1]) for row in table.rows if row[-1] > 0]
+    assert marked == pytest.approx([math.ceil(s / 0.1 - 1e-9) * 0.1 for s in times])
+    for row in table.rows:
+        assert row[2] == pytest.approx(_height(1.0, 0.0, 9.81, 0.8, float(row[1])), abs=1e-7)
+    path = tmp_path / "ball.csv"
+    write_csv(table, str(path))
+    data = load_csv(path, ["height"], [], ["h", "v"])  # the event column is not data
+    assert data.n_traj == 1
+
+
+def _height(h0: float, v0: float, g: float, e: float, T: float) -> float:
+    return closed_form(h0, v0, g, e, T)[1] if T > 0 else h0
