@@ -112,6 +112,10 @@ class _Ctx:
             return self
         return replace(self, field=field, events=list(field.events))
 
+    def truths(self, t: float, x: torch.Tensor) -> torch.Tensor:
+        """``[K, batch]``: where each event's condition holds at ``(t, x)``."""
+        return torch.stack([truth(ev.condition, ev.margins(self.time(t), x)) for ev in self.events])
+
     def fired(self, t0: float, x0: torch.Tensor, t1: float, x1: torch.Tensor) -> torch.Tensor:
         """``[K, batch]``: where event ``k``'s condition went from false (at t0) to true (at t1)."""
         with torch.no_grad():
@@ -190,27 +194,29 @@ def _output_positions(grid: list[float], times: list[float]) -> list[int]:
 
 
 def _run(ctx: _Ctx, x0: torch.Tensor, grid: list[float], out: set[int], chunk: int) -> list[torch.Tensor]:
-    """The main loop: integrate ``chunk`` check points at a time, stop at the first firing interval."""
+    """The main loop: integrate up to ``chunk`` check points at a time, stop at the first firing interval.
+
+    The span integrated next shrinks to twice the distance to the last event (events come in runs,
+    and what lies past an event is integrated again) and grows back by doubling.
+    """
     outputs = [x0]
-    x, i, last = x0, 0, len(grid) - 1
+    x, i, last, span = x0, 0, len(grid) - 1, chunk
     while i < last:
-        j = min(i + chunk, last)
+        j = min(i + span, last)
         tt = torch.tensor(grid[i : j + 1], dtype=ctx.dtype, device=ctx.device)
         ys = _hold(ctx, ctx.solver.integrate(_Held(ctx) if ctx.resting else ctx.field, x, tt, ctx.stats))
-        hit = None
-        for p in range(j - i):
-            fired = ctx.fired(grid[i + p], ys[p], grid[i + p + 1], ys[p + 1])
-            if bool(fired.any()):
-                hit = (p, fired)
-                break
-        if hit is None:
+        with torch.no_grad():
+            holds = torch.stack([ctx.truths(grid[i + p], ys[p]) for p in range(j - i + 1)])  # [P, K, B]
+            fired_at = (~holds[:-1] & holds[1:]).flatten(1).any(1).nonzero()
+        if len(fired_at) == 0:
             outputs.extend(ys[p - i] for p in range(i + 1, j + 1) if p in out)
-            x, i = ys[-1], j
+            x, i, span = ys[-1], j, min(2 * span, chunk)
             continue
-        p, fired = hit
+        p = int(fired_at[0])
+        fired = ~holds[p] & holds[p + 1]
         outputs.extend(ys[q - i] for q in range(i + 1, i + p + 1) if q in out)
         x = _interval(ctx, grid[i + p], ys[p], grid[i + p + 1], ys[p + 1], fired)
-        i = i + p + 1
+        i, span = i + p + 1, max(2, 2 * (p + 1))
         if i in out:
             outputs.append(x)
     return outputs
