@@ -7,7 +7,7 @@ model is the example's ``Ball`` (starting at ``e = 0.5``, ``g = 9``), integrated
 (single shooting over the whole 3 s, Adam). Prints the learned values and their errors, and the
 wall time per iteration (a 2-core machine shared with other jobs).
 
-Usage: python benchmarks/ball_events.py [iterations]
+Usage: python benchmarks/ball_events.py [iterations] [learning rate]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from nodedsl.solvers import make_solver, solve
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def main(iterations: int = 300) -> None:
+def main(iterations: int = 300, lr: float = 2e-2) -> None:
     torch.set_num_threads(1)
     prog = nodedsl.load(ROOT / "examples" / "ball.node")
     truth = prog.model("BallTruth").double()
@@ -39,7 +39,7 @@ def main(iterations: int = 300) -> None:
         y = clean.ys[:, :, 0] + 0.005 * torch.randn(len(t), n, generator=g, dtype=torch.float64)
     print(f"data: {n} trajectories, {len(clean.events)} bounces in all")
     start = torch.stack([y[0], torch.zeros(n, dtype=torch.float64)], -1).clone().requires_grad_(True)
-    opt = torch.optim.Adam([*model.parameters(), start], lr=2e-2)
+    opt = torch.optim.Adam([*model.parameters(), start], lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iterations)
     tic = time.perf_counter()
     for it in range(iterations):
@@ -54,9 +54,11 @@ def main(iterations: int = 300) -> None:
             print(f"iter {it:4d}  loss {loss.item():.3e}  g {p['g']:.4f}  e {p['e']:.4f}", flush=True)
     wall = time.perf_counter() - tic
     p = model.parameter_values()
-    print(f"learned g = {p['g']:.4f} (error {abs(p['g'] - 9.81) / 9.81:.2%}), "
-          f"e = {p['e']:.4f} (error {abs(p['e'] - 0.8) / 0.8:.2%}); {wall / iterations:.2f} s per iteration")
+    print(
+        f"learned g = {p['g']:.4f} (error {abs(p['g'] - 9.81) / 9.81:.2%}), "
+        f"e = {p['e']:.4f} (error {abs(p['e'] - 0.8) / 0.8:.2%}); {wall / iterations:.2f} s per iteration"
+    )
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 300)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 300, float(sys.argv[2]) if len(sys.argv) > 2 else 2e-2)

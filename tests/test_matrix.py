@@ -81,6 +81,16 @@ def test_matrix_field_agrees_with_the_matrix_exponential() -> None:
     assert res.ys[-1, 0, 3:].numpy() == pytest.approx(p_end, abs=1e-8)
 
 
+def test_taylor_coefficients_of_a_matrix_field_are_powers_of_the_matrix() -> None:
+    model = nodedsl.loads(MODEL).model("M").double()
+    x = torch.tensor([[1.0, -0.5, 0.25, 1, 0, 0, 1]], dtype=torch.float64)
+    coeffs = model.taylor_coefficients(torch.tensor(0.0, dtype=torch.float64), x, 3)
+    for k, c in enumerate(coeffs, start=1):
+        want = np.linalg.matrix_power(A_TRUE, k) @ x[0, :3].numpy()
+        assert c[0, :3].detach().numpy() == pytest.approx(want, abs=1e-12)
+
+
+@pytest.mark.slow
 def test_learned_3x3_linear_system_recovers_every_entry(tmp_path: Path) -> None:
     shutil.copy(EXAMPLE, tmp_path / "linear_matrix.node")
     run = tmp_path / "run"
