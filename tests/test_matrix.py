@@ -56,8 +56,8 @@ def test_matrix_sizes_are_inferred_declared_and_indexed() -> None:
         ("param A[2, 2] = [[1, 2, 3], [4, 5, 6]]", "size-mismatch"),
         ("param A = [[1, 2], [3, 4]]\n let y = A[0, 2]", "index-out-of-range"),
         ("param A = [[1, 2], [3, 4]]\n let y = A @ [1, 2, 3]", "size-mismatch"),
-        ("param v = [1, 2]\n let y = v[0, 1]", "bad-index"),
-        ("param v = [1, 2]\n let y = v[1:1]", "bad-index"),
+        ("param v[2] = [1, 2]\n let y = v[0, 1]", "bad-index"),
+        ("param v[2] = [1, 2]\n let y = v[1:1]", "bad-index"),
     ],
 )
 def test_matrix_mistakes_are_located(text: str, code: str) -> None:
