@@ -87,7 +87,7 @@ def test_taylor_coefficients_of_a_matrix_field_are_powers_of_the_matrix() -> Non
     coeffs = model.taylor_coefficients(torch.tensor(0.0, dtype=torch.float64), x, 3)
     for k, c in enumerate(coeffs, start=1):
         want = np.linalg.matrix_power(A_TRUE, k) @ x[0, :3].numpy()
-        assert c[0, :3].detach().numpy() == pytest.approx(want, abs=1e-12)
+        assert c[0, :3].detach().numpy() == pytest.approx(want, rel=1e-6)  # A stored in float32
 
 
 @pytest.mark.slow
