@@ -107,3 +107,10 @@ def test_learned_3x3_linear_system_recovers_every_entry(tmp_path: Path) -> None:
     assert learned.shape == (3, 3)  # nested lists in metrics.json
     tol = 0.01 * np.maximum(np.abs(A_TRUE), np.abs(A_TRUE).max())  # 1% per entry (of the scale for zeros)
     assert np.all(np.abs(learned - A_TRUE) <= tol), learned
+
+
+def test_sum_prod_and_slices_compile() -> None:
+    text = "model M { state x[3] = [1, 2, 3]\n param A = [[1, 2], [3, 4]]\n der(x) = -x * sum(x[0:2]) + prod(A) }"
+    model = nodedsl.loads(text).model("M")
+    out = model(torch.tensor(0.0), torch.tensor([[1.0, 2.0, 3.0], [0.0, 1.0, -1.0]]))
+    assert out.tolist() == [[21.0, 18.0, 15.0], [24.0, 23.0, 25.0]]
