@@ -36,6 +36,7 @@ from .model_info import (
     domain_sizes,
     flat_names,
     numel,
+    param_env,
     value_shape,
 )
 from .netspec import validate_net_options
@@ -84,6 +85,9 @@ class ModelChecker(CompositionChecker):
         own_states = [(d.name, value_shape(d)) for d in m.decls(ast.State)]
         self.n_own = sum(numel(s) for _, s in own_states)
         self._constraint_names()
+        self.env, cyclic = param_env(m)
+        for p in cyclic:
+            self.d.error("cyclic-definition", f"the value of parameter '{p.name}' depends on itself", p.value.span)
         for decl in m.body:
             method = _PASS2.get(type(decl))
             if method is not None:
@@ -137,6 +141,8 @@ class ModelChecker(CompositionChecker):
             )
 
     def _param(self, decl: ast.Param) -> None:
+        if decl.name not in self.env and any(p is decl for p in param_env(self.model)[1]):
+            return  # reported as cyclic-definition
         self.constant(decl.value, f"the value of parameter '{decl.name}'")
         self.expect(decl.value, value_shape(decl), f"parameter '{decl.name}'", allow_scalar=True)
         self._learn(decl)
@@ -165,7 +171,7 @@ class ModelChecker(CompositionChecker):
         learn = decl.learn
         if learn is None:
             return
-        value = constant_value(decl.value)
+        value = constant_value(decl.value, self.env)
         if learn.kind == "interval" and learn.low is not None and learn.high is not None:
             lo, hi = self.constant(learn.low, "a bound"), self.constant(learn.high, "a bound")
             if isinstance(lo, float) and isinstance(hi, float):

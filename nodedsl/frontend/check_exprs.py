@@ -242,9 +242,13 @@ class ExprChecker:
 
     def constant(self, e: ast.Expr, what: str) -> Any:
         """The value of a constant expression; None (and a ``not-constant`` error) otherwise."""
-        v = constant_value(e)
+        v = constant_value(e, getattr(self, "env", None))
         if v is None:
-            self.d.error("not-constant", f"{what} must be a constant (numbers and arithmetic)", e.span)
+            self.d.error(
+                "not-constant",
+                f"{what} must be a constant (numbers, parameters, builtins and arithmetic)",
+                e.span,
+            )
         return v
 
     # ------------------------------------------------------------ declarations
