@@ -36,6 +36,8 @@ def check_when(chk: Any, decl: ast.When) -> None:
             )
             continue
         for side in (cmp.lhs, cmp.rhs):
+            if side is None:
+                continue
             shp = chk.shape(side, {})
             if shp not in (None, ()):
                 chk.d.error(

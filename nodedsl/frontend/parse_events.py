@@ -65,10 +65,11 @@ class EventsToAst:
         op = str(items[1]) if items[1] is not None else None
         return ast.Compare(items[0], op, items[2], self._span(meta))
 
-    def _cond(op):
+    @staticmethod
+    def _cond(op: str) -> Any:
         @v_args(meta=True)
-        def build(self, meta, items):
-            parts = []
+        def build(self: Any, meta: Any, items: list) -> ast.CondOp:
+            parts: list[Any] = []
             for part in (i for i in items if not isinstance(i, Token)):
                 parts.extend(part.parts if isinstance(part, ast.CondOp) and part.op == op else [part])
             return ast.CondOp(op, tuple(parts), self._span(meta))
