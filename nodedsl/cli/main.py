@@ -33,6 +33,8 @@ COMMANDS = (
     "simulate",
     "train",
     "energy",
+    "editor",
+    "verify",
 )
 for _name in COMMANDS:
     importlib.import_module(f"{__package__}.{_name}").register(app)

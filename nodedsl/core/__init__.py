@@ -4,8 +4,8 @@ Pure Python (no torch, no SymPy), so the front end and the command line's help s
 
 Example:
     >>> from nodedsl.core import Span, Diagnostic, solver_names
-    >>> Diagnostic("unknown-name", "unknown name 'x'", Span("m.node", 3, 5)).code
-    'unknown-name'
+    >>> Diagnostic("undefined-name", "unknown name 'x'", Span("m.node", 3, 5)).code
+    'undefined-name'
     >>> "rk4" in solver_names()
     True
 """
