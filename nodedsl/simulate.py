@@ -165,7 +165,8 @@ def _simulate(prog, model, req: SimulationRequest) -> Table:
     field = model.driven(signal)
     with torch.no_grad():
         try:
-            ys = solve(field, x0[None], t, solver=solver).ys[:, 0, :]
+            res = solve(field, x0[None], t, solver=solver)
+            ys = res.ys[:, 0, :]
         except SolverError as err:
             raise NodeDslError.single("solver-error", str(err), Span("<--solver>", 0, 0)) from None
         u = (
@@ -188,6 +189,9 @@ def _simulate(prog, model, req: SimulationRequest) -> Table:
         keep = [i for i, n in enumerate(model.output_names) if n not in model.state_names]
         columns += extra
         blocks.append(outs[:, keep])
+    if model.system.events:
+        columns.append("event")
+        blocks.append(_event_marks(t, res.events)[:, None])
     if req.energy:
         if model.system.ph is None:
             raise _arg_error("--energy", f"--energy needs a port-Hamiltonian model; '{model.name}' is not")
@@ -199,6 +203,16 @@ def _simulate(prog, model, req: SimulationRequest) -> Table:
         columns += ["H", "P_dissipated", "P_supplied"]
         blocks += [H[:, None], diss[:, None], supplied[:, None]]
     return Table(columns, torch.cat(blocks, dim=1).numpy())
+
+
+def _event_marks(t: torch.Tensor, events: list) -> torch.Tensor:
+    """Per output time ``t[k]``: how many events fired in ``(t[k-1], t[k]]`` (``simulate``'s ``event`` column)."""
+    marks = torch.zeros(len(t), dtype=F64)
+    times = t.tolist()
+    for record in events:
+        k = next((i for i, s in enumerate(times) if s >= record.time), len(times) - 1)
+        marks[k] += 1
+    return marks
 
 
 def write_csv(table: Table, path: str | None) -> None:

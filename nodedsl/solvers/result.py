@@ -49,6 +49,7 @@ class SolveResult:
     ts: torch.Tensor
     stats: SolveStats = field(default_factory=SolveStats)
     solver: str = ""
+    events: list = field(default_factory=list)  # EventRecord of each event that fired (models with when blocks)
 
     @property
     def final(self) -> torch.Tensor:

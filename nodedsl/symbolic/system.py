@@ -13,6 +13,7 @@ import sympy as sp
 
 from ..core.diagnostics import Span
 from ..frontend.netspec import NetSpec
+from .events import EventSym
 
 T = sp.Symbol("t", real=True)
 
@@ -128,6 +129,7 @@ class System:
     ph: PHParts | None = None
     symplectic_split: int | None = None
     staged: Staged | None = None
+    events: list[EventSym] = field(default_factory=list)  # one per when block (symbolic/events.py)
 
     @property
     def state_names(self) -> list[str]:
