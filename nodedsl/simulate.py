@@ -36,9 +36,12 @@ class SimulationRequest:
     times_csv: str | None = None
     sets: tuple[str, ...] = ()
     inputs: tuple[str, ...] = ()
-    solver: str = "dopri5"
+    solver: str | None = None  # None: the run's training solver with --run, dopri5 otherwise
     solver_step: float | None = None
     energy: bool = False
+    run: str | None = None  # a run directory: its trained parameters and nets
+    init_random: bool = False  # simulate untrained nets as initialized from the seed
+    seed: int = 0
 
 
 @dataclass
@@ -132,12 +135,30 @@ def _interp(t, tt, vv):
 
 
 def run_simulation(prog, req: SimulationRequest) -> Table:
-    """Simulate ``req.model`` and return the long-form table (trajectory, t, states, outputs, energy)."""
-    model = prog.model(req.model, dtype=F64)  # simulation output in double precision
-    return _simulate(prog, model, req)
+    """Simulate ``req.model`` and return the long-form table (trajectory, t, states, outputs, energy).
+
+    With ``req.run``, the run's trained parameters and nets are used, and (unless ``req.solver`` is
+    given) the solver the run trained with, so the result reproduces the run's ``predictions.npz``."""
+    init = "random" if req.init_random else None
+    # simulation output in double precision
+    model = prog.trained(req.model, weights=req.run, init=init, seed=req.seed, dtype=F64)
+    run_solver = None
+    if req.run is not None and req.solver is None:
+        from .train.setup import build_solver
+        from .train.trained import trained_model
+
+        cfg = trained_model(prog, req.run, req.model)[1]
+        spec = (
+            cfg.solver
+            if req.solver_step is None
+            else cfg.solver.model_copy(update={"options": {**cfg.solver.options, "step": req.solver_step}})
+        )
+        dt = float(np.diff(_times(req).numpy()).min())
+        run_solver = lambda: build_solver(spec, dt, len(model.state_names))  # noqa: E731
+    return _simulate(prog, model, req, run_solver)
 
 
-def _simulate(prog, model, req: SimulationRequest) -> Table:
+def _simulate(prog, model, req: SimulationRequest, run_solver=None) -> Table:
     from .solvers import SolverError, make_solver, solve
 
     x0 = model.x0_default.clone()
@@ -154,14 +175,15 @@ def _simulate(prog, model, req: SimulationRequest) -> Table:
     t = _times(req)
     signal = _signal(model, req)
     options = {}
+    name = req.solver or "dopri5"
     if req.solver_step is not None:
         options["step"] = req.solver_step
-    elif req.solver in ("dopri5", "dopri8", "bosh3", "adaptive_heun"):
+    elif name in ("dopri5", "dopri8", "bosh3", "adaptive_heun"):
         options.update(rtol=1e-9, atol=1e-11)
     else:
         options["step"] = float(min(np.diff(t.numpy()).min(), 0.01))
     try:
-        solver = make_solver(req.solver, **options)
+        solver = run_solver() if run_solver is not None else make_solver(name, **options)
     except SolverError as err:
         raise _arg_error("--solver", str(err)) from None
     field = model.driven(signal)

@@ -1,0 +1,111 @@
+"""The scientist's workflow around a trained model: simulate --run, load_run, untrained nets refused,
+eval of a composite without a run, and the path/check gaps of issue 18 (one test each)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import nodedsl
+from nodedsl.cli.main import app
+from nodedsl.core.diagnostics import NodeDslError
+
+SOURCE = """
+model Truth {
+    state x = 1.0
+    input u = 0
+    param k = 0.8
+    der(x) = -k * x - 0.3 * tanh(2 * x) + u
+}
+
+model Learned {
+    state x = 1.0
+    input u = 0
+    param k = 0.5 learn positive
+    net f(x) -> 1 { hidden = [8], activation = tanh }
+    der(x) = -k * x - f(x) + u
+}
+
+dataset decays {
+    model = Truth
+    trajectories = 6
+    time = span(0, 2, step = 0.1)
+    initial = { x = uniform(-2, 2) }
+    seed = 0
+}
+
+train Learned {
+    data = decays
+    solver = rk4(step = 0.1)
+    window = 5
+    epochs = 3
+    batch = 16
+    validation = 0.34
+    seed = 0
+}
+"""
+
+
+def cli(*args: str):
+    res = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    return res.exit_code, res.output
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    d = tmp_path_factory.mktemp("wf")
+    (d / "m.node").write_text(SOURCE)
+    code, out = cli("train", str(d / "m.node"), "--run", str(d / "run"), "--quiet")
+    assert code == 0, out
+    return d
+
+
+def _simulate_rows(path: Path) -> np.ndarray:
+    with open(path) as fh:
+        rows = list(csv.DictReader(fh))
+    return np.array([[float(r["t"]), float(r["x"])] for r in rows])
+
+
+def test_simulate_run_reproduces_predictions(trained):
+    pred = np.load(trained / "run" / "predictions.npz")
+    t, yhat = pred["t"], pred["yhat"]
+    for i in range(len(t)):
+        times = trained / f"t{i}.csv"
+        times.write_text("t\n" + "\n".join(repr(float(v)) for v in t[i]) + "\n")
+        out = trained / f"sim{i}.csv"
+        code, msg = cli(
+            "simulate", str(trained / "m.node"), "--run", str(trained / "run"),
+            "--times", str(times), "--set", f"x={float(pred['y'][i, 0, 0])!r}", "-o", str(out),
+        )  # fmt: skip
+        assert code == 0, msg
+        sim = _simulate_rows(out)
+        np.testing.assert_allclose(sim[:, 1], yhat[i, :, 0], atol=1e-6, rtol=0)
+
+
+def test_load_run_round_trips(trained):
+    import torch
+
+    model = nodedsl.load_run(trained / "run")
+    state = torch.load(trained / "run" / "model.pt", weights_only=True)["model_state"]
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    prog = nodedsl.load(trained / "m.node")
+    a = prog.simulate("Learned", [0.0, 0.5, 1.0], weights=trained / "run").ys
+    b = prog.simulate("Learned", [0.0, 0.5, 1.0], weights=trained / "run").ys
+    assert torch.equal(a, b)
+
+
+def test_untrained_nets_are_refused(trained):
+    prog = nodedsl.load(trained / "m.node")
+    with pytest.raises(NodeDslError, match="no trained weights"):
+        prog.simulate("Learned", [0.0, 1.0])
+    a = prog.simulate("Learned", [0.0, 1.0], init="random", seed=3).ys
+    assert (a == prog.simulate("Learned", [0.0, 1.0], init="random", seed=3).ys).all()
+    code, out = cli("simulate", str(trained / "m.node"), "--model", "Learned", "--t-end", "1", "--step", "0.5")
+    assert code == 1 and "untrained-nets" in out
+    code, out = cli("simulate", str(trained / "m.node"), "-m", "Learned", "--t-end", "1", "--init", "random")
+    assert code == 0, out
