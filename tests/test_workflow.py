@@ -109,3 +109,18 @@ def test_untrained_nets_are_refused(trained):
     assert code == 1 and "untrained-nets" in out
     code, out = cli("simulate", str(trained / "m.node"), "-m", "Learned", "--t-end", "1", "--init", "random")
     assert code == 0, out
+
+
+def test_eval_composite_without_run(trained):
+    (trained / "c.node").write_text(
+        'import "m.node"\nmodel Pair {\n    sub a = Learned() weights "run"\n    sub b = Learned() weights "run"\n}\n'
+    )
+    code, out = cli("simulate", str(trained / "c.node"), "--t-end", "2", "--step", "0.1", "-o", str(trained / "p.csv"))
+    assert code == 0, out
+    code, out = cli("eval", str(trained / "c.node"), "--model", "Pair", "--data", str(trained / "p.csv"))
+    assert code == 0, out
+    rmse = float(out.split("RMSE ")[1].split(",")[0])
+    assert rmse < 1e-4  # rk4 at the data step against dopri5: the same trained model
+    assert "a.k = " in out and "b.k = " in out
+    code, out = cli("eval", str(trained / "m.node"), "--model", "Learned", "--data", str(trained / "p.csv"))
+    assert code == 1 and "untrained-nets" in out

@@ -106,7 +106,9 @@ def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_(
         path: str = typer.Argument(..., help="the .node file"),
-        run: str = typer.Option(..., "--run", help="the run directory"),
+        run: str | None = typer.Option(
+            None, "--run", help="the run directory (without it: --model and --data, weights from `weights` clauses)"
+        ),
         data: str | None = typer.Option(None, "--data", help="held-out CSV/NPZ (default: the validation split)"),
         model: str | None = typer.Option(None, "--model", "-m", help="model (default: the run's)"),
     ) -> None:
@@ -128,7 +130,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"  {name} = {_fmt(v)}")
         for name, v in out.get("violations", {}).items():
             typer.echo(f"  constraint {name}: violation {_fmt(v)}")
-        typer.echo(f"written: {Path(run) / 'eval.json'}")
+        if run is not None:
+            typer.echo(f"written: {Path(run) / 'eval.json'}")
 
     @app.command("plot")
     def plot(run: str = typer.Option(..., "--run", help="the run directory")) -> None:
