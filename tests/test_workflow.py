@@ -124,3 +124,20 @@ def test_eval_composite_without_run(trained):
     assert "a.k = " in out and "b.k = " in out
     code, out = cli("eval", str(trained / "m.node"), "--model", "Learned", "--data", str(trained / "p.csv"))
     assert code == 1 and "untrained-nets" in out
+
+
+def test_check_gaps(tmp_path):
+    (tmp_path / "m.node").write_text(SOURCE)
+    (tmp_path / "c.node").write_text(
+        'import "m.node"\nmodel Pair {\n    sub a = Learned() weights "runs/none"\n    sub b = Learned()\n}\n'
+    )
+    code, out = cli("check", str(tmp_path / "c.node"))
+    assert code == 0, out
+    # the composite counts its members' learned parameters and nets
+    assert "Pair: 2 states, 2 inputs, 2 params (2 learned), 2 nets" in out
+    # the weights path is resolved against the .node file's folder, and a missing one is reported
+    assert "warning[missing-weights]" in out and str(tmp_path.resolve()) in out
+    (tmp_path / "runs" / "none").mkdir(parents=True)
+    (tmp_path / "runs" / "none" / "model.pt").write_bytes(b"")
+    code, out = cli("check", str(tmp_path / "c.node"))
+    assert "missing-weights" not in out
