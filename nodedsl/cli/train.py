@@ -80,6 +80,9 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     ) -> None:
         """Fit a model to its data as its train block says; write checkpoints, metrics and plots."""
+        # a first line before torch, SymPy and the data are loaded (tens of seconds on a cold start), so a
+        # user or a log whose output is not a terminal sees at once that training has started
+        typer.echo(f"nodedsl train {path}: loading the model and its data", err=True)
         from ..train.run import run_training, select_train
 
         prog = load_or_fail(path)
