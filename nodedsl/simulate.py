@@ -8,7 +8,7 @@ Example:
     >>> prog = nodedsl.loads("model M { state x = 1\\n input u\\n der(x) = -x + u }")
     >>> table = run_simulation(prog, SimulationRequest(model="M", t_end=1, step=0.5, inputs=("u=sin(t)",)))
     >>> table.columns
-    ['trajectory', 't', 'x']
+    ['trajectory', 't', 'x', 'u']
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def _interp(t, tt, vv):
 
 
 def run_simulation(prog, req: SimulationRequest) -> Table:
-    """Simulate ``req.model`` and return the long-form table (trajectory, t, states, outputs, energy).
+    """Simulate ``req.model`` and return the long-form table (trajectory, t, states, outputs, inputs, energy).
 
     With ``req.run``, the run's trained parameters and nets are used, and (unless ``req.solver`` is
     given) the solver the run trained with, so the result reproduces the run's ``predictions.npz``."""
@@ -212,6 +212,10 @@ def _simulate(prog, model, req: SimulationRequest, run_solver=None) -> Table:
         keep = [i for i, n in enumerate(model.output_names) if n not in model.state_names]
         columns += extra
         blocks.append(outs[:, keep])
+    # the inputs that drove the simulation, always: the CSV is then training data as it stands
+    inputs = [i for i, n in enumerate(model.input_names) if n not in columns]
+    columns += [model.input_names[i] for i in inputs]
+    blocks.append(u[:, inputs].to(F64))
     if req.energy:
         if model.system.ph is None:
             raise _arg_error("--energy", f"--energy needs a port-Hamiltonian model; '{model.name}' is not")
