@@ -240,3 +240,34 @@ def write_csv(table: Table, path: str | None) -> None:
         sys.stdout.write(buf.getvalue())
         return
     atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+
+
+def dataset_table(prog, name: str) -> Table:
+    """The trajectories of dataset block ``name`` as the long table (trajectory, t, outputs, inputs):
+    what ``nodedsl data`` writes, readable as training data (``data = "file.csv"``).
+
+    Example:
+        >>> import nodedsl
+        >>> prog = nodedsl.loads("model M { state x = 1\\n input u\\n der(x) = -x + u }\\n"
+        ...     "dataset d { model = M\\n trajectories = 2\\n time = span(0, 1, step = 0.5)\\n"
+        ...     " inputs = { u = sine(1, 0.5) } }")
+        >>> table = dataset_table(prog, "d")
+        >>> table.columns, table.rows.shape
+        (['trajectory', 't', 'x', 'u'], (6, 4))
+    """
+    from .data.synth import generate
+    from .frontend.config import validate_dataset
+
+    cfg, diags = validate_dataset(prog.dataset(name))
+    if cfg is None:
+        raise NodeDslError(diags)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(cfg.seed))
+        model = prog.model(cfg.model, dtype=F64)
+    traj = generate(model, cfg)
+    n, steps = traj.y.shape[0], traj.y.shape[1]
+    ids = torch.arange(n, dtype=F64)[:, None, None].expand(n, steps, 1)
+    inputs = [i for i, c in enumerate(traj.input_names) if c not in traj.output_names]
+    blocks = [ids, traj.t[:, :, None].to(F64), traj.y.to(F64), traj.u[:, :, inputs].to(F64)]
+    columns = ["trajectory", "t", *traj.output_names, *[traj.input_names[i] for i in inputs]]
+    return Table(columns, torch.cat(blocks, dim=-1).reshape(n * steps, -1).numpy())
