@@ -141,3 +141,45 @@ def test_check_gaps(tmp_path):
     (tmp_path / "runs" / "none" / "model.pt").write_bytes(b"")
     code, out = cli("check", str(tmp_path / "c.node"))
     assert "missing-weights" not in out
+
+
+FORCED = Path(__file__).resolve().parent.parent / "examples" / "forced_msd.node"
+
+
+def test_data_command_writes_signals(tmp_path):
+    out = tmp_path / "sweep.csv"
+    code, msg = cli("data", str(FORCED), "--dataset", "sweep", "-o", str(out))
+    assert code == 0, msg
+    rows = list(csv.DictReader(out.open()))
+    assert list(rows[0]) == ["trajectory", "t", "q", "v", "force"]
+    # the chirp of the sweep dataset: 1.5 sin(2 pi (f0 t + (f1 - f0) t^2 / (2 T))), f0 = 0.05, f1 = 1, T = 10
+    for r in rows[::37]:
+        t = float(r["t"])
+        want = 1.5 * np.sin(2 * np.pi * (0.05 * t + 0.95 * t * t / 20))
+        assert float(r["force"]) == pytest.approx(want, abs=1e-12)
+    # multisine: a different draw per trajectory, the same on every run
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    for p in (a, b):
+        assert cli("data", str(FORCED), "-d", "excited", "-o", str(p))[0] == 0
+    assert a.read_text() == b.read_text()
+    data = np.loadtxt(a, delimiter=",", skiprows=1)
+    forces = [data[data[:, 0] == k, 4] for k in (0, 1)]
+    assert np.abs(forces[0] - forces[1]).max() > 0.1 and np.abs(forces[0]).max() < 2 * np.sqrt(8)
+
+
+def test_missing_input_column_is_an_error(tmp_path):
+    from nodedsl.frontend.config import validate_train
+    from nodedsl.train.inputs import load_training_data
+
+    (tmp_path / "d.csv").write_text("t,x\n0,1\n0.1,0.9\n0.2,0.8\n")
+    text = SOURCE.replace("data = decays", 'data = "d.csv"')
+    prog = nodedsl.loads(text, str(tmp_path / "m.node"))
+    model = prog.model("Truth")
+    cfg = validate_train(prog.trains[0])[0]
+    with pytest.raises(NodeDslError) as err:
+        load_training_data(prog, cfg, model, tmp_path)
+    (diag,) = err.value.diagnostics
+    assert "missing column 'u'" in diag.message and "missing_inputs = default" in " ".join(diag.notes)
+    cfg = cfg.model_copy(update={"missing_inputs": "default"})
+    traj, _ = load_training_data(prog, cfg, model, tmp_path)
+    assert traj.u.shape == (1, 3, 1) and float(traj.u.abs().max()) == 0.0

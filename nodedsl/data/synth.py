@@ -158,7 +158,7 @@ def generate(model, cfg: DatasetConfig) -> Trajectories:
     """
     from ..solvers import SolverError, make_solver, solve
 
-    dtype = torch.get_default_dtype()
+    dtype = model.x0_default.dtype  # the model's precision (float64 for `nodedsl data`)
     g = torch.Generator().manual_seed(int(cfg.seed))
     n_traj = cfg.trajectories
     x0 = sample_initial(tuple(model.state_names), model.x0_default, cfg.initial, n_traj, g, cfg).to(dtype)

@@ -102,7 +102,7 @@ def _evaluate(program, model_name, run_dir, data) -> dict:
             tuple(model.input_names),
             tuple(model.state_names),
             aliases=model_aliases(model, obs_map),
-            input_defaults=model.u_default.tolist(),
+            input_defaults=model.u_default.tolist() if cfg.missing_inputs == "default" else None,
         )
         on = str(data)
     else:

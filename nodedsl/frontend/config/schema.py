@@ -332,6 +332,7 @@ class TrainConfig(_Strict):
     loss: Literal["mse", "mae"] = "mse"
     output: str | None = None
     coupling: Literal["gradient", "least_squares"] = "gradient"
+    missing_inputs: Literal["error", "default"] = "error"  # an input column absent from a data file
     checkpoint_every: PosInt = 10
     window_init: WindowInit = WindowInit(kind="data")
     horizon: Horizon = Horizon(kind="grow")
