@@ -183,3 +183,14 @@ def test_missing_input_column_is_an_error(tmp_path):
     cfg = cfg.model_copy(update={"missing_inputs": "default"})
     traj, _ = load_training_data(prog, cfg, model, tmp_path)
     assert traj.u.shape == (1, 3, 1) and float(traj.u.abs().max()) == 0.0
+
+
+def test_show_latex_is_a_standalone_align_block():
+    code, out = cli("show", str(FORCED), "--model", "ForcedMSD", "--latex")
+    assert code == 0, out
+    body = out.strip().splitlines()
+    assert body[0].startswith("% model ForcedMSD") and body[1] == "\\begin{align*}" and body[-1] == "\\end{align*}"
+    assert "\\frac{\\mathrm{d} q}{\\mathrm{d} t} &= v" in out and "\\text{(at\\_rest)}" in out
+    code, doc = cli("show", str(FORCED), "--latex-document")
+    assert doc.startswith("\\documentclass{article}") and doc.rstrip().endswith("\\end{document}")
+    assert doc.count("\\begin{align*}") == 2 and "\\usepackage{amsmath}" in doc
