@@ -194,3 +194,23 @@ def test_show_latex_is_a_standalone_align_block():
     code, doc = cli("show", str(FORCED), "--latex-document")
     assert doc.startswith("\\documentclass{article}") and doc.rstrip().endswith("\\end{document}")
     assert doc.count("\\begin{align*}") == 2 and "\\usepackage{amsmath}" in doc
+
+
+def test_net_scaling_options():
+    import torch
+
+    src = (
+        "model M { state x = 1\n net f(x) -> 1 { hidden = [4], input_scale = 10, output_scale = 100 }\n der(x) = f(x) }"
+    )
+    model = nodedsl.loads(src).model("M")
+    net = model.nets["f"]
+    first, last = net[0], net[-1]
+    assert not first.weight.requires_grad and not last.weight.requires_grad
+    assert float(first.weight[0, 0]) == pytest.approx(0.1) and float(last.weight[0, 0]) == 100
+    x = torch.tensor([[3.0]])
+    inner = net[1:-1]
+    assert torch.allclose(model.field(0.0, x, torch.zeros(1, 0)), 100 * inner(x / 10))
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable == ["nets.f.1.weight", "nets.f.1.bias", "nets.f.3.weight", "nets.f.3.bias"]
+    with pytest.raises(NodeDslError, match="input_scale"):
+        nodedsl.loads(src.replace("input_scale = 10", "input_scale = [1, 2]"))
