@@ -112,7 +112,7 @@ class _ToAst(Transformer):
                 (
                     "'R' is the dissipation matrix of a port-Hamiltonian model: name a resistance e.g. 'Rs' or 'R_load'"
                     if str(tok) == "R"
-                    else "'J' is the structure matrix of a port-Hamiltonian model: name an inertia e.g. 'Jm' or 'J_rotor'",
+                    else "'J' is the structure matrix of a port-Hamiltonian model: name an inertia e.g. 'Jm'",
                 )
                 if str(tok) in ("R", "J")
                 else ()
