@@ -214,3 +214,22 @@ def test_net_scaling_options():
     assert trainable == ["nets.f.1.weight", "nets.f.1.bias", "nets.f.3.weight", "nets.f.3.bias"]
     with pytest.raises(NodeDslError, match="input_scale"):
         nodedsl.loads(src.replace("input_scale = 10", "input_scale = [1, 2]"))
+
+
+def test_scale_auto_sets_the_scaling_layers_from_data(tmp_path):
+    import torch
+
+    src = SOURCE.replace("uniform(-2, 2)", "uniform(20, 40)").replace(
+        "net f(x) -> 1 { hidden = [8], activation = tanh }", "net f(x) -> 1 { hidden = [8], scale = auto }"
+    )
+    (tmp_path / "m.node").write_text(src.replace("epochs = 3", "epochs = 1"))
+    code, out = cli("train", str(tmp_path / "m.node"), "--run", str(tmp_path / "run"), "-q")
+    assert code == 0, out
+    state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["model_state"]
+    cfg = __import__("json").loads((tmp_path / "run" / "config.json").read_text())
+    scales = cfg["data"]["net_scales"]["f"]
+    assert 5 < scales["input_mean"][0] < 40 and scales["input_std"][0] > 1  # the net sees the (decaying) x
+    assert float(state["nets.f.0.weight"][0, 0]) == pytest.approx(1 / scales["input_std"][0], rel=1e-5)
+    assert float(state["nets.f.4.weight"][0, 0]) == pytest.approx(scales["output_scale"][0], rel=1e-5)
+    model = nodedsl.load_run(tmp_path / "run")  # the scales travel with the run
+    assert float(model.nets["f"][0].bias[0]) == pytest.approx(-scales["input_mean"][0] / scales["input_std"][0])

@@ -47,8 +47,8 @@ def build_mlp(spec: NetSpec, dtype: torch.dtype | None = None) -> nn.Sequential:
     default when None). ``input_scale`` divides the inputs and ``output_scale`` multiplies the outputs
     by fixed factors (layers that are not trained), so the trained layers see numbers of order one."""
     layers: list[nn.Module] = []
-    if spec.input_scale:
-        layers.append(fixed_scale(tuple(1.0 / s for s in spec.input_scale), dtype))
+    if spec.input_scale or spec.scale_auto:  # scale = auto: identity until training sets it from the data
+        layers.append(fixed_scale(tuple(1.0 / s for s in spec.input_scale or (1.0,) * spec.in_size), dtype))
     width = spec.in_size
     for h in spec.hidden:
         layers += [nn.Linear(width, h, dtype=dtype), activation(spec.activation)]
@@ -60,6 +60,6 @@ def build_mlp(spec: NetSpec, dtype: torch.dtype | None = None) -> nn.Sequential:
     layers.append(last)
     if spec.output not in ("identity", "none", "linear"):
         layers.append(activation(spec.output))
-    if spec.output_scale:
-        layers.append(fixed_scale(spec.output_scale, dtype))
+    if spec.output_scale or spec.scale_auto:
+        layers.append(fixed_scale(spec.output_scale or (1.0,) * spec.out, dtype))
     return nn.Sequential(*layers)

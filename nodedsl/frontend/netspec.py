@@ -40,6 +40,7 @@ _KEYS = {
     "init": "'default' or 'zeros' (last layer starts at zero)",
     "input_scale": "a positive number or a list of one per input component (the net sees input / scale)",
     "output_scale": "a positive number or a list of one per output (the net's output is multiplied by it)",
+    "scale": "'auto' (input and output scales from the training data, stored in the run) or 'none'",
 }
 
 
@@ -56,6 +57,7 @@ class NetSpec:
     init: str = "default"
     input_scale: tuple[float, ...] = ()  # empty: no scaling; else one per input component
     output_scale: tuple[float, ...] = ()
+    scale_auto: bool = False  # scale = auto: train sets the scaling layers from the data's statistics
 
     @property
     def nonnegative(self) -> bool:
@@ -108,6 +110,9 @@ def validate_net_options(net: ast.Net) -> list[Diagnostic]:
                         ("typical magnitudes of the data, e.g. input_scale = [10, 10, 30] for Lorenz-63 states",),
                     )
                 )
+        elif key == "scale":
+            if not (isinstance(value, ast.VName) and value.name in ("auto", "none")):
+                out.append(Diagnostic("bad-value", f"'scale' must be {_KEYS['scale']}", value.span))
         elif key == "init":
             name = value.name if isinstance(value, ast.VName) else None
             if name not in ("default", "zeros"):
@@ -130,6 +135,7 @@ def net_spec(net: ast.Net) -> NetSpec:
         opts["init"].name if "init" in opts else "default",
         _scales(opts["input_scale"], in_size) or () if "input_scale" in opts else (),
         _scales(opts["output_scale"], net.out) or () if "output_scale" in opts else (),
+        "scale" in opts and getattr(opts["scale"], "name", "") == "auto",
     )
 
 
