@@ -242,9 +242,14 @@ def write_csv(table: Table, path: str | None) -> None:
     atomic_write(path, lambda fh: fh.write(buf.getvalue()))
 
 
-def dataset_table(prog, name: str) -> Table:
+def dataset_table(prog, name: str, model_name: str | None = None, run: str | None = None, count=None) -> Table:
     """The trajectories of dataset block ``name`` as the long table (trajectory, t, outputs, inputs):
     what ``nodedsl data`` writes, readable as training data (``data = "file.csv"``).
+
+    With ``model_name`` (and ``run``, a trained run's weights), that model is simulated instead of the
+    dataset's, noise-free, from the dataset's initial states and with its input signals (the same draws):
+    ``nodedsl simulate --dataset``; the table then has every state too. ``count`` overrides the number
+    of trajectories.
 
     Example:
         >>> import nodedsl
@@ -261,13 +266,23 @@ def dataset_table(prog, name: str) -> Table:
     cfg, diags = validate_dataset(prog.dataset(name))
     if cfg is None:
         raise NodeDslError(diags)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(cfg.seed))
-        model = prog.model(cfg.model, dtype=F64)
+    if count is not None:
+        cfg = cfg.model_copy(update={"trajectories": int(count)})
+    if model_name is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(cfg.seed))
+            model = prog.model(cfg.model, dtype=F64)
+    else:
+        model = prog.trained(model_name, weights=run, dtype=F64)
+        cfg = cfg.model_copy(update={"noise": 0.0})
     traj = generate(model, cfg)
     n, steps = traj.y.shape[0], traj.y.shape[1]
     ids = torch.arange(n, dtype=F64)[:, None, None].expand(n, steps, 1)
-    inputs = [i for i, c in enumerate(traj.input_names) if c not in traj.output_names]
-    blocks = [ids, traj.t[:, :, None].to(F64), traj.y.to(F64), traj.u[:, :, inputs].to(F64)]
-    columns = ["trajectory", "t", *traj.output_names, *[traj.input_names[i] for i in inputs]]
+    values, names = [traj.y.to(F64)], list(traj.output_names)
+    if model_name is not None and traj.x is not None:  # a simulation: every state, then the other outputs
+        keep = [j for j, c in enumerate(traj.output_names) if c not in traj.state_names]
+        values, names = [traj.x.to(F64), traj.y[:, :, keep].to(F64)], [*traj.state_names, *[names[j] for j in keep]]
+    inputs = [i for i, c in enumerate(traj.input_names) if c not in names]
+    blocks = [ids, traj.t[:, :, None].to(F64), *values, traj.u[:, :, inputs].to(F64)]
+    columns = ["trajectory", "t", *names, *[traj.input_names[i] for i in inputs]]
     return Table(columns, torch.cat(blocks, dim=-1).reshape(n * steps, -1).numpy())

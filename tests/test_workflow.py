@@ -233,3 +233,18 @@ def test_scale_auto_sets_the_scaling_layers_from_data(tmp_path):
     assert float(state["nets.f.4.weight"][0, 0]) == pytest.approx(scales["output_scale"][0], rel=1e-5)
     model = nodedsl.load_run(tmp_path / "run")  # the scales travel with the run
     assert float(model.nets["f"][0].bias[0]) == pytest.approx(-scales["input_mean"][0] / scales["input_std"][0])
+
+
+def test_simulate_dataset_experiments(trained):
+    sim, data = trained / "simd.csv", trained / "data.csv"
+    args = ("simulate", str(trained / "m.node"), "--run", str(trained / "run"), "--dataset", "decays")
+    code, out = cli(*args, "--trajectories", "4", "-o", str(sim))
+    assert code == 0, out
+    assert cli("data", str(trained / "m.node"), "-d", "decays", "-o", str(data))[0] == 0
+    s = np.loadtxt(sim, delimiter=",", skiprows=1)
+    d = np.loadtxt(data, delimiter=",", skiprows=1)
+    assert sorted(set(s[:, 0])) == [0, 1, 2, 3]
+    # the same experiments: the trained model starts where the truth's trajectories start
+    np.testing.assert_allclose(s[s[:, 1] == 0][:, 2], d[d[:, 1] == 0][:4, 2], rtol=0, atol=1e-12)
+    code, out = cli("simulate", str(trained / "m.node"), "--trajectories", "2")
+    assert code == 1 and "--trajectories needs --dataset" in out

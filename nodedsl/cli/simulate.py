@@ -29,8 +29,12 @@ def register(app: typer.Typer) -> None:
         run: str | None = typer.Option(None, "--run", help="a run directory: simulate its trained parameters and nets"),
         init: str | None = typer.Option(None, "--init", help="'random': simulate untrained nets as initialized"),
         seed: int = typer.Option(0, "--seed", help="seed of --init random"),
+        dataset: str | None = typer.Option(
+            None, "--dataset", help="simulate from a dataset block's initial states and input signals"
+        ),
+        trajectories: int | None = typer.Option(None, "--trajectories", help="with --dataset: how many"),
     ) -> None:
-        """Simulate a model and write the long CSV format (trajectory, t, states, outputs)."""
+        """Simulate a model and write the long CSV format (trajectory, t, states, outputs, inputs)."""
         from ..simulate import SimulationRequest, run_simulation, write_csv
 
         prog = load_or_fail(path)
@@ -54,7 +58,10 @@ def register(app: typer.Typer) -> None:
                 init_random=init == "random",
                 seed=seed,
             )
-            table = run_simulation(prog, req)
+            if dataset is not None or trajectories is not None:
+                table = _from_dataset(prog, name, run, init, dataset, trajectories)
+            else:
+                table = run_simulation(prog, req)
         except NodeDslError as err:
             fail(err, prog.sources)
         try:
@@ -70,3 +77,19 @@ def _default_model(prog, run: str | None) -> str:
 
         return str(run_config(run).get("model", ""))
     return prog.module.models[-1].name if prog.module.models else ""
+
+
+def _from_dataset(prog, name: str, run: str | None, init: str | None, dataset: str | None, count: int | None):
+    """``--dataset NAME [--trajectories N]``: the model simulated on the dataset's experiments."""
+    from ..simulate import dataset_table
+
+    where = Span("<--dataset>", 0, 0)
+    if dataset is None:
+        raise NodeDslError.single(
+            "bad-argument", "--trajectories needs --dataset (its initial-state distributions and inputs)", where
+        )
+    if count is not None and count < 1:
+        raise NodeDslError.single("bad-argument", "--trajectories must be at least 1", where)
+    if init == "random":
+        raise NodeDslError.single("bad-argument", "--dataset simulates trained or known models only", where)
+    return dataset_table(prog, dataset, name, run, count)
