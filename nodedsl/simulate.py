@@ -8,7 +8,7 @@ Example:
     >>> prog = nodedsl.loads("model M { state x = 1\\n input u\\n der(x) = -x + u }")
     >>> table = run_simulation(prog, SimulationRequest(model="M", t_end=1, step=0.5, inputs=("u=sin(t)",)))
     >>> table.columns
-    ['trajectory', 't', 'x']
+    ['trajectory', 't', 'x', 'u']
 """
 
 from __future__ import annotations
@@ -36,11 +36,14 @@ class SimulationRequest:
     times_csv: str | None = None
     sets: tuple[str, ...] = ()
     inputs: tuple[str, ...] = ()
-    solver: str = "dopri5"
+    solver: str | None = None  # None: the run's training solver with --run, dopri5 otherwise
     solver_step: float | None = None
     energy: bool = False
     rtol: float | None = None
     atol: float | None = None
+    run: str | None = None  # a run directory: its trained parameters and nets
+    init_random: bool = False  # simulate untrained nets as initialized from the seed
+    seed: int = 0
 
 
 @dataclass
@@ -134,12 +137,30 @@ def _interp(t, tt, vv):
 
 
 def run_simulation(prog, req: SimulationRequest) -> Table:
-    """Simulate ``req.model`` and return the long-form table (trajectory, t, states, outputs, energy)."""
-    model = prog.model(req.model, dtype=F64)  # simulation output in double precision
-    return _simulate(prog, model, req)
+    """Simulate ``req.model`` and return the long-form table (trajectory, t, states, outputs, inputs, energy).
+
+    With ``req.run``, the run's trained parameters and nets are used, and (unless ``req.solver`` is
+    given) the solver the run trained with, so the result reproduces the run's ``predictions.npz``."""
+    init = "random" if req.init_random else None
+    # simulation output in double precision
+    model = prog.trained(req.model, weights=req.run, init=init, seed=req.seed, dtype=F64)
+    run_solver = None
+    if req.run is not None and req.solver is None:
+        from .train.setup import build_solver
+        from .train.trained import trained_model
+
+        cfg = trained_model(prog, req.run, req.model)[1]
+        spec = (
+            cfg.solver
+            if req.solver_step is None
+            else cfg.solver.model_copy(update={"options": {**cfg.solver.options, "step": req.solver_step}})
+        )
+        dt = float(np.diff(_times(req).numpy()).min())
+        run_solver = lambda: build_solver(spec, dt, len(model.state_names))  # noqa: E731
+    return _simulate(prog, model, req, run_solver)
 
 
-def _simulate(prog, model, req: SimulationRequest) -> Table:
+def _simulate(prog, model, req: SimulationRequest, run_solver=None) -> Table:
     from .solvers import SolverError, solve, solver_from_text
 
     x0 = model.x0_default.clone()
@@ -156,10 +177,13 @@ def _simulate(prog, model, req: SimulationRequest) -> Table:
     t = _times(req)
     signal = _signal(model, req)
     try:
-        solver = solver_from_text(
-            req.solver, rtol=req.rtol, atol=req.atol, step=req.solver_step,
-            default_step=float(min(np.diff(t.numpy()).min(), 0.01)),
-        )  # fmt: skip
+        if run_solver is not None:
+            solver = run_solver()
+        else:
+            solver = solver_from_text(
+                req.solver or "dopri5", rtol=req.rtol, atol=req.atol, step=req.solver_step,
+                default_step=float(min(np.diff(t.numpy()).min(), 0.01)),
+            )  # fmt: skip
     except SolverError as err:
         raise _arg_error("--solver", str(err)) from None
     field = model.driven(signal)
@@ -189,6 +213,10 @@ def _simulate(prog, model, req: SimulationRequest) -> Table:
         keep = [i for i, n in enumerate(model.output_names) if n not in model.state_names]
         columns += extra
         blocks.append(outs[:, keep])
+    # the inputs that drove the simulation, always: the CSV is then training data as it stands
+    inputs = [i for i, n in enumerate(model.input_names) if n not in columns]
+    columns += [model.input_names[i] for i in inputs]
+    blocks.append(u[:, inputs].to(F64))
     if model.system.events:
         columns.append("event")
         blocks.append(_event_marks(t, res.events)[:, None])
@@ -226,3 +254,49 @@ def write_csv(table: Table, path: str | None) -> None:
         sys.stdout.write(buf.getvalue())
         return
     atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+
+
+def dataset_table(prog, name: str, model_name: str | None = None, run: str | None = None, count=None) -> Table:
+    """The trajectories of dataset block ``name`` as the long table (trajectory, t, outputs, inputs):
+    what ``nodedsl data`` writes, readable as training data (``data = "file.csv"``).
+
+    With ``model_name`` (and ``run``, a trained run's weights), that model is simulated instead of the
+    dataset's, noise-free, from the dataset's initial states and with its input signals (the same draws):
+    ``nodedsl simulate --dataset``; the table then has every state too. ``count`` overrides the number
+    of trajectories.
+
+    Example:
+        >>> import nodedsl
+        >>> prog = nodedsl.loads("model M { state x = 1\\n input u\\n der(x) = -x + u }\\n"
+        ...     "dataset d { model = M\\n trajectories = 2\\n time = span(0, 1, step = 0.5)\\n"
+        ...     " inputs = { u = sine(1, 0.5) } }")
+        >>> table = dataset_table(prog, "d")
+        >>> table.columns, table.rows.shape
+        (['trajectory', 't', 'x', 'u'], (6, 4))
+    """
+    from .data.synth import generate
+    from .frontend.config import validate_dataset
+
+    cfg, diags = validate_dataset(prog.dataset(name))
+    if cfg is None:
+        raise NodeDslError(diags)
+    if count is not None:
+        cfg = cfg.model_copy(update={"trajectories": int(count)})
+    if model_name is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(cfg.seed))
+            model = prog.model(cfg.model, dtype=F64)
+    else:
+        model = prog.trained(model_name, weights=run, dtype=F64)
+        cfg = cfg.model_copy(update={"noise": 0.0})
+    traj = generate(model, cfg)
+    n, steps = traj.y.shape[0], traj.y.shape[1]
+    ids = torch.arange(n, dtype=F64)[:, None, None].expand(n, steps, 1)
+    values, names = [traj.y.to(F64)], list(traj.output_names)
+    if model_name is not None and traj.x is not None:  # a simulation: every state, then the other outputs
+        keep = [j for j, c in enumerate(traj.output_names) if c not in traj.state_names]
+        values, names = [traj.x.to(F64), traj.y[:, :, keep].to(F64)], [*traj.state_names, *[names[j] for j in keep]]
+    inputs = [i for i, c in enumerate(traj.input_names) if c not in names]
+    blocks = [ids, traj.t[:, :, None].to(F64), *values, traj.u[:, :, inputs].to(F64)]
+    columns = ["trajectory", "t", *names, *[traj.input_names[i] for i in inputs]]
+    return Table(columns, torch.cat(blocks, dim=-1).reshape(n * steps, -1).numpy())

@@ -31,6 +31,7 @@ COMMANDS = (
     "check",
     "show",
     "simulate",
+    "data",
     "train",
     "energy",
     "editor",

@@ -80,6 +80,9 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     ) -> None:
         """Fit a model to its data as its train block says; write checkpoints, metrics and plots."""
+        # a first line before torch, SymPy and the data are loaded (tens of seconds on a cold start), so a
+        # user or a log whose output is not a terminal sees at once that training has started
+        typer.echo(f"nodedsl train {path}: loading the model and its data", err=True)
         from ..train.run import run_training, select_train
 
         prog = load_or_fail(path)
@@ -106,7 +109,9 @@ def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_(
         path: str = typer.Argument(..., help="the .node file"),
-        run: str = typer.Option(..., "--run", help="the run directory"),
+        run: str | None = typer.Option(
+            None, "--run", help="the run directory (without it: --model and --data, weights from `weights` clauses)"
+        ),
         data: str | None = typer.Option(None, "--data", help="held-out CSV/NPZ (default: the validation split)"),
         model: str | None = typer.Option(None, "--model", "-m", help="model (default: the run's)"),
     ) -> None:
@@ -128,7 +133,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"  {name} = {_fmt(v)}")
         for name, v in out.get("violations", {}).items():
             typer.echo(f"  constraint {name}: violation {_fmt(v)}")
-        typer.echo(f"written: {Path(run) / 'eval.json'}")
+        if run is not None:
+            typer.echo(f"written: {Path(run) / 'eval.json'}")
 
     @app.command("plot")
     def plot(run: str = typer.Option(..., "--run", help="the run directory")) -> None:

@@ -68,16 +68,28 @@ class ModelInfo:
     def size(self, entries: list[tuple[str, Shape]]) -> int:
         return sum(numel(s) for _, s in entries)
 
+    def counts(self) -> tuple[int, int, int, int]:
+        """(params, learned params, nets, constraints) of the instance tree: this model's and its
+        sub-models' (each sub-model instance counted), so a composite's summary shows what it learns."""
+        params = self.model.decls(ast.Param)
+        total = [
+            len(params),
+            sum(1 for p in params if p.learn is not None),
+            len(self.model.decls(ast.Net)),
+            len(self.model.decls(ast.Constraint)),
+        ]
+        for sub in self.subs.values():
+            total = [a + b for a, b in zip(total, sub.counts())]
+        return total[0], total[1], total[2], total[3]
+
     def summary(self) -> str:
-        own = self.model
-        params = own.decls(ast.Param)
-        learned = sum(1 for p in params if p.learn is not None)
+        params, learned, nets, constraints = self.counts()
         parts = [
             f"{self.size(self.states)} states",
             f"{self.size(self.inputs)} inputs",
-            f"{len(params)} params ({learned} learned)",
-            f"{len(own.decls(ast.Net))} nets",
-            f"{len(own.decls(ast.Constraint))} constraints",
+            f"{params} params ({learned} learned)",
+            f"{nets} nets",
+            f"{constraints} constraints",
         ]
         if self.subs:
             parts.append(f"{len(self.subs)} sub-models")

@@ -113,10 +113,20 @@ class _ToAst(EventsToAst, Transformer):
 
     def _decl_name(self, tok: Token) -> str:
         if str(tok) in KEYWORDS:
+            notes = (
+                (
+                    "'R' is the dissipation matrix of a port-Hamiltonian model: name a resistance e.g. 'Rs' or 'R_load'"
+                    if str(tok) == "R"
+                    else "'J' is the structure matrix of a port-Hamiltonian model: name an inertia e.g. 'Jm'",
+                )
+                if str(tok) in ("R", "J")
+                else ()
+            )
             self.diags.error(
                 "reserved-name",
                 f"'{tok}' is a reserved keyword and cannot be used as a name",
                 _tok_span(self.file, tok),
+                *notes,
             )
         return str(tok)
 

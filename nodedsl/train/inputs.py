@@ -95,7 +95,10 @@ def load_training_data(program, cfg: TrainConfig, model, base: str | Path | None
         path = Path(cfg.data)
         if not path.is_absolute() and base is not None:
             path = Path(base) / path
-        traj = load_file(path, *names, **kw)
+        # a missing input column is an error unless the block asks for the inputs' defaults explicitly:
+        # training silently on u = default when the experiment was driven learns the wrong model
+        defaults = kw["input_defaults"] if cfg.missing_inputs == "default" else None
+        traj = load_file(path, *names, aliases=kw["aliases"], input_defaults=defaults)
         return traj, {"kind": "file", "path": str(path.resolve()), "trajectories": traj.n_traj}
     ds = program.dataset(cfg.data)
     dcfg, diags = validate_dataset(ds)

@@ -171,6 +171,12 @@ class _Trainer(Snapshots, BatchSteps):
                         "violations": violations,
                         "lr": lr,
                         "mu": self.al.mu if self.al else None,
+                        # the largest |multiplier| per constraint, for the plots (full vectors are in the checkpoint)
+                        "multipliers": {
+                            k: max((abs(v) for v in vs), default=0.0) for k, vs in self.al.multipliers().items()
+                        }
+                        if self.al
+                        else {},
                         "wall_time": self.wall,
                         "parameters": self.model.parameter_values(),
                     }

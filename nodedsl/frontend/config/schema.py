@@ -94,6 +94,49 @@ InitValue = Annotated[
 ]
 
 
+SIGNAL_KINDS = ("sine", "multisine", "chirp", "prbs", "steps")
+_SIGNAL_NEEDS = {"sine": ("frequency",), "multisine": ("f0", "f1"), "chirp": ("f0", "f1"), "prbs": ("period",)}
+
+
+class Signal(_Strict):
+    """An excitation signal of a dataset input; every number may be a draw (one per trajectory).
+    Frequencies are in cycles per time unit; ``period`` is how long prbs/steps hold a level."""
+
+    kind: Literal["sine", "multisine", "chirp", "prbs", "steps"]
+    amplitude: Component = 1.0
+    offset: Component = 0.0
+    frequency: Component | None = None
+    phase: Component = 0.0
+    f0: Component | None = None
+    f1: Component | None = None
+    n: PosInt = 8
+    period: PosFloat | None = None
+
+    @model_validator(mode="after")
+    def _needs(self) -> Self:
+        needs = _SIGNAL_NEEDS.get(self.kind, ()) + (("period",) if self.kind == "steps" else ())
+        missing = [k for k in needs if getattr(self, k) is None]
+        if missing:
+            raise PydanticCustomError(
+                "bad_value", "{kind}(...) needs {missing}", {"kind": self.kind, "missing": ", ".join(missing)}
+            )
+        return self
+
+
+def _input_tag(v: Any) -> str | None:
+    tag = _init_tag(v)
+    return "signal" if tag in SIGNAL_KINDS else tag
+
+
+InputValue = Annotated[
+    Annotated[Finite, Tag("number")] | Annotated[list[Finite], Tag("list")] | Annotated[Signal, Tag("signal")],
+    Discriminator(
+        _input_tag,
+        **_tag_errors("a number, a list, sine(...), multisine(...), chirp(...), prbs(...), steps(...)"),
+    ),
+]
+
+
 class TimeSpan(_Strict):
     kind: Literal["span"]
     t0: Finite
@@ -154,7 +197,7 @@ class DatasetConfig(_Strict):
     trajectories: PosInt = 1
     time: TimeValue
     initial: dict[str, InitValue] = {}
-    inputs: dict[str, Finite | list[Finite]] = {}
+    inputs: dict[str, InputValue] = {}
     noise: NonNegFloat = 0.0
     seed: int = 0
     solver: SolverCall | None = None
@@ -289,6 +332,7 @@ class TrainConfig(_Strict):
     loss: Literal["mse", "mae"] = "mse"
     output: str | None = None
     coupling: Literal["gradient", "least_squares"] = "gradient"
+    missing_inputs: Literal["error", "default"] = "error"  # an input column absent from a data file
     checkpoint_every: PosInt = 10
     window_init: WindowInit = WindowInit(kind="data")
     horizon: Horizon = Horizon(kind="grow")
