@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         solver: str | None = typer.Option(
             None,
             "--solver",
-            help='solver, e.g. radau or "radau(rtol = 1e-8)" (docs/solvers.md; default dopri5, or the run\'s with --run)',
+            help='solver, e.g. radau or "radau(rtol = 1e-8)" (default dopri5, or the run\'s with --run)',
         ),
         solver_step: float | None = typer.Option(None, "--solver-step", help="step of fixed-step solvers"),
         rtol: float | None = typer.Option(None, "--rtol", help="relative tolerance of adaptive solvers (default 1e-9)"),

@@ -67,7 +67,11 @@ def _summary(result, run_dir: str) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add ``train``, ``eval`` and ``plot`` to ``app``."""
+    _register_train(app)
+    _register_eval_plot(app)
 
+
+def _register_train(app: typer.Typer) -> None:
     @app.command("train")
     def train(
         path: str = typer.Argument(..., help="the .node file"),
@@ -106,6 +110,8 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(130) from None
         _summary(result, result.extra.get("run_dir", run_dir))
 
+
+def _register_eval_plot(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_(
         path: str = typer.Argument(..., help="the .node file"),
