@@ -24,6 +24,7 @@ from typing import Any
 from ..core.diagnostics import Collector, Diagnostic, Span, suggest
 from . import ast
 from .check_blocks import check_blocks
+from .check_observer import check_observers
 from .check_links import CompositionChecker
 from .loader import Source
 from .model_info import PH, CheckedProgram, Member, ModelInfo, decl_shape, domain_sizes, flat_names, numel
@@ -320,4 +321,5 @@ def check_source(source: Source) -> tuple[CheckedProgram, list[Diagnostic]]:
         for model in module.models:
             check_model(prog, diags, file, model, [])
     check_blocks(prog, diags)
+    check_observers(prog, diags)
     return prog, diags.items
