@@ -1,7 +1,6 @@
 """Checking ``observer NAME for MODEL { ... }`` blocks (contract §11) into :class:`ObserverSpec` data.
 
-An observer names a model of the file's scope, measures expressions of that model's states and
-parameters, and has a ``kind``: ``kkl(dim, poles, learn_D = false)`` (model-free: ``z' = D z + F y``,
+An observer names a model of the file's scope, measures expressions of that model's states, and has a ``kind``: ``kkl(dim, poles, learn_D = false)`` (model-free: ``z' = D z + F y``,
 the estimate ``T_inv(z)`` from a net declared in the block) or ``luenberger(gain = MATRIX | learn)``
 (a copy of the model corrected by ``gain (y - y_hat)``). Every problem is a located diagnostic.
 
@@ -19,7 +18,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.diagnostics import Collector, Span, suggest
@@ -30,6 +29,18 @@ from .netspec import NetSpec, net_spec, validate_net_options
 
 __all__ = ["ObserverSpec", "check_observers"]
 
+# optional keys of an observer block: how `nodedsl train --observer` samples its training trajectories
+TRAINING_KEYS = {
+    "initial": "a map STATE = uniform(low, high) (the box initial states are drawn from)",
+    "trajectories": "a positive integer (simulated training trajectories)",
+    "time": "a positive number (seconds simulated per trajectory)",
+    "step": "a positive number (the simulation step)",
+    "epochs": "a positive integer",
+    "samples": "a positive integer (training pairs kept per trajectory)",
+    "lr": "a positive number (Adam's learning rate)",
+    "noise": "a non-negative number (measurement noise std added while training)",
+    "seed": "a non-negative integer",
+}
 _KINDS = "kkl(dim = m, poles = [...], learn_D = false) or luenberger(gain = MATRIX | learn)"
 
 
@@ -47,6 +58,7 @@ class ObserverSpec:
     learn_D: bool = False  # noqa: N815 (the language's spelling)
     gain: tuple[tuple[float, ...], ...] | None = None  # luenberger: n x p, None when learned
     net: NetSpec | None = None  # kkl: T_inv
+    training: dict = field(default_factory=dict)  # the training keys below, as plain values
 
 
 def check_observers(prog: CheckedProgram, diags: Collector) -> None:
@@ -92,7 +104,7 @@ def _names(e: ast.Expr) -> list[ast.Name]:
 
 def _check_one(obs: ast.Observer, info: ModelInfo, diags: Collector) -> ObserverSpec | None:
     before = len(diags.errors)
-    known = {n: m.kind for n, m in info.members.items() if m.kind in ("state", "param")}
+    known = {n: m.kind for n, m in info.members.items() if m.kind == "state"}
     if not obs.measures:
         diags.error("observer-kind", f"observer '{obs.name}' measures nothing", obs.span, "add `measure y = x1`")
     for meas in obs.measures:
@@ -100,7 +112,7 @@ def _check_one(obs: ast.Observer, info: ModelInfo, diags: Collector) -> Observer
             if name.dotted not in known and name.dotted not in ("sin", "cos", "exp", "tanh", "sqrt", "abs"):
                 diags.error(
                     "observer-unknown-name",
-                    f"observer '{obs.name}' measures '{name.dotted}', which is no state or parameter of "
+                    f"observer '{obs.name}' measures '{name.dotted}', which is no state of "
                     f"model '{info.name}'",
                     name.span,
                     suggest(name.dotted, known),
@@ -109,9 +121,23 @@ def _check_one(obs: ast.Observer, info: ModelInfo, diags: Collector) -> Observer
     errs: list = []
     entries = entries_to_plain(obs.entries, (), spans, errs)
     diags.items.extend(errs)
-    for key in entries:
-        if key != "kind":
-            diags.error("observer-kind", f"observer '{obs.name}': unknown key '{key}'", spans[(key,)], "keys: kind")
+    for key, value in entries.items():
+        if key == "kind":
+            continue
+        if key not in TRAINING_KEYS:
+            diags.error(
+                "observer-kind",
+                f"observer '{obs.name}': unknown key '{key}'",
+                spans[(key,)],
+                suggest(key, ["kind", *TRAINING_KEYS]),
+                "keys: kind, " + ", ".join(TRAINING_KEYS),
+            )
+        elif key == "initial":
+            _check_initial(obs, value, info, spans[(key,)], diags)
+        elif not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or (
+            key in ("trajectories", "epochs", "samples") and (not isinstance(value, int) or value < 1)
+        ):
+            diags.error("observer-kind", f"observer '{obs.name}': {key} must be {TRAINING_KEYS[key]}", spans[(key,)])
     kind = entries.get("kind")
     states = tuple(n for s, shape in info.states for n in flat_names(s, shape))
     fields: dict[str, Any] = {}
@@ -123,7 +149,26 @@ def _check_one(obs: ast.Observer, info: ModelInfo, diags: Collector) -> Observer
         fields = _luenberger(obs, kind, spans.get(("kind",), obs.span), len(states), len(obs.measures), diags)
     if len(diags.errors) > before:
         return None
-    return ObserverSpec(obs.name, info.name, kind["name"], states, obs.measures, **fields)
+    training = {k: v for k, v in entries.items() if k != "kind"}
+    return ObserverSpec(obs.name, info.name, kind["name"], states, obs.measures, training=training, **fields)
+
+
+def _check_initial(obs: ast.Observer, value: Any, info: ModelInfo, span: Span, diags: Collector) -> None:
+    states = {n for n, m in info.members.items() if m.kind == "state"}
+    ok = isinstance(value, dict) and all(
+        isinstance(v, dict) and v.get("name") == "uniform" and len(v["args"]) == 2 for v in value.values()
+    )
+    if not ok:
+        diags.error("observer-kind", "initial = { STATE = uniform(low, high), ... }", span)
+        return
+    for name in value:
+        if name not in states:
+            diags.error(
+                "observer-unknown-name",
+                f"observer '{obs.name}': '{name}' in initial is no state of '{info.name}'",
+                span,
+                suggest(name, states),
+            )
 
 
 def _kkl(obs: ast.Observer, kind: dict, span: Span, n: int, diags: Collector) -> dict:

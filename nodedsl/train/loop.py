@@ -256,6 +256,7 @@ class _Trainer(Snapshots, BatchSteps):
             x0_train=self.train.x0.detach().clone() if self.train.learned else None,
             x0_val=self.val.x0.detach().clone() if self.val is not None and self.val.learned else None,
             checkpoint=str(self.checkpoint_path) if self.checkpoint_path else None,
+            extra={"encoder": self.encoder} if self.encoder is not None else {},
         )
 
 
