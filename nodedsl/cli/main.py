@@ -33,6 +33,7 @@ COMMANDS = (
     "simulate",
     "train",
     "energy",
+    "observe",
 )
 for _name in COMMANDS:
     importlib.import_module(f"{__package__}.{_name}").register(app)

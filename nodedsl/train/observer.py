@@ -254,7 +254,7 @@ def _train_luenberger(obs: Observer, xs, y, dt, tr, g, progress) -> dict:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        loss_v = float(loss)
+        loss_v = float(loss.detach())
         if progress is not None:
             progress(epoch + 1, epochs, loss_v)
     return {"loss": loss_v, "gain": obs.gain.detach().tolist()}
