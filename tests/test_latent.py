@@ -55,6 +55,7 @@ train Oscillator {
     batch = 8
     validation = 0.25
     optimizer = adam(lr = 5e-2)
+    schedule = cosine(min_lr = 1e-3)
 }
 """
 
@@ -86,7 +87,7 @@ def test_encoder_learns_the_latent_oscillator():
     traj = match_model(generate(prog.model("Truth"), dcfg), *names, aliases={}, input_defaults=[])
     tr, va = split_by_trajectory(traj, cfg.validation, cfg.seed)
     result = fit(model, make_windows(tr, cfg.window), make_windows(va, cfg.window), cfg)
-    assert abs(result.parameters["k"] - 2.0) < 0.05, result.parameters
+    assert abs(result.parameters["k"] - 2.0) < 0.1, result.parameters
     encoder = result.extra["encoder"]
     # held out: 20 new noise-free trajectories, cut into windows; the encoder estimates each window's v
     held_cfg = dcfg.model_copy(update={"seed": 123, "trajectories": 20, "noise": 0.0})
