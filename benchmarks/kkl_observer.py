@@ -91,7 +91,11 @@ def time_to(x, est, t, level: float = 5.0):
     span = (x.amax(dim=(0, 1)) - x.amin(dim=(0, 1))).clamp_min(1e-9)
     rel = 100 * ((est - x).pow(2).mean(dim=0).sqrt() / span).amax(dim=-1)  # [T]
     bad = (rel >= level).nonzero()
-    return float(t[int(bad[-1]) + 1]) if len(bad) and int(bad[-1]) + 1 < len(t) else (0.0 if not len(bad) else float("inf"))
+    return (
+        float(t[int(bad[-1]) + 1])
+        if len(bad) and int(bad[-1]) + 1 < len(t)
+        else (0.0 if not len(bad) else float("inf"))
+    )
 
 
 def main() -> None:
@@ -115,7 +119,9 @@ def main() -> None:
             f"{name}: trained in {wall:.0f} s (loss {summary['loss']:.2e}); held-out RMSE after t > "
             f"{obs.settle_time():.2f}: x1 {pct[0]:.2f}%, x2 {pct[1]:.2f}% of range"
         )
-    print("\nnoise std 0.01 on y (Van der Pol): | poles | settle 5/|slowest| | RMSE after settle (x1, x2) | time to < 5% |")
+    print(
+        "\nnoise std 0.01 on y (Van der Pol): | poles | settle 5/|slowest| | RMSE after settle (x1, x2) | time to < 5% |"
+    )
     curves = {}
     for name in ("VdP", "VdPFast"):
         obs = results[name]

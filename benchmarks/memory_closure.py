@@ -69,7 +69,9 @@ def local(X):
 
 
 def mlp(i, o, w=32):
-    return torch.nn.Sequential(torch.nn.Linear(i, w), torch.nn.Tanh(), torch.nn.Linear(w, w), torch.nn.Tanh(), torch.nn.Linear(w, o))
+    return torch.nn.Sequential(
+        torch.nn.Linear(i, w), torch.nn.Tanh(), torch.nn.Linear(w, w), torch.nn.Tanh(), torch.nn.Linear(w, o)
+    )
 
 
 class Closure(torch.nn.Module):
@@ -137,7 +139,7 @@ def evaluate(model: Closure, data, horizon: int, starts):
         target = data[idx]
         past = data[starts[:, None] - model.history + torch.arange(model.history)]
         pred = model.rollout(target[:, 0], model.init_r(past), horizon)
-    err = ((pred - target).pow(2).mean(-1).sqrt() / std)  # [N, T]
+    err = (pred - target).pow(2).mean(-1).sqrt() / std  # [N, T]
     one = int(round(1.0 / DT))
     rmse1 = float(err[:, 1 : one + 1].pow(2).mean().sqrt())
     valid = []
@@ -161,7 +163,11 @@ def main() -> None:
     starts = torch.linspace(20, held.shape[0] - 401, 20).long()
     none = Closure(0, 10)
     results = {}
-    for name, model in (("no closure (f0 only)", none), ("memoryless", Closure(0, 10)), ("memory", Closure(args.latent, 10))):
+    for name, model in (
+        ("no closure (f0 only)", none),
+        ("memoryless", Closure(0, 10)),
+        ("memory", Closure(args.latent, 10)),
+    ):
         torch.manual_seed(0)
         t1 = time.perf_counter()
         if name == "no closure (f0 only)":

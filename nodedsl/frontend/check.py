@@ -24,8 +24,8 @@ from typing import Any
 from ..core.diagnostics import Collector, Diagnostic, Span, suggest
 from . import ast
 from .check_blocks import check_blocks
-from .check_observer import check_observers
 from .check_links import CompositionChecker
+from .check_observer import check_observers
 from .loader import Source
 from .model_info import PH, CheckedProgram, Member, ModelInfo, decl_shape, domain_sizes, flat_names, numel
 from .netspec import validate_net_options

@@ -1,8 +1,9 @@
 """Checking ``observer NAME for MODEL { ... }`` blocks (contract §11) into :class:`ObserverSpec` data.
 
-An observer names a model of the file's scope, measures expressions of that model's states, and has a ``kind``: ``kkl(dim, poles, learn_D = false)`` (model-free: ``z' = D z + F y``,
-the estimate ``T_inv(z)`` from a net declared in the block) or ``luenberger(gain = MATRIX | learn)``
-(a copy of the model corrected by ``gain (y - y_hat)``). Every problem is a located diagnostic.
+An observer names a model of the file's scope, measures expressions of that model's states, and has
+a ``kind``: ``kkl(dim, poles, learn_D = false)`` (model-free: ``z' = D z + F y``, the estimate
+``T_inv(z)`` from a net declared in the block) or ``luenberger(gain = MATRIX | learn)`` (a copy of the
+model corrected by ``gain (y - y_hat)``). Every problem is a located diagnostic.
 
 Example:
     >>> from nodedsl.frontend.loader import source_from_text
@@ -55,7 +56,7 @@ class ObserverSpec:
     measures: tuple[ast.Measure, ...]
     dim: int = 0  # kkl: the observer state's size
     poles: tuple[float, ...] = ()  # kkl: the diagonal of D
-    learn_D: bool = False  # noqa: N815 (the language's spelling)
+    learn_D: bool = False
     gain: tuple[tuple[float, ...], ...] | None = None  # luenberger: n x p, None when learned
     net: NetSpec | None = None  # kkl: T_inv
     training: dict = field(default_factory=dict)  # the training keys below, as plain values
@@ -112,8 +113,7 @@ def _check_one(obs: ast.Observer, info: ModelInfo, diags: Collector) -> Observer
             if name.dotted not in known and name.dotted not in ("sin", "cos", "exp", "tanh", "sqrt", "abs"):
                 diags.error(
                     "observer-unknown-name",
-                    f"observer '{obs.name}' measures '{name.dotted}', which is no state of "
-                    f"model '{info.name}'",
+                    f"observer '{obs.name}' measures '{name.dotted}', which is no state of model '{info.name}'",
                     name.span,
                     suggest(name.dotted, known),
                 )
@@ -134,8 +134,11 @@ def _check_one(obs: ast.Observer, info: ModelInfo, diags: Collector) -> Observer
             )
         elif key == "initial":
             _check_initial(obs, value, info, spans[(key,)], diags)
-        elif not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or (
-            key in ("trajectories", "epochs", "samples") and (not isinstance(value, int) or value < 1)
+        elif (
+            not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or value < 0
+            or (key in ("trajectories", "epochs", "samples") and (not isinstance(value, int) or value < 1))
         ):
             diags.error("observer-kind", f"observer '{obs.name}': {key} must be {TRAINING_KEYS[key]}", spans[(key,)])
     kind = entries.get("kind")
@@ -147,7 +150,7 @@ def _check_one(obs: ast.Observer, info: ModelInfo, diags: Collector) -> Observer
         fields = _kkl(obs, kind, spans.get(("kind",), obs.span), len(states), diags)
     else:
         fields = _luenberger(obs, kind, spans.get(("kind",), obs.span), len(states), len(obs.measures), diags)
-    if len(diags.errors) > before:
+    if len(diags.errors) > before or not isinstance(kind, dict):
         return None
     training = {k: v for k, v in entries.items() if k != "kind"}
     return ObserverSpec(obs.name, info.name, kind["name"], states, obs.measures, training=training, **fields)

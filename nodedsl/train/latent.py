@@ -37,23 +37,26 @@ def unobserved(model, obs_map) -> list[int]:
 
 
 class WindowEncoder(torch.nn.Module):
-    """GRU over a window's first ``steps`` observations ``[B, >=steps, n_obs]`` -> unobserved states ``[B, n_latent]``."""
+    """GRU over a window's first ``steps`` observations ``[B, >=steps, n_obs]`` -> unobserved states
+    ``[B, n_latent]``."""
 
     def __init__(self, n_obs: int, n_latent: int, hidden: int, steps: int, dtype=None):
         super().__init__()
         self.steps = steps
         self.gru = torch.nn.GRU(n_obs, hidden, batch_first=True, dtype=dtype)
         self.head = torch.nn.Linear(hidden, n_latent, dtype=dtype)
-        # read the sequence backwards, so the last hidden state summarizes the window's first sample
-        # (the one whose latent part is estimated) with the most recent memory
-        self.reverse = True
+        # a linear path from the raw observations: for (near-)linear dynamics the latent start is close
+        # to a linear function of the first samples (finite differences), which plain GRU training
+        # reaches slowly; the GRU then only learns the nonlinear remainder
+        self.skip = torch.nn.Linear(steps * n_obs, n_latent, dtype=dtype)
+        torch.nn.init.zeros_(self.skip.weight)
+        torch.nn.init.zeros_(self.skip.bias)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         seq = y[:, : self.steps]
-        if self.reverse:
-            seq = seq.flip(1)
-        _, h = self.gru(seq)
-        return self.head(h[-1])
+        # read the sequence backwards, so the last hidden state is about the window's first sample
+        _, h = self.gru(seq.flip(1))
+        return self.head(h[-1]) + self.skip(seq.reshape(seq.shape[0], -1))
 
 
 class EncoderShooting(Shooting):
@@ -85,14 +88,16 @@ def make_shooting(model, windows, obs_map, init, learned: bool, encoder: WindowE
     return Shooting(model, windows, obs_map, learned)
 
 
-def make_encoder(model, obs_map, init) -> WindowEncoder | None:
-    """The encoder of ``window_init = encoder(...)`` (None for other kinds or a fully observed model)."""
+def make_encoder(model, obs_map, init, points: int) -> WindowEncoder | None:
+    """The encoder of ``window_init = encoder(...)`` (None for other kinds or a fully observed model);
+    it reads at most ``points`` samples (a window's length)."""
     hidden = unobserved(model, obs_map)
     if init.kind != "encoder" or not hidden:
         return None
+    steps = min(init.steps, points)
     with torch.random.fork_rng(devices=[]):  # seeded by the run, the global RNG left alone
         torch.manual_seed(0)
-        return WindowEncoder(len(obs_map), len(hidden), init.hidden, init.steps, dtype=model.x0_default.dtype)
+        return WindowEncoder(len(obs_map), len(hidden), init.hidden, steps, dtype=model.x0_default.dtype)
 
 
 class NudgedField(torch.nn.Module):

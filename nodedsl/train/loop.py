@@ -57,7 +57,9 @@ class _Trainer(Snapshots, BatchSteps):
         init = cfg.window_init
         learned = init.kind == "learned" or (not self.full and init.kind == "data")
         self.hold = init.after if init.kind == "learned" else 0  # epochs with the estimates held fixed
-        self.encoder = make_encoder(model, self.obs_map, init)  # window_init = encoder(...): see latent.py
+        self.encoder = make_encoder(
+            model, self.obs_map, init, wtrain.y.shape[1]
+        )  # window_init = encoder(...): see latent.py
         self.train = make_shooting(model, wtrain, self.obs_map, init, learned, self.encoder)
         has_val = wval is not None and len(wval)
         self.val = make_shooting(model, wval, self.obs_map, init, learned, self.encoder) if has_val else None

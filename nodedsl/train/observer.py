@@ -73,7 +73,7 @@ def measure_fn(spec) -> Callable[[torch.Tensor], torch.Tensor]:
     return h
 
 
-def kkl_filter(poles: torch.Tensor, F: torch.Tensor, y: torch.Tensor, dt: float) -> torch.Tensor:  # noqa: N803
+def kkl_filter(poles: torch.Tensor, F: torch.Tensor, y: torch.Tensor, dt: float) -> torch.Tensor:
     """``z [B, T, m]`` from ``z(0) = 0`` driven by samples ``y [B, T, p]`` (uniform step ``dt``): the exact
     solution of ``z' = D z + F y`` for ``y`` linear between samples (no step-size limit for fast poles)."""
     a = torch.exp(poles * dt)  # [m]

@@ -20,7 +20,16 @@ from .validate import check_solver
 from .values import CMDLINE, PathT
 
 ALIASES = {"lr": "optimizer.lr", "step": "solver.step", "mu": "constraints.mu"}
-_CALL_KEYS = ("solver", "optimizer", "schedule", "constraints", "window_init", "early_stopping", "horizon", "assimilate")
+_CALL_KEYS = (
+    "solver",
+    "optimizer",
+    "schedule",
+    "constraints",
+    "window_init",
+    "early_stopping",
+    "horizon",
+    "assimilate",
+)
 
 
 def _parse_scalar(text: str) -> Any:

@@ -308,7 +308,9 @@ class TrainConfig(_Strict):
     assimilate: Nudging | None = None
     _spans: dict = PrivateAttr(default_factory=dict)
 
-    @field_validator("solver", "optimizer", "schedule", "constraints", "window_init", "horizon", "assimilate", mode="before")
+    @field_validator(
+        "solver", "optimizer", "schedule", "constraints", "window_init", "horizon", "assimilate", mode="before"
+    )
     @classmethod
     def _calls(cls, v: Any) -> Any:
         return as_call(v)
