@@ -129,7 +129,7 @@ def train(model: Closure, data, steps: int, window: int, seed: int):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 def evaluate(model: Closure, data, horizon: int, starts):
