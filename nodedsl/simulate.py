@@ -39,6 +39,8 @@ class SimulationRequest:
     solver: str = "dopri5"
     solver_step: float | None = None
     energy: bool = False
+    rtol: float | None = None
+    atol: float | None = None
 
 
 @dataclass
@@ -138,7 +140,7 @@ def run_simulation(prog, req: SimulationRequest) -> Table:
 
 
 def _simulate(prog, model, req: SimulationRequest) -> Table:
-    from .solvers import SolverError, make_solver, solve
+    from .solvers import SolverError, solve, solver_from_text
 
     x0 = model.x0_default.clone()
     for item in req.sets:
@@ -153,23 +155,20 @@ def _simulate(prog, model, req: SimulationRequest) -> Table:
             raise _arg_error("--set", f"'{value}' is not a number") from None
     t = _times(req)
     signal = _signal(model, req)
-    options = {}
-    if req.solver_step is not None:
-        options["step"] = req.solver_step
-    elif req.solver in ("dopri5", "dopri8", "bosh3", "adaptive_heun"):
-        options.update(rtol=1e-9, atol=1e-11)
-    else:
-        options["step"] = float(min(np.diff(t.numpy()).min(), 0.01))
     try:
-        solver = make_solver(req.solver, **options)
+        solver = solver_from_text(
+            req.solver, rtol=req.rtol, atol=req.atol, step=req.solver_step,
+            default_step=float(min(np.diff(t.numpy()).min(), 0.01)),
+        )  # fmt: skip
     except SolverError as err:
         raise _arg_error("--solver", str(err)) from None
     field = model.driven(signal)
     with torch.no_grad():
         try:
-            ys = solve(field, x0[None], t, solver=solver).ys[:, 0, :]
+            res = solve(field, x0[None], t, solver=solver)
+            ys = res.ys[:, 0, :]
         except SolverError as err:
-            raise _arg_error("--solver", str(err)) from None
+            raise NodeDslError.single("solver-error", str(err), Span("<--solver>", 0, 0)) from None
         u = (
             torch.stack([signal(ti, 1)[0] if signal else model.u_default for ti in t])
             if model.input_names
@@ -190,6 +189,9 @@ def _simulate(prog, model, req: SimulationRequest) -> Table:
         keep = [i for i, n in enumerate(model.output_names) if n not in model.state_names]
         columns += extra
         blocks.append(outs[:, keep])
+    if model.system.events:
+        columns.append("event")
+        blocks.append(_event_marks(t, res.events)[:, None])
     if req.energy:
         if model.system.ph is None:
             raise _arg_error("--energy", f"--energy needs a port-Hamiltonian model; '{model.name}' is not")
@@ -201,6 +203,16 @@ def _simulate(prog, model, req: SimulationRequest) -> Table:
         columns += ["H", "P_dissipated", "P_supplied"]
         blocks += [H[:, None], diss[:, None], supplied[:, None]]
     return Table(columns, torch.cat(blocks, dim=1).numpy())
+
+
+def _event_marks(t: torch.Tensor, events: list) -> torch.Tensor:
+    """Per output time ``t[k]``: how many events fired in ``(t[k-1], t[k]]`` (``simulate``'s ``event`` column)."""
+    marks = torch.zeros(len(t), dtype=F64)
+    times = t.tolist()
+    for record in events:
+        k = next((i for i, s in enumerate(times) if s >= record.time), len(times) - 1)
+        marks[k] += 1
+    return marks
 
 
 def write_csv(table: Table, path: str | None) -> None:

@@ -34,6 +34,8 @@ COMMANDS = (
     "train",
     "energy",
     "observe",
+    "editor",
+    "verify",
 )
 for _name in COMMANDS:
     importlib.import_module(f"{__package__}.{_name}").register(app)

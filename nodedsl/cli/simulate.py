@@ -20,8 +20,14 @@ def register(app: typer.Typer) -> None:
         times: str | None = typer.Option(None, "--times", help="CSV file with a column 't' of output times"),
         set_: list[str] = typer.Option([], "--set", help="initial state, e.g. --set theta=0.5 (repeatable)"),
         input_: list[str] = typer.Option([], "--input", help="input signal: name=expression-of-t or name=file.csv"),
-        solver: str = typer.Option("dopri5", "--solver", help="solver name (see docs/solvers.md)"),
+        solver: str = typer.Option(
+            "dopri5", "--solver", help='solver, e.g. radau or "radau(rtol = 1e-8)" (docs/solvers.md)'
+        ),
         solver_step: float | None = typer.Option(None, "--solver-step", help="step of fixed-step solvers"),
+        rtol: float | None = typer.Option(None, "--rtol", help="relative tolerance of adaptive solvers (default 1e-9)"),
+        atol: float | None = typer.Option(
+            None, "--atol", help="absolute tolerance of adaptive solvers (default 1e-11)"
+        ),
         energy: bool = typer.Option(False, "--energy", help="add H and power columns (port-Hamiltonian models)"),
         out: str = typer.Option("-", "--output", "-o", help="output CSV (default: stdout)"),
     ) -> None:
@@ -41,6 +47,8 @@ def register(app: typer.Typer) -> None:
                 solver=solver,
                 solver_step=solver_step,
                 energy=energy,
+                rtol=rtol,
+                atol=atol,
             )
             table = run_simulation(prog, req)
         except NodeDslError as err:

@@ -97,6 +97,11 @@ class _ConstantInput(torch.nn.Module):
     def forward(self, t, x):
         return self.model.field(t, x, self.u.expand(x.shape[0], -1))
 
+    @property
+    def events(self):
+        """The model's ``when`` blocks with these inputs (``solve`` locates them)."""
+        return self.model.driven(lambda t, batch: self.u.expand(batch, -1)).events
+
 
 def _inputs(model, cfg: DatasetConfig) -> torch.Tensor:
     names = tuple(model.input_names)

@@ -14,6 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..core.diagnostics import Span
+from .ast_events import Compare as Compare
+from .ast_events import Comprehension as Comprehension
+from .ast_events import Cond as Cond
+from .ast_events import CondOp as CondOp
+from .ast_events import Reset as Reset
+from .ast_events import Slice as Slice
+from .ast_events import When as When
 
 
 def _span() -> Span:
@@ -47,9 +54,12 @@ class Call:
 
 @dataclass(frozen=True)
 class Index:
+    """``target[index]`` or, with ``col``, ``target[index, col]`` (an entry of a matrix)."""
+
     target: Expr
     index: Expr
     span: Span = _span()
+    col: Expr | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +82,7 @@ class Neg:
     span: Span = _span()
 
 
-Expr = Num | Name | Call | Index | Array | BinOp | Neg
+Expr = Num | Name | Call | Index | Slice | Comprehension | Array | BinOp | Neg
 
 
 # ---------------------------------------------------------------- values (dataset/train/net options)
@@ -190,9 +200,14 @@ class Let:
 
 @dataclass(frozen=True)
 class Der:
+    """``der(x) = expr``, or the index form ``der(x[i]) = expr for i in low..high``."""
+
     state: str
     expr: Expr
     span: Span = _span()
+    index: str | None = None
+    low: Expr | None = None
+    high: Expr | None = None
 
 
 @dataclass(frozen=True)
@@ -301,6 +316,7 @@ Decl = (
     | Sub
     | Couple
     | Connect
+    | When
 )
 
 

@@ -20,6 +20,7 @@ from lark.exceptions import UnexpectedInput, VisitError
 from ..core.diagnostics import Collector, NodeDslError, Span
 from ..core.resources import data_dir
 from . import ast
+from .parse_events import EventsToAst
 from .syntax_errors import EXAMPLES, syntax_diagnostic
 
 _EXAMPLES = EXAMPLES  # the catalogue of common mistakes under the name tests/test_error_corpus.py imports
@@ -52,6 +53,10 @@ KEYWORDS = frozenset(
         "train",
         "weights",
         "port_hamiltonian",
+        "when",
+        "reset",
+        "and",
+        "or",
     ]
 )
 
@@ -93,7 +98,7 @@ def _bin(op: str) -> Any:
     return build
 
 
-class _ToAst(Transformer):
+class _ToAst(EventsToAst, Transformer):
     """One method per grammar rule, each one AST constructor."""
 
     def __init__(self, file: str, diags: Collector):
@@ -151,7 +156,8 @@ class _ToAst(Transformer):
 
     # ---- declarations
     def size(self, items):
-        return self._int(items[0], "a size")
+        dims = tuple(self._int(tok, "a size") for tok in items)
+        return dims[0] if len(dims) == 1 else dims
 
     @v_args(meta=True)
     def state(self, meta, items):
@@ -199,10 +205,6 @@ class _ToAst(Transformer):
     @v_args(meta=True)
     def let(self, meta, items):
         return ast.Let(self._decl_name(items[1]), items[2], self._span(meta))
-
-    @v_args(meta=True)
-    def der(self, meta, items):
-        return ast.Der(str(items[1]), items[2], self._span(meta))
 
     @v_args(meta=True)
     def output(self, meta, items):
@@ -367,10 +369,6 @@ class _ToAst(Transformer):
     @v_args(meta=True)
     def array(self, meta, items):
         return ast.Array(tuple(items), self._span(meta))
-
-    @v_args(meta=True)
-    def index(self, meta, items):
-        return ast.Index(items[0], items[1], self._span(meta))
 
 
 def parse_source(text: str, file: str = "<string>") -> ast.Module:

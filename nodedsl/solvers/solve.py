@@ -20,6 +20,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..core.errors import SolverError
 from .base import Field, Solver
+from .base import check_inputs as _check_inputs
 from .result import SolveResult, SolveStats
 
 
@@ -55,21 +56,6 @@ class Gradient:
         return grad
 
 
-def _check_inputs(x0: Any, t: Any) -> torch.Tensor:
-    if not isinstance(x0, torch.Tensor) or x0.dim() != 2 or not x0.is_floating_point():
-        raise SolverError(
-            f"x0 must be a floating [batch, n] tensor, got "
-            f"{tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__}"
-        )
-    if not isinstance(t, torch.Tensor) or t.dim() != 1 or len(t) == 0:
-        raise SolverError("t must be a non-empty 1-D tensor of output times")
-    if not t.is_floating_point():
-        t = t.to(x0.dtype)
-    if not bool(torch.isfinite(t).all()) or (len(t) > 1 and not bool((t[1:] > t[:-1]).all())):
-        raise SolverError(f"t must be finite and strictly increasing, got {t.tolist()}")
-    return t
-
-
 def solve(
     field: Field, x0: torch.Tensor, t: torch.Tensor, *, solver: Solver | str, gradient: Any = "backprop"
 ) -> SolveResult:
@@ -80,6 +66,9 @@ def solve(
     and adaptive methods; field must be an ``nn.Module``);
     ``("checkpoint", k)`` splits the outputs into ``k`` segments and recomputes
     each during backward (memory ~ one segment).
+
+    A field with a non-empty ``events`` attribute (a model with ``when`` blocks) is integrated by
+    :func:`~nodedsl.solvers.events.solve_events`; the result lists the events that fired.
 
     Example:
         >>> import torch
@@ -95,6 +84,9 @@ def solve(
         solver = make_solver(solver)
     t = _check_inputs(x0, t)
     grad = Gradient.parse(gradient)
+    events = getattr(field, "events", None)
+    if events:
+        return _with_events(field, x0, t, solver, grad, events)
     stats = SolveStats()
     name = getattr(solver, "name", type(solver).__name__)
     if len(t) == 1:
@@ -118,6 +110,21 @@ def solve(
     else:
         ys = solver.integrate(field, x0, t, stats)
     return SolveResult(ys, t, stats, name)
+
+
+def _with_events(
+    field: Field, x0: torch.Tensor, t: torch.Tensor, solver: Solver, grad: Gradient, events
+) -> SolveResult:
+    """A field with ``when`` blocks: :func:`~nodedsl.solvers.events.solve_events`, gradients by backprop."""
+    from .events import solve_events
+
+    if grad.mode == "adjoint":
+        raise SolverError(
+            "gradient='adjoint' is not available for a model with events (when blocks); use 'backprop'",
+            option="gradient",
+        )
+    res = solve_events(field, x0, t, events=list(events), solver=solver)
+    return SolveResult(res.ys, t, res.stats, res.solver, res.events)
 
 
 def _checkpointed(

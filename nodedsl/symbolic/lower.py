@@ -22,6 +22,7 @@ from ..core.diagnostics import Collector
 from ..frontend import ast
 from ..frontend.check import ModelInfo, flat_names
 from .builtins import sigmoid, softplus
+from .events import lower_when
 from .instance import Instance
 from .system import Collected, ConstraintSym, ParamSym, PHParts, PortSym, Staged, System, T
 
@@ -106,6 +107,7 @@ def _flatten(inst: Instance, diags: Collector) -> System:
         inst.ph,
         split,
         staged,
+        [lower_when(inst, d, k) for k, d in enumerate(info.model.decls(ast.When))],
     )
 
 

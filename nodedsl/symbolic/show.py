@@ -76,4 +76,7 @@ def format_system(system: System, info: ModelInfo, *, latex: bool = False) -> st
             lines.append(f"  output {n} = {_fmt(e, latex)}")
     for s, e in zip(system.states, system.rhs):
         lines.append(f"  d/dt {s.name} = {_fmt(e, latex)}")
+    for ev in system.events:
+        resets = ", ".join(f"{s.name} = {_fmt(e, latex)}" for s, e in ev.resets.items()) or "nothing"
+        lines.append(f"  when {ev.text}: reset {resets}")
     return "\n".join(lines)
