@@ -95,6 +95,7 @@ class Program:
         except UncompilableError as err:
             raise NodeDslError.single("cannot-compile", f"model '{name}': {err}", info.model.span) from None
         model.loaded_subs = self._load_sub_weights(model, info, "")
+        model.latent_names = tuple(info.latent_names())  # data never has them (train/inputs.py)
         return model
 
     def _load_sub_weights(self, model, info: ModelInfo, prefix: str) -> list[str]:

@@ -82,6 +82,7 @@ def _register_train(app: typer.Typer) -> None:
         run: str | None = typer.Option(None, "--run", help="run directory (default: runs/<model>)"),
         resume: bool = typer.Option(False, "--resume", help="continue from the run directory's checkpoint"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+        observer: str | None = typer.Option(None, "--observer", help="train this observer block instead"),
     ) -> None:
         """Fit a model to its data as its train block says; write checkpoints, metrics and plots."""
         # a first line before torch, SymPy and the data are loaded (tens of seconds on a cold start), so a
@@ -90,6 +91,9 @@ def _register_train(app: typer.Typer) -> None:
         from ..train.run import run_training, select_train
 
         prog = load_or_fail(path)
+        if observer is not None:
+            _train_observer(prog, observer, run)
+            return
         try:
             block = select_train(prog, model)
             overrides = parse_sets(set_)
@@ -153,6 +157,17 @@ def _register_eval_plot(app: typer.Typer) -> None:
             fail(err)
         for p in written:
             typer.echo(f"written: {p}")
+
+
+def _train_observer(prog, name: str, run: str | None) -> None:
+    from ..train.observer_run import run_observer_training
+
+    try:
+        summary = run_observer_training(prog, name, run)
+    except NodeDslError as err:
+        fail(err, prog.sources)
+    typer.echo(f"observer {name} ({summary['kind']}) trained: final loss {_fmt(summary['loss'])}")
+    typer.echo(f"run directory: {summary['run_dir']}")
 
 
 def _validate_first(block, overrides: dict[str, str]) -> None:

@@ -147,6 +147,7 @@ class State:
     size: int | None
     init: Expr | None
     span: Span = _span()
+    latent: bool = False  # `state h[4] latent`: never observed; estimated per training window
 
 
 @dataclass(frozen=True)
@@ -359,6 +360,28 @@ class Train:
 
 
 @dataclass(frozen=True)
+class Measure:
+    """``measure y = expr`` inside an observer: one measured quantity of the model's states."""
+
+    name: str
+    expr: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Observer:
+    """``observer NAME for MODEL { measure ...; kind = ...; net T_inv(z[m]) -> n }`` (contract §11)."""
+
+    name: str
+    model: str
+    measures: tuple[Measure, ...]
+    entries: tuple[Entry, ...]
+    nets: tuple[Net, ...]
+    span: Span = _span()
+    model_span: Span = _span()
+
+
+@dataclass(frozen=True)
 class Module:
     """One parsed file."""
 
@@ -367,3 +390,4 @@ class Module:
     models: tuple[Model, ...]
     datasets: tuple[Dataset, ...]
     trains: tuple[Train, ...]
+    observers: tuple[Observer, ...] = ()

@@ -26,6 +26,7 @@ from . import ast
 from .check_blocks import check_blocks
 from .check_events import check_when
 from .check_links import CompositionChecker
+from .check_observer import check_observers
 from .loader import Source
 from .model_info import (
     PH,
@@ -353,4 +354,5 @@ def check_source(source: Source) -> tuple[CheckedProgram, list[Diagnostic]]:
         for model in module.models:
             check_model(prog, diags, file, model, [])
     check_blocks(prog, diags)
+    check_observers(prog, diags)
     return prog, diags.items

@@ -62,8 +62,13 @@ class ModelInfo:
         return model_latex(self.model)
 
     def observed(self) -> list[tuple[str, Shape]]:
-        """What data observes: declared outputs, or every state when the model declares none."""
-        return self.outputs if self.outputs else self.states
+        """What data observes: declared outputs, or every non-latent state when the model declares none."""
+        latent = {d.name for d in self.model.decls(ast.State) if d.latent}
+        return self.outputs if self.outputs else [(n, s) for n, s in self.states if n not in latent]
+
+    def latent_names(self) -> list[str]:
+        """Flat names of the model's own latent states (``state h[4] latent``)."""
+        return [nm for d in self.model.decls(ast.State) if d.latent for nm in flat_names(d.name, decl_shape(d.size))]
 
     def size(self, entries: list[tuple[str, Shape]]) -> int:
         return sum(numel(s) for _, s in entries)

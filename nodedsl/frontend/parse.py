@@ -146,6 +146,7 @@ class _ToAst(EventsToAst, Transformer):
             tuple(mods),
             tuple(i for i in items if isinstance(i, ast.Dataset)),
             tuple(i for i in items if isinstance(i, ast.Train)),
+            tuple(i for i in items if isinstance(i, ast.Observer)),
         )
 
     @v_args(meta=True)
@@ -170,7 +171,7 @@ class _ToAst(EventsToAst, Transformer):
 
     @v_args(meta=True)
     def state(self, meta, items):
-        return ast.State(self._decl_name(items[1]), items[2], items[3], self._span(meta))
+        return ast.State(self._decl_name(items[1]), items[2], items[4], self._span(meta), items[3] is not None)
 
     @v_args(meta=True)
     def input(self, meta, items):
@@ -280,6 +281,24 @@ class _ToAst(EventsToAst, Transformer):
     @v_args(meta=True)
     def connect(self, meta, items):
         return ast.Connect(items[1], items[3], self._span(meta))
+
+    # ---- observers
+    @v_args(meta=True)
+    def observer(self, meta, items):
+        body = items[4:]
+        return ast.Observer(
+            self._decl_name(items[1]),
+            str(items[3]),
+            tuple(i for i in body if isinstance(i, ast.Measure)),
+            tuple(i for i in body if isinstance(i, ast.Entry)),
+            tuple(i for i in body if isinstance(i, ast.Net)),
+            self._span(meta),
+            _tok_span(self.file, items[3]),
+        )
+
+    @v_args(meta=True)
+    def measure(self, meta, items):
+        return ast.Measure(self._decl_name(items[1]), items[2], self._span(meta))
 
     # ---- data and training
     @v_args(meta=True)

@@ -76,7 +76,9 @@ def _flatten(inst: Instance, diags: Collector) -> System:
         outputs = [o.xreplace(subst) for o in outputs] if subst else outputs
         names = [nm for n, s in info.outputs for nm in flat_names(n, s)]
     else:
-        outputs, names = list(states), [s.name for s in states]
+        latent = set(info.latent_names())  # never observed: no output unless an `output` says so
+        outputs = [s for s in states if s.name not in latent]
+        names = [s.name for s in outputs]
     split = _symplectic_split(states, rhs)
     staged = None
     if info.is_ph and inst.coupled:

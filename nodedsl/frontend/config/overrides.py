@@ -25,7 +25,17 @@ from .validate import check_solver
 from .values import CMDLINE, PathT
 
 ALIASES = {"lr": "optimizer.lr", "step": "solver.step", "mu": "constraints.mu"}
-_CALL_KEYS = ("solver", "optimizer", "schedule", "constraints", "window_init", "early_stopping", "horizon", "gradient")
+_CALL_KEYS = (
+    "solver",
+    "optimizer",
+    "schedule",
+    "constraints",
+    "window_init",
+    "early_stopping",
+    "horizon",
+    "gradient",
+    "assimilate",
+)
 _CALL = re.compile(r"([A-Za-z_]\w*)\s*\((.*)\)", re.S)
 # a dotted option of a key whose current value is a plain name: the call that option implies
 _IMPLIED_CALL = {("gradient", "segments"): "checkpoint"}

@@ -223,10 +223,23 @@ class DatasetConfig(_Strict):
 
 
 class WindowInit(_Strict):
-    """How windows start: from the data (``data``) or from trained estimates (``learned``)."""
+    """How windows start: from the data (``data``), from trained estimates (``learned``), with latent
+    states at zero (``zero``) or from a recurrent encoder of the window's first ``steps`` observations
+    (``encoder``, a GRU of ``hidden`` units trained jointly)."""
 
-    kind: Literal["data", "learned"]
+    kind: Literal["data", "learned", "zero", "encoder"]
     after: Annotated[int, Field(ge=0)] = 0
+    hidden: PosInt = 32
+    steps: PosInt = 8
+
+
+class Nudging(_Strict):
+    """``assimilate = nudging(gain, steps)``: the first ``steps`` steps of each window are pulled toward
+    the observations (``x' = f(x) + gain (y - x)`` on observed states); the loss is on the rest."""
+
+    kind: Literal["nudging"]
+    gain: PosFloat = 5.0
+    steps: PosInt = 10
 
 
 class Horizon(_Strict):
@@ -336,9 +349,12 @@ class TrainConfig(_Strict):
     checkpoint_every: PosInt = 10
     window_init: WindowInit = WindowInit(kind="data")
     horizon: Horizon = Horizon(kind="grow")
+    assimilate: Nudging | None = None
     _spans: dict = PrivateAttr(default_factory=dict)
 
-    @field_validator("solver", "optimizer", "schedule", "constraints", "window_init", "horizon", mode="before")
+    @field_validator(
+        "solver", "optimizer", "schedule", "constraints", "window_init", "horizon", "assimilate", mode="before"
+    )
     @classmethod
     def _calls(cls, v: Any) -> Any:
         return as_call(v)
