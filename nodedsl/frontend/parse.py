@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Any
 
@@ -18,9 +19,11 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedInput, VisitError
 
 from ..core.diagnostics import Collector, NodeDslError, Span
+from ..core.limits import limit, over_limit
 from ..core.resources import data_dir
 from . import ast
 from .syntax_errors import EXAMPLES, syntax_diagnostic
+from .treewalk import nesting_depth, rebalance, transform
 
 _EXAMPLES = EXAMPLES  # the catalogue of common mistakes under the name tests/test_error_corpus.py imports
 
@@ -83,12 +86,37 @@ def _tok_span(file: str, tok: Token) -> Span:
     return Span(file, tok.line or 0, tok.column or 0, tok.end_line or 0, tok.end_column or 0)
 
 
+def _arith(fn: Any) -> Any:
+    def safe(*args: float) -> float | complex | None:
+        try:
+            return fn(*args)
+        except OverflowError:
+            return math.inf
+        except (ZeroDivisionError, ValueError, TypeError):
+            return None
+
+    return safe
+
+
+_OPS = {
+    "+": _arith(lambda a, b: a + b),
+    "-": _arith(lambda a, b: a - b),
+    "*": _arith(lambda a, b: a * b),
+    "/": _arith(lambda a, b: a / b),
+    "^": _arith(lambda a, b: a**b),
+    "@": _arith(lambda a, b: None),
+    "neg": _arith(lambda a: -a),
+}
+
+
 def _bin(op: str) -> Any:
     """The transformer callback of a binary operator."""
 
     @v_args(meta=True)
     def build(self: _ToAst, meta: Any, items: list) -> ast.BinOp:
-        return ast.BinOp(op, items[0], items[1], self._span(meta))
+        node = ast.BinOp(op, items[0], items[1], self._span(meta))
+        self._fold(node)
+        return node
 
     return build
 
@@ -100,6 +128,32 @@ class _ToAst(Transformer):
         super().__init__()
         self.file = file
         self.diags = diags
+        self._consts: dict[int, float] = {}  # id(node) -> value of constant subexpressions
+        self._keep: list[Any] = []  # the nodes behind those ids stay alive while the ids are in use
+
+    def _fold(self, node: ast.BinOp | ast.Neg) -> None:
+        """Track the value of constant arithmetic; a constant beyond a double (``2^2^2^2^2^2``) is
+        ``bad-constant`` here, before SymPy would try to compute it exactly (hours, gigabytes)."""
+        args = [
+            self._consts.get(id(x))
+            for x in ((node.left, node.right) if isinstance(node, ast.BinOp) else (node.operand,))
+        ]
+        if any(a is None for a in args):
+            return
+        value = _OPS[node.op if isinstance(node, ast.BinOp) else "neg"](*args)
+        if value is None:
+            return
+        if isinstance(value, complex) or value != value:
+            return
+        if not math.isfinite(value):
+            self.diags.error(
+                "bad-constant",
+                "this constant is too large to represent (a double's maximum is about 1.8e308)",
+                node.span,
+            )
+            return
+        self._consts[id(node)] = value
+        self._keep.append(node)
 
     def _span(self, meta) -> Span:
         if getattr(meta, "empty", True):
@@ -119,6 +173,9 @@ class _ToAst(Transformer):
         text = str(tok)
         if not text.isdigit() or int(text) < 1:
             self.diags.error("bad-size", f"{what} must be a positive integer, got '{text}'", _tok_span(self.file, tok))
+            return 1
+        if len(text) > 18 or int(text) > limit("elements"):
+            self.diags.items.append(over_limit("elements", text, "this declaration", _tok_span(self.file, tok)))
             return 1
         return int(text)
 
@@ -287,11 +344,11 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def v_number(self, meta, items):
-        return ast.VNumber(float(items[0]), self._span(meta))
+        return ast.VNumber(self._float(items[0], self._span(meta)), self._span(meta))
 
     @v_args(meta=True)
     def v_neg_number(self, meta, items):
-        return ast.VNumber(-float(items[0]), self._span(meta))
+        return ast.VNumber(-self._float(items[0], self._span(meta)), self._span(meta))
 
     @v_args(meta=True)
     def v_string(self, meta, items):
@@ -327,11 +384,28 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def neg(self, meta, items):
-        return ast.Neg(items[0], self._span(meta))
+        node = ast.Neg(items[0], self._span(meta))
+        self._fold(node)
+        return node
+
+    def _float(self, tok: Token, span: Span) -> float:
+        """The value of a number literal; ``bad-constant`` when it overflows a double (``1e999``)."""
+        value = float(tok)
+        if not math.isfinite(value):
+            self.diags.error(
+                "bad-constant",
+                f"the number {tok} is too large to represent (a double's maximum is about 1.8e308)",
+                span,
+            )
+            return 0.0
+        return value
 
     @v_args(meta=True)
     def number(self, meta, items):
-        return ast.Num(float(items[0]), str(items[0]), self._span(meta))
+        node = ast.Num(self._float(items[0], self._span(meta)), str(items[0]), self._span(meta))
+        self._consts[id(node)] = node.value
+        self._keep.append(node)
+        return node
 
     @v_args(meta=True)
     def name(self, meta, items):
@@ -362,9 +436,17 @@ def parse_source(text: str, file: str = "<string>") -> ast.Module:
         tree = _parser().parse(text if text.endswith("\n") else text + "\n")
     except UnexpectedInput as err:
         raise NodeDslError([syntax_diagnostic(err, text, file, _parser())]) from None
+    tree = rebalance(tree)
+    depth, deepest = nesting_depth(tree)
+    if depth > limit("depth"):
+        meta = deepest.meta
+        span = (
+            Span(file, meta.line, meta.column, meta.end_line, meta.end_column) if not meta.empty else Span(file, 1, 1)
+        )
+        raise NodeDslError([over_limit("depth", depth, "this expression", span)])
     diags = Collector()
     try:
-        module = _ToAst(file, diags).transform(tree)
+        module = transform(_ToAst(file, diags), tree)
     except VisitError as err:  # a bug in a transformer method: still a located, coded diagnostic
         raise NodeDslError.single(
             "internal", f"could not build the syntax tree: {err.orig_exc}", Span(file, 1, 1)
