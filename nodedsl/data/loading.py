@@ -16,7 +16,6 @@ Example:
 from __future__ import annotations
 
 import math
-import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -189,28 +188,10 @@ def _csv_cells(file, numbered, columns, value_cols, plan: Plan):
 
 # ------------------------------------------------------------------ NPZ
 def _npz_arrays(path: str | Path) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz`` file (no pickles); ``data-error`` if it cannot be read."""
-    file = str(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except FileNotFoundError:
-        raise NodeDslError([_err(file, f"data file '{file}' does not exist")]) from None
-    except ValueError as exc:
-        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
-            raise NodeDslError(
-                [
-                    _err(
-                        file,
-                        "ragged or object arrays cannot be loaded (trajectories of "
-                        "different lengths must be padded into one array, or stored as CSV)",
-                    )
-                ]
-            ) from None
-        raise NodeDslError([_err(file, f"cannot read data file '{file}': {exc}")]) from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise NodeDslError([_err(file, f"cannot read data file '{file}' (corrupt or not an .npz): {exc}")]) from None
-    return arrays
+    """Every array of an ``.npz`` file (no pickles, headers checked first); ``data-error`` if unusable."""
+    from ..io.npz import read_npz
+
+    return read_npz(path)
 
 
 def _npz_columns(file: str, arrays: dict, output_names: Sequence[str], input_names: Sequence[str]):
