@@ -42,6 +42,7 @@ LIMITS: dict[str, Limit] = {
     "net-width": Limit(100_000, "units", "width of a net layer (input, hidden or output)"),
     "depth": Limit(200, "levels", "nesting of one expression (calls, brackets of arrays, powers, unary minus)"),
     "source-bytes": Limit(16 * 2**20, "bytes", "size of one .node source file"),
+    "csv-bytes": Limit(256 * 2**20, "bytes", "size of one CSV file (parsed into Python rows: about 50x its size)"),
     "data-bytes": Limit(2 * 2**30, "bytes", "size of one data file (CSV, NPZ) or of the arrays it holds"),
     "rows": Limit(10_000_000, "rows", "rows of a simulation table or of a data file"),
     "steps": Limit(10_000_000, "steps", "steps of a fixed-step solver over one solve"),

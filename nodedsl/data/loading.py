@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.diagnostics import Diagnostic, NodeDslError, suggest
+from ..core.diagnostics import Diagnostic, NodeDslError, Span, suggest
+from ..core.limits import limit, over_limit
 from ..io.tables import read_rows
 from .trajectories import MAX_ERRORS, Plan, Trajectories, _err, assemble, check_times, match_model, plan_columns
 from .windows import Windows, make_windows, split_by_trajectory
@@ -87,6 +88,10 @@ def load_csv(
     ids = list(groups)
     lengths = np.array([len(groups[k]) for k in ids])
     n, T = len(ids), int(lengths.max())
+    padded = n * T * (len(value_cols) + 3) * 8  # t, values, row numbers (and the tensors made from them)
+    if padded > limit("data-bytes"):
+        what = f"'{file}' padded to {n} trajectories x {T} samples"
+        raise NodeDslError([over_limit("data-bytes", padded, what, Span(file, 0, 0))])
     t = np.zeros((n, T))
     cols = np.zeros((n, T, len(value_cols)))
     rows = np.zeros((n, T), dtype=np.int64)

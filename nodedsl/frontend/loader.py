@@ -163,7 +163,12 @@ def load_sources(path: str | Path) -> Source:
 
 def source_from_text(text: str, file: str = "<string>") -> Source:
     """A one-file program from text (no imports allowed): for tests and the Python API."""
-    module = parse_source(text, file)
+    return source_from_module(parse_source(text, file), text)
+
+
+def source_from_module(module: ast.Module, text: str = "") -> Source:
+    """A one-file program from an already built module (no imports allowed)."""
+    file = module.file
     if module.imports:
         raise NodeDslError.single(
             "import-not-found", "imports need a file on disk (use load())", module.imports[0].span
