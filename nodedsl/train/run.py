@@ -107,6 +107,9 @@ class _Setup:
 
 
 def _run_training(program, train_block, cfg, run, resume, progress) -> TrainResult:
+    for tmp in run.glob("*.tmp"):  # temporaries of atomic writes killed mid-way (we hold the lock)
+        if tmp.name.split(".")[0] in {name.split(".")[0] for name in RUN_FILES}:
+            tmp.unlink(missing_ok=True)
     s = _prepare(program, train_block, cfg, run, resume)
     result = _fit(program, s, resume, progress)
     _held_out_outputs(s, result)

@@ -1,0 +1,144 @@
+"""Training killed with SIGKILL at random moments (some inside checkpoint writes) and resumed, 20 times.
+
+Each attempt is a forked child (torch is imported once, in the parent) running ``run_training`` on one
+run directory; the parent kills it after a random delay, or the child kills itself halfway through
+writing a checkpoint. After every kill, every file of the run directory must come from one run (same
+``run_id``), and the checkpoint must load. The last attempt finishes, and its trained parameters must
+equal those of an uninterrupted run exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import nodedsl
+from nodedsl.io.checkpoint import load_checkpoint
+
+TINY = """
+model Decay {
+    state x = 1.0
+    param k = 0.5 learn positive
+    der(x) = -k * x
+}
+
+model Truth {
+    state x = 1.0
+    param k = 1.3
+    der(x) = -k * x
+}
+
+dataset d {
+    model = Truth
+    trajectories = 4
+    time = span(0, 1, step = 0.1)
+    initial = { x = uniform(0.5, 1.5) }
+    seed = 1
+}
+
+train Decay {
+    data = d
+    solver = rk4(step = 0.1)
+    window = 5
+    epochs = 40
+    checkpoint_every = 1
+    optimizer = adam(lr = 5e-2)
+    seed = 0
+}
+"""
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+
+
+def _train(path: str, run: str, resume: bool, die_in_write: bool) -> None:
+    """The child: train (resuming when asked); optionally SIGKILL itself inside a checkpoint write."""
+    os.environ["NODEDSL_QUIET"] = "1"
+    if die_in_write:
+        import nodedsl.io.checkpoint as ck
+
+        real = ck.atomic_write
+        countdown = [random.Random(os.getpid()).randint(1, 4)]
+
+        def dying(p, write, *, binary=False):
+            countdown[0] -= 1
+            if countdown[0] > 0:
+                return real(p, write, binary=binary)
+
+            def half(fh):
+                write(fh)
+                fh.flush()
+                fh.truncate(max(1, fh.tell() // 2))
+                os.kill(os.getpid(), signal.SIGKILL)
+
+            return real(p, half, binary=binary)
+
+        ck.atomic_write = dying
+    from nodedsl.train.run import run_training
+
+    prog = nodedsl.load(path)
+    run_training(prog, prog.module.trains[0], run_dir=run, resume=resume)
+
+
+def _attempt(ctx, path: str, run: Path, delay: float | None, die_in_write: bool = False) -> int:
+    resume = (run / "checkpoint.pt").is_file()
+    child = ctx.Process(target=_train, args=(path, str(run), resume, die_in_write))
+    child.start()
+    if delay is not None:
+        child.join(delay)
+        if child.is_alive():
+            os.kill(child.pid, signal.SIGKILL)
+    child.join()
+    return child.exitcode
+
+
+def _run_ids(run: Path) -> set[str]:
+    """The run id of every run file present (each file must name one)."""
+    ids = set()
+    for name in ("config.json", "metrics.json"):
+        if (run / name).is_file():
+            ids.add(json.loads((run / name).read_text())["run_id"])
+    for name in ("checkpoint.pt", "model.pt"):
+        if (run / name).is_file():
+            ids.add(load_checkpoint(run / name)["run_id"])  # also: the file loads (never torn)
+    if (run / "predictions.npz").is_file():
+        with np.load(run / "predictions.npz") as z:
+            ids.add(str(z["run_id"]))
+    return ids
+
+
+def test_sigkill_twenty_times_then_resume_equals_uninterrupted(tmp_path):
+    torch.set_num_threads(1)
+    path = tmp_path / "tiny.node"
+    path.write_text(TINY)
+    ctx = multiprocessing.get_context("fork")
+    ref = tmp_path / "ref"
+    t0 = time.monotonic()
+    assert _attempt(ctx, str(path), ref, None) == 0
+    duration = time.monotonic() - t0
+    run = tmp_path / "run"
+    rng = random.Random(17)
+    kills = 0
+    for i in range(20):
+        in_write = i % 4 == 3  # every fourth attempt dies inside a checkpoint write
+        code = _attempt(ctx, str(path), run, None if in_write else rng.uniform(0.05, 0.9) * duration, in_write)
+        kills += code == -signal.SIGKILL
+        ids = _run_ids(run)
+        assert len(ids) <= 1, f"attempt {i}: run files from several runs: {ids}"
+    assert kills >= 10
+    assert _attempt(ctx, str(path), run, None) == 0
+    assert len(_run_ids(run)) == 1
+    assert not list(run.glob("*.tmp"))  # temporaries of killed writes are removed by the next run
+    mine = load_checkpoint(run / "model.pt")["model_state"]
+    theirs = load_checkpoint(ref / "model.pt")["model_state"]
+    assert mine.keys() == theirs.keys()
+    for k in mine:
+        assert torch.equal(mine[k], theirs[k]), k
