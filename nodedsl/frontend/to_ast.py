@@ -142,10 +142,10 @@ class _ToAst(Transformer):
 
     def _int(self, tok: Token, what: str) -> int:
         text = str(tok)
-        if not text.isdigit() or int(text) < 1:
+        if not text.isdigit() or text.strip("0") == "":
             self.diags.error("bad-size", f"{what} must be a positive integer, got '{text}'", _tok_span(self.file, tok))
             return 1
-        if len(text) > 18 or int(text) > limit("elements"):
+        if len(text.lstrip("0")) > 18 or int(text) > limit("elements"):
             self.diags.items.append(over_limit("elements", text, "this declaration", _tok_span(self.file, tok)))
             return 1
         return int(text)

@@ -11,7 +11,7 @@ Example:
     >>> read_bytes(p, "source-bytes")
     b'hi'
     >>> try:
-    ...     read_bytes("/dev/null", "source-bytes")
+    ...     read_bytes("/dev/zero", "source-bytes")
     ... except NodeDslError as err:
     ...     err.diagnostics[0].code
     'not-a-file'
