@@ -190,9 +190,12 @@ def _simulate(prog, model, req: SimulationRequest) -> Table:
                 "--set", f"model '{model.name}' has no state '{name}'", suggest(name, model.state_names) or ""
             )
         try:
-            x0[model.state_names.index(name)] = float(value)
+            number = float(value)
         except ValueError:
             raise _arg_error("--set", f"'{value}' is not a number") from None
+        if not math.isfinite(number):
+            raise _arg_error("--set", f"'{value}' is not a finite number")
+        x0[model.state_names.index(name)] = number
     t = _times(req)
     signal = _signal(model, req)
     name, given = parse_solver_arg(req.solver)
