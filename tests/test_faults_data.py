@@ -166,3 +166,33 @@ def test_fuzzed_csv_gives_diagnostics(tmp_path_factory, rows):
     except NodeDslError:
         return
     assert np.isfinite(traj.y.numpy()).all()
+
+
+LEAPFROG = """
+model Osc : port_hamiltonian {
+    state q = 1.0
+    state p = 0.0
+    param delta = 0
+    hamiltonian = p^2 / 2 + q^2 / 2
+    R = [[0, 0], [0, delta]]
+}
+
+model Damped : port_hamiltonian {
+    state q = 1.0
+    state p = 0.0
+    param c = 0.5
+    hamiltonian = p^2 / 2 + q^2 / 2
+    R = [[0, 0], [0, c]]
+}
+"""
+
+
+def test_leapfrog_separability_after_known_parameters(tmp_path):
+    (tmp_path / "lf.node").write_text(LEAPFROG)
+    path = str(tmp_path / "lf.node")
+    ok = CliRunner().invoke(app, ["simulate", path, "-m", "Osc", "--t-end", "1", "--step", "1", "--solver", "leapfrog"])
+    assert ok.exit_code == 0, ok.output
+    assert abs(float(ok.output.strip().splitlines()[-1].split(",")[2]) - np.cos(1.0)) < 1e-4
+    bad = CliRunner().invoke(app, ["simulate", path, "-m", "Damped", "--t-end", "1", "--solver", "leapfrog"])
+    assert bad.exit_code == 1 and "der(q)" in bad.output
+    assert "symplectic_split" not in bad.output and "field." not in bad.output

@@ -76,7 +76,15 @@ def _flatten(inst: Instance, diags: Collector) -> System:
         names = [nm for n, s in info.outputs for nm in flat_names(n, s)]
     else:
         outputs, names = list(states), [s.name for s in states]
-    split = _symplectic_split(states, rhs)
+    # separability is decided with the known parameters' values in place: R = [[0, 0], [0, delta]] with
+    # delta = 0 is separable, whatever symbol delta is
+    known = {
+        sym: sp.Integer(int(v)) if float(v).is_integer() else sp.Float(v)
+        for p in parts.params
+        if p.learn is None
+        for sym, v in zip(p.symbols, p.value)
+    }
+    split = _symplectic_split(states, [e.xreplace(known) for e in rhs] if known else rhs)
     staged = None
     if info.is_ph and inst.coupled:
         us: list[sp.Symbol] = []
