@@ -48,6 +48,10 @@ def read_npz(path: str | Path, code: str = "data-error") -> dict[str, np.ndarray
     span = Span(file, 0, 0)
     check_regular(path, span, "data file")
     if not zipfile.is_zipfile(path):
+        with open(path, "rb") as fh:
+            zip_start = fh.read(2) == b"PK"
+        if zip_start:  # a zip whose end (the central directory) is missing
+            raise NodeDslError.single(code, f"cannot read '{file}': a truncated or corrupt NPZ (zip) file", span)
         raise NodeDslError.single(code, f"'{file}' is not an NPZ (zip) file", span)
     cap = limit("data-bytes")
     out: dict[str, np.ndarray] = {}
@@ -62,7 +66,8 @@ def read_npz(path: str | Path, code: str = "data-error") -> dict[str, np.ndarray
                     if dtype.hasobject:
                         raise NodeDslError.single(
                             code,
-                            f"'{file}': array '{name}' holds Python objects (refused: no pickles)",
+                            f"'{file}': array '{name}' is a ragged or object array (Python objects are refused: "
+                            "no pickles)",
                             span,
                             "trajectories of different lengths: pad them into one array, or store them as CSV",
                         )
