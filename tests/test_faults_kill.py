@@ -145,3 +145,38 @@ def test_sigkill_twenty_times_then_resume_equals_uninterrupted(tmp_path):
     assert mine.keys() == theirs.keys()
     for k in mine:
         assert torch.equal(mine[k], theirs[k]), k
+
+
+def _cli_train(path: str, run: str, err: str) -> None:
+    """The child: ``nodedsl train PATH --run RUN -q`` with stderr into the file ``err``."""
+    import sys
+
+    from nodedsl.cli.main import main
+
+    fd = os.open(err, os.O_WRONLY | os.O_CREAT, 0o644)
+    os.dup2(fd, 2)
+    sys.stderr = os.fdopen(2, "w", buffering=1)
+    sys.argv = ["nodedsl", "train", path, "--run", run, "-q"]
+    main()
+
+
+def test_sigint_leaves_a_resumable_checkpoint_and_says_so(tmp_path):
+    path = tmp_path / "tiny.node"
+    path.write_text(TINY.replace("epochs = 100", "epochs = 100000"))
+    ctx = multiprocessing.get_context("fork")
+    run, err = tmp_path / "run", tmp_path / "err.txt"
+    child = ctx.Process(target=_cli_train, args=(str(path), str(run), str(err)))
+    child.start()
+    deadline = time.monotonic() + 60
+    while not (run / "checkpoint.pt").is_file() and time.monotonic() < deadline and child.is_alive():
+        time.sleep(0.05)
+    os.kill(child.pid, signal.SIGINT)
+    child.join(30)
+    assert child.exitcode == 130, err.read_text()
+    assert "continue with --resume" in err.read_text()
+    state = load_checkpoint(run / "checkpoint.pt")
+    assert state["epoch"] >= 1 and state["run_id"]
+    from nodedsl.io.runlock import RunLock
+
+    with RunLock(run):  # the lock was released with the process
+        pass
