@@ -196,3 +196,14 @@ def test_leapfrog_separability_after_known_parameters(tmp_path):
     bad = CliRunner().invoke(app, ["simulate", path, "-m", "Damped", "--t-end", "1", "--solver", "leapfrog"])
     assert bad.exit_code == 1 and "der(q)" in bad.output
     assert "symplectic_split" not in bad.output and "field." not in bad.output
+
+
+def test_solver_calls_in_train_overrides():
+    from nodedsl.frontend.config.overrides import apply_overrides
+    from nodedsl.frontend.config.schema import TrainConfig
+
+    cfg = TrainConfig.model_validate({"model": "M", "data": "d"})
+    assert str(apply_overrides(cfg, {"solver": "dopri5(rtol = 1e-10)"}).solver) == "dopri5(rtol = 1e-10)"
+    for bad in ("dopri5(rtol = -1)", "rk4(step = 0.1", "nosuch(step = 1)"):
+        assert _codes(lambda bad=bad: apply_overrides(cfg, {"solver": bad})) == ["bad-override"]
+    assert _codes(lambda: apply_overrides(cfg, {"seed": str(10**30)})) == ["bad-override"]
