@@ -101,6 +101,7 @@ def test_a_chain_of_1000_imports_loads(tmp_path):
         ("state x[1000000000] = 0\n der(x) = -x", "too-large"),
         ("state x[" + "9" * 5000 + "] = 0\n der(x) = -x", "too-large"),
         ("state x = 1\n net f(a[100000000]) -> 1\n der(x) = f(x)", "too-large"),
+        ("state x = 1\n net f(a) -> 1 { hidden = [100000000] }\n der(x) = f(x)", "too-large"),
         ("state x = 1\n der(x) = -x * 2^2^2^2^2^2", "bad-constant"),
         ("state x = 1\n param k = 1e999\n der(x) = -k * x", "bad-constant"),
         ("state x = 1\n der(x) = -x * (10^200 * 10^200)", "bad-constant"),

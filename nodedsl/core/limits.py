@@ -38,8 +38,7 @@ class Limit:
 
 LIMITS: dict[str, Limit] = {
     "elements": Limit(10_000_000, "elements", "elements of one declaration (state, input, param, net input)"),
-    "states": Limit(10_000_000, "states", "states of one flattened model"),
-    "net-width": Limit(100_000, "units", "width of a net layer (input, hidden or output)"),
+    "net-width": Limit(100_000, "units", "width of a hidden layer of a net"),
     "depth": Limit(200, "levels", "nesting of one expression (calls, brackets of arrays, powers, unary minus)"),
     "source-bytes": Limit(16 * 2**20, "bytes", "size of one .node source file"),
     "csv-bytes": Limit(256 * 2**20, "bytes", "size of one CSV file (parsed into Python rows: about 50x its size)"),
