@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import sys
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from .core.diagnostics import NodeDslError, Span, suggest
+from .core.limits import limit, over_limit
 from .io.atomic import atomic_write
 from .io.tables import read_columns
 
@@ -65,9 +67,18 @@ def _split(item: str, what: str) -> tuple[str, str]:
 
 def _expression_signal(text: str):
     """A function of t from an expression, via the .node grammar (no eval)."""
-    from .program import loads
+    from .frontend import ast
+    from .frontend.loader import source_from_module
+    from .frontend.parse import parse_expression
+    from .program import _finish
 
-    prog = loads(f"model __signal {{\n state __z = 0\n der(__z) = {text}\n}}\n", "<--input>")
+    # the expression is parsed on its own and placed into a model's AST: the text can never add a
+    # declaration (a newline or a '}' in it is a syntax error of the expression)
+    span = Span("<--input>", 1, 1)
+    expr = parse_expression(text, "<--input>")
+    body = (ast.State("__z", None, ast.Num(0.0, "0", span), span), ast.Der("__z", expr, span))
+    module = ast.Module("<--input>", (), (ast.Model("__signal", None, body, span),), (), ())
+    prog = _finish(source_from_module(module, text))
     model = prog.model("__signal", dtype=F64)
     return lambda t, batch, _m=model: _m.field(t, torch.zeros(batch, 1, dtype=F64))
 
@@ -79,15 +90,31 @@ def _times(req: SimulationRequest) -> torch.Tensor:
             raise NodeDslError.single("data-error", f"'{req.times_csv}' has no column 't'", Span(req.times_csv, 1, 1))
         t = cols["t"]
     else:
-        if not (req.step > 0 and req.t_end > 0):
-            raise _arg_error("--t-end/--step", "--t-end and --step must be positive")
-        n = int(round(req.t_end / req.step))
-        if n > 10_000_000:
-            raise _arg_error("--step", f"{n} output times is too many; use a larger --step")
+        if not (req.step > 0 and req.t_end > 0 and math.isfinite(req.step) and math.isfinite(req.t_end)):
+            raise _arg_error("--t-end/--step", "--t-end and --step must be positive finite numbers")
+        rows = req.t_end / req.step
+        if rows >= limit("rows"):
+            raise NodeDslError([over_limit("rows", int(rows) + 1, "the output (--t-end / --step)", _SPAN_T)])
+        n = int(round(rows))
         t = np.linspace(0.0, n * req.step, n + 1)
     if len(t) < 2 or np.any(np.diff(t) <= 0) or not np.all(np.isfinite(t)):
         raise _arg_error("--times", "output times must be finite and strictly increasing (at least two)")
     return torch.as_tensor(t, dtype=F64)
+
+
+_SPAN_T = Span("<--t-end/--step>", 0, 0)
+
+
+def _check_steps(t: torch.Tensor, step: float | None) -> None:
+    """A fixed step far below the output grid (``--solver-step 1e-12``) would run for days: refuse it."""
+    if step is None:
+        return
+    if not (isinstance(step, (int, float)) and step > 0 and math.isfinite(step)):
+        raise _arg_error("--solver-step", "the solver step must be a positive finite number")
+    span = float(t[-1] - t[0])
+    steps = span / step + len(t)
+    if steps >= limit("steps"):
+        raise NodeDslError([over_limit("steps", int(steps), f"a solve with step {step:g} over [0, {span:g}]", _SPAN_T)])
 
 
 def _signal(model, req: SimulationRequest):
@@ -108,6 +135,7 @@ def _signal(model, req: SimulationRequest):
             cols = read_columns(value)
             if "t" not in cols:
                 raise NodeDslError.single("data-error", f"'{value}' has no column 't'", Span(value, 1, 1))
+            _increasing(value, cols["t"])
             tt = torch.as_tensor(cols["t"])
             for i in matches:
                 col = names[i] if names[i] in cols else name
@@ -126,6 +154,19 @@ def _signal(model, req: SimulationRequest):
         return torch.stack([c.to(default.dtype) for c in cols], dim=-1)
 
     return signal
+
+
+def _increasing(file: str, t: np.ndarray) -> None:
+    """An input signal's times must increase strictly (a data error at its row, not a solver underflow)."""
+    bad = np.nonzero(~(t[1:] > t[:-1]))[0]
+    if len(bad):
+        k = int(bad[0]) + 1
+        raise NodeDslError.single(
+            "data-error",
+            f"column 't' is not strictly increasing: t = {t[k]:g} in data row {k + 1} follows t = {t[k - 1]:g}",
+            Span(file, k + 2, 1),
+            "each time must appear once, in increasing order",
+        )
 
 
 def _interp(t, tt, vv):
@@ -171,9 +212,12 @@ def _simulate(prog, model, req: SimulationRequest, run_solver=None) -> Table:
                 "--set", f"model '{model.name}' has no state '{name}'", suggest(name, model.state_names) or ""
             )
         try:
-            x0[model.state_names.index(name)] = float(value)
+            number = float(value)
         except ValueError:
             raise _arg_error("--set", f"'{value}' is not a number") from None
+        if not math.isfinite(number):
+            raise _arg_error("--set", f"'{value}' is not a finite number")
+        x0[model.state_names.index(name)] = number
     t = _times(req)
     signal = _signal(model, req)
     try:
@@ -184,6 +228,7 @@ def _simulate(prog, model, req: SimulationRequest, run_solver=None) -> Table:
                 req.solver or "dopri5", rtol=req.rtol, atol=req.atol, step=req.solver_step,
                 default_step=float(min(np.diff(t.numpy()).min(), 0.01)),
             )  # fmt: skip
+        _check_steps(t, solver.options.get("step"))
     except SolverError as err:
         raise _arg_error("--solver", str(err)) from None
     field = model.driven(signal)

@@ -79,7 +79,9 @@ def _register_train(app: typer.Typer) -> None:
         epochs: int | None = typer.Option(None, "--epochs", help="override 'epochs'"),
         lr: float | None = typer.Option(None, "--lr", help="override the optimizer's learning rate"),
         set_: list[str] = typer.Option([], "--set", help="override any key: --set batch=32 --set solver.step=0.01"),
-        run: str | None = typer.Option(None, "--run", help="run directory (default: runs/<model>)"),
+        run: str | None = typer.Option(
+            None, "--run", help="run directory (default: the train block's output, else runs/<model>)"
+        ),
         resume: bool = typer.Option(False, "--resume", help="continue from the run directory's checkpoint"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
         observer: str | None = typer.Option(None, "--observer", help="train this observer block instead"),
@@ -102,7 +104,7 @@ def _register_train(app: typer.Typer) -> None:
             if lr is not None:
                 overrides["lr"] = repr(lr)
             _validate_first(block, overrides)
-            run_dir = run or str(Path("runs") / block.model)
+            run_dir = run  # None: the train block's `output`, else runs/<model>
             if quiet:
                 result = run_training(prog, block, overrides=overrides, run_dir=run_dir, resume=resume)
             else:
@@ -112,7 +114,7 @@ def _register_train(app: typer.Typer) -> None:
         except KeyboardInterrupt:
             typer.echo("interrupted: the last completed epoch is saved; continue with --resume", err=True)
             raise typer.Exit(130) from None
-        _summary(result, result.extra.get("run_dir", run_dir))
+        _summary(result, result.extra.get("run_dir", run_dir or ""))
 
 
 def _register_eval_plot(app: typer.Typer) -> None:

@@ -16,13 +16,13 @@ Example:
 from __future__ import annotations
 
 import math
-import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ..core.diagnostics import Diagnostic, NodeDslError, suggest
+from ..core.diagnostics import Diagnostic, NodeDslError, Span, suggest
+from ..core.limits import limit, over_limit
 from ..io.tables import read_rows
 from .trajectories import MAX_ERRORS, Plan, Trajectories, _err, assemble, check_times, match_model, plan_columns
 from .windows import Windows, make_windows, split_by_trajectory
@@ -91,6 +91,10 @@ def load_csv(
     ids = list(groups)
     lengths = np.array([len(groups[k]) for k in ids])
     n, T = len(ids), int(lengths.max())
+    padded = n * T * (len(value_cols) + 3) * 8  # t, values, row numbers (and the tensors made from them)
+    if padded > limit("data-bytes"):
+        what = f"'{file}' padded to {n} trajectories x {T} samples"
+        raise NodeDslError([over_limit("data-bytes", padded, what, Span(file, 0, 0))])
     t = np.zeros((n, T))
     cols = np.zeros((n, T, len(value_cols)))
     rows = np.zeros((n, T), dtype=np.int64)
@@ -192,28 +196,10 @@ def _csv_cells(file, numbered, columns, value_cols, plan: Plan):
 
 # ------------------------------------------------------------------ NPZ
 def _npz_arrays(path: str | Path) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz`` file (no pickles); ``data-error`` if it cannot be read."""
-    file = str(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except FileNotFoundError:
-        raise NodeDslError([_err(file, f"data file '{file}' does not exist")]) from None
-    except ValueError as exc:
-        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
-            raise NodeDslError(
-                [
-                    _err(
-                        file,
-                        "ragged or object arrays cannot be loaded (trajectories of "
-                        "different lengths must be padded into one array, or stored as CSV)",
-                    )
-                ]
-            ) from None
-        raise NodeDslError([_err(file, f"cannot read data file '{file}': {exc}")]) from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise NodeDslError([_err(file, f"cannot read data file '{file}' (corrupt or not an .npz): {exc}")]) from None
-    return arrays
+    """Every array of an ``.npz`` file (no pickles, headers checked first); ``data-error`` if unusable."""
+    from ..io.npz import read_npz
+
+    return read_npz(path)
 
 
 def _npz_columns(file: str, arrays: dict, output_names: Sequence[str], input_names: Sequence[str]):

@@ -6,7 +6,7 @@ Example:
     >>> from nodedsl.frontend.parse import parse_source
     >>> mod = parse_source("model M { state x = 1\\n der(x) = -x }", "m.node")
     >>> mod.models[0].body[1]
-    Der(state='x', expr=Neg(operand=Name(parts=('x',))))
+    Der(state='x', expr=Neg(operand=Name(parts=('x',))), index=None, low=None, high=None)
 """
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ class Domain:
 class Constraint:
     name: str | None
     lhs: Expr
-    op: str  # == <= >=
+    op: str  # == <= >= (a strict < or > parses, and the checker rejects it)
     rhs: Expr
     domains: tuple[Domain, ...]
     weight: Expr | None

@@ -238,6 +238,14 @@ class ModelChecker(CompositionChecker):
             if dom.var in scope:
                 self.d.error("duplicate-name", f"domain variable '{dom.var}' is given twice", dom.span)
             scope[dom.var] = Member("var", self._domain_shape(dom, decl), dom)
+        if decl.op in ("<", ">"):
+            self.d.error(
+                "strict-comparison",
+                f"a constraint compares with '{decl.op}=', not a strict '{decl.op}'",
+                decl.span,
+                f"write '{decl.op}=': a penalty can only drive a violation to zero, which a strict inequality "
+                "never reaches; for a margin, write e.g. x >= 0.01",
+            )
         a, b = self.shape(decl.lhs, scope), self.shape(decl.rhs, scope)
         if a is not None and b is not None and a != b and a != () and b != ():
             self.d.error(

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..core.diagnostics import Collector, Diagnostic, NodeDslError, Span
 from ..core.resources import data_dir
+from ..io.files import read_text
 from . import ast
 from .parse import parse_source
 
@@ -46,56 +47,69 @@ def _resolve(imp: ast.Import, importer: Path) -> Path:
     return (data_dir("stdlib") / f"{imp.path}.node").resolve()
 
 
-def load_sources(path: str | Path) -> Source:
-    """Read and parse ``path`` and its imports; raise :class:`NodeDslError` with every problem found."""
-    diags = Collector()
-    root = Path(path).resolve()
-    src = Source(root=_display(root))
-    by_path: dict[Path, str] = {}
-    stack: list[Path] = []
+@dataclass
+class _Frame:
+    """A file whose imports are being loaded (the explicit stack replaces recursion: 1,000-deep chains load)."""
 
-    def visit(p: Path, at: Span | None) -> str | None:
-        if p in by_path:
-            return by_path[p]
+    path: Path
+    name: str
+    module: ast.Module
+    via: ast.Import | None
+    scope: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    next: int = 0
+
+
+class _Loader:
+    def __init__(self, root: Path):
+        self.diags = Collector()
+        self.src = Source(root=_display(root))
+        self.by_path: dict[Path, str] = {}
+
+    def read(self, p: Path, at: Span | None) -> str | None:
+        """The text of ``p`` (a regular file, within the source-size limit), or None with a diagnostic."""
         name = _display(p)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            diags.error(
-                "import-not-found" if at else "file-not-found", f"cannot find file '{name}'", at or Span(name, 0, 0)
+        where = at or Span(name, 0, 0)
+        if at is not None and p.suffix != ".node":  # never parse (and echo) a file that is not nodedsl source
+            self.diags.error(
+                "not-node-source", f"'{name}' is not a .node file", where, "imports name .node files or stdlib modules"
             )
             return None
-        except (OSError, UnicodeDecodeError) as err:
-            diags.error("unreadable-file", f"cannot read '{name}': {err}", at or Span(name, 0, 0))
+        try:
+            return read_text(p, "source-bytes", where, "file")
+        except NodeDslError as err:
+            for d in err.diagnostics:
+                code = "import-not-found" if d.code == "file-not-found" and at else d.code
+                self.diags.items.append(Diagnostic(code, d.message, d.span, d.notes))
             return None
-        src.texts[name] = text
+
+    def enter(self, p: Path, at: ast.Import | None) -> _Frame | None:
+        name = _display(p)
+        text = self.read(p, at.span if at else None)
+        if text is None:
+            return None
+        self.src.texts[name] = text
         try:
             module = parse_source(text, name)
         except NodeDslError as err:
-            diags.items.extend(err.diagnostics)
+            self.diags.items.extend(err.diagnostics)
             return None
-        by_path[p] = name
-        src.modules[name] = module
-        stack.append(p)
-        scope: dict[str, tuple[str, Any]] = {}
-        for imp in module.imports:
-            target = _resolve(imp, p)
-            if target in stack:
-                cycle = " -> ".join(_display(s) for s in stack[stack.index(target) :] + [target])
-                diags.error("import-cycle", f"import cycle: {cycle}", imp.span)
-                continue
-            dep = visit(target, imp.span)
-            if dep is None:
-                continue
-            dep_mod = src.modules[dep]
-            items: tuple[ast.Model | ast.Dataset, ...] = (*dep_mod.models, *dep_mod.datasets)
-            for item in items:
-                visible = f"{imp.alias}.{item.name}" if imp.alias else item.name
-                scope[visible] = (dep, item)
-        own: tuple[ast.Model | ast.Dataset, ...] = (*module.models, *module.datasets)
+        self.by_path[p] = name
+        self.src.modules[name] = module
+        return _Frame(p, name, module, at)
+
+    def add_imported(self, frame: _Frame, imp: ast.Import, dep: str) -> None:
+        dep_mod = self.src.modules[dep]
+        items: tuple[ast.Model | ast.Dataset, ...] = (*dep_mod.models, *dep_mod.datasets)
+        for item in items:
+            visible = f"{imp.alias}.{item.name}" if imp.alias else item.name
+            frame.scope[visible] = (dep, item)
+
+    def finish(self, frame: _Frame) -> None:
+        scope, name = frame.scope, frame.name
+        own: tuple[ast.Model | ast.Dataset, ...] = (*frame.module.models, *frame.module.datasets)
         for item in own:
             if item.name in scope and scope[item.name][0] == name:
-                diags.error(
+                self.diags.error(
                     "duplicate-name",
                     f"'{item.name}' is declared twice in this file",
                     item.span,
@@ -103,18 +117,58 @@ def load_sources(path: str | Path) -> Source:
                 )
                 continue
             scope[item.name] = (name, item)
-        src.scopes[name] = scope
-        stack.pop()
-        return name
+        self.src.scopes[name] = scope
 
-    visit(root, None)
-    diags.raise_if_errors()
-    return src
+    def step(self, stack: list[_Frame]) -> None:
+        """Load the next import of the innermost file, or finish that file when it has none left."""
+        frame = stack[-1]
+        if frame.next >= len(frame.module.imports):
+            self.finish(stack.pop())
+            if stack and frame.via is not None:
+                self.add_imported(stack[-1], frame.via, frame.name)
+            return
+        imp = frame.module.imports[frame.next]
+        frame.next += 1
+        try:
+            target = _resolve(imp, frame.path)
+        except (OSError, RuntimeError) as err:  # a symlink loop: RuntimeError before Python 3.13
+            self.diags.error("unreadable-file", f"cannot resolve import '{imp.path}': {err}", imp.span)
+            return
+        on_stack = [f.path for f in stack]
+        if target in on_stack:
+            cycle = " -> ".join(_display(s) for s in on_stack[on_stack.index(target) :] + [target])
+            self.diags.error("import-cycle", f"import cycle: {cycle}", imp.span)
+        elif target in self.by_path:
+            self.add_imported(frame, imp, self.by_path[target])
+        else:
+            child = self.enter(target, imp)
+            if child is not None:
+                stack.append(child)
+
+
+def load_sources(path: str | Path) -> Source:
+    """Read and parse ``path`` and its imports; raise :class:`NodeDslError` with every problem found."""
+    try:
+        root = Path(path).resolve()
+    except (OSError, RuntimeError) as err:
+        raise NodeDslError.single("unreadable-file", f"cannot resolve '{path}': {err}", Span(str(path), 0, 0)) from None
+    loader = _Loader(root)
+    first = loader.enter(root, None)
+    stack = [first] if first is not None else []
+    while stack:
+        loader.step(stack)
+    loader.diags.raise_if_errors()
+    return loader.src
 
 
 def source_from_text(text: str, file: str = "<string>") -> Source:
     """A one-file program from text (no imports allowed): for tests and the Python API."""
-    module = parse_source(text, file)
+    return source_from_module(parse_source(text, file), text)
+
+
+def source_from_module(module: ast.Module, text: str = "") -> Source:
+    """A one-file program from an already built module (no imports allowed)."""
+    file = module.file
     if module.imports:
         raise NodeDslError.single(
             "import-not-found", "imports need a file on disk (use load())", module.imports[0].span

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.diagnostics import Diagnostic, Span, suggest
+from ..core.limits import limit, over_limit
 from . import ast
 
 # activation name -> the name of its ``torch.nn`` module class (the compiler looks the class up)
@@ -87,6 +88,9 @@ def validate_net_options(net: ast.Net) -> list[Diagnostic]:
             )
             if not ok:
                 out.append(Diagnostic("bad-value", f"'hidden' must be {_KEYS['hidden']}", value.span))
+            elif isinstance(value, ast.VList):  # a layer of 10^8 units would allocate 10^16 weights
+                wide = [i for i in value.items if isinstance(i, ast.VNumber) and i.value > limit("net-width")]
+                out += [over_limit("net-width", int(i.value), "this layer", i.span) for i in wide[:1]]
         elif key in ("activation", "output"):
             name = value.name if isinstance(value, ast.VName) else None
             if name not in ACTIVATIONS:

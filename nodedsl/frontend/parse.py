@@ -14,51 +14,20 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark
 from lark.exceptions import UnexpectedInput, VisitError
 
 from ..core.diagnostics import Collector, NodeDslError, Span
+from ..core.limits import limit, over_limit
 from ..core.resources import data_dir
 from . import ast
-from .parse_events import EventsToAst
 from .syntax_errors import EXAMPLES, syntax_diagnostic
+from .to_ast import KEYWORDS, _ToAst
+from .treewalk import nesting_depth, rebalance, transform
+
+__all__ = ["KEYWORDS", "parse_expression", "parse_source", "parse_value"]
 
 _EXAMPLES = EXAMPLES  # the catalogue of common mistakes under the name tests/test_error_corpus.py imports
-
-KEYWORDS = frozenset(
-    [
-        "import",
-        "as",
-        "model",
-        "state",
-        "input",
-        "param",
-        "net",
-        "let",
-        "der",
-        "output",
-        "constraint",
-        "for",
-        "in",
-        "learn",
-        "positive",
-        "hamiltonian",
-        "J",
-        "R",
-        "port",
-        "sub",
-        "couple",
-        "connect",
-        "dataset",
-        "train",
-        "weights",
-        "port_hamiltonian",
-        "when",
-        "reset",
-        "and",
-        "or",
-    ]
-)
 
 
 class _BracketNewlines:
@@ -78,320 +47,63 @@ class _BracketNewlines:
             yield tok
 
 
-@lru_cache(maxsize=1)
-def _parser() -> Lark:
+@lru_cache(maxsize=3)
+def _parser(start: str = "start") -> Lark:
     text = (data_dir("grammar") / "nodedsl.lark").read_text(encoding="utf-8")
-    return Lark(text, parser="lalr", postlex=_BracketNewlines(), propagate_positions=True, maybe_placeholders=True)
-
-
-def _tok_span(file: str, tok: Token) -> Span:
-    return Span(file, tok.line or 0, tok.column or 0, tok.end_line or 0, tok.end_column or 0)
-
-
-def _bin(op: str) -> Any:
-    """The transformer callback of a binary operator."""
-
-    @v_args(meta=True)
-    def build(self: _ToAst, meta: Any, items: list) -> ast.BinOp:
-        return ast.BinOp(op, items[0], items[1], self._span(meta))
-
-    return build
-
-
-class _ToAst(EventsToAst, Transformer):
-    """One method per grammar rule, each one AST constructor."""
-
-    def __init__(self, file: str, diags: Collector):
-        super().__init__()
-        self.file = file
-        self.diags = diags
-
-    def _span(self, meta) -> Span:
-        if getattr(meta, "empty", True):
-            return Span(self.file, 0, 0)
-        return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
-
-    def _decl_name(self, tok: Token) -> str:
-        if str(tok) in KEYWORDS:
-            notes = (
-                (
-                    "'R' is the dissipation matrix of a port-Hamiltonian model: name a resistance e.g. 'Rs' or 'R_load'"
-                    if str(tok) == "R"
-                    else "'J' is the structure matrix of a port-Hamiltonian model: name an inertia e.g. 'Jm'",
-                )
-                if str(tok) in ("R", "J")
-                else ()
-            )
-            self.diags.error(
-                "reserved-name",
-                f"'{tok}' is a reserved keyword and cannot be used as a name",
-                _tok_span(self.file, tok),
-                *notes,
-            )
-        return str(tok)
-
-    def _int(self, tok: Token, what: str) -> int:
-        text = str(tok)
-        if not text.isdigit() or int(text) < 1:
-            self.diags.error("bad-size", f"{what} must be a positive integer, got '{text}'", _tok_span(self.file, tok))
-            return 1
-        return int(text)
-
-    # ---- top level
-    def start(self, items):
-        mods = [i for i in items if isinstance(i, ast.Model)]
-        return ast.Module(
-            self.file,
-            tuple(i for i in items if isinstance(i, ast.Import)),
-            tuple(mods),
-            tuple(i for i in items if isinstance(i, ast.Dataset)),
-            tuple(i for i in items if isinstance(i, ast.Train)),
-            tuple(i for i in items if isinstance(i, ast.Observer)),
-        )
-
-    @v_args(meta=True)
-    def import_stmt(self, meta, items):
-        path = str(items[1])[1:-1]
-        alias = self._decl_name(items[3]) if len(items) > 3 and items[3] is not None else None
-        return ast.Import(path, alias, self._span(meta))
-
-    @v_args(meta=True)
-    def model(self, meta, items):
-        name, kind = items[1], items[2]
-        body = tuple(i for i in items[3:] if not isinstance(i, Token))
-        kind_span = _tok_span(self.file, kind) if kind is not None else Span(self.file, 0, 0)
-        return ast.Model(
-            self._decl_name(name), str(kind) if kind is not None else None, body, self._span(meta), kind_span
-        )
-
-    # ---- declarations
-    def size(self, items):
-        dims = tuple(self._int(tok, "a size") for tok in items)
-        return dims[0] if len(dims) == 1 else dims
-
-    @v_args(meta=True)
-    def state(self, meta, items):
-        return ast.State(self._decl_name(items[1]), items[2], items[4], self._span(meta), items[3] is not None)
-
-    @v_args(meta=True)
-    def input(self, meta, items):
-        return ast.Input(self._decl_name(items[1]), items[2], items[3], self._span(meta))
-
-    @v_args(meta=True)
-    def param(self, meta, items):
-        return ast.Param(self._decl_name(items[1]), items[2], items[3], items[4], self._span(meta))
-
-    @v_args(meta=True)
-    def learn_free(self, meta, items):
-        return ast.Learn("free", span=self._span(meta))
-
-    @v_args(meta=True)
-    def learn_positive(self, meta, items):
-        return ast.Learn("positive", span=self._span(meta))
-
-    @v_args(meta=True)
-    def learn_interval(self, meta, items):
-        return ast.Learn("interval", items[2], items[3], self._span(meta))
-
-    @v_args(meta=True)
-    def net(self, meta, items):
-        args = tuple(i for i in items[2:] if isinstance(i, ast.NetArg))
-        arrow = next(i for i, x in enumerate(items) if isinstance(x, Token) and x.type == "ARROW")
-        out = self._int(items[arrow + 1], "a net's output size")
-        opts = items[arrow + 2] or ()
-        return ast.Net(self._decl_name(items[1]), args, out, opts, self._span(meta))
-
-    @v_args(meta=True)
-    def net_arg(self, meta, items):
-        return ast.NetArg(self._decl_name(items[0]), items[1], self._span(meta))
-
-    def options(self, items):
-        return tuple(items)
-
-    @v_args(meta=True)
-    def option(self, meta, items):
-        return ast.Entry(items[0], items[1], self._span(meta))
-
-    @v_args(meta=True)
-    def let(self, meta, items):
-        return ast.Let(self._decl_name(items[1]), items[2], self._span(meta))
-
-    @v_args(meta=True)
-    def output(self, meta, items):
-        return ast.Output(self._decl_name(items[1]), items[2], self._span(meta))
-
-    @v_args(meta=True)
-    def constraint(self, meta, items):
-        name = self._decl_name(items[1]) if items[1] is not None else None
-        lhs, op, rhs, domains, weight = items[2], str(items[3]), items[4], items[5], items[6]
-        return ast.Constraint(name, lhs, op, rhs, domains or (), weight, self._span(meta))
-
-    def for_clause(self, items):
-        return tuple(items[1:])
-
-    @v_args(meta=True)
-    def domain(self, meta, items):
-        return ast.Domain(self._decl_name(items[0]), items[2], items[3], self._span(meta))
-
-    def weight_clause(self, items):
-        return items[1]
-
-    @v_args(meta=True)
-    def hamiltonian(self, meta, items):
-        return ast.Hamiltonian(items[1], self._span(meta))
-
-    @v_args(meta=True)
-    def jmat(self, meta, items):
-        return ast.JMatrix(items[1], self._span(meta))
-
-    @v_args(meta=True)
-    def rmat(self, meta, items):
-        return ast.RMatrix(items[1], self._span(meta))
-
-    @v_args(meta=True)
-    def port(self, meta, items):
-        return ast.Port(self._decl_name(items[1]), tuple(items[2:]), self._span(meta))
-
-    @v_args(meta=True)
-    def port_item(self, meta, items):
-        return ast.PortItem(str(items[0]), items[1], self._span(meta))
-
-    @v_args(meta=True)
-    def sub(self, meta, items):
-        overrides = tuple(i for i in items[3:] if isinstance(i, ast.Override))
-        weights = next((str(i)[1:-1] for i in items if isinstance(i, Token) and i.type == "STRING"), None)
-        return ast.Sub(self._decl_name(items[1]), items[2], overrides, weights, self._span(meta))
-
-    @v_args(meta=True)
-    def override(self, meta, items):
-        return ast.Override(str(items[0]), items[1], self._span(meta))
-
-    @v_args(meta=True)
-    def couple(self, meta, items):
-        ports = tuple(i for i in items if isinstance(i, ast.Name))
-        rest = items[1 + len(ports) :]
-        name, value = str(rest[0]), rest[1]
-        if isinstance(value, tuple) and value and value[0] == "learn":
-            return ast.Couple(ports, name, None, value[1], self._span(meta))
-        return ast.Couple(ports, name, value, None, self._span(meta))
-
-    def learn_skew(self, items):
-        return ("learn", str(items[1]))
-
-    @v_args(meta=True)
-    def connect(self, meta, items):
-        return ast.Connect(items[1], items[3], self._span(meta))
-
-    # ---- observers
-    @v_args(meta=True)
-    def observer(self, meta, items):
-        body = items[4:]
-        return ast.Observer(
-            self._decl_name(items[1]),
-            str(items[3]),
-            tuple(i for i in body if isinstance(i, ast.Measure)),
-            tuple(i for i in body if isinstance(i, ast.Entry)),
-            tuple(i for i in body if isinstance(i, ast.Net)),
-            self._span(meta),
-            _tok_span(self.file, items[3]),
-        )
-
-    @v_args(meta=True)
-    def measure(self, meta, items):
-        return ast.Measure(self._decl_name(items[1]), items[2], self._span(meta))
-
-    # ---- data and training
-    @v_args(meta=True)
-    def dataset(self, meta, items):
-        return ast.Dataset(self._decl_name(items[1]), tuple(items[2:]), self._span(meta))
-
-    @v_args(meta=True)
-    def train(self, meta, items):
-        return ast.Train(items[1].dotted, tuple(items[2:]), self._span(meta))
-
-    @v_args(meta=True)
-    def entry(self, meta, items):
-        return ast.Entry(items[0], items[1], self._span(meta))
-
-    def key(self, items):
-        return ".".join(str(t) for t in items)
-
-    @v_args(meta=True)
-    def v_number(self, meta, items):
-        return ast.VNumber(float(items[0]), self._span(meta))
-
-    @v_args(meta=True)
-    def v_neg_number(self, meta, items):
-        return ast.VNumber(-float(items[0]), self._span(meta))
-
-    @v_args(meta=True)
-    def v_string(self, meta, items):
-        return ast.VString(str(items[0])[1:-1], self._span(meta))
-
-    @v_args(meta=True)
-    def v_name(self, meta, items):
-        return ast.VName(items[0].dotted, self._span(meta))
-
-    @v_args(meta=True)
-    def v_list(self, meta, items):
-        return ast.VList(tuple(i for i in items if i is not None), self._span(meta))
-
-    @v_args(meta=True)
-    def v_map(self, meta, items):
-        return ast.VMap(tuple(items), self._span(meta))
-
-    @v_args(meta=True)
-    def v_call(self, meta, items):
-        return ast.VCall(items[0].dotted, tuple(i for i in items[1:] if i is not None), self._span(meta))
-
-    @v_args(meta=True)
-    def pos_arg(self, meta, items):
-        return ast.Arg(None, items[0], self._span(meta))
-
-    @v_args(meta=True)
-    def kw_arg(self, meta, items):
-        return ast.Arg(str(items[0]), items[1], self._span(meta))
-
-    # ---- expressions
-
-    add, sub_, mul, div, matmul, pow = _bin("+"), _bin("-"), _bin("*"), _bin("/"), _bin("@"), _bin("^")
-
-    @v_args(meta=True)
-    def neg(self, meta, items):
-        return ast.Neg(items[0], self._span(meta))
-
-    @v_args(meta=True)
-    def number(self, meta, items):
-        return ast.Num(float(items[0]), str(items[0]), self._span(meta))
-
-    @v_args(meta=True)
-    def name(self, meta, items):
-        return items[0]
-
-    @v_args(meta=True)
-    def dotted(self, meta, items):
-        return ast.Name(tuple(str(t) for t in items), self._span(meta))
-
-    @v_args(meta=True)
-    def call(self, meta, items):
-        return ast.Call(items[0], tuple(i for i in items[1:] if i is not None), self._span(meta))
-
-    @v_args(meta=True)
-    def array(self, meta, items):
-        return ast.Array(tuple(items), self._span(meta))
+    return Lark(
+        text,
+        parser="lalr",
+        start=start,
+        postlex=_BracketNewlines(),
+        propagate_positions=True,
+        maybe_placeholders=True,
+    )
+
+
+def parse_expression(text: str, file: str = "<expression>") -> ast.Expr:
+    """One expression (the grammar's ``expr`` rule), e.g. a ``--input`` signal: it can only ever be an
+    expression, never add a declaration, whatever it contains (a newline is a syntax error).
+
+    Example:
+        >>> parse_expression("sin(t) + 1").op
+        '+'
+    """
+    return _parse(text, file, "expr")
+
+
+def parse_value(text: str, file: str = "<value>") -> ast.Value:
+    """One block value (the grammar's ``value`` rule), e.g. ``--solver "dopri5(rtol = 1e-10)"``.
+
+    Example:
+        >>> parse_value("rk4(step = 0.1)").name
+        'rk4'
+    """
+    return _parse(text, file, "value")
 
 
 def parse_source(text: str, file: str = "<string>") -> ast.Module:
     """Parse one file's text; raise :class:`NodeDslError` with located diagnostics on bad input."""
+    return _parse(text, file, "start")
+
+
+def _parse(text: str, file: str, start: str) -> Any:
     if "\x00" in text:
         raise NodeDslError.single("bad-encoding", "the file contains a NUL byte", Span(file, 1, 1))
     try:
-        tree = _parser().parse(text if text.endswith("\n") else text + "\n")
+        tree = _parser(start).parse(text if start != "start" or text.endswith("\n") else text + "\n")
     except UnexpectedInput as err:
-        raise NodeDslError([syntax_diagnostic(err, text, file, _parser())]) from None
+        raise NodeDslError([syntax_diagnostic(err, text, file, _parser(start))]) from None
+    tree = rebalance(tree)
+    depth, deepest = nesting_depth(tree)
+    if depth > limit("depth"):
+        meta = deepest.meta
+        span = (
+            Span(file, meta.line, meta.column, meta.end_line, meta.end_column) if not meta.empty else Span(file, 1, 1)
+        )
+        raise NodeDslError([over_limit("depth", depth, "this expression", span)])
     diags = Collector()
     try:
-        module = _ToAst(file, diags).transform(tree)
+        module = transform(_ToAst(file, diags), tree)
     except VisitError as err:  # a bug in a transformer method: still a located, coded diagnostic
         raise NodeDslError.single(
             "internal", f"could not build the syntax tree: {err.orig_exc}", Span(file, 1, 1)

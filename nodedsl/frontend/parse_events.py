@@ -1,5 +1,5 @@
 """Transformer rules of the v2 syntax (indexed ``der``, ``when`` blocks, matrix entries, slices,
-comprehensions): a mixin of :class:`nodedsl.frontend.parse._ToAst`, one AST constructor per rule.
+comprehensions): mixins of :class:`nodedsl.frontend.to_ast._ToAst`, one AST constructor per rule.
 
 Example:
     >>> from nodedsl.frontend.parse import parse_source
@@ -91,3 +91,28 @@ class EventsToAst:
     @v_args(meta=True)
     def comprehension(self, meta, items):
         return ast.Comprehension(items[0], self._decl_name(items[2]), items[4], items[6], self._span(meta))
+
+
+class ObserversToAst:
+    """The ``observer NAME for MODEL { ... }`` block; the host class provides ``_span`` and ``_decl_name``."""
+
+    file: str
+    _span: Any
+    _decl_name: Any
+
+    @v_args(meta=True)
+    def observer(self, meta, items):
+        body = items[4:]
+        return ast.Observer(
+            self._decl_name(items[1]),
+            str(items[3]),
+            tuple(i for i in body if isinstance(i, ast.Measure)),
+            tuple(i for i in body if isinstance(i, ast.Entry)),
+            tuple(i for i in body if isinstance(i, ast.Net)),
+            self._span(meta),
+            Span(self.file, items[3].line or 0, items[3].column or 0, items[3].end_line or 0, items[3].end_column or 0),
+        )
+
+    @v_args(meta=True)
+    def measure(self, meta, items):
+        return ast.Measure(self._decl_name(items[1]), items[2], self._span(meta))

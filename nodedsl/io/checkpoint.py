@@ -37,7 +37,15 @@ from .atomic import atomic_write
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["FORMAT", "check_compatible", "load_checkpoint", "load_weights", "param_shapes", "save_checkpoint"]
+__all__ = [
+    "FORMAT",
+    "check_compatible",
+    "check_training_state",
+    "load_checkpoint",
+    "load_weights",
+    "param_shapes",
+    "save_checkpoint",
+]
 
 FORMAT = "nodedsl-checkpoint/1"
 
@@ -84,7 +92,7 @@ def load_checkpoint(path: str | Path, *, source_hash: str | None = None, model_n
         TypeError,
         IndexError,
     ) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = _reason(exc)
         raise NodeDslError(
             [
                 Diagnostic(
@@ -97,6 +105,7 @@ def load_checkpoint(path: str | Path, *, source_hash: str | None = None, model_n
         ) from None
     if not isinstance(state, dict) or "model_state" not in state:
         raise NodeDslError([Diagnostic("bad-checkpoint", f"'{path}' is not a nodedsl checkpoint", _span(path))])
+    _check_weights(state, path)
     if model_name is not None and state.get("model") not in (None, model_name):
         raise NodeDslError(
             [
@@ -120,6 +129,60 @@ def load_checkpoint(path: str | Path, *, source_hash: str | None = None, model_n
             ]
         )
     return state
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of a load error, without torch's advice to load with ``weights_only=False``: that
+    option runs arbitrary code from the file, and a file that needs it is refused, not retried."""
+    text = str(exc).strip()
+    if "weights_only" in text or "Unsupported global" in text or "Weights only load failed" in text:
+        return "it holds Python objects other than tensors and plain values (refused: weights-only loading)"
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def _bad(path: str | Path, what: str) -> NodeDslError:
+    return NodeDslError(
+        [Diagnostic("bad-checkpoint", f"checkpoint '{path}' is damaged: {what}", _span(path), ("train again",))]
+    )
+
+
+def _check_weights(state: dict, path: str | Path) -> None:
+    """``model_state`` must map names to tensors (a damaged or hand-made file gets ``bad-checkpoint``)."""
+    import torch
+
+    weights = state["model_state"]
+    if not isinstance(weights, dict):
+        raise _bad(path, f"'model_state' is a {type(weights).__name__}, not a mapping of names to tensors")
+    for key, value in weights.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise _bad(path, f"'model_state' entry {str(key)[:60]!r} is not a tensor")
+
+
+def check_training_state(state: dict, path: str | Path = "checkpoint") -> None:
+    """``bad-checkpoint`` unless ``state`` has what resuming needs (``epoch``, ``rng``, ``history``, ...).
+
+    Example:
+        >>> try:
+        ...     check_training_state({"model_state": {}}, "c.pt")
+        ... except NodeDslError as err:
+        ...     err.diagnostics[0].message
+        "checkpoint 'c.pt' is damaged: 'epoch' is missing or not a non-negative integer"
+    """
+    import torch
+
+    epoch = state.get("epoch")
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        raise _bad(path, "'epoch' is missing or not a non-negative integer")
+    if not isinstance(state.get("rng"), torch.Tensor) or state["rng"].dtype != torch.uint8:
+        raise _bad(path, "'rng' (the random generator's state) is missing or not a byte tensor")
+    if not isinstance(state.get("history", []), list):
+        raise _bad(path, "'history' is not a list")
+    for key in ("optimizer", "remainder_optimizer", "x0_val_optimizer", "al", "best"):
+        if state.get(key) is not None and not isinstance(state[key], dict):
+            raise _bad(path, f"'{key}' is not a mapping")
+    for key in ("x0_train", "x0_val"):
+        if state.get(key) is not None and not isinstance(state[key], torch.Tensor):
+            raise _bad(path, f"'{key}' is not a tensor")
 
 
 def param_shapes(model: torch.nn.Module) -> dict[str, list[int]]:

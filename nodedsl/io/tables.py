@@ -17,11 +17,14 @@ Example:
 from __future__ import annotations
 
 import csv
+import io
+import math
 from pathlib import Path
 
 import numpy as np
 
 from ..core.diagnostics import Diagnostic, NodeDslError, Span
+from .files import read_text
 
 __all__ = ["read_columns", "read_rows", "table_error"]
 
@@ -36,12 +39,16 @@ def table_error(file: str | Path, message: str, line: int = 0, col: int = 0, *no
 def read_rows(path: str | Path) -> list[tuple[int, list[str]]]:
     """The non-blank rows of a CSV file, each with its line number; ``data-error`` if it cannot be read."""
     file = str(path)
+    try:  # a regular file within the csv-bytes limit (no FIFO, device or endless file)
+        text = read_text(path, "csv-bytes", what="data file")
+    except NodeDslError as err:
+        d = err.diagnostics[0]
+        message = f"data file '{file}' does not exist" if d.code == "file-not-found" else d.message
+        code = "too-large" if d.code == "too-large" else "data-error"
+        raise NodeDslError([Diagnostic(code, message, d.span, d.notes)]) from None
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            lines = list(csv.reader(fh))
-    except FileNotFoundError:
-        raise NodeDslError([table_error(file, f"data file '{file}' does not exist")]) from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        lines = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
         raise NodeDslError([table_error(file, f"cannot read data file '{file}': {exc}")]) from None
     return [(k + 1, row) for k, row in enumerate(lines) if any(c.strip() for c in row)]
 
@@ -56,6 +63,8 @@ def read_columns(path: str | Path) -> dict[str, np.ndarray]:
     if not rows:
         raise NodeDslError([table_error(file, f"'{file}' is empty", 1)])
     header = [h.strip() for h in rows[0][1]]
+    if len(rows) == 1:
+        raise NodeDslError([table_error(file, f"'{file}' has a header and no data rows", rows[0][0])])
     values = np.full((len(rows) - 1, len(header)), np.nan)
     for i, (line, row) in enumerate(rows[1:]):
         if len(row) != len(header):
@@ -67,4 +76,8 @@ def read_columns(path: str | Path) -> dict[str, np.ndarray]:
                 raise NodeDslError(
                     [table_error(file, f"column '{header[j]}': '{cell}' is not a number", line, j + 1)]
                 ) from None
+            if not math.isfinite(values[i, j]):
+                raise NodeDslError(
+                    [table_error(file, f"column '{header[j]}': '{cell.strip()}' is not finite", line, j + 1)]
+                )
     return {h: values[:, j] for j, h in enumerate(header)}

@@ -45,9 +45,10 @@ class Leapfrog(FixedStepSolver):
         nq = getattr(field, "symplectic_split", None)
         if not isinstance(nq, int) or isinstance(nq, bool) or not 0 < nq < x0.shape[-1]:
             raise SolverError(
-                "leapfrog needs a separable Hamiltonian field: set field.symplectic_split to the number of "
-                f"position components n_q (0 < n_q < {x0.shape[-1]}), got {nq!r}; "
-                "use implicit_midpoint for non-separable systems",
+                "leapfrog needs a separable model: an even number of states, the first half positions q "
+                "and the second half momenta p, with der(q) depending only on p and der(p) only on q "
+                "(known parameters are substituted first); this model is not separable, use "
+                "implicit_midpoint (symplectic for any Hamiltonian) instead",
                 option="solver",
             )
         return super().integrate(field, x0, t, stats)

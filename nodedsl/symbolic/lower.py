@@ -79,7 +79,15 @@ def _flatten(inst: Instance, diags: Collector) -> System:
         latent = set(info.latent_names())  # never observed: no output unless an `output` says so
         outputs = [s for s in states if s.name not in latent]
         names = [s.name for s in outputs]
-    split = _symplectic_split(states, rhs)
+    # separability is decided with the known parameters' values in place: R = [[0, 0], [0, delta]] with
+    # delta = 0 is separable, whatever symbol delta is
+    known = {
+        sym: sp.Integer(int(v)) if float(v).is_integer() else sp.Float(v)
+        for p in parts.params
+        if p.learn is None
+        for sym, v in zip(p.symbols, p.value)
+    }
+    split = _symplectic_split(states, [e.xreplace(known) for e in rhs] if known else rhs)
     staged = None
     if info.is_ph and inst.coupled:
         us: list[sp.Symbol] = []

@@ -279,6 +279,7 @@ def fit(
     checkpoint_path: str | Path | None = None,
     source_hash: str = "",
     threads: int | None = 1,
+    run_id: str = "",
 ) -> TrainResult:
     """Train ``model`` in place on ``windows_train``; early stopping watches ``windows_val`` (may be None).
 
@@ -286,10 +287,12 @@ def fit(
     ``checkpoint_path``: where to save the full training state every ``config.checkpoint_every``
     epochs, at the end and on Ctrl-C. ``resume_from``: a checkpoint path (or loaded dict) to continue;
     its source hash must equal ``source_hash`` (when both are set). ``threads``: torch intra-op threads
-    while training (restored afterwards; None leaves the setting alone).
+    while training (restored afterwards; None leaves the setting alone). ``run_id``: stamped into every
+    checkpoint, so each file of a run directory can be traced to one run.
     """
     with intra_op_threads(threads):
         trainer = _Trainer(model, windows_train, windows_val, config, progress, checkpoint_path, source_hash)
+        trainer.run_id = run_id
         if resume_from is not None:
             state = (
                 resume_from

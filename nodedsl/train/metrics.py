@@ -45,8 +45,24 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def read_json(path: str | Path) -> dict:
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+    """A run file's JSON object; ``bad-checkpoint`` if it is unreadable, not JSON or not an object."""
+    from ..core.diagnostics import NodeDslError, Span
+    from ..io.files import read_text
+
+    text = read_text(path, "data-bytes", what="run file")
+    try:
+        obj = json.loads(text)
+    except ValueError as exc:
+        raise NodeDslError.single(
+            "bad-checkpoint", f"run file '{path}' is not valid JSON: {exc}", Span(str(path), 0, 0)
+        ) from None
+    if not isinstance(obj, dict):
+        raise NodeDslError.single(
+            "bad-checkpoint",
+            f"run file '{path}' holds a JSON {type(obj).__name__}, not an object",
+            Span(str(path), 0, 0),
+        )
+    return obj
 
 
 def metrics_document(

@@ -89,18 +89,22 @@ def plot_run(run_dir: str | Path) -> list[Path]:
         raise NodeDslError(
             [Diagnostic("bad-checkpoint", f"cannot read '{metrics_path}': {exc}", Span(str(metrics_path), 0, 0))]
         ) from None
-    if metrics.get("epochs"):
-        plot_losses(metrics["epochs"], run / "loss.png", metrics.get("config"))
+    epochs = metrics.get("epochs")
+    if epochs:
+        if not isinstance(epochs, list) or not all(
+            isinstance(h, dict) and isinstance(h.get("epoch"), int) and isinstance(h.get("violations", {}), dict)
+            for h in epochs
+        ):
+            raise NodeDslError.single(
+                "bad-checkpoint",
+                f"'{metrics_path}': 'epochs' is not a list of epoch records",
+                Span(str(metrics_path), 0, 0),
+            )
+        plot_losses(epochs, run / "loss.png", metrics.get("config"))
         written.append(run / "loss.png")
     pred = run / "predictions.npz"
     if pred.is_file():
-        try:
-            with np.load(pred, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError) as exc:
-            raise NodeDslError(
-                [Diagnostic("bad-checkpoint", f"cannot read '{pred}': {exc}", Span(str(pred), 0, 0))]
-            ) from None
+        arrays = _predictions(pred)
         plot_fit(
             arrays["t"],
             arrays["y"],
@@ -129,6 +133,21 @@ def plot_run(run_dir: str | Path) -> list[Path]:
                 [Diagnostic("bad-checkpoint", f"cannot read '{run / 'energy.npz'}': {exc}", Span(str(run), 0, 0))]
             ) from None
     return written
+
+
+def _predictions(pred: Path) -> dict[str, np.ndarray]:
+    """The arrays of ``predictions.npz``; ``bad-checkpoint`` when it is unreadable or lacks one."""
+    from ..io.npz import read_npz
+
+    arrays = read_npz(pred, code="bad-checkpoint")
+    missing = [k for k in ("t", "y", "yhat", "names") if k not in arrays]
+    where = Span(str(pred), 0, 0)
+    if missing:
+        raise NodeDslError.single("bad-checkpoint", f"'{pred}' lacks the array(s) {', '.join(missing)}", where)
+    t, y, yhat, names = arrays["t"], arrays["y"], arrays["yhat"], arrays["names"]
+    if y.shape != yhat.shape or y.ndim != 3 or t.shape != y.shape[:2] or len(names) != y.shape[2]:
+        raise NodeDslError.single("bad-checkpoint", f"'{pred}': its arrays' shapes do not fit together", where)
+    return arrays
 
 
 def describe(result: TrainResult) -> dict[str, Any]:

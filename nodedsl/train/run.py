@@ -14,6 +14,7 @@ A run directory holds::
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,7 +28,16 @@ from ..data.loading import Trajectories, split_by_trajectory
 from ..data.windows import Windows, make_windows
 from ..frontend import ast
 from ..frontend.config import TrainConfig, apply_overrides, key_span, validate_train
-from ..io.checkpoint import FORMAT, param_shapes, save_checkpoint
+from ..io.atomic import atomic_write
+from ..io.checkpoint import (
+    FORMAT,
+    check_compatible,
+    check_training_state,
+    load_checkpoint,
+    param_shapes,
+    save_checkpoint,
+)
+from ..io.runlock import RunLock, io_error
 from .evaluate import copy_solver_state, evaluate, rollout_outputs, solver_error, violations_after
 from .inputs import compiled_model, estimate_initial_states, load_training_data, select_train
 from .loop import fit
@@ -68,8 +78,16 @@ def run_training(
     progress: Progress | None = None,
 ) -> TrainResult:
     """Validate the train block, build the data, train, and write the run directory (see module doc)."""
-    with intra_op_threads(1):
-        return _run_training(program, train_block, overrides, run_dir, resume, progress)
+    cfg, diags = validate_train(train_block)
+    if cfg is None:
+        raise NodeDslError(diags)
+    cfg = apply_overrides(cfg, dict(overrides or {}))
+    run = Path(run_dir) if run_dir is not None else Path(cfg.output) if cfg.output else Path("runs") / train_block.model
+    with intra_op_threads(1), RunLock(run):  # one writer per run directory; refused commands write nothing
+        try:
+            return _run_training(program, train_block, cfg, run, resume, progress)
+        except OSError as err:  # a full disk, a folder made read-only meanwhile: the old files survive
+            raise io_error(err, "write", run) from None
 
 
 @dataclass
@@ -89,20 +107,19 @@ class _Setup:
     data_info: dict
 
 
-def _run_training(program, train_block, overrides, run_dir, resume, progress) -> TrainResult:
-    s = _prepare(program, train_block, overrides, run_dir, resume)
+def _run_training(program, train_block, cfg, run, resume, progress) -> TrainResult:
+    for tmp in run.glob("*.tmp"):  # temporaries of atomic writes killed mid-way (we hold the lock)
+        if tmp.name.split(".")[0] in {name.split(".")[0] for name in RUN_FILES}:
+            tmp.unlink(missing_ok=True)
+    s = _prepare(program, train_block, cfg, run, resume)
     result = _fit(program, s, resume, progress)
     _held_out_outputs(s, result)
     plot_run(s.run)
     return result
 
 
-def _prepare(program, train_block, overrides, run_dir, resume) -> _Setup:
-    """Validate the config, build the model and the windows, create the run directory, write config.json."""
-    cfg, diags = validate_train(train_block)
-    if cfg is None:
-        raise NodeDslError(diags)
-    cfg = apply_overrides(cfg, dict(overrides or {}))
+def _prepare(program, train_block, cfg, run, resume) -> _Setup:
+    """Build the model and the windows, check a checkpoint to resume, then (only then) write config.json."""
     name = train_block.model
     model = compiled_model(program, name, cfg.seed)
     base = Path(train_block.span.file).parent if train_block.span.file not in ("", "<unknown>", "<string>") else None
@@ -120,8 +137,6 @@ def _prepare(program, train_block, overrides, run_dir, resume) -> _Setup:
                 for d in err.diagnostics
             ]
         ) from None
-    run = Path(run_dir) if run_dir is not None else Path(cfg.output) if cfg.output else Path("runs") / name
-    run.mkdir(parents=True, exist_ok=True)
     ckpt = run / "checkpoint.pt"
     scales = set_auto_scales(model, train_traj)  # scale = auto nets (a resumed run loads them back)
     if scales:
@@ -138,7 +153,9 @@ def _prepare(program, train_block, overrides, run_dir, resume) -> _Setup:
                 )
             ]
         )
+    run_id = _resume_state(ckpt, model, source_hash, name) if resume else _fresh_run(run)
     data_info.update(
+        run_id=run_id,
         train_trajectories=train_traj.n_traj,
         val_trajectories=val_traj.n_traj if val_traj else 0,
         train_windows=len(wtrain),
@@ -146,9 +163,48 @@ def _prepare(program, train_block, overrides, run_dir, resume) -> _Setup:
     )
     write_json(
         run / "config.json",
-        {"model": name, "source": str(train_block.span.file), "train": cfg.model_dump(mode="json"), "data": data_info},
+        {
+            "model": name,
+            "run_id": run_id,
+            "source": str(train_block.span.file),
+            "train": cfg.model_dump(mode="json"),
+            "data": data_info,
+        },
     )
     return _Setup(name, cfg, model, run, ckpt, source_hash, train_traj, val_traj, wtrain, wval, data_info)
+
+
+# every file a run writes (plus temporaries of atomic writes); a fresh run removes the previous run's
+RUN_FILES = (
+    "checkpoint.pt",
+    "model.pt",
+    "metrics.json",
+    "predictions.npz",
+    "coupling.json",
+    "eval.json",
+    "energy.npz",
+    "energy.png",
+    "loss.png",
+    "fit.png",
+    "config.json",
+)
+
+
+def _resume_state(ckpt: Path, model, source_hash: str, name: str) -> str:
+    """Check the checkpoint to resume (model, source, parameter shapes, training state) before anything is
+    written; returns its run id (a new one for checkpoints older than run ids)."""
+    state = load_checkpoint(ckpt, source_hash=source_hash, model_name=name)
+    check_compatible(state, model, ckpt)
+    check_training_state(state, ckpt)
+    run_id = state.get("run_id")
+    return run_id if isinstance(run_id, str) and run_id else uuid.uuid4().hex
+
+
+def _fresh_run(run: Path) -> str:
+    """A new run id, after removing the files of a previous run in ``run`` (so no file mixes two runs)."""
+    for name in RUN_FILES:
+        (run / name).unlink(missing_ok=True)
+    return uuid.uuid4().hex
 
 
 def _fit(program, s: _Setup, resume: bool, progress: Progress | None) -> TrainResult:
@@ -178,6 +234,7 @@ def _fit(program, s: _Setup, resume: bool, progress: Progress | None) -> TrainRe
             resume_from=ckpt if resume else None,
             checkpoint_path=ckpt,
             source_hash=source_hash,
+            run_id=s.data_info["run_id"],
         )
     except SolverError as err:
         raise solver_error(err, cfg) from None
@@ -192,6 +249,7 @@ def _fit(program, s: _Setup, resume: bool, progress: Progress | None) -> TrainRe
             "format": FORMAT,
             "model": name,
             "source_hash": source_hash,
+            "run_id": s.data_info["run_id"],
             "param_shapes": param_shapes(model),
             "model_state": {k: v.detach().clone() for k, v in model.state_dict().items()},
             "parameters": {k: v for k, v in result.parameters.items()},
@@ -224,17 +282,27 @@ def _held_out_outputs(s: _Setup, result: TrainResult) -> None:
     result.extra.update(run_dir=str(run), evaluation=evaluation, data=data_info)
     write_json(
         run / "metrics.json",
-        metrics_document(result, model=name, config=cfg.model_dump(mode="json"), data=data_info, evaluation=evaluation),
+        {
+            **metrics_document(
+                result, model=name, config=cfg.model_dump(mode="json"), data=data_info, evaluation=evaluation
+            ),
+            "run_id": data_info["run_id"],
+        },
     )
     if yhat is not None:
-        np.savez(
-            run / "predictions.npz",
-            t=held.t.numpy(),
-            y=held.y.numpy(),
-            yhat=yhat.numpy(),
-            lengths=held.lengths.numpy(),
-            names=np.array(held.output_names, dtype=str),
-            ids=np.array([str(i) for i in held.ids], dtype=str),
-        )
+        atomic_write(run / "predictions.npz", lambda fh: _savez(fh, held, yhat, data_info["run_id"]), binary=True)
     if states is not None and getattr(model, "system", None) is not None and model.system.ph is not None:
         energy_outputs(model, states, held, run)
+
+
+def _savez(fh, held: Trajectories, yhat: torch.Tensor, run_id: str) -> None:
+    np.savez(
+        fh,
+        t=held.t.numpy(),
+        y=held.y.numpy(),
+        yhat=yhat.numpy(),
+        lengths=held.lengths.numpy(),
+        names=np.array(held.output_names, dtype=str),
+        ids=np.array([str(i) for i in held.ids], dtype=str),
+        run_id=np.array(run_id),
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from ..core.diagnostics import Diagnostic, NodeDslError
-from ..io.checkpoint import FORMAT, check_compatible, param_shapes, save_checkpoint
+from ..io.checkpoint import FORMAT, check_compatible, check_training_state, param_shapes, save_checkpoint
 from .setup import clone_state
 
 __all__ = ["Snapshots"]
@@ -20,6 +20,7 @@ class Snapshots:
             "format": FORMAT,
             "model": getattr(self.model, "name", ""),
             "source_hash": self.source_hash,
+            "run_id": getattr(self, "run_id", ""),
             "param_shapes": param_shapes(self.model),
             "model_state": clone_state(self.model.state_dict()),
             "epoch": self.epoch,
@@ -77,9 +78,10 @@ class Snapshots:
                         )
                     ]
                 )
+        check_training_state(snap, self.checkpoint_path or "checkpoint")
         try:
             self.restore_params(snap)
-        except (ValueError, KeyError, RuntimeError) as err:
+        except (ValueError, KeyError, RuntimeError, TypeError, AttributeError) as err:
             raise NodeDslError(
                 [
                     Diagnostic(

@@ -81,6 +81,18 @@ def _call_value(top: str, value: Any) -> Any:
     return {"kind": name, **options}
 
 
+def _solver_call(text: str, diags: list[Diagnostic]) -> Any:
+    """``{"kind", "options"}`` of a solver call in the train block's syntax (``bad-override`` if not one)."""
+    from .cmdline import parse_solver_arg
+
+    try:
+        name, options = parse_solver_arg(text, "--set solver")
+    except NodeDslError as err:
+        diags.extend(Diagnostic("bad-override", d.message, CMDLINE, d.notes) for d in err.diagnostics)
+        return None
+    return {"kind": name, "options": options}
+
+
 def _all_paths(data: Any, path: PathT = ()) -> dict:
     out: dict = {}
     if isinstance(data, dict):
@@ -122,7 +134,9 @@ def apply_overrides(config: BaseModel, overrides: dict[str, str]) -> BaseModel:
             )
             continue
         if len(parts) == 1:
-            if isinstance(value, str) and top in _CALL_KEYS:
+            if isinstance(value, str) and top == "solver" and "(" in value:  # --set "solver=rk4(step = 0.1)"
+                value = _solver_call(value, diags)
+            elif isinstance(value, str) and top in _CALL_KEYS:
                 value = _call_value(top, value)
             data[top] = value
             continue

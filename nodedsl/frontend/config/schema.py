@@ -28,6 +28,7 @@ PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 PosInt = Annotated[int, Field(ge=1)]
+Seed = Annotated[int, Field(ge=0, lt=2**63)]  # what torch.Generator.manual_seed accepts
 
 
 def as_call(v: Any) -> Any:
@@ -199,7 +200,7 @@ class DatasetConfig(_Strict):
     initial: dict[str, InitValue] = {}
     inputs: dict[str, InputValue] = {}
     noise: NonNegFloat = 0.0
-    seed: int = 0
+    seed: Seed = 0
     solver: SolverCall | None = None
     _spans: dict = PrivateAttr(default_factory=dict)
 
@@ -341,7 +342,7 @@ class TrainConfig(_Strict):
     early_stopping: EarlyStopping | None = None
     constraints: AugmentedLagrangian | None = AugmentedLagrangian(kind="augmented_lagrangian")
     validation: Annotated[float, Field(ge=0, lt=1)] = 0.2
-    seed: int = 0
+    seed: Seed = 0
     loss: Literal["mse", "mae"] = "mse"
     output: str | None = None
     coupling: Literal["gradient", "least_squares"] = "gradient"
