@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Any
 
@@ -47,6 +48,28 @@ class _BracketNewlines:
             yield tok
 
 
+def _cache_file(start: str) -> str | bool:
+    """Where Lark keeps its analysis of the grammar between processes (building the LALR tables is most
+    of a cold ``nodedsl check``), or False for no cache.
+
+    Lark stores the tables with pickle, so the file must be one only this user can have written: it
+    lives in a private folder of the user's cache directory (mode 0700, owned by the user); anywhere else,
+    or with ``NODEDSL_NO_GRAMMAR_CACHE`` set, the tables are rebuilt in each process. Lark names the file
+    after a hash of the grammar and the options, so an edited grammar never reads a stale cache."""
+    if os.environ.get("NODEDSL_NO_GRAMMAR_CACHE"):
+        return False
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "nodedsl")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        st = os.stat(folder)
+    except OSError:
+        return False
+    if not hasattr(os, "getuid") or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        return False
+    return os.path.join(folder, f"grammar-{start}.lark-cache")
+
+
 @lru_cache(maxsize=3)
 def _parser(start: str = "start") -> Lark:
     text = (data_dir("grammar") / "nodedsl.lark").read_text(encoding="utf-8")
@@ -57,6 +80,7 @@ def _parser(start: str = "start") -> Lark:
         postlex=_BracketNewlines(),
         propagate_positions=True,
         maybe_placeholders=True,
+        cache=_cache_file(start),
     )
 
 
