@@ -26,6 +26,7 @@ from .adaptive import Adaptive
 from .base import Solver
 from .explicit import ExplicitRK
 from .implicit import DIRK
+from .sde import SDESolver
 from .symplectic import Leapfrog
 from .taylor import TaylorLagrange
 
@@ -36,6 +37,7 @@ BUILDERS: dict[str, Callable[..., Solver]] = {
     "symplectic": lambda name, step: Leapfrog(step),
     "implicit": lambda name, **kw: DIRK(DIRK_TABLEAUS[name], **kw),
     "taylor": lambda name, **kw: TaylorLagrange(**kw),
+    "sde": lambda name, **kw: SDESolver(name, **kw),
 }
 
 # the catalog under its historical name (tests and the CLI iterate it)

@@ -1,0 +1,140 @@
+"""SDE solvers (torchsde): strong orders on geometric Brownian motion, weak moments of OU, errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from nodedsl.core.errors import SolverError
+from nodedsl.solvers import make_solver, solve
+from nodedsl.solvers.sde import Noise, brownian, make_sde_solver, sdeint
+
+F64 = torch.float64
+
+
+def _slope(hs: list[float], errs: list[float]) -> float:
+    lh, le = torch.log(torch.tensor(hs)), torch.log(torch.tensor(errs))
+    lh, le = lh - lh.mean(), le - le.mean()
+    return float((lh * le).sum() / (lh * lh).sum())
+
+
+@pytest.mark.parametrize(("name", "order"), [("euler_maruyama", 0.5), ("milstein", 1.0)])
+def test_strong_order_on_geometric_brownian_motion(name: str, order: float) -> None:
+    """dX = mu X dt + sigma X dW has X(1) = exp(mu - sigma^2/2 + sigma W(1)) along the same path:
+    the mean absolute error at t = 1 over 2000 paths falls like h^order (fitted over h = 2^-3..2^-8)."""
+    mu, sigma = 0.5, 0.8
+    x0, t = torch.ones(2000, 1, dtype=F64), torch.tensor([0.0, 1.0], dtype=F64)
+    bm = brownian(make_sde_solver(name, step=1.0), x0, t, channels=1, seed=3)
+    exact = torch.exp((mu - sigma**2 / 2) + sigma * bm(0.0, 1.0))
+    hs, errs = [], []
+    for k in range(3, 9):
+        solver = make_sde_solver(name, step=2.0**-k)
+        res = sdeint(lambda t, x: mu * x, lambda t, x: sigma * x, x0, t, solver=solver, bm=bm)
+        hs.append(2.0**-k)
+        errs.append(float((res.ys[-1].detach() - exact).abs().mean()))
+    assert abs(_slope(hs, errs) - order) < 0.15, (name, errs)
+
+
+@pytest.mark.parametrize("name", ["euler_maruyama", "milstein", "srk", "reversible_heun"])
+def test_ornstein_uhlenbeck_mean_and_variance_within_three_standard_errors(name: str) -> None:
+    """dX = theta (mu - X) dt + sigma dW from x0: E X(t) = mu + (x0 - mu) e^{-theta t},
+    Var X(t) = sigma^2 (1 - e^{-2 theta t}) / (2 theta); 10,000 paths, h = 0.01 (weak bias ~ 0.5%)."""
+    theta, mu, sigma, x0v, n = 1.0, 0.5, 0.3, 2.0, 10_000
+    t = torch.tensor([0.0, 0.5, 1.0], dtype=F64)
+    solver = make_sde_solver(name, step=0.01, seed=11)
+    res = sdeint(
+        lambda t, x: theta * (mu - x),
+        lambda t, x: torch.full_like(x, sigma),
+        torch.full((n, 1), x0v, dtype=F64),
+        t,
+        solver=solver,
+    )
+    for i in (1, 2):
+        ti = float(t[i])
+        mean = mu + (x0v - mu) * math.exp(-theta * ti)
+        var = sigma**2 * (1 - math.exp(-2 * theta * ti)) / (2 * theta)
+        xs = res.ys[i, :, 0]
+        assert abs(float(xs.mean()) - mean) < 3 * math.sqrt(var / n), (name, ti)
+        # the sample variance of a Gaussian has standard error var * sqrt(2 / (n - 1))
+        assert abs(float(xs.var()) - var) < 3 * var * math.sqrt(2 / (n - 1)), (name, ti)
+
+
+def test_seed_fixes_the_paths_and_different_seeds_differ() -> None:
+    args = (lambda t, x: -x, lambda t, x: 0.5 * torch.ones_like(x), torch.zeros(3, 2), torch.linspace(0, 1, 4))
+    a = sdeint(*args, solver=make_sde_solver("euler_maruyama", step=0.05, seed=4)).ys
+    b = sdeint(*args, solver=make_sde_solver("euler_maruyama", step=0.05), seed=4).ys
+    c = sdeint(*args, solver=make_sde_solver("euler_maruyama", step=0.05, seed=5)).ys
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert a.shape == (4, 3, 2) and torch.equal(a[0], torch.zeros(3, 2))
+
+
+def test_general_noise_with_m_wiener_processes() -> None:
+    """dX = G dW with a constant 2 x 3 matrix: Cov X(1) = G G^T (additive noise, every method)."""
+    g = torch.tensor([[1.0, 0.5, 0.0], [0.0, 0.3, 0.8]], dtype=F64)
+    noise = Noise("general", channels=3, additive=True)
+    x0, t = torch.zeros(20_000, 2, dtype=F64), torch.tensor([0.0, 1.0], dtype=F64)
+    for name in ("euler_maruyama", "milstein", "srk", "reversible_heun"):
+        res = sdeint(
+            lambda t, x: torch.zeros_like(x),
+            lambda t, x: g.expand(x.shape[0], 2, 3),
+            x0,
+            t,
+            solver=make_sde_solver(name, step=0.5, seed=2),
+            noise=noise,
+        )
+        cov = torch.cov(res.ys[-1].T)
+        assert torch.allclose(cov, g @ g.T, atol=0.04), name
+
+
+def test_unsupported_noise_is_a_solver_error() -> None:
+    noise = Noise("general", channels=2)  # state-dependent, non-commutative in general
+    x0, t = torch.ones(2, 2), torch.tensor([0.0, 1.0])
+    for name in ("milstein", "srk", "reversible_heun"):
+        with pytest.raises(SolverError, match=r"does not support general noise|needs diagonal or additive"):
+            sdeint(lambda t, x: x, lambda t, x: x.unsqueeze(-1).expand(2, 2, 2), x0, t,
+                   solver=make_sde_solver(name, step=0.1), noise=noise)  # fmt: skip
+    with pytest.raises(SolverError, match="ODE solver"):
+        make_sde_solver("rk4", step=0.1)
+    with pytest.raises(SolverError, match="an SDE needs an SDE solver"):
+        sdeint(lambda t, x: x, lambda t, x: x, x0, t, solver=make_solver("rk4", step=0.1))  # type: ignore[arg-type]
+    with pytest.raises(SolverError, match="option 'seed'"):
+        make_sde_solver("srk", step=0.1, seed=-1)
+
+
+def test_sde_solver_without_noise_is_its_deterministic_part() -> None:
+    res = solve(lambda t, x: -x, torch.ones(1, 1, dtype=F64), torch.tensor([0.0, 1.0], dtype=F64),
+                solver=make_solver("euler_maruyama", step=0.01))  # fmt: skip
+    assert abs(float(res.ys[-1, 0, 0]) - math.exp(-1)) < 3e-3
+
+
+def test_adjoint_gradient_matches_backprop() -> None:
+    """torchsde's stochastic adjoint and backprop through the solver agree on d E[X(1)^2] / d theta."""
+
+    class Drift(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.theta = torch.nn.Parameter(torch.tensor(0.7, dtype=F64))
+
+        def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+            return -self.theta * x
+
+    class Diffusion(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.sigma = torch.nn.Parameter(torch.tensor(0.4, dtype=F64))
+
+        def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+            return self.sigma * torch.ones_like(x)
+
+    drift, diffusion = Drift(), Diffusion()
+    x0, t = torch.ones(64, 1, dtype=F64), torch.tensor([0.0, 0.5, 1.0], dtype=F64)
+    grads = []
+    for mode in ("backprop", "adjoint"):
+        res = sdeint(drift, diffusion, x0, t, solver=make_sde_solver("euler_maruyama", step=0.01, seed=1),
+                     gradient=mode)  # fmt: skip
+        loss = (res.ys[-1] ** 2).mean()
+        grads.append(torch.autograd.grad(loss, [drift.theta, diffusion.sigma]))
+    for g_bp, g_adj in zip(*grads):
+        assert torch.allclose(g_bp, g_adj, rtol=0.05, atol=1e-3), (g_bp, g_adj)
