@@ -36,6 +36,9 @@ class SimulationRequest:
     solver: str = "dopri5"
     solver_step: float | None = None
     energy: bool = False
+    samples: int | None = None  # SDE models: number of sample paths (default 1)
+    seed: int = 0  # SDE models: fixes the Brownian paths
+    quantiles: bool = False  # SDE models: add mean and 5/50/95% columns per state
 
 
 @dataclass
@@ -167,7 +170,7 @@ def run_simulation(prog, req: SimulationRequest) -> Table:
 
 
 def _simulate(prog, model, req: SimulationRequest) -> Table:
-    from .solvers import SolverError, make_solver, solve
+    from .solvers import SolverError, solve
 
     x0 = model.x0_default.clone()
     for item in req.sets:
@@ -184,29 +187,17 @@ def _simulate(prog, model, req: SimulationRequest) -> Table:
             raise _arg_error("--set", f"'{value}' is not a number") from None
     t = _times(req)
     signal = _signal(model, req)
-    options = {}
-    if req.solver_step is not None:
-        options["step"] = req.solver_step
-    elif req.solver in ("dopri5", "dopri8", "bosh3", "adaptive_heun"):
-        options.update(rtol=1e-9, atol=1e-11)
-    else:
-        options["step"] = float(min(np.diff(t.numpy()).min(), 0.01))
-    try:
-        solver = make_solver(req.solver, **options)
-    except SolverError as err:
-        raise _arg_error("--solver", str(err)) from None
-    field = model.driven(signal)
+    solver = _solver(model, req, t)
     with torch.no_grad():
         try:
-            ys = solve(field, x0[None], t, solver=solver).ys[:, 0, :]
+            if model.noise is None:
+                if req.samples is not None or req.quantiles:
+                    raise _arg_error("--samples", f"'{model.name}' has no noise: --samples/--quantiles need an SDE")
+                ys = solve(model.driven(signal), x0[None], t, solver=solver).ys
+            else:
+                ys = _sample_paths(model, x0, t, signal, solver, req)
         except SolverError as err:
             raise _arg_error("--solver", str(err)) from None
-        u = (
-            torch.stack([signal(ti, 1)[0] if signal else model.u_default for ti in t])
-            if model.input_names
-            else torch.zeros(len(t), 0)
-        )
-        outs = model.observe(t, ys, u) if model.output_names != model.state_names else ys[:, :0]
     if not torch.all(torch.isfinite(ys)):
         raise NodeDslError.single(
             "diverged",
@@ -214,8 +205,81 @@ def _simulate(prog, model, req: SimulationRequest) -> Table:
             Span(prog.path, 0, 0),
             "try a smaller step or another solver",
         )
+    return _table(model, ys, t, signal, req)
+
+
+def _solver(model, req: SimulationRequest, t: torch.Tensor):
+    from .solvers import SolverError, make_solver
+    from .solvers.sde import METHODS
+
+    name = req.solver
+    if model.noise is not None and name not in METHODS:
+        if name != "dopri5":  # the default: an SDE model switches to Euler-Maruyama silently
+            raise _arg_error(
+                "--solver", f"'{model.name}' is an SDE; use an SDE solver ({', '.join(METHODS)}), not '{name}'"
+            )
+        name = "euler_maruyama"
+    options: dict = {}
+    if req.solver_step is not None:
+        options["step"] = req.solver_step
+    elif name in ("dopri5", "dopri8", "bosh3", "adaptive_heun"):
+        options.update(rtol=1e-9, atol=1e-11)
+    else:
+        options["step"] = float(min(np.diff(t.numpy()).min(), 0.01))
+    try:
+        return make_solver(name, **options)
+    except SolverError as err:
+        raise _arg_error("--solver", str(err)) from None
+
+
+def _sample_paths(model, x0: torch.Tensor, t: torch.Tensor, signal, solver, req: SimulationRequest) -> torch.Tensor:
+    """``[T, N, n]`` sample paths of an SDE model, reproducible from ``req.seed``."""
+    from .solvers.sde import sdeint
+
+    n = 1 if req.samples is None else req.samples
+    if n < 1 or n > 1_000_000:
+        raise _arg_error("--samples", f"--samples must be in [1, 1000000], got {n}")
+    if req.seed < 0:
+        raise _arg_error("--seed", f"--seed must be >= 0, got {req.seed}")
+    drift, diffusion = model.sde_functions(signal)
+    x = x0[None].expand(n, -1).contiguous()
+    return sdeint(drift, diffusion, x, t, solver=solver, noise=model.noise, seed=req.seed).ys
+
+
+def _table(model, paths: torch.Tensor, t: torch.Tensor, signal, req: SimulationRequest) -> Table:
+    """The long table of ``paths`` ``[T, N, n]``: one trajectory per sample path."""
+    n_paths = paths.shape[1]
+    with torch.no_grad():
+        u = (
+            torch.stack([signal(ti, 1)[0] if signal else model.u_default for ti in t])
+            if model.input_names
+            else torch.zeros(len(t), 0)
+        )
+    parts = [_one_table(model, paths[:, k, :], t, u, req, k) for k in range(n_paths)]
+    columns = parts[0].columns
+    rows = np.concatenate([p.rows for p in parts], axis=0)
+    if req.quantiles:
+        columns, rows = _with_quantiles(columns, rows, model.state_names, len(t), n_paths)
+    return Table(columns, rows)
+
+
+def _with_quantiles(columns: list[str], rows: np.ndarray, states, n_t: int, n_paths: int):
+    """Columns ``mean(x)``, ``q05(x)``, ``q50(x)``, ``q95(x)`` per state, over the paths at each time."""
+    extra_cols, extra = [], []
+    for name in states:
+        vals = rows[:, columns.index(name)].reshape(n_paths, n_t)
+        stats = [vals.mean(0), *np.quantile(vals, [0.05, 0.5, 0.95], axis=0)]
+        for label, v in zip(("mean", "q05", "q50", "q95"), stats):
+            extra_cols.append(f"{label}({name})")
+            extra.append(np.tile(v, n_paths)[:, None])
+    return columns + extra_cols, np.concatenate([rows, *extra], axis=1)
+
+
+def _one_table(model, ys: torch.Tensor, t: torch.Tensor, u: torch.Tensor, req: SimulationRequest, k: int) -> Table:
+    with torch.no_grad():
+        outs = model.observe(t, ys, u) if model.output_names != model.state_names else ys[:, :0]
     columns = ["trajectory", "t", *model.state_names]
-    blocks = [torch.zeros(len(t), 1), t[:, None], ys]
+    blocks = [torch.full((len(t), 1), float(k)), t[:, None], ys]
     if outs.shape[1]:
         extra = [n for n in model.output_names if n not in model.state_names]
         keep = [i for i, n in enumerate(model.output_names) if n not in model.state_names]
@@ -231,6 +295,11 @@ def _simulate(prog, model, req: SimulationRequest) -> Table:
         supplied = (y * u).sum(-1) if u.shape[1] == y.shape[1] and y.shape[1] else torch.zeros(len(t))
         columns += ["H", "P_dissipated", "P_supplied"]
         blocks += [H[:, None], diss[:, None], supplied[:, None]]
+        if model.noise is not None:  # the Ito term of dH: 1/2 tr(g^T Hess(H) g)
+            from .compiler.stochastic import ito_correction
+
+            columns.append("P_ito")
+            blocks.append(ito_correction(model, t, ys, u)[:, None])
     return Table(columns, torch.cat(blocks, dim=1).numpy())
 
 

@@ -37,13 +37,13 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torchsde
 
 from ..core.errors import SolverError
+from ..core.noise import Noise
 from .base import Field, Solver, step_plan
 from .result import SolveResult, SolveStats
 
@@ -56,32 +56,6 @@ METHODS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "reversible_heun": ("reversible_heun", "stratonovich", ALL_NOISE),
 }
 STRONG_ORDER = {"euler_maruyama": 0.5, "milstein": 1.0, "srk": 1.5, "reversible_heun": 0.5}
-
-
-@dataclass(frozen=True, slots=True)
-class Noise:
-    """The diffusion's form: ``kind`` ``"diagonal"`` (``g`` is ``[batch, n]``) or ``"general"``
-    (``[batch, n, channels]``); ``additive``: ``g`` does not depend on the state; ``sde_type``:
-    how the model reads ``g dW`` (``"ito"`` or ``"stratonovich"``).
-
-    Example:
-        >>> Noise("general", channels=1).torchsde_type, Noise("general", 3, additive=True).torchsde_type
-        ('scalar', 'additive')
-    """
-
-    kind: str = "diagonal"
-    channels: int | None = None
-    additive: bool = False
-    sde_type: str = "ito"
-
-    @property
-    def torchsde_type(self) -> str:
-        """torchsde's ``noise_type`` for this form."""
-        if self.kind == "diagonal":
-            return "diagonal"
-        if self.additive:
-            return "additive"
-        return "scalar" if self.channels == 1 else "general"
 
 
 class SDESolver(Solver):
