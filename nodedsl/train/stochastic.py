@@ -80,7 +80,7 @@ def em_transition_nll(
     return gaussian_nll_cov(residual, cov + (extra + floor) * eye)
 
 
-def _pairwise(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+def _pairwise(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-24) -> torch.Tensor:
     """Euclidean distances ``[T, S, N]``, smooth at 0 (``torch.cdist``'s gradient there is NaN)."""
     d2 = ((a.unsqueeze(-2) - b.unsqueeze(-3)) ** 2).sum(-1)
     return torch.sqrt(d2 + eps)
