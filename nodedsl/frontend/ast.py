@@ -195,6 +195,15 @@ class Der:
 
 
 @dataclass(frozen=True)
+class Noise:
+    """``noise(x) = expr`` (``state`` set: diagonal noise of ``x``) or ``noise = MATRIX`` (general)."""
+
+    state: str | None
+    expr: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
 class Output:
     name: str
     expr: Expr
@@ -291,6 +300,7 @@ Decl = (
     | Net
     | Let
     | Der
+    | Noise
     | Output
     | Constraint
     | Hamiltonian
