@@ -138,3 +138,64 @@ def test_adjoint_gradient_matches_backprop() -> None:
         grads.append(torch.autograd.grad(loss, [drift.theta, diffusion.sigma]))
     for g_bp, g_adj in zip(*grads):
         assert torch.allclose(g_bp, g_adj, rtol=0.05, atol=1e-3), (g_bp, g_adj)
+
+
+def test_transition_likelihood_minimum_is_the_least_squares_estimate() -> None:
+    """The Euler-Maruyama likelihood of OU paths is a linear regression of dx on x: its minimum over
+    (theta, mu, sigma) is the closed-form least-squares fit (slope -theta*dt, intercept theta*mu*dt,
+    sigma^2 the residual variance / dt)."""
+    from nodedsl.train.stochastic import em_transition_nll
+
+    t = torch.linspace(0, 5, 501, dtype=F64)
+    paths = sdeint(lambda t, x: 0.8 * (0.2 - x), lambda t, x: torch.full_like(x, 0.4),
+                   torch.linspace(-1, 1, 16, dtype=F64)[:, None], t,
+                   solver=make_sde_solver("euler_maruyama", step=0.01, seed=5)).ys  # fmt: skip
+    x, dx = paths[:-1].reshape(-1, 1), (paths[1:] - paths[:-1]).reshape(-1, 1)
+    dt = torch.full_like(x, 0.01)
+    design = torch.cat([torch.ones_like(x), x], dim=1)
+    coef = torch.linalg.lstsq(design, dx).solution[:, 0]
+    theta_ls = float(-coef[1] / 0.01)
+    mu_ls = float(coef[0] / 0.01 / theta_ls)
+    sigma_ls = math.sqrt(float((dx[:, 0] - design @ coef).pow(2).mean()) / 0.01)
+    raw = torch.tensor([1.0, 0.0, math.log(0.3)], dtype=F64, requires_grad=True)
+    opt = torch.optim.LBFGS([raw], max_iter=200, tolerance_grad=1e-12, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        th, mu, ls = raw[0], raw[1], raw[2]
+        loss = em_transition_nll(th * (mu - x), torch.exp(ls).expand_as(x), x, dx, dt)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    assert abs(float(raw[0]) - theta_ls) < 1e-4 and abs(float(raw[1]) - mu_ls) < 1e-4
+    assert abs(math.exp(float(raw[2])) - sigma_ls) < 1e-5
+    assert abs(theta_ls - 0.8) < 0.3 and abs(sigma_ls - 0.4) < 0.02  # and near the truth
+
+
+def test_general_noise_likelihood_equals_the_diagonal_one_for_a_diagonal_matrix() -> None:
+    from nodedsl.train.stochastic import em_transition_nll
+
+    g = torch.Generator().manual_seed(0)
+    x, dx, f = (torch.randn(50, 2, generator=g, dtype=F64) for _ in range(3))
+    s = torch.rand(50, 2, generator=g, dtype=F64) + 0.1
+    dt = torch.full((50, 1), 0.05, dtype=F64)
+    a = em_transition_nll(f, s, x, dx, dt, obs_noise=0.01)
+    b = em_transition_nll(f, torch.diag_embed(s), x, dx, dt, obs_noise=0.01)
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_ensemble_metrics_separate_distributions_and_have_finite_gradients() -> None:
+    from nodedsl.train.stochastic import energy_distance, mmd
+
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(3, 400, 2, generator=g, dtype=F64)
+    b = torch.randn(3, 400, 2, generator=g, dtype=F64)
+    for metric in (energy_distance, mmd):
+        same, shifted = float(metric(a, b)), float(metric(a, b + 0.5))
+        assert same < 0.1 * shifted, metric.__name__
+        x = a.clone().requires_grad_(True)
+        metric(x, torch.cat([x[:, :10].detach(), b[:, 10:]], dim=1)).backward()  # coincident points
+        assert bool(torch.isfinite(x.grad).all())
+    # energy distance of point masses: 2|a - b|
+    assert abs(float(energy_distance(torch.zeros(1, 5, 1), torch.full((1, 7, 1), 3.0))) - 6.0) < 1e-9
