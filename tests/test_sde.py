@@ -74,7 +74,7 @@ def test_general_noise_with_m_wiener_processes() -> None:
     """dX = G dW with a constant 2 x 3 matrix: Cov X(1) = G G^T (additive noise, every method)."""
     g = torch.tensor([[1.0, 0.5, 0.0], [0.0, 0.3, 0.8]], dtype=F64)
     noise = Noise("general", channels=3, additive=True)
-    x0, t = torch.zeros(20_000, 2, dtype=F64), torch.tensor([0.0, 1.0], dtype=F64)
+    x0, t = torch.zeros(5000, 2, dtype=F64), torch.tensor([0.0, 1.0], dtype=F64)
     for name in ("euler_maruyama", "milstein", "srk", "reversible_heun"):
         res = sdeint(
             lambda t, x: torch.zeros_like(x),
@@ -85,7 +85,7 @@ def test_general_noise_with_m_wiener_processes() -> None:
             noise=noise,
         )
         cov = torch.cov(res.ys[-1].T)
-        assert torch.allclose(cov, g @ g.T, atol=0.04), name
+        assert torch.allclose(cov, g @ g.T, atol=0.08), name  # 4 standard errors at 5000 paths
 
 
 def test_unsupported_noise_is_a_solver_error() -> None:
@@ -146,10 +146,13 @@ def test_transition_likelihood_minimum_is_the_least_squares_estimate() -> None:
     sigma^2 the residual variance / dt)."""
     from nodedsl.train.stochastic import em_transition_nll
 
-    t = torch.linspace(0, 5, 501, dtype=F64)
-    paths = sdeint(lambda t, x: 0.8 * (0.2 - x), lambda t, x: torch.full_like(x, 0.4),
-                   torch.linspace(-1, 1, 16, dtype=F64)[:, None], t,
-                   solver=make_sde_solver("euler_maruyama", step=0.01, seed=5)).ys  # fmt: skip
+    # Euler-Maruyama paths by hand (the scheme the likelihood assumes), 16 paths x 500 steps
+    g = torch.Generator().manual_seed(5)
+    paths = [torch.linspace(-1, 1, 16, dtype=F64)[:, None]]
+    for _ in range(500):
+        x = paths[-1]
+        paths.append(x + 0.8 * (0.2 - x) * 0.01 + 0.4 * 0.1 * torch.randn(x.shape, generator=g, dtype=F64))
+    paths = torch.stack(paths)
     x, dx = paths[:-1].reshape(-1, 1), (paths[1:] - paths[:-1]).reshape(-1, 1)
     dt = torch.full_like(x, 0.01)
     design = torch.cat([torch.ones_like(x), x], dim=1)
@@ -189,11 +192,11 @@ def test_ensemble_metrics_separate_distributions_and_have_finite_gradients() -> 
     from nodedsl.train.stochastic import energy_distance, mmd
 
     g = torch.Generator().manual_seed(1)
-    a = torch.randn(3, 400, 2, generator=g, dtype=F64)
-    b = torch.randn(3, 400, 2, generator=g, dtype=F64)
+    a = torch.randn(2, 200, 2, generator=g, dtype=F64)
+    b = torch.randn(2, 200, 2, generator=g, dtype=F64)
     for metric in (energy_distance, mmd):
         same, shifted = float(metric(a, b)), float(metric(a, b + 0.5))
-        assert same < 0.1 * shifted, metric.__name__
+        assert same < 0.25 * shifted, metric.__name__  # V-statistics: a bias of order 1/n
         x = a.clone().requires_grad_(True)
         metric(x, torch.cat([x[:, :10].detach(), b[:, 10:]], dim=1)).backward()  # coincident points
         assert bool(torch.isfinite(x.grad).all())
