@@ -74,11 +74,11 @@ def test_noise_with_nets_inputs_vectors_and_deterministic_states() -> None:
 
 
 def test_show_prints_the_sde() -> None:
-    from nodedsl.symbolic.show import show_system
+    from nodedsl.symbolic.show import format_system
 
     prog = nodedsl.loads(OU)
-    text = show_system(prog.system("OU"))
-    assert "dx = " in text and "dW" in text and "sigma" in text
+    text = format_system(prog.system("OU"), prog.info("OU"))
+    assert "dx = (theta*(mu - x)) dt + (sigma) dW0" in text and "Ito SDE (diagonal noise, additive)" in text
 
 
 def test_simulate_samples_are_reproducible_and_match_the_ou_moments() -> None:
@@ -129,7 +129,9 @@ def test_port_hamiltonian_noise_reports_the_ito_term() -> None:
 def test_dataset_of_an_sde_model_yields_seeded_sample_paths() -> None:
     from nodedsl.data.synth import generate
 
-    src = OU + """
+    src = (
+        OU
+        + """
     dataset paths {
         model = OU
         trajectories = 8
@@ -138,6 +140,7 @@ def test_dataset_of_an_sde_model_yields_seeded_sample_paths() -> None:
         seed = 1
     }
     """
+    )
     prog = nodedsl.loads(src)
     cfg = _dataset_config(prog, "paths")
     a, b = generate(prog.model("OU"), cfg), generate(prog.model("OU"), cfg)
