@@ -429,6 +429,11 @@ class _ModelChecker:
                 self._couple(decl)
             elif isinstance(decl, ast.Connect):
                 self._connect(decl)
+        if m.decls(ast.Noise) or any(m2.model.decls(ast.Noise) for m2 in info.subs.values()):
+            from .check_noise import check_noise
+
+            n_all = n_own + sum(_numel(sh) for sinfo in info.subs.values() for _, sh in sinfo.states)
+            check_noise(self, n_all)
         # structure
         if m.kind == PH:
             if own_states and not m.decls(ast.Hamiltonian):

@@ -15,6 +15,7 @@ from __future__ import annotations
 from ..core.diagnostics import Collector, suggest
 from . import ast, config
 from .check import CheckedProgram, ModelInfo, flat_names
+from .check_noise import check_sde_block
 
 
 def check_blocks(prog: CheckedProgram, diags: Collector) -> None:
@@ -39,6 +40,7 @@ def check_blocks(prog: CheckedProgram, diags: Collector) -> None:
                 )
             else:
                 _check_dataset_names(prog.model(cfg.model), ds, cfg, diags)
+                check_sde_block(prog.model(cfg.model), ds, cfg, diags)
     for tr in module.trains:
         if tr.model not in models:
             diags.error("undefined-model", f"train: unknown model '{tr.model}'", tr.span, suggest(tr.model, models))
@@ -46,6 +48,8 @@ def check_blocks(prog: CheckedProgram, diags: Collector) -> None:
         diags.items.extend(errs)
         if cfg is not None:
             prog.configs[f"train {tr.model}"] = cfg
+            if tr.model in models:
+                check_sde_block(prog.model(tr.model), tr, cfg, diags)
             data = getattr(cfg, "data", None)
             if isinstance(data, str) and not data.endswith((".csv", ".npz")) and data not in datasets:
                 span = next((e.span for e in tr.entries if e.key == "data"), tr.span)

@@ -99,3 +99,42 @@ def _matrix(checker: Any, decl: ast.Noise, n_states: int) -> None:
 
 
 __all__ = ["check_noise", "has_noise"]
+
+
+def model_has_noise(info: Any) -> bool:
+    """True when the model or one of its sub-models declares noise (an SDE model)."""
+    return has_noise(info.model) is not None or any(model_has_noise(s) for s in info.subs.values())
+
+
+def _entry_span(block: Any, key: str) -> Any:
+    return next((e.span for e in block.entries if e.key == key), block.span)
+
+
+def check_sde_block(info: Any, block: Any, cfg: Any, diags: Any) -> None:
+    """A ``dataset`` or ``train`` block against its model: SDE solvers and objectives go with models
+    that have noise, ODE solvers with models that have none (``bad-value`` at the key)."""
+    from ..core.solvers import CATALOG
+
+    if info is None:
+        return
+    sde = model_has_noise(info)
+    what = f"dataset '{block.name}'" if isinstance(block, ast.Dataset) else f"train {block.model}"
+    given = any(e.key == "solver" for e in block.entries)
+    solver = getattr(cfg, "solver", None)
+    family = CATALOG[solver.kind].family if solver is not None and solver.kind in CATALOG else None
+    sde_names = ", ".join(n for n, s in CATALOG.items() if s.family == "sde")
+    if given and family is not None and (family == "sde") != sde:
+        message = (
+            f"{what}: '{solver.kind}' is an SDE solver but model '{info.name}' has no noise"
+            if sde is False
+            else f"{what}: model '{info.name}' has noise, so it needs an SDE solver, not '{solver.kind}'"
+        )
+        diags.error("bad-value", message, _entry_span(block, "solver"), f"SDE solvers: {sde_names}")
+    objective = getattr(cfg, "objective", None)
+    if objective is not None and not sde:
+        diags.error(
+            "bad-value",
+            f"{what}: objective = {objective.kind} needs a model with noise; '{info.name}' is an ODE",
+            _entry_span(block, "objective"),
+            "remove the objective (ODE models train by multiple shooting)",
+        )

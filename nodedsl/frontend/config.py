@@ -435,6 +435,21 @@ class Exponential(_Strict):
     gamma: Annotated[float, Field(gt=0, le=1)] = 0.99
 
 
+class TransitionLikelihood(_Strict):
+    """SDE models: the Euler-Maruyama likelihood of consecutive observations (see docs/stochastic.md)."""
+
+    kind: Literal["transition_likelihood"]
+    observation_noise: NonNegFloat = 0.0
+
+
+class DistributionMatching(_Strict):
+    """SDE models: simulated and observed ensembles matched at every observation time."""
+
+    kind: Literal["distribution"]
+    metric: Literal["energy", "mmd"] = "energy"
+    samples: PosInt = 1
+
+
 class EarlyStopping(_Strict):
     kind: Literal["early_stopping"]
     patience: PosInt = 20
@@ -468,6 +483,12 @@ ScheduleValue = Annotated[
     Discriminator(_kind_of, **_tag_errors("none, cosine, step(every, gamma), exponential(gamma)")),
 ]
 
+ObjectiveValue = Annotated[
+    Annotated[TransitionLikelihood, Tag("transition_likelihood")]
+    | Annotated[DistributionMatching, Tag("distribution")],
+    Discriminator(_kind_of, **_tag_errors("transition_likelihood(observation_noise), distribution(metric, samples)")),
+]
+
 
 class TrainConfig(_Strict):
     """A ``train MODEL`` block. ``data`` is a dataset name or a ``.csv``/``.npz`` path."""
@@ -492,9 +513,12 @@ class TrainConfig(_Strict):
     checkpoint_every: PosInt = 10
     window_init: WindowInit = WindowInit(kind="data")
     horizon: Horizon = Horizon(kind="grow")
+    objective: ObjectiveValue | None = None  # SDE models only
     _spans: dict = PrivateAttr(default_factory=dict)
 
-    @field_validator("solver", "optimizer", "schedule", "constraints", "window_init", "horizon", mode="before")
+    @field_validator(
+        "solver", "optimizer", "schedule", "constraints", "window_init", "horizon", "objective", mode="before"
+    )
     @classmethod
     def _calls(cls, v: Any) -> Any:
         return _as_call(v)

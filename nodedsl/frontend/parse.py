@@ -190,6 +190,10 @@ class _ToAst(Transformer):
         return ast.Der(str(items[1]), items[2], self._span(meta))
 
     @v_args(meta=True)
+    def noise(self, meta, items):
+        return ast.Noise(None if items[1] is None else str(items[1]), items[2], self._span(meta))
+
+    @v_args(meta=True)
     def output(self, meta, items):
         return ast.Output(self._decl_name(items[1]), items[2], self._span(meta))
 

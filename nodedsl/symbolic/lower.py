@@ -24,6 +24,7 @@ from ..frontend.check import ModelInfo, domain_sizes, flat_names
 from ..frontend.netspec import NetSpec, net_spec
 from ..frontend.shapes import CONSTANTS, constant_value
 from .functions import Val, net_function, psd_matrix, skew_matrix, zip_vals
+from .noise import NoiseSym, lower_noise_decl, renamed_noise, system_noise
 
 T = sp.Symbol("t", real=True)
 
@@ -175,6 +176,7 @@ class System:
     ph: PHParts | None = None
     symplectic_split: int | None = None
     staged: Staged | None = None
+    noise: NoiseSym | None = None  # the diffusion of an SDE model (symbolic/noise.py)
 
     @property
     def state_names(self) -> list[str]:
@@ -391,6 +393,8 @@ class _Instance:
                     self.rhs[s] = e
             elif isinstance(decl, ast.Constraint):
                 self._constraint(decl)
+            elif isinstance(decl, ast.Noise):
+                lower_noise_decl(self, decl)
         if info.is_ph:
             self._port_hamiltonian()
 
@@ -564,6 +568,7 @@ def _renamed(tpl: _Instance, prefix: str) -> _Instance:
     new.u0 = list(tpl.u0)
     new.rhs = {ren(k): ren(v) for k, v in tpl.rhs.items()}
     new.rhs_open = {ren(k): ren(v) for k, v in tpl.rhs_open.items()}
+    renamed_noise(tpl, new, ren)
     new.coupled = [([ren(u) for u in us], [ren(y) for y in ys], ren_m(C)) for us, ys, C in tpl.coupled]
     new.constraints = [
         ConstraintSym(
@@ -664,6 +669,7 @@ def _flatten(inst: _Instance, diags: Collector) -> System:
         inst.ph,
         split,
         staged,
+        system_noise(inst, states, subst),
     )
 
 

@@ -73,3 +73,44 @@ def ito_correction_expr(noise: NoiseSym, H: sp.Expr, states: list[sp.Symbol]) ->
     g = noise.matrix()
     hess = sp.hessian(H, states)
     return sp.simplify((g.T * hess * g).trace() / 2)
+
+
+# ---------------------------------------------------------------- lowering (called by the instance builder)
+def lower_noise_decl(inst, decl) -> None:
+    """Record a checked ``noise`` declaration on a model instance (``inst.expr`` lowers expressions)."""
+    from .functions import zip_vals
+
+    value = inst.expr(decl.expr)
+    if decl.state is None:
+        inst.noise_matrix = value.matrix()
+        return
+    target = inst.env[decl.state]
+    noise = inst.__dict__.setdefault("noise", {})
+    for s, e in zip(target.items, zip_vals(lambda x, _: x, value, target).items):
+        noise[s] = e
+
+
+def renamed_noise(tpl, new, ren) -> None:
+    """Copy a template instance's noise to its renamed copy ``new`` (``ren`` renames an expression)."""
+    new.noise = {ren(k): ren(v) for k, v in getattr(tpl, "noise", {}).items()}
+    matrix = getattr(tpl, "noise_matrix", None)
+    new.noise_matrix = None if matrix is None else matrix.applyfunc(ren)
+
+
+def _diagonal_of_tree(inst) -> dict:
+    out = dict(getattr(inst, "noise", {}))
+    for sub in inst.subs.values():
+        out.update(_diagonal_of_tree(sub))
+    return out
+
+
+def system_noise(inst, states: list[sp.Symbol], subst: dict | None = None) -> NoiseSym | None:
+    """The model's :class:`NoiseSym` over ``states`` (the system's order), or ``None`` without noise;
+    ``subst`` replaces connected inputs by their sources."""
+    matrix = getattr(inst, "noise_matrix", None)
+    if matrix is not None:
+        return NoiseSym.general(states, matrix).xreplace(subst or {})
+    diagonal = _diagonal_of_tree(inst)
+    if not diagonal:
+        return None
+    return NoiseSym.diagonal(states, diagonal).xreplace(subst or {})
