@@ -303,16 +303,21 @@ def _run_training(program, train_block, overrides, run_dir, resume, progress) ->
         if estimate is not None:
             write_json(run / "coupling.json", estimate.summary())
     try:
-        result = fit(
-            model,
-            wtrain,
-            wval,
-            fit_cfg,
-            progress=progress,
-            resume_from=ckpt if resume else None,
-            checkpoint_path=ckpt,
-            source_hash=source_hash,
-        )
+        if model.noise is not None:  # an SDE model: transition likelihood or distribution matching
+            from .sde_fit import train_sde
+
+            result = train_sde(model, train_traj, val_traj, fit_cfg, progress=progress, resume=resume)
+        else:
+            result = fit(
+                model,
+                wtrain,
+                wval,
+                fit_cfg,
+                progress=progress,
+                resume_from=ckpt if resume else None,
+                checkpoint_path=ckpt,
+                source_hash=source_hash,
+            )
     except SolverError as err:
         raise _solver_error(err, cfg) from None
     finally:

@@ -249,3 +249,34 @@ def fit_sde(model, train, val, config, objective: Objective, solver=None, *, pro
     if objective.kind == "distribution" and solver is None:
         raise _error("objective = distribution needs an SDE solver (solver = euler_maruyama(step = h))")
     return _SDETrainer(model, train, val, config, objective, solver, progress).run()
+
+
+def objective_of(cfg) -> Objective:
+    """The :class:`Objective` of a train block (``transition_likelihood`` when it names none)."""
+    spec = getattr(cfg, "objective", None)
+    if spec is None or spec.kind == "transition_likelihood":
+        noise = getattr(spec, "observation_noise", 0.0) or None
+        return Objective("transition_likelihood", obs_noise=noise)
+    gradient = cfg.gradient if cfg.gradient in ("backprop", "adjoint") else "backprop"
+    return Objective("distribution", metric=spec.metric, samples=spec.samples, gradient=gradient)
+
+
+def train_sde(model, train, val, cfg, *, progress=None, resume: bool = False) -> TrainResult:
+    """``fit_sde`` from a train block's config: its objective, and its solver when that is an SDE
+    solver (else ``euler_maruyama`` with the solver's step, or the data's sampling interval)."""
+    from ..solvers import make_solver
+    from ..solvers.sde import METHODS
+
+    if resume:
+        raise _error("--resume is not supported for SDE objectives yet; train again without it")
+    objective = objective_of(cfg)
+    solver = None
+    if objective.kind == "distribution":
+        spec = cfg.solver
+        dt = float((train.t[:, 1:] - train.t[:, :-1]).min()) if train.t.shape[1] > 1 else 1.0
+        step = dict(spec.options).get("step", dt)
+        if spec.kind in METHODS:
+            solver = make_solver(spec.kind, **{"step": step, **dict(spec.options)})
+        else:
+            solver = make_solver("euler_maruyama", step=step)
+    return fit_sde(model, train, val, cfg, objective, solver, progress=progress)
