@@ -26,7 +26,7 @@ def test_strong_order_on_geometric_brownian_motion(name: str, order: float) -> N
     the mean absolute error at t = 1 over 2000 paths falls like h^order (fitted over h = 2^-3..2^-8)."""
     mu, sigma = 0.5, 0.8
     x0, t = torch.ones(2000, 1, dtype=F64), torch.tensor([0.0, 1.0], dtype=F64)
-    bm = brownian(make_sde_solver(name, step=1.0), x0, t, channels=1, seed=3)
+    bm = brownian(make_sde_solver(name, step=1.0), x0, t, channels=1, seed=3, interval=True)
     exact = torch.exp((mu - sigma**2 / 2) + sigma * bm(0.0, 1.0))
     hs, errs = [], []
     for k in range(3, 9):
