@@ -96,7 +96,7 @@ def test_simulate_samples_are_reproducible_and_match_the_ou_moments() -> None:
     assert abs(last[:, 2].mean() - mean) < 3 * math.sqrt(var / 2000)
     assert last[0, cols.index("q05(x)")] < mean < last[0, cols.index("q95(x)")]
     other = run_simulation(prog, SimulationRequest(model="OU", t_end=1.0, step=0.5, samples=3, seed=4))
-    assert not (other.rows[:, 2] == a.rows[:3, 2]).all()
+    assert other.rows[2, 2] != a.rows[2, 2]  # another seed, another path (trajectory 0 at t = 1)
 
 
 def test_simulate_errors_for_odes_and_ode_solvers() -> None:
@@ -157,15 +157,16 @@ def _dataset_config(prog, name):
 
 
 def test_sde_ou_example_checks_and_trains(tmp_path: Path) -> None:
-    """The contract example trains by the transition likelihood (a few epochs: the parameters move
-    toward the truth theta = 0.7, mu = 0, sigma = 0.3 from theta = 1, mu = 0.5, sigma = 0.1)."""
+    """The contract example trains by the transition likelihood (100 of its 300 epochs: the parameters
+    move from theta = 1, mu = 0.5, sigma = 0.1 toward the truth theta = 0.7, mu = 0, sigma = 0.3;
+    the full run recovers all three within 2%, see docs/stochastic.md)."""
     from nodedsl.train import run_training, select_train
 
     prog = nodedsl.load(SDE_OU)
     block = select_train(prog)
-    result = run_training(prog, block, overrides={"epochs": "40"}, run_dir=tmp_path / "run")
+    result = run_training(prog, block, overrides={"epochs": "100"}, run_dir=tmp_path / "run")
     p = result.parameters
-    assert result.status == "completed"
-    assert abs(p["sigma"] - 0.3) < abs(0.1 - 0.3) / 2
-    assert abs(p["mu"]) < 0.5 and abs(p["theta"] - 0.7) < 0.3
+    assert result.status == "completed" and (tmp_path / "run" / "model.pt").is_file()
+    assert abs(p["sigma"] - 0.3) < 0.06
+    assert abs(p["mu"]) < 0.25 and abs(p["theta"] - 0.7) < 0.3
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]

@@ -36,6 +36,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -44,7 +45,7 @@ import torchsde
 
 from ..core.errors import SolverError
 from ..core.noise import Noise
-from .base import Field, Solver, step_grid, step_plan
+from .base import Field, Solver
 from .brownian import GridBrownian
 from .result import SolveResult, SolveStats
 
@@ -57,6 +58,30 @@ METHODS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "reversible_heun": ("reversible_heun", "stratonovich", ALL_NOISE),
 }
 STRONG_ORDER = {"euler_maruyama": 0.5, "milstein": 1.0, "srk": 1.5, "reversible_heun": 0.5}
+
+
+def sde_plan(times: list[float], step: float) -> list[tuple[int, float]]:
+    """``(n_steps, h)`` per output interval: ``ceil(dt / step)`` equal steps, where an interval up to
+    0.1% longer than a multiple of ``step`` gets no extra step (float32 times: 0.01 is 0.0100002).
+
+    Example:
+        >>> [n for n, h in sde_plan([0.0, 0.0100002, 0.03, 0.0305], 0.001)]
+        [10, 20, 1]
+    """
+    plan = []
+    for a, b in zip(times, times[1:]):
+        n = max(1, math.ceil(abs(b - a) / step - 1e-3))
+        plan.append((n, (b - a) / n))
+    return plan
+
+
+def sde_grid(times: list[float], step: float) -> list[float]:
+    """Every step boundary of :func:`sde_plan`, the output times copied exactly."""
+    grid = [times[0]]
+    for (n, h), a, b in zip(sde_plan(times, step), times, times[1:]):
+        grid.extend(a + m * h for m in range(1, n))
+        grid.append(b)
+    return grid
 
 
 class SDESolver(Solver):
@@ -164,7 +189,7 @@ def brownian(
     if seed is None:
         seed = int(torch.randint(0, 2**62, ()).item())
     if solver.method != "srk" and not interval:
-        grid = step_grid(t.tolist(), solver.step_size)
+        grid = sde_grid(t.tolist(), solver.step_size)
         return GridBrownian(grid, (x0.shape[0], channels), seed, dtype=x0.dtype, device=x0.device)
     return torchsde.BrownianInterval(
         t0=float(t[0]),
@@ -242,7 +267,7 @@ def _integrate(
         run, extra = torchsde.sdeint_adjoint, {"adjoint_params": params}
     times = t.tolist()
     ys, x = [x0], x0
-    for (n, h), a, b in zip(step_plan(times, solver.step_size), times, times[1:]):
+    for (n, h), a, b in zip(sde_plan(times, solver.step_size), times, times[1:]):
         # a step a hair longer than h makes exactly n steps, the last clamped to b by torchsde
         ts = t.new_tensor([a, b])
         x = run(sde, x, ts, bm=bm, method=solver.method, dt=abs(h) * (1 + 1e-9), **extra)[-1]
