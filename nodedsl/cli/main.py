@@ -109,6 +109,9 @@ def simulate(
     solver: str = typer.Option("dopri5", "--solver", help="solver name (see docs/solvers.md)"),
     solver_step: float | None = typer.Option(None, "--solver-step", help="step of fixed-step solvers"),
     energy: bool = typer.Option(False, "--energy", help="add H and power columns (port-Hamiltonian models)"),
+    samples: int | None = typer.Option(None, "--samples", help="SDE models: number of sample paths (default 1)"),
+    seed: int = typer.Option(0, "--seed", help="SDE models: seed of the Brownian paths"),
+    quantiles: bool = typer.Option(False, "--quantiles", help="SDE models: add mean and 5/50/95% columns"),
     out: str = typer.Option("-", "--output", "-o", help="output CSV (default: stdout)"),
 ) -> None:
     """Simulate a model and write the long CSV format (trajectory, t, states, outputs)."""
@@ -127,6 +130,9 @@ def simulate(
             solver=solver,
             solver_step=solver_step,
             energy=energy,
+            samples=samples,
+            seed=seed,
+            quantiles=quantiles,
         )
         table = run_simulation(prog, req)
     except NodeDslError as err:
@@ -139,11 +145,13 @@ def simulate(
 
 def _register_optional() -> None:
     """Training commands live in nodedsl.cli.train, the energy plot in nodedsl.plots.energy."""
+    from ..plots import bands as bands_plot
     from ..plots import energy as energy_plot
     from . import train as cli_train
 
     cli_train.register(app)
     energy_plot.register(app)
+    bands_plot.register(app)
 
 
 _register_optional()
