@@ -293,10 +293,10 @@ def table(results: dict) -> str:
 
 
 def plot(results: dict, out: Path) -> None:
-    from nodedsl.plots.training import _pyplot
+    from nodedsl.plots.training import new_figure
 
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig = new_figure((6.4, 4.4))
+    ax = fig.subplots()
     for n, color in ((2, "C0"), (10, "C3")):
         e = results.get(f"{n}_bodies")
         if not e:
@@ -337,7 +337,6 @@ def plot(results: dict, out: Path) -> None:
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110, bbox_inches="tight")
-    plt.close(fig)
 
 
 def main() -> None:

@@ -71,14 +71,15 @@ class Program:
             self._systems[name] = lower(self.info(name))
         return self._systems[name]
 
-    def model(self, name: str):
-        """A fresh compiled ``nn.Module`` for model ``name`` (parameters at their declared values)."""
+    def model(self, name: str, dtype=None):
+        """A fresh compiled ``nn.Module`` for model ``name`` (parameters at their declared values; in
+        ``dtype``, torch's default when None)."""
         from .compiler.graph import UncompilableError
         from .compiler.module import CompiledModel
 
         info = self.info(name)
         try:
-            model = CompiledModel(self.system(name), self.source_hash(name))
+            model = CompiledModel(self.system(name), self.source_hash(name), dtype)
         except UncompilableError as err:
             raise NodeDslError.single("cannot-compile", f"model '{name}': {err}", info.model.span) from None
         self._load_sub_weights(model, info, "")
@@ -86,7 +87,7 @@ class Program:
 
     def _load_sub_weights(self, model, info: ModelInfo, prefix: str) -> None:
         """Apply every ``sub NAME = M(...) weights "run"`` clause of the instance tree (outermost wins)."""
-        from .train.checkpoint import load_checkpoint
+        from .io.checkpoint import load_checkpoint
 
         for decl in info.model.decls(ast.Sub):
             sub = info.subs[decl.name]

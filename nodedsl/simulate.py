@@ -21,8 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .core.diagnostics import NodeDslError, Span
+from .core.diagnostics import NodeDslError, Span, suggest
 from .io.atomic import atomic_write
+from .io.tables import read_columns
+
+F64 = torch.float64  # what simulate computes in, whatever torch's default dtype is
 
 
 @dataclass(frozen=True)
@@ -58,43 +61,18 @@ def _split(item: str, what: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-def _read_csv_columns(path: str, what: str) -> dict[str, np.ndarray]:
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-    except OSError as err:
-        raise _arg_error(what, f"cannot read '{path}': {err.strerror}") from None
-    if not rows:
-        raise NodeDslError.single("data-error", f"'{path}' is empty", Span(path, 1, 1))
-    header = [h.strip() for h in rows[0]]
-    data = {h: [] for h in header}
-    for lineno, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise NodeDslError.single(
-                "data-error", f"row has {len(row)} cells, header has {len(header)}", Span(path, lineno, 1)
-            )
-        for h, cell in zip(header, row):
-            try:
-                data[h].append(float(cell))
-            except ValueError:
-                raise NodeDslError.single(
-                    "data-error", f"column '{h}': '{cell}' is not a number", Span(path, lineno, 1)
-                ) from None
-    return {h: np.asarray(v) for h, v in data.items()}
-
-
 def _expression_signal(text: str):
     """A function of t from an expression, via the .node grammar (no eval)."""
     from .program import loads
 
     prog = loads(f"model __signal {{\n state __z = 0\n der(__z) = {text}\n}}\n", "<--input>")
-    model = prog.model("__signal")
-    return lambda t, batch, _m=model: _m.field(t, torch.zeros(batch, 1, dtype=torch.get_default_dtype()))
+    model = prog.model("__signal", dtype=F64)
+    return lambda t, batch, _m=model: _m.field(t, torch.zeros(batch, 1, dtype=F64))
 
 
 def _times(req: SimulationRequest) -> torch.Tensor:
     if req.times_csv:
-        cols = _read_csv_columns(req.times_csv, "--times")
+        cols = read_columns(req.times_csv)
         if "t" not in cols:
             raise NodeDslError.single("data-error", f"'{req.times_csv}' has no column 't'", Span(req.times_csv, 1, 1))
         t = cols["t"]
@@ -107,7 +85,7 @@ def _times(req: SimulationRequest) -> torch.Tensor:
         t = np.linspace(0.0, n * req.step, n + 1)
     if len(t) < 2 or np.any(np.diff(t) <= 0) or not np.all(np.isfinite(t)):
         raise _arg_error("--times", "output times must be finite and strictly increasing (at least two)")
-    return torch.as_tensor(t, dtype=torch.get_default_dtype())
+    return torch.as_tensor(t, dtype=F64)
 
 
 def _signal(model, req: SimulationRequest):
@@ -119,15 +97,13 @@ def _signal(model, req: SimulationRequest):
         name, value = _split(item, "--input")
         matches = [i for i, n in enumerate(names) if n == name or n.startswith(name + "[")]
         if not matches:
-            from .core.diagnostics import suggest
-
             raise _arg_error(
                 "--input",
                 f"model '{model.name}' has no input '{name}'",
                 suggest(name, names) or "inputs: " + (", ".join(names) or "none"),
             )
         if value.endswith(".csv"):
-            cols = _read_csv_columns(value, "--input")
+            cols = read_columns(value)
             if "t" not in cols:
                 raise NodeDslError.single("data-error", f"'{value}' has no column 't'", Span(value, 1, 1))
             tt = torch.as_tensor(cols["t"])
@@ -160,13 +136,8 @@ def _interp(t, tt, vv):
 
 def run_simulation(prog, req: SimulationRequest) -> Table:
     """Simulate ``req.model`` and return the long-form table (trajectory, t, states, outputs, energy)."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)  # simulation output in double precision
-    try:
-        model = prog.model(req.model)
-        return _simulate(prog, model, req)
-    finally:
-        torch.set_default_dtype(previous)
+    model = prog.model(req.model, dtype=F64)  # simulation output in double precision
+    return _simulate(prog, model, req)
 
 
 def _simulate(prog, model, req: SimulationRequest) -> Table:
@@ -176,8 +147,6 @@ def _simulate(prog, model, req: SimulationRequest) -> Table:
     for item in req.sets:
         name, value = _split(item, "--set")
         if name not in model.state_names:
-            from .core.diagnostics import suggest
-
             raise _arg_error(
                 "--set", f"model '{model.name}' has no state '{name}'", suggest(name, model.state_names) or ""
             )
@@ -253,7 +222,7 @@ def _table(model, paths: torch.Tensor, t: torch.Tensor, signal, req: SimulationR
         u = (
             torch.stack([signal(ti, 1)[0] if signal else model.u_default for ti in t])
             if model.input_names
-            else torch.zeros(len(t), 0)
+            else torch.zeros(len(t), 0, dtype=F64)
         )
     parts = [_one_table(model, paths[:, k, :], t, u, req, k) for k in range(n_paths)]
     columns = parts[0].columns
@@ -279,7 +248,7 @@ def _one_table(model, ys: torch.Tensor, t: torch.Tensor, u: torch.Tensor, req: S
     with torch.no_grad():
         outs = model.observe(t, ys, u) if model.output_names != model.state_names else ys[:, :0]
     columns = ["trajectory", "t", *model.state_names]
-    blocks = [torch.full((len(t), 1), float(k)), t[:, None], ys]
+    blocks = [torch.full((len(t), 1), float(k), dtype=F64), t[:, None], ys]
     if outs.shape[1]:
         extra = [n for n in model.output_names if n not in model.state_names]
         keep = [i for i, n in enumerate(model.output_names) if n not in model.state_names]
@@ -292,7 +261,7 @@ def _one_table(model, ys: torch.Tensor, t: torch.Tensor, u: torch.Tensor, req: S
             H = model.hamiltonian(ys).detach()
             diss = model.dissipation(ys).detach()
             y = model.port_outputs(ys).detach()
-        supplied = (y * u).sum(-1) if u.shape[1] == y.shape[1] and y.shape[1] else torch.zeros(len(t))
+        supplied = (y * u).sum(-1) if u.shape[1] == y.shape[1] and y.shape[1] else torch.zeros(len(t), dtype=F64)
         columns += ["H", "P_dissipated", "P_supplied"]
         blocks += [H[:, None], diss[:, None], supplied[:, None]]
         if model.noise is not None:  # the Ito term of dH: 1/2 tr(g^T Hess(H) g)

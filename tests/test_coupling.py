@@ -19,8 +19,8 @@ import torch
 
 import nodedsl
 from nodedsl.frontend.config import validate_train
+from nodedsl.io.checkpoint import FORMAT, save_checkpoint
 from nodedsl.train import load_training_data, run_training, select_train
-from nodedsl.train.checkpoint import FORMAT, save_checkpoint
 from nodedsl.train.coupling import coupling_matrix, coupling_parameters, least_squares_coupling, prepare_least_squares
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -19,7 +19,8 @@ import typer
 from typer.testing import CliRunner
 
 from nodedsl import NodeDslError
-from nodedsl.plots.energy import energy_balance, plot_energy, register
+from nodedsl.cli.energy import register
+from nodedsl.plots.energy import energy_balance, plot_energy
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import nodedsl
-from nodedsl.train.checkpoint import FORMAT, save_checkpoint
+from nodedsl.io.checkpoint import FORMAT, save_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 

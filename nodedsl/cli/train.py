@@ -16,20 +16,9 @@ from pathlib import Path
 import typer
 
 from ..core.diagnostics import Diagnostic, NodeDslError, Span
+from .common import fail, load_or_fail
 
 __all__ = ["parse_sets", "register"]
-
-
-def _fail(err: NodeDslError, sources: dict[str, str] | None = None) -> None:
-    from .main import fail  # lazy: nodedsl.cli.main imports this module to register its commands
-
-    fail(err, sources)
-
-
-def _load(path: str):
-    from .main import load_or_fail
-
-    return load_or_fail(path)
 
 
 def parse_sets(items: list[str]) -> dict[str, str]:
@@ -93,7 +82,7 @@ def register(app: typer.Typer) -> None:
         """Fit a model to its data as its train block says; write checkpoints, metrics and plots."""
         from ..train.run import run_training, select_train
 
-        prog = _load(path)
+        prog = load_or_fail(path)
         try:
             block = select_train(prog, model)
             overrides = parse_sets(set_)
@@ -108,7 +97,7 @@ def register(app: typer.Typer) -> None:
             else:
                 result = _with_progress(prog, block, overrides, run_dir, resume)
         except NodeDslError as err:
-            _fail(err, prog.sources)
+            fail(err, prog.sources)
         except KeyboardInterrupt:
             typer.echo("interrupted: the last completed epoch is saved; continue with --resume", err=True)
             raise typer.Exit(130) from None
@@ -124,11 +113,11 @@ def register(app: typer.Typer) -> None:
         """Roll out a trained model over whole held-out trajectories; report errors and violations."""
         from ..train.run import evaluate
 
-        prog = _load(path)
+        prog = load_or_fail(path)
         try:
             out = evaluate(prog, model, run, data)
         except NodeDslError as err:
-            _fail(err, prog.sources)
+            fail(err, prog.sources)
         typer.echo(
             f"{out['model']}: rollout over {out['trajectories']} trajectories ({out['on']}): RMSE "
             f"{_fmt(out['rmse'])}, normalized {_fmt(out['nrmse'])}"
@@ -149,7 +138,7 @@ def register(app: typer.Typer) -> None:
         try:
             written = plot_run(run)
         except NodeDslError as err:
-            _fail(err)
+            fail(err)
         for p in written:
             typer.echo(f"written: {p}")
 

@@ -29,7 +29,8 @@ import torch
 from torch import fx
 
 from ..symbolic.functions import NetCall
-from .blocks import _Blocks, _like
+from . import ops
+from .blocks import Blocks
 
 MIN_ENTRIES = 4
 
@@ -60,12 +61,7 @@ def affine_split(exprs: list[sp.Expr], xs: list[sp.Symbol], params: dict) -> tup
     return (entries, rest) if len(entries) >= wanted else None
 
 
-def _matrix(base, index, *values):
-    """``base`` (flat) with ``values`` written at ``index``: the parameter entries of ``M^T``."""
-    return base.index_put((index,), torch.stack(values))
-
-
-def linear_part(blocks: _Blocks, x: fx.Node, entries: list, n_rows: int, n_cols: int) -> fx.Node:
+def linear_part(blocks: Blocks, x: fx.Node, entries: list, n_rows: int, n_cols: int) -> fx.Node:
     """``x @ M^T`` (``[batch, n_rows]``) for the entries ``(row, column, coefficient)`` of ``M``."""
     if all(c.is_Number for _, _, c in entries):
         return blocks.numeric_product(x, n_cols, list(range(n_cols)), list(range(n_rows)), entries)[0]
@@ -83,14 +79,14 @@ def linear_part(blocks: _Blocks, x: fx.Node, entries: list, n_rows: int, n_cols:
         flat = g.call_function(torch.stack, ([values[k] for k in order],))
     else:
         ref = values[0]
-        base_node = g.call_function(_like, (blocks.constant(base), ref))
-        idx = g.call_function(_like, (blocks.constant(torch.tensor(index, dtype=torch.long)), ref))
-        flat = g.call_function(_matrix, (base_node, idx, *values))
+        base_node = g.call_function(ops.like, (blocks.constant(base), ref))
+        idx = g.call_function(ops.like, (blocks.constant(torch.tensor(index, dtype=torch.long)), ref))
+        flat = g.call_function(ops.matrix, (base_node, idx, *values))
     mt = g.call_function(torch.reshape, (flat, (n_cols, n_rows)))
     return g.call_function(torch.matmul, (x, mt))
 
 
-def add_rest(blocks: _Blocks, product: fx.Node, rest: list) -> fx.Node:
+def add_rest(blocks: Blocks, product: fx.Node, rest: list) -> fx.Node:
     """``product + rest`` (the rows' remaining terms), or the product alone when they are all zero."""
     if all(r == 0 for r in rest):
         return product

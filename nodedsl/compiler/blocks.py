@@ -16,9 +16,10 @@ import torch
 from torch import fx
 
 from ..symbolic.functions import NetCall
-from ..symbolic.lower import T
-from .emit import _Emitter
-from .views import _columns, split_views
+from ..symbolic.system import T
+from . import ops
+from .emit import Emitter
+from .views import columns_read, split_views
 
 
 def _shape_groups(exprs: list[sp.Expr], kind_of) -> tuple[list, list[int]]:
@@ -66,33 +67,13 @@ def _index(idx: list[int]):
     return (Ellipsis, idx)
 
 
-def _like(const, ref):
-    """A constant of the graph in the dtype and device of ``ref`` (a no-op when they already agree)."""
-    if const.device == ref.device and (const.dtype == ref.dtype or not const.is_floating_point()):
-        return const
-    cache = const.__dict__.setdefault("_nodedsl_like", {})  # converted once per dtype and device
-    key = (ref.dtype, ref.device)
-    if key not in cache:
-        cache[key] = const.to(ref) if const.is_floating_point() else const.to(ref.device)
-    return cache[key]
-
-
-def _zeros_cols(ref, n: int):
-    return ref.new_zeros(ref.shape[:-1] + (n,))
-
-
-def _scatter_cols(ref, values, index, n: int):
-    """``out[..., index[k]] += values[..., k]`` into zeros ``[..., n]``: a sparse linear map's sums."""
-    return _zeros_cols(ref, n).index_add(-1, index, values)
-
-
 _DENSE_MAX = 4096  # a numeric coupling map with at most this many entries is one matmul, else gather + index_add
 
 
-class _Blocks:
+class Blocks:
     """Emits lists of expressions as ``[batch, k]`` nodes, repeated-shape groups evaluated once."""
 
-    def __init__(self, graph: fx.Graph, em: _Emitter, root: torch.nn.Module, kinds: dict):
+    def __init__(self, graph: fx.Graph, em: Emitter, root: torch.nn.Module, kinds: dict):
         self.g, self.em, self.root = graph, em, root
         self.kinds = kinds  # column source node -> "x" | "u" | "z" | "w<k>" (a coupling product)
         self.cache: dict = {}  # the member expressions of a group -> its node (shared by blocks)
@@ -121,7 +102,7 @@ class _Blocks:
         where = _index(idx)
         if isinstance(where[1], slice):
             return self.g.call_function(operator.getitem, (node, where))
-        index = self.g.call_function(_like, (self.constant(torch.tensor(idx, dtype=torch.long)), node))
+        index = self.g.call_function(ops.like, (self.constant(torch.tensor(idx, dtype=torch.long)), node))
         return self.g.call_function(torch.index_select, (node, -1, index))
 
     def _vector(self, kind: str, column: tuple) -> sp.Symbol:
@@ -165,7 +146,7 @@ class _Blocks:
                 if not any(k in batch or k.startswith("w") for k in kinds) or not isinstance(node, fx.Node):
                     # batch and width from zeros: a group of time alone (der(a) = t, der(d) = t) is one value
                     node = g.call_function(
-                        operator.add, (g.call_function(_zeros_cols, (em.x_node, len(members))), node)
+                        operator.add, (g.call_function(ops.zeros_cols, (em.x_node, len(members))), node)
                     )
                 self.cache[key] = node
             pieces.append((self.cache[key], members, False))
@@ -265,7 +246,7 @@ class _Blocks:
         const = self.constant(m)
         # a whole-tensor slice would cost a zero-filled gradient backward
         picked = node if cols == list(range(width)) else self.select(node, cols)
-        product = self.g.call_function(torch.matmul, (picked, self.g.call_function(_like, (const, node))))
+        product = self.g.call_function(torch.matmul, (picked, self.g.call_function(ops.like, (const, node))))
         self.products.append((product, const.target, len(rows)))
         return product, rows
 
@@ -273,7 +254,7 @@ class _Blocks:
         """``pieces`` and, for inputs that no coupling drives, zeros."""
         zero_rows = sorted(set(range(n_out)) - {r for _, rows in pieces for r in rows})
         if zero_rows:
-            pieces.append((self.g.call_function(_zeros_cols, (ref, len(zero_rows))), zero_rows))
+            pieces.append((self.g.call_function(ops.zeros_cols, (ref, len(zero_rows))), zero_rows))
         return pieces
 
     def linear(self, y: fx.Node, entries: list[tuple[int, int, sp.Expr]], n_out: int, n_in: int) -> list:
@@ -293,19 +274,19 @@ class _Blocks:
             if numeric:
                 if any(float(c) != 1.0 for c in coefs):
                     vec = self.constant(torch.tensor([float(c) for c in coefs], dtype=torch.float64))
-                    picked = g.call_function(operator.mul, (picked, g.call_function(_like, (vec, y))))
+                    picked = g.call_function(operator.mul, (picked, g.call_function(ops.like, (vec, y))))
             else:
-                vec = g.call_function(torch.stack, ([self.em._tensor(self.em.emit(c)) for c in coefs],))
+                vec = g.call_function(torch.stack, ([self.em.tensor(self.em.emit(c)) for c in coefs],))
                 picked = g.call_function(operator.mul, (picked, vec))
-            index = g.call_function(_like, (self.constant(torch.tensor(rs, dtype=torch.long)), y))
-            return [(g.call_function(_scatter_cols, (y, picked, index, n_out)), list(range(n_out)))]
+            index = g.call_function(ops.like, (self.constant(torch.tensor(rs, dtype=torch.long)), y))
+            return [(g.call_function(ops.scatter_cols, (y, picked, index, n_out)), list(range(n_out)))]
         return self._undriven([self.numeric_product(y, n_in, cols, rows, entries)] if entries else [], y, n_out)
 
 
-def _contiguous_reads(graph: fx.Graph, root: torch.nn.Module, product: fx.Node, const: str, width: int) -> None:
+def contiguous_reads(graph: fx.Graph, root: torch.nn.Module, product: fx.Node, const: str, width: int) -> None:
     """Reorder the output columns of ``y @ const`` so that each slice read from it is contiguous, then
     read them through one split (no zero-filled gradient per slice, backward)."""
-    reads = [(user, _columns(user, width)) for user in product.users]
+    reads = [(user, columns_read(user, width)) for user in product.users]
     if not reads or any(cols is None for _, cols in reads):
         return
     flat = [i for _, (idx, _) in reads for i in idx]

@@ -11,79 +11,39 @@ import operator
 
 import sympy as sp
 import torch
-import torch.nn.functional as F
 from torch import fx
 
+from ..symbolic.builtins import HEADS
 from ..symbolic.functions import NetCall
-from ..symbolic.lower import T, sigmoid, softplus
+from ..symbolic.system import T
+from . import ops
 
 
 class UncompilableError(Exception):
     """An expression with no real value (``1/0``, ``sqrt(-1)``) or a construct with no torch counterpart."""
 
 
-def _stack_args(ref, *cols):
-    """Net input from scalar columns, broadcasting constants and 0-dim values to the batch of ``ref``."""
-    cols = torch.broadcast_tensors(
-        *[c if isinstance(c, torch.Tensor) else torch.as_tensor(c, dtype=ref.dtype, device=ref.device) for c in cols]
-    )
-    return torch.stack(cols, dim=-1)
+# SymPy head -> torch op, for the element-wise builtins (their heads are declared by the symbolic stage)
+_FUNCS = {head: ops.TORCH_BY_BUILTIN[name] for name, head in HEADS.items()}
 
 
-def _const(ref, c):
-    return torch.as_tensor(c, dtype=ref.dtype, device=ref.device)
+class Emitter:
+    """Emits SymPy expressions into ``graph``; ``x_node`` is the state placeholder (the batch reference),
+    ``columns`` maps a symbol to ``(node, column)`` where it is read, ``p_node`` and ``nets_node`` are the
+    parameter and net placeholders."""
 
-
-def _heaviside(x):
-    return (x > 0).to(x.dtype) + 0.5 * (x == 0).to(x.dtype)
-
-
-def _net_grad(net, inp, k: int):
-    """d net(inp)[:, k] / d inp through autograd; the graph is kept only when gradients are being taken."""
-    keep = torch.is_grad_enabled()
-    with torch.enable_grad():
-        if not inp.requires_grad:
-            inp = inp.detach().requires_grad_(True)
-        out = net(inp)[..., k]
-        (grad,) = torch.autograd.grad(out.sum(), inp, create_graph=keep)
-    return grad
-
-
-def _minimum(*xs):
-    out = xs[0]
-    for x in xs[1:]:
-        out = torch.minimum(torch.as_tensor(out), torch.as_tensor(x))
-    return out
-
-
-def _maximum(*xs):
-    out = xs[0]
-    for x in xs[1:]:
-        out = torch.maximum(torch.as_tensor(out), torch.as_tensor(x))
-    return out
-
-
-_FUNCS = {
-    sp.sin: torch.sin,
-    sp.cos: torch.cos,
-    sp.tan: torch.tan,
-    sp.exp: torch.exp,
-    sp.log: torch.log,
-    sp.tanh: torch.tanh,
-    sp.Abs: torch.abs,
-    sp.sign: torch.sign,
-    sigmoid: torch.sigmoid,
-    softplus: F.softplus,
-    sp.sinh: torch.sinh,
-    sp.cosh: torch.cosh,
-    sp.asin: torch.asin,
-    sp.acos: torch.acos,
-    sp.atan: torch.atan,
-}
-
-
-class _Emitter:
-    def __init__(self, graph: fx.Graph, symbols: dict, nets: list[str], params: dict):
+    def __init__(
+        self,
+        graph: fx.Graph,
+        symbols: dict,
+        nets: list[str],
+        params: dict,
+        *,
+        x_node: fx.Node,
+        p_node: fx.Node,
+        nets_node: fx.Node,
+        columns: dict,
+    ):
         self.g = graph
         self.symbols = symbols  # Symbol -> fx node
         self.net_index = {name: i for i, name in enumerate(nets)}
@@ -91,9 +51,9 @@ class _Emitter:
         self.memo: dict = {}
         self.net_calls: dict = {}
         self.net_grads: dict = {}
-        self.p_node = None
-        self.known_node = None
-        self.nets_node = None
+        self.x_node, self.p_node, self.nets_node = x_node, p_node, nets_node
+        self.columns = columns  # Symbol -> (node, column); the block compiler adds coupled inputs later
+        self.known_node: fx.Node | None = None
 
     def call(self, fn, *args):
         if getattr(fn, "__module__", None) in ("operator", "_operator") and not any(
@@ -127,65 +87,73 @@ class _Emitter:
             if e == T or e.name == "t":
                 return self.symbols["t"]
             raise KeyError(f"symbol {e} has no value")
-        if isinstance(e, sp.Add):
-            terms = list(e.args)
-            out = self.emit(terms[0])
-            for term in terms[1:]:
-                if isinstance(term, sp.Mul) and term.args[0] == -1:
-                    out = self.call(operator.sub, out, self.emit(sp.Mul(*term.args[1:])))
-                else:
-                    out = self.call(operator.add, out, self.emit(term))
-            return out
-        if isinstance(e, sp.Mul):
-            args = e.args
-            if 2 < len(args) <= 6:  # reuse a product of two of the factors computed before (p/m of a velocity)
-                for i in range(len(args)):
-                    for j in range(i + 1, len(args)):
-                        pair = sp.Mul(args[i], args[j])
-                        if pair in self.memo and isinstance(self.memo[pair], fx.Node):
-                            rest = sp.Mul(*[a for k, a in enumerate(args) if k not in (i, j)])
-                            return self.call(operator.mul, self.memo[pair], self.emit(rest))
-            num, den = [], []
-            for f in e.args:
-                if isinstance(f, sp.Pow) and f.exp.is_Number and f.exp < 0:
-                    den.append(sp.Pow(f.base, -f.exp))
-                else:
-                    num.append(f)
-            sign = 1
-            if num and num[0] == -1:
-                sign, num = -1, num[1:]
-            out = self.emit(num[0]) if num else 1.0
-            for f in num[1:]:
-                out = self.call(operator.mul, out, self.emit(f))
-            for f in den:
-                out = self.call(operator.truediv, out, self.emit(f))
-            return self.call(operator.neg, out) if sign < 0 else out
-        if isinstance(e, sp.Pow):
-            base, exp = e.args
-            b = self.emit(base)
-            if exp == 2:
-                return self.call(operator.mul, b, b)
-            if exp == sp.Rational(1, 2):
-                return self.call(torch.sqrt, self._tensor(b))
-            if exp == -1:
-                return self.call(operator.truediv, 1.0, b)
-            if exp == sp.Rational(-1, 2):
-                return self.call(torch.rsqrt, self._tensor(b))
-            if exp.is_Integer:
-                return self.call(operator.pow, b, int(exp))
-            return self.call(operator.pow, b, self.emit(exp))
-        if isinstance(e, NetCall):
-            return self._net(e)
-        if isinstance(e, (sp.Min, sp.Max)):
-            return self.call(_minimum if isinstance(e, sp.Min) else _maximum, *[self.emit(a) for a in e.args])
-        if isinstance(e, sp.Heaviside):  # from d/dx of max, min, clip, abs
-            return self.call(_heaviside, self._tensor(self.emit(e.args[0])))
-        if isinstance(e, sp.DiracDelta):
-            return 0.0
+        for cls in type(e).__mro__:  # NetCall classes are made per net: look up their base too
+            rule = _RULES.get(cls)
+            if rule is not None:
+                return rule(self, e)
         fn = _FUNCS.get(type(e))
         if fn is not None:
-            return self.call(fn, self._tensor(self.emit(e.args[0])))
+            return self.call(fn, self.tensor(self.emit(e.args[0])))
         raise UncompilableError(f"cannot compile {type(e).__name__}")
+
+    def _add(self, e: sp.Add):
+        terms = list(e.args)
+        out = self.emit(terms[0])
+        for term in terms[1:]:
+            if isinstance(term, sp.Mul) and term.args[0] == -1:
+                out = self.call(operator.sub, out, self.emit(sp.Mul(*term.args[1:])))
+            else:
+                out = self.call(operator.add, out, self.emit(term))
+        return out
+
+    def _mul(self, e: sp.Mul):
+        args = e.args
+        if 2 < len(args) <= 6:  # reuse a product of two of the factors computed before (p/m of a velocity)
+            for i in range(len(args)):
+                for j in range(i + 1, len(args)):
+                    pair = sp.Mul(args[i], args[j])
+                    if pair in self.memo and isinstance(self.memo[pair], fx.Node):
+                        rest = sp.Mul(*[a for k, a in enumerate(args) if k not in (i, j)])
+                        return self.call(operator.mul, self.memo[pair], self.emit(rest))
+        num, den = [], []
+        for f in e.args:
+            if isinstance(f, sp.Pow) and f.exp.is_Number and f.exp < 0:
+                den.append(sp.Pow(f.base, -f.exp))
+            else:
+                num.append(f)
+        sign = 1
+        if num and num[0] == -1:
+            sign, num = -1, num[1:]
+        out = self.emit(num[0]) if num else 1.0
+        for f in num[1:]:
+            out = self.call(operator.mul, out, self.emit(f))
+        for f in den:
+            out = self.call(operator.truediv, out, self.emit(f))
+        return self.call(operator.neg, out) if sign < 0 else out
+
+    def _pow(self, e: sp.Pow):
+        base, exp = e.args
+        b = self.emit(base)
+        if exp == 2:
+            return self.call(operator.mul, b, b)
+        if exp == sp.Rational(1, 2):
+            return self.call(torch.sqrt, self.tensor(b))
+        if exp == -1:
+            return self.call(operator.truediv, 1.0, b)
+        if exp == sp.Rational(-1, 2):
+            return self.call(torch.rsqrt, self.tensor(b))
+        if exp.is_Integer:
+            return self.call(operator.pow, b, int(exp))
+        return self.call(operator.pow, b, self.emit(exp))
+
+    def _minmax(self, e):
+        return self.call(ops.minimum if isinstance(e, sp.Min) else ops.maximum, *[self.emit(a) for a in e.args])
+
+    def _heaviside(self, e):  # from d/dx of max, min, clip, abs
+        return self.call(ops.heaviside, self.tensor(self.emit(e.args[0])))
+
+    def _delta(self, e):
+        return 0.0
 
     def known(self):
         if self.known_node is None:
@@ -199,8 +167,9 @@ class _Emitter:
         learned = self.call(operator.getitem, self.p_node, 1)
         return self.call(operator.getitem, self.call(operator.getitem, learned, where[1]), where[2])
 
-    def _tensor(self, node):
-        return node if isinstance(node, fx.Node) else self.call(_const, self.x_node, node)
+    def tensor(self, node):
+        """A number as a tensor node (batch dtype and device); a node as it is."""
+        return node if isinstance(node, fx.Node) else self.call(ops.const, self.x_node, node)
 
     def _net_input(self, e: NetCall, args):
         """The net's input ``[batch, k]``: a view of x or u when the arguments are consecutive columns."""
@@ -213,7 +182,7 @@ class _Emitter:
             return self.call(operator.getitem, cols[0][0], (Ellipsis, slice(cols[0][1], cols[0][1] + len(cols))))
         if all(c is not None for c in cols):
             return self.g.call_function(torch.stack, (list(args),), {"dim": -1})
-        return self.call(_stack_args, self.x_node, *args)
+        return self.call(ops.stack_args, self.x_node, *args)
 
     def _net(self, e: NetCall):
         args = tuple(self.emit(a) for a in e.args)
@@ -221,15 +190,23 @@ class _Emitter:
         if key not in self.net_calls:
             inp = self._net_input(e, args)
             net = self.call(operator.getitem, self.nets_node, self.net_index[e.net])
-            self.net_calls[key] = (inp, net, self.call(_apply, net, inp))
+            self.net_calls[key] = (inp, net, self.call(ops.apply, net, inp))
         inp, net, out = self.net_calls[key]
         if e.arg < 0:
             return self.call(operator.getitem, out, (Ellipsis, e.out))
         gkey = (key, e.out)
         if gkey not in self.net_grads:
-            self.net_grads[gkey] = self.call(_net_grad, net, inp, e.out)
+            self.net_grads[gkey] = self.call(ops.net_grad, net, inp, e.out)
         return self.call(operator.getitem, self.net_grads[gkey], (Ellipsis, e.arg))
 
 
-def _apply(module, inp):
-    return module(inp)
+_RULES = {
+    sp.Add: Emitter._add,
+    sp.Mul: Emitter._mul,
+    sp.Pow: Emitter._pow,
+    NetCall: Emitter._net,
+    sp.Min: Emitter._minmax,
+    sp.Max: Emitter._minmax,
+    sp.Heaviside: Emitter._heaviside,
+    sp.DiracDelta: Emitter._delta,
+}

@@ -1,4 +1,5 @@
-"""SymPy expressions to a torch.fx graph (see ``_fxemit`` for the op table, ``_fxblocks`` for layout).
+"""SymPy expressions to a torch.fx graph (``emit``: the SymPy dispatch; ``ops``: the op vocabulary;
+``blocks``: the layout).
 
 The generated function has the signature ``fn(t, x, u, z, params, nets)`` and returns a
 ``[batch, len(exprs)]`` tensor; ``params`` is ``(known, learned)``: one flat vector of the known
@@ -23,10 +24,10 @@ import sympy as sp
 import torch
 from torch import fx
 
-from ..symbolic.lower import T
+from ..symbolic.system import T
 from .affine import add_rest, affine_split, linear_part
-from .blocks import _Blocks, _contiguous_reads
-from .emit import UncompilableError, _Emitter
+from .blocks import Blocks, contiguous_reads
+from .emit import Emitter, UncompilableError
 from .views import split_views
 
 __all__ = ["UncompilableError", "build_function"]
@@ -79,10 +80,9 @@ def build_function(
         for i, s in enumerate(groups.get(name, [])):
             symbols[s] = graph.call_function(operator.getitem, (node, (Ellipsis, i)))
             columns[s] = (node, i)
-    em = _Emitter(graph, symbols, nets, params)
-    em.p_node, em.nets_node, em.x_node, em.columns = p_node, nets_node, x, columns
+    em = Emitter(graph, symbols, nets, params, x_node=x, p_node=p_node, nets_node=nets_node, columns=columns)
     root = torch.nn.Module()
-    blocks = _Blocks(graph, em, root, {x: "x", u: "u", z: "z"})
+    blocks = Blocks(graph, em, root, {x: "x", u: "u", z: "z"})
     if staged is not None:
         # y = c * y' with c a number: compute each distinct y' once and fold c into the map (a spring's two
         # ends report -f and f)
@@ -123,6 +123,6 @@ def build_function(
     graph.eliminate_dead_code()  # e.g. a net's forward value when only its derivative is used
     split_views(graph, x, len(groups.get("x", [])), after=nets_node)
     for product, const, width in blocks.products:
-        _contiguous_reads(graph, root, product, const, width)
+        contiguous_reads(graph, root, product, const, width)
     graph.lint()
     return fx.GraphModule(root, graph)

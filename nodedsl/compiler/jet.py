@@ -2,7 +2,8 @@
 
 Along the flow ``x' = f(t, x)`` the state is a power series ``x(t0 + s) = sum_k x_k s^k`` with
 ``x_{k+1} = f(x(s))_k / (k + 1)``. This module rewrites the field's graph so that every value
-becomes a list of coefficients, emitted degree by degree (``_jetrules`` has the rules): ops that are
+becomes a list of coefficients, emitted degree by degree (each op's rule is named in ``ops``,
+``jetrules`` has the arithmetic): ops that are
 linear in their tensor arguments act on each coefficient, products are Cauchy sums, elementwise
 functions and the MLPs follow their recurrences. Order ``p`` costs about ``p`` field evaluations
 plus ``O(p^2)`` elementwise work, where the symbolic Lie derivatives grow with every order and
@@ -26,12 +27,11 @@ import math
 import operator
 
 import torch
-import torch.nn.functional as F
 from torch import fx
 
-from . import blocks as _fxblocks
-from . import emit as _fxemit
 from . import jetrules as R
+from . import ops
+from .ops import CONSTANT, NO_RULE
 
 
 class _Unsupported(Exception):
@@ -81,26 +81,6 @@ def _mlp(net, k, inp, state):
     return out, new
 
 
-_UNARY = {
-    torch.sin: "sin",
-    torch.cos: "cos",
-    torch.tan: "tan",
-    torch.exp: "exp",
-    torch.log: "log",
-    torch.tanh: "tanh",
-    torch.sigmoid: "sigmoid",
-    F.softplus: "softplus",
-    torch.sinh: "sinh",
-    torch.cosh: "cosh",
-    torch.atan: "atan",
-    torch.sqrt: "sqrt",
-}
-_PIECEWISE = {torch.abs: "abs", torch.sign: "sign", _fxemit._heaviside: "heaviside"}
-# ops producing values that do not move along the flow, whatever their arguments
-_CONSTANT = {_fxblocks._like, _fxblocks._zeros_cols, _fxemit._const, torch.zeros_like}
-_SHAPE_METHODS = {"squeeze"}  # the one method the compiler emits (_fxviews); others get no rule
-
-
 def _is_series(v) -> bool:
     return isinstance(v, list)
 
@@ -143,88 +123,113 @@ class _Jet:
 
     # ------------------------------------------------------------------ one node at degree k >= 1
     def degree(self, node: fx.Node, k: int):
-        t, args = node.target, node.args
+        """Coefficient k of ``node``'s value by the Taylor rule its op declares in ``ops``."""
         if node.op == "call_method":
-            if t not in _SHAPE_METHODS:
-                raise _Unsupported(t)
+            op = ops.METHODS.get(node.target)
+            if op is None or op.jet != "linear":
+                raise _Unsupported(node.target)
             return self.g.call_method(
-                t, (self.arg(args[0], k, True), *self.arg(args[1:], 0, False)), self.arg(node.kwargs, 0, False)
+                node.target,
+                (self.arg(node.args[0], k, True), *self.arg(node.args[1:], 0, False)),
+                self.arg(node.kwargs, 0, False),
             )
         if node.op != "call_function":
             raise _Unsupported(node.op)
-        if t in (operator.add, operator.sub):
-            a, b = (self.coef(self.env[x], k) if isinstance(x, fx.Node) else None for x in args)
-            if a is None and b is None:
-                return None
-            if a is not None and b is not None:
-                return self.call(t, a, b)
-            out = a if b is None else (b if t is operator.add else self.call(operator.neg, b))
-            dropped = args[1] if b is None else args[0]
-            if isinstance(dropped, fx.Node) and dropped in self.batchy:  # e.g. zeros + t: keep the batch shape
-                out = self.call(_expand_like, out, self.env[dropped])
-            return out
-        if t is operator.neg:
-            a = self.coef(self.env[args[0]], k)
-            return None if a is None else self.call(operator.neg, a)
-        if t is operator.mul:
-            a, b = args
-            if all(isinstance(x, fx.Node) and _is_series(self.env[x]) for x in (a, b)):
-                return self.call(_mul, k, self.series(a, k), self.series(b, k))
-            s, c = (a, b) if isinstance(a, fx.Node) and _is_series(self.env[a]) else (b, a)
-            sk = self.coef(self.env[s], k)
-            return None if sk is None else self.call(operator.mul, sk, self.arg(c, 0, False))
-        if t is operator.truediv:
-            a, b = args
-            if isinstance(b, fx.Node) and _is_series(self.env[b]):
-                return self.call(_div, k, self.series(a, k), self.series(b, k), tuple(self.env[node][:k]))
-            ak = self.coef(self.env[a], k)
-            return None if ak is None else self.call(operator.truediv, ak, self.arg(b, 0, False))
-        if t is operator.pow:
-            return self.power(node, k)
-        if t in _UNARY:
-            if node.kwargs or len(args) != 1:
-                raise _Unsupported(t)
-            return self.call(_unary, _UNARY[t], k, self.series(args[0], k), tuple(self.env[node][:k]))
-        if t is torch.rsqrt:
-            return self.call(_power, k, self.series(args[0], k), -0.5, tuple(self.env[node][:k]))
-        if t in _PIECEWISE:
-            return self.call(_piecewise, k, self.series(args[0], k), _PIECEWISE[t])
-        if t in (_fxemit._minimum, _fxemit._maximum):
-            kind = "min" if t is _fxemit._minimum else "max"
-            return self.call(_minmax, kind, k, *[self.series(a, k) for a in args])
-        if t is _fxemit._apply:
-            net, inp = args
-            res = self.call(_mlp, self.arg(net, 0, False), k, self.series(inp, k), self.aux[node])
-            self.aux[node] = self.call(operator.getitem, res, 1)
-            return self.call(operator.getitem, res, 0)
-        if t is torch.matmul:
-            a, b = args
-            moving = [_is_series(self.env[v]) if isinstance(v, fx.Node) else False for v in (a, b)]
-            if all(moving):
-                raise _Unsupported("product of two moving matrices")
-            return (
-                self.call(torch.matmul, self.arg(a, k, True), self.arg(b, 0, False))
-                if moving[0]
-                else self.call(torch.matmul, self.arg(a, 0, False), self.arg(b, k, True))
-            )
-        if t is operator.getitem:
-            data = self.coef(self.env[args[0]], k)
-            return None if data is None else self.call(operator.getitem, data, args[1])
-        if t in (torch.stack, torch.cat, torch.flatten, torch.split, torch.functional.split, torch.index_select):
-            # linear in the first argument (a tensor or a list of them); the rest are sizes, dims, indices
-            return self.call(
-                t, self.arg(args[0], k, True), *self.arg(args[1:], 0, False), **self.arg(node.kwargs, 0, False)
-            )
-        if t is _fxemit._stack_args:
-            ref, *cols = args
-            return self.call(
-                t, self.arg(ref, 0, False), *[self.arg(c, k, True) if isinstance(c, fx.Node) else 0.0 for c in cols]
-            )
-        if t is _fxblocks._scatter_cols:
-            ref, values, index, n = args
-            vk = self.coef(self.env[values], k)
-            return None if vk is None else self.call(t, self.arg(ref, 0, False), vk, self.arg(index, 0, False), n)
-        raise _Unsupported(getattr(t, "__name__", str(t)))
+        op = ops.FUNCTIONS.get(node.target)
+        rule = _RULES.get(op.jet) if op is not None else None
+        if rule is None:
+            raise _Unsupported(getattr(node.target, "__name__", str(node.target)))
+        return rule(self, node, k, op)
+
+    def add(self, node: fx.Node, k: int, op: ops.Op):
+        t, args = node.target, node.args
+        a, b = (self.coef(self.env[x], k) if isinstance(x, fx.Node) else None for x in args)
+        if a is None and b is None:
+            return None
+        if a is not None and b is not None:
+            return self.call(t, a, b)
+        out = a if b is None else (b if t is operator.add else self.call(operator.neg, b))
+        dropped = args[1] if b is None else args[0]
+        if isinstance(dropped, fx.Node) and dropped in self.batchy:  # e.g. zeros + t: keep the batch shape
+            out = self.call(_expand_like, out, self.env[dropped])
+        return out
+
+    def neg(self, node: fx.Node, k: int, op: ops.Op):
+        a = self.coef(self.env[node.args[0]], k)
+        return None if a is None else self.call(operator.neg, a)
+
+    def mul(self, node: fx.Node, k: int, op: ops.Op):
+        a, b = node.args
+        if all(isinstance(x, fx.Node) and _is_series(self.env[x]) for x in (a, b)):
+            return self.call(_mul, k, self.series(a, k), self.series(b, k))
+        s, c = (a, b) if isinstance(a, fx.Node) and _is_series(self.env[a]) else (b, a)
+        sk = self.coef(self.env[s], k)
+        return None if sk is None else self.call(operator.mul, sk, self.arg(c, 0, False))
+
+    def div(self, node: fx.Node, k: int, op: ops.Op):
+        a, b = node.args
+        if isinstance(b, fx.Node) and _is_series(self.env[b]):
+            return self.call(_div, k, self.series(a, k), self.series(b, k), tuple(self.env[node][:k]))
+        ak = self.coef(self.env[a], k)
+        return None if ak is None else self.call(operator.truediv, ak, self.arg(b, 0, False))
+
+    def unary(self, node: fx.Node, k: int, op: ops.Op):
+        if node.kwargs or len(node.args) != 1:
+            raise _Unsupported(node.target)
+        return self.call(_unary, op.arg, k, self.series(node.args[0], k), tuple(self.env[node][:k]))
+
+    def rsqrt(self, node: fx.Node, k: int, op: ops.Op):
+        return self.call(_power, k, self.series(node.args[0], k), -0.5, tuple(self.env[node][:k]))
+
+    def piecewise(self, node: fx.Node, k: int, op: ops.Op):
+        return self.call(_piecewise, k, self.series(node.args[0], k), op.arg)
+
+    def minmax(self, node: fx.Node, k: int, op: ops.Op):
+        return self.call(_minmax, op.arg, k, *[self.series(a, k) for a in node.args])
+
+    def mlp(self, node: fx.Node, k: int, op: ops.Op):
+        net, inp = node.args
+        res = self.call(_mlp, self.arg(net, 0, False), k, self.series(inp, k), self.aux[node])
+        self.aux[node] = self.call(operator.getitem, res, 1)
+        return self.call(operator.getitem, res, 0)
+
+    def matmul(self, node: fx.Node, k: int, op: ops.Op):
+        a, b = node.args
+        moving = [_is_series(self.env[v]) if isinstance(v, fx.Node) else False for v in (a, b)]
+        if all(moving):
+            raise _Unsupported("product of two moving matrices")
+        if moving[0]:
+            return self.call(torch.matmul, self.arg(a, k, True), self.arg(b, 0, False))
+        return self.call(torch.matmul, self.arg(a, 0, False), self.arg(b, k, True))
+
+    def getitem(self, node: fx.Node, k: int, op: ops.Op):
+        data = self.coef(self.env[node.args[0]], k)
+        return None if data is None else self.call(operator.getitem, data, node.args[1])
+
+    def linear(self, node: fx.Node, k: int, op: ops.Op):
+        # linear in the first argument (a tensor or a list of them); the rest are sizes, dims, indices
+        args = node.args
+        return self.call(
+            node.target, self.arg(args[0], k, True), *self.arg(args[1:], 0, False), **self.arg(node.kwargs, 0, False)
+        )
+
+    def stack_args(self, node: fx.Node, k: int, op: ops.Op):
+        ref, *cols = node.args
+        return self.call(
+            node.target,
+            self.arg(ref, 0, False),
+            *[self.arg(c, k, True) if isinstance(c, fx.Node) else 0.0 for c in cols],
+        )
+
+    def scatter_cols(self, node: fx.Node, k: int, op: ops.Op):
+        ref, values, index, n = node.args
+        vk = self.coef(self.env[values], k)
+        if vk is None:
+            return None
+        return self.call(node.target, self.arg(ref, 0, False), vk, self.arg(index, 0, False), n)
+
+    def pow(self, node: fx.Node, k: int, op: ops.Op):
+        return self.power(node, k)
 
     def power(self, node: fx.Node, k: int):
         base, exp = node.args
@@ -250,6 +255,30 @@ class _Jet:
             fb = tuple(powers[b - 1]) if b else z
             powers[j].append(self.call(_mul, k, fa, fb))
         return powers[-1][k]
+
+
+# Taylor rule name (``ops.Op.jet``) -> the method giving a node's coefficient k
+_RULES = {
+    name: getattr(_Jet, name)
+    for name in (
+        "add",
+        "neg",
+        "mul",
+        "div",
+        "pow",
+        "unary",
+        "rsqrt",
+        "piecewise",
+        "minmax",
+        "mlp",
+        "matmul",
+        "getitem",
+        "linear",
+        "stack_args",
+        "scatter_cols",
+    )
+}
+RULE_NAMES = frozenset(_RULES) | {CONSTANT, NO_RULE}
 
 
 def _product_plan(n: int) -> list[tuple[int, int]]:
@@ -317,19 +346,20 @@ def _first(j: _Jet, node: fx.Node):
     moving = any(_is_series(j.env[a]) for a in node.all_input_nodes)
     if node.op == "get_attr":
         return j.g.get_attr(node.target)
-    if node.op == "call_function" and node.target is _fxemit._apply and moving:
+    op = ops.FUNCTIONS.get(node.target) if node.op == "call_function" else None
+    if op is not None and op.jet == "mlp" and moving:
         net, inp = node.args
         res = j.call(_mlp, j.arg(net, 0, False), 0, j.series(inp, 0), None)
         j.aux[node] = j.call(operator.getitem, res, 1)
         return [j.call(operator.getitem, res, 0)]
-    if node.op == "call_function" and node.target is _fxemit._net_grad and moving:
-        raise _Unsupported("a net's derivative")
+    if op is not None and op.jet == NO_RULE and moving:
+        raise _Unsupported(op.why)
     args, kwargs = j.arg(node.args, 0, False), j.arg(node.kwargs, 0, False)
     if node.op == "call_method":
         out = j.g.call_method(node.target, args, kwargs)
     else:
         out = j.g.call_function(node.target, args, kwargs)
-    if not moving or (node.op == "call_function" and node.target in _CONSTANT):
+    if not moving or (op is not None and op.jet == CONSTANT):
         if moving or any(a in j.batchy for a in node.all_input_nodes):
             j.batchy.add(node)
         return out

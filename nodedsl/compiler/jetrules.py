@@ -85,15 +85,6 @@ def _sigmoid_series(k: int, z):
     return _series(k, z, torch.sigmoid(z[0]), lambda s, i: _add(coef(s, i), _scale(mul(i, s, s), -1.0)))
 
 
-def _recip_series(k: int, q):
-    """Coefficients ``0..k-1`` of ``1 / q``."""
-    one = (torch.ones_like(q[0]),)
-    out: list = []
-    for m in range(k):
-        out.append(div(m, one, q, out))
-    return out
-
-
 def _deriv(name: str, k: int, z, y):
     """Coefficients ``0..k-1`` of ``g'(z(t))`` for ``y = g(z)`` (``y``'s coefficients ``0..k-1`` given)."""
     if name == "exp":
@@ -105,13 +96,10 @@ def _deriv(name: str, k: int, z, y):
         return [_add(coef(y, i), _scale(mul(i, y, y), -1.0)) for i in range(k)]
     if name == "softplus":
         return _sigmoid_series(k, z)
-    if name in ("sin", "cos", "sinh", "cosh"):
-        # d is the partner: sin' = cos, cos' = -sin, sinh' = cosh, cosh' = sinh; then d' = sign * y z'
-        first = {"sin": torch.cos, "cos": lambda v: -torch.sin(v), "sinh": torch.cosh, "cosh": torch.sinh}[name](z[0])
-        sign = -1.0 if name in ("sin", "cos") else 1.0
-        return [first] + [_scale(_integrate(m, z, y), sign) for m in range(1, k)]
-    if name == "atan":
-        return _recip_series(k, tuple(_add(torch.ones_like(z[0]) if i == 0 else None, mul(i, z, z)) for i in range(k)))
+    if name in ("sin", "cos"):
+        # d is the partner: sin' = cos, cos' = -sin; then d' = -y z'
+        first = torch.cos(z[0]) if name == "sin" else -torch.sin(z[0])
+        return [first] + [_scale(_integrate(m, z, y), -1.0) for m in range(1, k)]
     raise NotImplementedError(name)
 
 
@@ -123,12 +111,14 @@ _FIRST = {
     "softplus": F.softplus,
     "sin": torch.sin,
     "cos": torch.cos,
-    "sinh": torch.sinh,
-    "cosh": torch.cosh,
-    "atan": torch.atan,
     "log": torch.log,
     "sqrt": torch.sqrt,
 }
+
+
+UNARY_NAMES = frozenset(_FIRST)  # the element-wise functions ``unary`` has a recurrence for
+PIECEWISE_KINDS = frozenset({"abs", "relu", "sign", "heaviside"})
+MINMAX_KINDS = frozenset({"min", "max"})
 
 
 def unary(name: str, k: int, z, y):

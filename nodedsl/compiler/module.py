@@ -79,8 +79,9 @@ class Driven(nn.Module):
 class CompiledModel(nn.Module):
     """A compiled model: ``field``, ``observe``, constraint residuals, and (pH) energy functions."""
 
-    def __init__(self, system: System, source_hash: str = ""):
+    def __init__(self, system: System, source_hash: str = "", dtype: torch.dtype | None = None):
         super().__init__()
+        dtype = dtype or torch.get_default_dtype()  # an argument, so no caller changes the global default
         self.system = system
         self.name = system.name
         self.source_hash = source_hash
@@ -88,9 +89,9 @@ class CompiledModel(nn.Module):
         self.input_names = tuple(system.input_names)
         self.output_names = tuple(system.output_names)
         self.symplectic_split = system.symplectic_split
-        self.register_buffer("x0_default", torch.tensor(system.x0, dtype=torch.get_default_dtype()))
-        self.register_buffer("u_default", torch.tensor(system.u0, dtype=torch.get_default_dtype()).reshape(-1))
-        self.nets = nn.ModuleDict({_key(n): build_mlp(spec) for n, spec in system.nets.items()})
+        self.register_buffer("x0_default", torch.tensor(system.x0, dtype=dtype))
+        self.register_buffer("u_default", torch.tensor(system.u0, dtype=dtype).reshape(-1))
+        self.nets = nn.ModuleDict({_key(n): build_mlp(spec, dtype) for n, spec in system.nets.items()})
         self._net_order = list(system.nets)
         self._net_keys = [_key(n) for n in self._net_order]
         self.learned = nn.ParameterDict()
@@ -106,16 +107,14 @@ class CompiledModel(nn.Module):
                 known += list(p.value)
             else:
                 self._layout.update((s, ("l", len(self.learned), j)) for j, s in enumerate(p.symbols))
-                self.learned[key] = nn.Parameter(
-                    torch.tensor([self._raw(p, v) for v in p.value], dtype=torch.get_default_dtype())
-                )
+                self.learned[key] = nn.Parameter(torch.tensor([self._raw(p, v) for v in p.value], dtype=dtype))
             self._param_meta.append((p.name, key, p.learn, p.low, p.high, p.shape))
         self._learned_meta = [
             (key, learn, low, high) for _, key, learn, low, high, _ in self._param_meta if learn is not None
         ]
         # known values live in one flat vector (repeated sub-models read theirs as strided views); the
         # per-parameter buffers, what state_dict saves, are views of it
-        self.register_buffer("_known", torch.tensor(known, dtype=torch.get_default_dtype()), persistent=False)
+        self.register_buffer("_known", torch.tensor(known, dtype=dtype), persistent=False)
         offset = 0
         for p in system.params:
             if p.learn is None:

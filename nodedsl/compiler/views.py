@@ -27,7 +27,7 @@ import torch
 from torch import fx
 
 
-def _columns(node: fx.Node, width: int):
+def columns_read(node: fx.Node, width: int):
     """(indices, scalar) that ``node`` = ``src[..., index]`` reads, or None if it is not such a slice."""
     if node.op != "call_function" or node.target is not operator.getitem or len(node.args) != 2:
         return None
@@ -48,7 +48,7 @@ def split_views(graph: fx.Graph, src: fx.Node, width: int, after: fx.Node | None
     interleaved run (``unflatten`` + ``unbind``) measured slower, backward, than the strided slices."""
     reads = []
     for user in list(src.users):
-        cols = _columns(user, width)
+        cols = columns_read(user, width)
         if cols is not None and user.users:
             reads.append((user, *cols))
     if len(reads) < 2:

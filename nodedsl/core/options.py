@@ -12,21 +12,22 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .diagnostics import suggest
 from .errors import SolverError
 
 REQUIRED: Any = object()  # sentinel: the option has no default
 
 
 def close_match(name: str, candidates: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest candidate, or ``''``."""
-    found = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
-    return f" (did you mean '{found[0]}'?)" if found else ""
+    """:func:`~nodedsl.core.diagnostics.suggest` in parentheses for an inline message: `` (did you mean
+    'x'?)``, or ``''`` (one matching rule for every "did you mean")."""
+    hint = suggest(name, candidates)
+    return f" ({hint})" if hint else ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,15 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from ..core.diagnostics import Diagnostic, suggest
 from . import ast
+
+if TYPE_CHECKING:
+    import torch
 
 ACTIVATIONS = {
     "tanh": nn.Tanh,
@@ -110,14 +114,15 @@ def net_spec(net: ast.Net) -> NetSpec:
     )
 
 
-def build_mlp(spec: NetSpec) -> nn.Sequential:
-    """An ``nn.Sequential`` MLP: Linear/activation layers, then the output activation."""
+def build_mlp(spec: NetSpec, dtype: torch.dtype | None = None) -> nn.Sequential:
+    """An ``nn.Sequential`` MLP: Linear/activation layers, then the output activation (``dtype``: torch's
+    default when None)."""
     layers: list[nn.Module] = []
     width = spec.in_size
     for h in spec.hidden:
-        layers += [nn.Linear(width, h), ACTIVATIONS[spec.activation]()]
+        layers += [nn.Linear(width, h, dtype=dtype), ACTIVATIONS[spec.activation]()]
         width = h
-    last = nn.Linear(width, spec.out)
+    last = nn.Linear(width, spec.out, dtype=dtype)
     if spec.init == "zeros":
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)

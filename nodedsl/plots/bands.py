@@ -12,7 +12,7 @@ Example:
     >>> summary["paths"], [round(float(v), 3) for v in summary["states"]["x"]["mean"]]
     (2, [1.0, 0.7])
 
-Command line (registered on the main app by :func:`register`)::
+Command line (:mod:`nodedsl.cli.bands`)::
 
     nodedsl simulate examples/ou.node --samples 200 --seed 0 -o paths.csv
     nodedsl bands-plot paths.csv -o bands.png
@@ -28,7 +28,7 @@ import numpy as np
 from ..core.diagnostics import NodeDslError, Span
 from .energy import _columns
 
-__all__ = ["band_statistics", "plot_bands", "register"]
+__all__ = ["band_statistics", "plot_bands"]
 
 _SKIP = ("trajectory", "t", "H", "P_dissipated", "P_supplied", "P_ito")
 
@@ -62,14 +62,12 @@ def plot_bands(
     source: Any, out: str | Path, *, states: list[str] | None = None, show_paths: int = 5, title: str | None = None
 ) -> dict:
     """Draw the bands of ``source`` (a CSV path, a ``simulate.Table`` or a mapping of columns) to ``out``."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    from .training import new_figure
 
     stats = band_statistics(source, states)
     names = list(stats["states"])
-    fig, axes = plt.subplots(len(names), 1, figsize=(7, 2.6 * len(names)), squeeze=False, sharex=True)
+    fig = new_figure((7, 2.6 * len(names)))
+    axes = fig.subplots(len(names), 1, squeeze=False, sharex=True)
     t = stats["t"]
     for ax, name in zip(axes[:, 0], names):
         s = stats["states"][name]
@@ -84,30 +82,6 @@ def plot_bands(
     fig.suptitle(title or f"{stats['paths']} sample paths")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
-    plt.close(fig)
     summary = {k: v for k, v in stats.items() if k != "states"}
     summary["states"] = {n: {k: v for k, v in s.items() if k != "paths"} for n, s in stats["states"].items()}
     return summary
-
-
-def register(app) -> None:
-    """Add the command ``bands-plot CSV -o PNG`` to a typer ``app`` (the main ``nodedsl`` app)."""
-    import typer
-
-    @app.command("bands-plot")
-    def bands_plot(
-        csv_path: str = typer.Argument(..., metavar="CSV", help="output of `nodedsl simulate ... --samples N`"),
-        out: str = typer.Option("bands.png", "--output", "-o", help="PNG to write"),
-        state: list[str] = typer.Option([], "--state", help="only these columns (repeatable)"),
-        title: str = typer.Option(None, "--title", help="figure title"),
-    ) -> None:
-        """Plot the mean, median and 5-95% band over the sample paths of a simulation."""
-        from ..core.diagnostics import render
-
-        try:
-            summary = plot_bands(csv_path, out, states=state or None, title=title)
-        except NodeDslError as err:
-            for d in err.diagnostics:
-                typer.echo(render(d), err=True)
-            raise typer.Exit(1) from None
-        typer.echo(f"{out}: {summary['paths']} path(s), states {', '.join(summary['states'])}")

@@ -18,7 +18,7 @@ Example:
     >>> os.path.isfile(out), round(summary["max_abs_residual"], 4)
     (True, 0.025)
 
-Command line (registered on the main app by :func:`register`)::
+Command line (:mod:`nodedsl.cli.energy`)::
 
     nodedsl simulate examples/msd.node -m MassSpringDamperTruth --energy --input force="sin(t)" -o sim.csv
     nodedsl energy-plot sim.csv -o energy.png
@@ -26,7 +26,6 @@ Command line (registered on the main app by :func:`register`)::
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,41 +33,17 @@ from typing import Any
 import numpy as np
 
 from ..core.diagnostics import NodeDslError, Span
+from ..io.tables import read_columns
 
-__all__ = ["REQUIRED", "energy_balance", "plot_energy", "register"]
+__all__ = ["REQUIRED", "energy_balance", "plot_energy"]
 
 REQUIRED = ("t", "H", "P_dissipated", "P_supplied")
-
-
-def _read_csv(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-    except (OSError, UnicodeDecodeError) as err:
-        raise NodeDslError.single("data-error", f"cannot read '{path}': {err}", Span(str(path), 0, 0)) from None
-    if not rows:
-        raise NodeDslError.single("data-error", f"'{path}' is empty", Span(str(path), 1, 1))
-    header = [h.strip() for h in rows[0]]
-    values = np.full((len(rows) - 1, len(header)), np.nan)
-    for i, row in enumerate(rows[1:]):
-        if len(row) != len(header):
-            raise NodeDslError.single(
-                "data-error", f"row has {len(row)} cells, header has {len(header)}", Span(str(path), i + 2, 1)
-            )
-        for j, cell in enumerate(row):
-            try:
-                values[i, j] = float(cell)
-            except ValueError:
-                raise NodeDslError.single(
-                    "data-error", f"column '{header[j]}': '{cell}' is not a number", Span(str(path), i + 2, j + 1)
-                ) from None
-    return {h: values[:, j] for j, h in enumerate(header)}
 
 
 def _columns(source: Any) -> tuple[dict[str, np.ndarray], str]:
     """Columns of a CSV path, a ``simulate.Table`` (``columns``, ``rows``) or a mapping name -> values."""
     if isinstance(source, (str, Path)):
-        return _read_csv(Path(source)), str(source)
+        return read_columns(source), str(source)
     if hasattr(source, "columns") and hasattr(source, "rows"):
         rows = np.asarray(source.rows, dtype=float).reshape(-1, len(source.columns))
         return {c: rows[:, j] for j, c in enumerate(source.columns)}, "<table>"
@@ -133,12 +108,13 @@ def plot_energy(
     ``max |H|`` or the larger of the integrated flows), ``H0``, ``H_end``, ``dissipated``, ``supplied``
     (totals of the first trajectory).
     """
-    from .training import _pyplot
+    from .training import colors as color_cycle
+    from .training import new_figure
 
     parts = energy_balance(csv_path_or_table)
-    plt = _pyplot()
-    fig, axes = plt.subplots(3, 1, figsize=(7.5, 7.5), sharex=True)
-    colors = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0", "C1", "C2", "C3", "C4"])
+    fig = new_figure((7.5, 7.5))
+    axes = fig.subplots(3, 1, sharex=True)
+    colors = color_cycle()
     for k, p in enumerate(parts[:max_trajectories]):
         c = colors[k % len(colors)]
         lab = f" (trajectory {p['trajectory']:g})" if len(parts) > 1 else ""
@@ -167,7 +143,6 @@ def plot_energy(
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
-    plt.close(fig)
     worst = max(float(np.abs(p["residual"]).max()) for p in parts)
     scale = max(
         max(float(np.abs(p["H"]).max()), float(np.abs(p["dissipated"]).max()), float(np.abs(p["supplied"]).max()))
@@ -183,32 +158,3 @@ def plot_energy(
         "dissipated": float(first["dissipated"][-1]),
         "supplied": float(first["supplied"][-1]),
     }
-
-
-def register(app) -> None:
-    """Add the command ``energy-plot CSV -o PNG`` to a typer ``app`` (the main ``nodedsl`` app)."""
-    import typer
-
-    @app.command("energy-plot")
-    def energy_plot(
-        csv_path: str = typer.Argument(..., metavar="CSV", help="output of `nodedsl simulate ... --energy`"),
-        out: str = typer.Option("energy.png", "--output", "-o", help="PNG to write"),
-        title: str = typer.Option(None, "--title", help="figure title"),
-    ) -> None:
-        """Plot H, dissipated and supplied power and the energy-balance residual of a simulation."""
-        from ..core.diagnostics import render
-
-        try:
-            summary = plot_energy(csv_path, out, title=title)
-        except NodeDslError as err:
-            for d in err.diagnostics:
-                typer.echo(render(d), err=True)
-            n = len(err.diagnostics)
-            typer.echo(f"{n} error{'s' if n != 1 else ''}", err=True)
-            raise typer.Exit(1) from None
-        typer.echo(
-            f"{out}: {summary['trajectories']} trajectory(ies); H {summary['H0']:.6g} -> "
-            f"{summary['H_end']:.6g}, dissipated {summary['dissipated']:.6g}, supplied "
-            f"{summary['supplied']:.6g}; max |residual| {summary['max_abs_residual']:.3g} "
-            f"({summary['relative_residual']:.2e} of the energy scale)"
-        )

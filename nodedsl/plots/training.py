@@ -1,4 +1,5 @@
-"""PNG plots of a run (matplotlib, Agg backend): loss curves and data against prediction.
+"""PNG plots of a run (matplotlib figures on the Agg canvas, no pyplot state): loss curves and data against
+prediction.
 
 Example:
     >>> import tempfile, os
@@ -12,19 +13,36 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-__all__ = ["plot_fit", "plot_losses"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["colors", "new_figure", "plot_fit", "plot_losses"]
 
 
-def _pyplot():
+def new_figure(figsize: tuple[float, float]) -> Figure:
+    """A figure drawn by the Agg canvas: no pyplot, no backend switch, nothing global touched.
+
+    Example:
+        >>> type(new_figure((2, 2)).canvas).__name__
+        'FigureCanvasAgg'
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def colors() -> list[str]:
+    """The color cycle of the current matplotlib style (read, not changed)."""
     import matplotlib
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return list(matplotlib.rcParams["axes.prop_cycle"].by_key().get("color", ["C0", "C1", "C2", "C3", "C4"]))
 
 
 def _positive(values) -> np.ndarray:
@@ -35,10 +53,10 @@ def _positive(values) -> np.ndarray:
 
 def plot_losses(history: Sequence[dict], path: str | Path) -> None:
     """Training and validation loss per epoch (log scale) and, if any, each constraint's violation."""
-    plt = _pyplot()
     epochs = [h["epoch"] for h in history]
     names = sorted({k for h in history for k in (h.get("violations") or {})})
-    fig, axes = plt.subplots(1, 2 if names else 1, figsize=(11 if names else 6, 4), squeeze=False)
+    fig = new_figure((11 if names else 6, 4))
+    axes = fig.subplots(1, 2 if names else 1, squeeze=False)
     ax = axes[0, 0]
     ax.plot(epochs, _positive(h.get("train_loss") for h in history), label="train")
     if any(h.get("val_loss") is not None for h in history):
@@ -58,7 +76,6 @@ def plot_losses(history: Sequence[dict], path: str | Path) -> None:
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def plot_fit(
@@ -72,16 +89,16 @@ def plot_fit(
     max_traj: int = 3,
 ) -> None:
     """Data (dots) against the rollout from each trajectory's first point (lines), per output."""
-    plt = _pyplot()
     n_out = len(names)
     count = min(max_traj, t.shape[0])
-    fig, axes = plt.subplots(n_out, 1, figsize=(8, 2.4 * max(n_out, 1) + 0.6), squeeze=False, sharex=True)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig = new_figure((8, 2.4 * max(n_out, 1) + 0.6))
+    axes = fig.subplots(n_out, 1, squeeze=False, sharex=True)
+    cycle = colors()
     for j, name in enumerate(names):
         ax = axes[j, 0]
         for i in range(count):
             L = int(lengths[i]) if lengths is not None else t.shape[1]
-            c = colors[i % len(colors)]
+            c = cycle[i % len(cycle)]
             label = f"trajectory {ids[i] if ids is not None else i}"
             ax.plot(t[i, :L], y[i, :L, j], ".", color=c, markersize=3, alpha=0.6)
             ax.plot(t[i, :L], yhat[i, :L, j], "-", color=c, label=label)
@@ -92,4 +109,3 @@ def plot_fit(
     axes[-1, 0].set_xlabel("t")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ..core.tableaus import ButcherTableau
-from .base import Field, FixedStepSolver, step_grid
+from .base import Field, FixedStepSolver, step_grid, step_plan
 from .result import SolveStats
 
 
@@ -75,47 +75,60 @@ class ExplicitRK(FixedStepSolver):
         return dy
 
     def integrate_adjoint(self, field: Field, x0: torch.Tensor, t: torch.Tensor, stats: SolveStats) -> torch.Tensor:
-        from torchdiffeq import odeint_adjoint
-
-        step = self.step_size
-
-        def grid(func: Any, y0: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:
-            # Same subdivision as the forward loop, also for the reversed adjoint pass.
-            return torch.tensor(step_grid(tt.tolist(), step), dtype=tt.dtype, device=tt.device)
-
-        ys = odeint_adjoint(field, x0, t, method=self._register(), options={"grid_constructor": grid})
-        self.account(stats, len(step_grid(t.tolist(), step)) - 1)
+        params = [p for p in field.parameters() if p.requires_grad]  # solve() checks field is a Module
+        ys = _Adjoint.apply(self, field, t, x0, *params)
+        self.account(stats, len(step_grid(t.tolist(), self.step_size)) - 1)
         return ys
 
-    def _register(self) -> str:
-        return _torchdiffeq_method(self.tableau)
+    def march(self, func: Any, state: tuple[torch.Tensor, ...], a: float, b: float) -> tuple[torch.Tensor, ...]:
+        """Integrate a tuple-valued ``func`` from ``a`` to ``b`` (either direction) with this tableau,
+        subdividing like the forward loop (:func:`step_plan`), so the adjoint pass uses the same steps."""
+        ((n, h),) = step_plan([a, b], self.step_size)
+        for m in range(n):
+            t0 = a + m * h
+            ks: list[tuple[torch.Tensor, ...]] = []
+            for (_node, row), ci in zip(self._stages, self.tableau.c):
+                y = state
+                for j, aij in row:
+                    y = tuple(torch.add(yv, kv, alpha=aij * h) for yv, kv in zip(y, ks[j]))
+                ks.append(func(t0 + ci * h, y))
+            for j, bj in self._b:
+                state = tuple(torch.add(sv, kv, alpha=bj * h) for sv, kv in zip(state, ks[j]))
+        return state
 
 
-_REGISTERED: dict[str, str] = {}
+class _Adjoint(torch.autograd.Function):
+    """The continuous adjoint for a fixed-step tableau, by our own loop (no entry in torchdiffeq's tables).
 
+    Forward: the ordinary fixed-step solve without a graph. Backward: from the last output time to the
+    first, the augmented system ``x' = f``, ``a' = -a^T df/dx``, ``g' = -a^T df/dp`` runs backwards with
+    the same tableau and step grid (what ``torchdiffeq.odeint_adjoint`` computes with a fixed grid), and
+    each output's cotangent is added to ``a`` at its time."""
 
-def _torchdiffeq_method(tableau: ButcherTableau) -> str:
-    """Make ``tableau`` known to torchdiffeq under a private name (once per tableau).
+    @staticmethod
+    def forward(ctx: Any, method: ExplicitRK, field: Any, t: torch.Tensor, x0: torch.Tensor, *params: torch.Tensor):
+        with torch.no_grad():
+            ys = FixedStepSolver.integrate(method, field, x0, t, SolveStats())
+        ctx.method, ctx.field = method, field
+        ctx.save_for_backward(t, ys, *params)
+        return ys
 
-    torchdiffeq only dispatches by name through its ``SOLVERS`` table; adding
-    our tableau there lets ``odeint_adjoint`` run exactly our method forward
-    and backward instead of a look-alike (its ``"rk4"`` is the 3/8 rule). The
-    step size is not part of the entry: it travels in ``grid_constructor``.
-    """
-    key = _REGISTERED.get(tableau.name)
-    if key is None:
-        from torchdiffeq._impl.odeint import SOLVERS as TD_SOLVERS
-        from torchdiffeq._impl.solvers import FixedGridODESolver
+    @staticmethod
+    def backward(ctx: Any, grad_ys: torch.Tensor):  # type: ignore[override]
+        t, ys, *params = ctx.saved_tensors
+        field, times = ctx.field, t.tolist()
 
-        method = ExplicitRK(tableau, 1.0)
+        def augmented(tt: float, s: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+            with torch.enable_grad():
+                x = s[0].detach().requires_grad_(True)
+                f = field(torch.as_tensor(tt, dtype=x.dtype, device=x.device), x)
+                vjp = torch.autograd.grad(f, (x, *params), -s[1], allow_unused=True)
+            rest = tuple(torch.zeros_like(p) if g is None else g for p, g in zip(params, vjp[1:]))
+            return (f.detach(), vjp[0] if vjp[0] is not None else torch.zeros_like(x), *rest)
 
-        class _Tableau(FixedGridODESolver):
-            order = tableau.order
-
-            def _step_func(self, func, t0, dt, t1, y0):
-                return method.increment(func, t0, dt, y0), None
-
-        key = f"nodedsl_{tableau.name}"
-        TD_SOLVERS[key] = _Tableau
-        _REGISTERED[tableau.name] = key
-    return key
+        adj = grad_ys[-1].clone()
+        adj_p = tuple(torch.zeros_like(p) for p in params)
+        for i in range(len(times) - 1, 0, -1):
+            state = ctx.method.march(augmented, (ys[i], adj, *adj_p), times[i], times[i - 1])
+            adj, adj_p = state[1] + grad_ys[i - 1], state[2:]
+        return (None, None, None, adj, *adj_p)

@@ -118,8 +118,9 @@ def taylor_exprs(system: System, order: int) -> list[list[sp.Expr]] | None:
     """
     if order < 1:
         raise ValueError(f"order must be >= 1, got {order}")
-    level = [_clean(f) for f in system.rhs]
-    if any(e is None for e in level):
+    cleaned = [_clean(f) for f in system.rhs]
+    level = [e for e in cleaned if e is not None]
+    if len(level) != len(cleaned):
         return None
     levels = [level]
     total = sum(sp.count_ops(e) for e in level)

@@ -3,8 +3,9 @@ couplings skew — symbolically, with SymPy, on each model's own states (and per
 
 What is accepted: a known matrix proven by simplification; ``skew(v)`` / ``psd(v)`` by construction;
 a diagonal R whose entries SymPy proves non-negative, knowing known parameters by value, ``positive``
-(and ``in [a, b]`` with ``a >= 0``) parameters as positive, and softplus/sigmoid/relu-output nets as
-non-negative.
+(and ``in [a, b]`` with ``a >= 0``) parameters as positive, softplus/sigmoid/relu-output nets and the
+builtins declared with a non-negative output (``nodedsl.core.builtins``: ``sigmoid``, ``softplus``,
+``exp``, ``abs``) as non-negative.
 
 Example:
     >>> import nodedsl
@@ -19,36 +20,47 @@ from __future__ import annotations
 
 import sympy as sp
 
+from ..core.builtins import BUILTINS
 from ..core.diagnostics import Collector, Diagnostic
 from ..frontend import ast
 from ..frontend.check import ModelInfo
+from ..frontend.netspec import NetSpec
 from ..frontend.shapes import constant_value
-from .lower import System, _Instance, _num
+from .builtins import HEADS
+from .functions import NetCall
+from .instance import Instance
+from .system import ParamSym, num
 
 
-def _nonneg_assumptions(system: System) -> dict:
+def _nonneg_assumptions(params: list[ParamSym]) -> dict:
     """Replacements that let SymPy reason about signs: known params by value, positive ones positive."""
     rep: dict = {}
-    for p in system.params:
+    for p in params:
         for s, v in zip(p.symbols, p.value):
             if p.learn is None:
-                rep[s] = _num(v)
+                rep[s] = num(v)
             elif p.learn == "positive" or (p.learn == "interval" and p.low is not None and p.low >= 0):
                 rep[s] = sp.Symbol(s.name, positive=True)
     return rep
 
 
-def _net_signs(expr: sp.Expr, system: System) -> sp.Expr:
-    from .functions import NetCall
-
-    rep = {}
+def _net_signs(expr: sp.Expr, nets: dict[str, NetSpec]) -> sp.Expr:
+    rep: dict = {}
     for call in expr.atoms(NetCall):
-        spec = system.nets.get(call.net)
+        spec = nets.get(call.net)
         rep[call] = (
             sp.Dummy(nonnegative=True)
             if spec is not None and spec.nonnegative and call.arg < 0
             else sp.Dummy(real=True)
         )
+    return expr.xreplace(rep) if rep else expr
+
+
+def _builtin_signs(expr: sp.Expr) -> sp.Expr:
+    """Calls of builtins whose declared fact is a non-negative output (``sigmoid``, ``softplus``, ...)
+    as non-negative unknowns; sound because every value of the language is real."""
+    heads = tuple(HEADS[n] for n, b in BUILTINS.items() if b.nonnegative and n in HEADS)
+    rep = {call: sp.Dummy(nonnegative=True) for call in expr.atoms(*heads)}
     return expr.xreplace(rep) if rep else expr
 
 
@@ -107,14 +119,13 @@ def _structure(info: ModelInfo, overrides: dict) -> list[Diagnostic]:
     couples = [c for c in m.decls(ast.Couple) if c.matrix is not None]
     if not (J_decl or R_decl or couples):
         return out
-    inst = _Instance(info, "", overrides, Collector(), shallow=True)
-    system = System(m.name, [], [], [], [], inst.params, inst.nets, [], [], [], [])
-    rep = _nonneg_assumptions(system)
+    inst = Instance(info, overrides=overrides, diags=Collector(), shallow=True)
+    rep = _nonneg_assumptions(inst.params)
     try:
         J, R = inst.own_structure()
     except KeyError:  # J or R refers to sub-model members: nothing to prove at this level
         J = R = None
-    if J is not None and J_decl and not _is_call(J_decl[0].expr, "skew"):
+    if J is not None and J_decl and not _by_construction(J_decl[0].expr, "skew"):
         J = J.xreplace(rep)
         n = J.rows
         bad = [(i, j) for i in range(n) for j in range(i, n) if not _is_zero(J[i, j] + J[j, i])]
@@ -128,9 +139,11 @@ def _structure(info: ModelInfo, overrides: dict) -> list[Diagnostic]:
                     ("build a learned J with skew(v) to make it skew-symmetric by construction",),
                 )
             )
-    if R is not None and R_decl and not _is_call(R_decl[0].expr, "psd"):
-        R = R.xreplace(rep).applyfunc(lambda e: _net_signs(e, system))
+    if R is not None and R_decl and not _by_construction(R_decl[0].expr, "psd"):
+        R = R.xreplace(rep).applyfunc(lambda e: _net_signs(e, inst.nets))
         reason = _psd_failure(R)
+        if reason and not _psd_failure(R.applyfunc(_builtin_signs)):  # only ever accepts more
+            reason = ""
         if reason:
             out.append(
                 Diagnostic(
@@ -164,8 +177,12 @@ def _structure(info: ModelInfo, overrides: dict) -> list[Diagnostic]:
     return out
 
 
-def _is_call(e: ast.Expr, name: str) -> bool:
-    return isinstance(e, ast.Call) and e.func.dotted == name
+def _by_construction(e: ast.Expr, structure: str) -> bool:
+    """A call of a builtin whose result has ``structure`` (skew, psd) by construction (its declared fact)."""
+    if not isinstance(e, ast.Call) or len(e.func.parts) != 1:
+        return False
+    spec = BUILTINS.get(e.func.dotted)
+    return spec is not None and spec.structure == structure
 
 
 def _psd_failure(R: sp.Matrix) -> str:

@@ -6,7 +6,7 @@ Example:
     >>> from nodedsl.train import fit, TrainResult, run_training, evaluate, plot_run   # doctest: +SKIP
 """
 
-from .checkpoint import load_checkpoint, load_weights, save_checkpoint
+from ..io.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from .constraints import AugmentedLagrangian
 from .loop import TrainResult, build_solver, fit, schedule_factor
 from .metrics import rollout_errors

@@ -196,6 +196,24 @@ def _field(model, t, x, u, chunk: int = 8192) -> torch.Tensor:
     return torch.cat(parts)
 
 
+def _check_affine(model, t, x, u, f0: torch.Tensor, A: torch.Tensor, set_c) -> None:
+    """``ValueError`` unless the field is affine in the couplings ``c`` at a random ``c`` (a guard, not a
+    proof): ``f(c) = f(0) + A c`` up to round-off on the first 256 samples."""
+    p = A.shape[1]
+    g = torch.Generator().manual_seed(0)
+    probe = torch.randn(p, generator=g, dtype=torch.float64)
+    rows = slice(0, min(x.shape[0], 256))
+    set_c(probe)
+    got = _field(model, t[rows], x[rows], u[rows]).to(torch.float64)
+    want = f0[rows].to(torch.float64) + (A.reshape(x.shape[0], -1, p)[rows] @ probe)
+    scale = float(want.abs().max().clamp_min(1.0))
+    if not float((got - want).abs().max()) <= float(torch.finfo(x.dtype).eps) ** 0.5 * scale:
+        raise ValueError(
+            f"the field of '{model.name}' is not affine in its coupling parameters "
+            "(least squares does not apply; use coupling = gradient)"
+        )
+
+
 def least_squares_coupling(
     model, traj, *, differences: Differences = "midpoint", rcond: float | None = None, assign: bool = True
 ) -> CouplingEstimate:
@@ -237,19 +255,7 @@ def least_squares_coupling(
             set_c(e)
             cols.append((_field(model, t, x, u) - f0).reshape(-1))
         A = torch.stack(cols, dim=1).to(torch.float64)  # [M * n, p]
-        # the field must be affine in c: check at a random point (a guard, not a proof)
-        g = torch.Generator().manual_seed(0)
-        probe = torch.randn(p, generator=g, dtype=torch.float64)
-        rows = slice(0, min(x.shape[0], 256))
-        set_c(probe)
-        got = _field(model, t[rows], x[rows], u[rows]).to(torch.float64)
-        want = f0[rows].to(torch.float64) + (A.reshape(x.shape[0], -1, p)[rows] @ probe)
-        scale = float(want.abs().max().clamp_min(1.0))
-        if not float((got - want).abs().max()) <= float(torch.finfo(dtype).eps) ** 0.5 * scale:
-            raise ValueError(
-                f"the field of '{model.name}' is not affine in its coupling parameters "
-                "(least squares does not apply; use coupling = gradient)"
-            )
+        _check_affine(model, t, x, u, f0, A, set_c)
     finally:
         set_c(torch.cat(saved).to(torch.float64) if saved else torch.zeros(0))
     b = (dxdt - f0).reshape(-1).to(torch.float64)

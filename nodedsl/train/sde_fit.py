@@ -24,7 +24,7 @@ import torch
 
 from ..core.diagnostics import Diagnostic, NodeDslError, Span
 from .constraints import AugmentedLagrangian
-from .loop import TrainResult, _optimizer, schedule_factor
+from .setup import TrainResult, make_optimizer, schedule_factor
 from .rollout import initial_states, observation_map, observe, time_groups
 from .stochastic import em_transition_nll, ensemble_loss
 
@@ -83,7 +83,7 @@ class _SDETrainer:
             self.data = transition_data(model, train)
             self.val_data = transition_data(model, self.val) if self.val is not None else None
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.opt = _optimizer(cfg.optimizer, self.params) if self.params else None
+        self.opt = make_optimizer(cfg.optimizer, self.params) if self.params else None
         infos = tuple(getattr(model, "constraints", ()) or ())
         cons = getattr(cfg, "constraints", None)
         self.al = AugmentedLagrangian(infos, cons, model.x0_default.dtype) if infos and cons is not None else None

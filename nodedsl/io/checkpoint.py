@@ -1,5 +1,8 @@
 """Checkpoints: atomic writes, safe loads (``weights_only=True``), and consistency checks.
 
+I/O shared by the program (sub-model ``weights``), training and the CLI; torch is imported inside the
+functions that need it.
+
 A checkpoint is a ``torch.save``d dict of tensors and plain Python values only::
 
     format           "nodedsl-checkpoint/1"
@@ -26,11 +29,13 @@ from __future__ import annotations
 import pickle
 import zipfile
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..core.diagnostics import Diagnostic, NodeDslError, Span
-from ..io.atomic import atomic_write
+from .atomic import atomic_write
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["FORMAT", "check_compatible", "load_checkpoint", "load_weights", "param_shapes", "save_checkpoint"]
 
@@ -43,6 +48,8 @@ def _span(path) -> Span:
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
     """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then ``os.replace``."""
+    import torch
+
     atomic_write(path, lambda fh: torch.save(state, fh), binary=True)
 
 
@@ -61,6 +68,8 @@ def load_checkpoint(path: str | Path, *, source_hash: str | None = None, model_n
                 )
             ]
         )
+    import torch
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (

@@ -1,0 +1,169 @@
+"""One optimizer step on a minibatch of windows: the shooting prediction, the loss (data, continuity,
+constraints), the step with its rollback signal, and the learned solver remainder's own step (a mixin of
+the trainer in :mod:`nodedsl.train.loop`; its attributes are set there)."""
+
+from __future__ import annotations
+
+import torch
+
+from .rollout import WindowField, initial_states, observe
+from .setup import CONFIG_ERRORS, REMAINDER_EVERY, REMAINDER_ROWS, REMAINDER_SUBSTEPS, Shooting, schedule_factor
+
+__all__ = ["BatchSteps"]
+
+
+class BatchSteps:
+    """Prediction, loss and the optimizer step of one batch."""
+
+    def horizon(self, shoot: Shooting, grid: torch.Tensor) -> int:
+        """Steps per shooting segment this epoch: the horizon curriculum of the ``horizon`` key.
+
+        Long windows from a poor initial guess make a rugged loss; starting with short segments from
+        observed states and lengthening them to the full window is the usual multiple-shooting remedy.
+        Only for fully observed windows that start from data, on a uniform grid."""
+        k = grid.numel() - 1
+        spec = self.cfg.horizon
+        if spec.kind == "full" or shoot is not self.train or (shoot.learned and not self.held()) or k <= spec.start:
+            return k
+        steps = grid[1:] - grid[:-1]
+        if not bool(torch.allclose(steps, steps[0].expand_as(steps), rtol=1e-6, atol=1e-12)):
+            return k
+        progress = self.epoch / max(1.0, spec.until * self.cfg.epochs)
+        if progress >= 1:
+            return k
+        target = spec.start + (k - spec.start) * progress
+        return max(d for d in range(1, k + 1) if k % d == 0 and d <= max(target, 1))
+
+    def predict(self, shoot: Shooting, idx: torch.Tensor, grid: torch.Tensor):
+        from ..solvers import solve
+
+        w = shoot.w
+        tb, ub, y = w.t[idx], w.u[idx], w.y[idx]
+        x0 = shoot.initial(idx)
+        h = self.horizon(shoot, grid)
+        k = grid.numel() - 1
+        if h < k:  # segments of h steps, each starting from its observed first state
+            starts = range(0, k, h)
+            x0 = torch.cat([initial_states(self.model, y[:, j], self.obs_map) for j in starts])
+            tb = torch.cat([tb[:, j : j + h + 1] for j in starts])
+            ub = torch.cat([ub[:, j : j + h + 1] for j in starts])
+            y = torch.cat([y[:, j : j + h + 1] for j in starts])
+            grid = grid[: h + 1]
+        fieldw = WindowField(self.model, tb[:, 0], grid, ub, self.autonomous)
+        ys = solve(fieldw, x0, grid, solver=self.solver, gradient=self.gradient).ys
+        states = ys.transpose(0, 1)  # [B, K+1, n]
+        yhat = observe(self.model, states, tb, ub, self.obs_map)
+        self._target = y
+        return states, yhat, tb, ub
+
+    def data_loss(self, yhat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        err = yhat - y
+        return err.abs().mean() if self.cfg.loss == "mae" else err.pow(2).mean()
+
+    def held(self) -> bool:
+        """True while the window initial-state estimates are held at their initial values."""
+        return self.epoch < self.hold
+
+    def continuity(self, shoot: Shooting, idx: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        nxt = shoot.w.next[idx]
+        has = nxt >= 0
+        if not shoot.learned or self.held() or not bool(has.any()):
+            return states.new_zeros(())
+        return (states[has, -1] - shoot.x0[nxt[has]]).pow(2).mean()
+
+    def objective(self, idx, grid):
+        states, yhat, tb, ub = self.predict(self.train, idx, grid)
+        data = self.data_loss(yhat, self._target)
+        loss = data + self.continuity(self.train, idx, states)
+        if self.al:
+            n, m = states.shape[-1], ub.shape[-1]
+            loss = loss + self.al.penalty(
+                self.model, states.reshape(-1, n), tb.reshape(-1), ub.reshape(tb.numel(), m), self.gen
+            )
+        return loss, data, states, tb, ub
+
+    def set_lr(self) -> None:
+        if self.opt is None:
+            return
+        lr = (
+            self.base_lr * self.lr_scale * schedule_factor(self.cfg.schedule, self.epoch, self.cfg.epochs, self.base_lr)
+        )
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+
+    def grads_finite_and_clip(self) -> bool:
+        grads = [p for p in self.params if p.grad is not None]
+        if not grads:
+            return True
+        norm = torch.nn.utils.clip_grad_norm_(grads, self.cfg.clip if self.cfg.clip else float("inf"))
+        return bool(torch.isfinite(norm))
+
+    def step(self, idx, grid) -> float | None:
+        """One optimizer step; the batch's data loss, or None when it was not finite."""
+        from ..solvers import SolverError
+
+        for p in self.solver_params:
+            p.grad = None
+        try:
+            if isinstance(self.opt, torch.optim.LBFGS):
+                holder = {}
+
+                def closure():
+                    self.opt.zero_grad(set_to_none=True)
+                    loss, data, states, tb, ub = self.objective(idx, grid)
+                    if torch.isfinite(loss):
+                        loss.backward()
+                        self.grads_finite_and_clip()
+                    holder.update(data=data.detach(), states=states.detach(), tb=tb, ub=ub, loss=loss.detach())
+                    return loss
+
+                self.opt.step(closure)
+                if not bool(torch.isfinite(holder["loss"])) or not all(
+                    bool(torch.isfinite(p).all()) for p in self.params
+                ):
+                    return None
+                data, states, tb, ub = holder["data"], holder["states"], holder["tb"], holder["ub"]
+            else:
+                if self.opt is not None:
+                    self.opt.zero_grad(set_to_none=True)
+                loss, data, states, tb, ub = self.objective(idx, grid)
+                if not bool(torch.isfinite(loss)):
+                    return None
+                if self.opt is not None:
+                    loss.backward()
+                    if not self.grads_finite_and_clip():
+                        return None
+                    self.opt.step()
+        except SolverError as err:
+            if err.option in CONFIG_ERRORS:
+                raise
+            return None  # an integration that cannot go on: treated like a non-finite loss
+        except AssertionError as err:  # torchdiffeq: "underflow in dt"
+            if "underflow" not in str(err):
+                raise
+            return None
+        self.steps += 1
+        if self.al:
+            self.al.commit()
+        if self.rem_opt is not None and self.steps % REMAINDER_EVERY == 0:
+            self.train_remainder(states.detach(), tb, ub)
+        return float(data.detach())
+
+    def train_remainder(self, states, tb, ub) -> None:
+        n, m = states.shape[-1], ub.shape[-1]
+        x = states[:, :-1].reshape(-1, n)
+        rows = torch.randperm(x.shape[0], generator=self.gen)[:REMAINDER_ROWS]
+        u = ub[:, :-1].reshape(x.shape[0], m)[rows]
+        t0 = tb[:, :-1].reshape(-1)[rows]
+        h = float(getattr(self.solver, "step_size", 0.05))
+        # inputs held over the step; a WindowField so the model's own Taylor coefficients are used
+        grid = torch.tensor([0.0, h], dtype=x.dtype, device=x.device)
+        field = WindowField(self.model, t0, grid, u.unsqueeze(1).expand(-1, 2, -1), self.autonomous)
+        loss = self.solver.remainder_loss(field, x[rows], h, substeps=REMAINDER_SUBSTEPS)
+        if bool(torch.isfinite(loss)):
+            grads = torch.autograd.grad(loss, self.solver_params, allow_unused=True)
+            for p, gr in zip(self.solver_params, grads):
+                p.grad = gr
+            self.rem_opt.step()
+            for p in self.solver_params:
+                p.grad = None

@@ -1,0 +1,159 @@
+"""Evaluating a trained model: rollouts over whole trajectories, their errors, constraint violations, and
+``nodedsl eval`` (``evaluate``) on a run directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..core.diagnostics import Diagnostic, NodeDslError, Span
+from ..data.loading import Trajectories, load_file, split_by_trajectory
+from ..frontend.config import TrainConfig, key_span
+from ..io.checkpoint import check_compatible, load_checkpoint
+from .constraints import AugmentedLagrangian
+from .inputs import compiled_model, estimate_initial_states, load_training_data, model_aliases
+from .metrics import read_json, rollout_errors, write_json
+from .rollout import is_autonomous, observation_map, observe, rollout
+from .setup import build_solver, intra_op_threads
+
+__all__ = ["copy_solver_state", "evaluate", "rollout_outputs", "solver_error", "violations_after"]
+
+
+def rollout_outputs(model, traj: Trajectories, solver, x0: torch.Tensor | None, window: int):
+    obs_map = observation_map(model)
+    autonomous = is_autonomous(model)
+    if x0 is None:
+        x0 = estimate_initial_states(model, traj, window, solver, obs_map, autonomous)
+    states = rollout(model, x0, traj.t, traj.u, solver, traj.lengths, autonomous)
+    with torch.no_grad():
+        yhat = observe(model, states, traj.t, traj.u, obs_map)
+    return states, yhat
+
+
+def violations_after(model, cfg: TrainConfig, states: torch.Tensor, traj: Trajectories) -> dict[str, float]:
+    infos = tuple(getattr(model, "constraints", ()) or ())
+    if not infos:
+        return {}
+    from ..frontend.config import AugmentedLagrangian as ALConfig
+
+    al = AugmentedLagrangian(infos, cfg.constraints or ALConfig(kind="augmented_lagrangian"), model.x0_default.dtype)
+    mask = torch.arange(traj.t.shape[1])[None, :] < traj.lengths[:, None]
+    n, m = states.shape[-1], traj.u.shape[-1]
+    g = torch.Generator().manual_seed(int(cfg.seed) + 104729)
+    try:
+        return al.evaluate(
+            model, states[mask].reshape(-1, n), traj.t[mask].reshape(-1), traj.u[mask].reshape(int(mask.sum()), m), g
+        )
+    except Exception:
+        return {c.name: float("nan") for c in infos}
+
+
+def solver_error(err, cfg) -> NodeDslError:
+    key = "gradient" if err.option == "gradient" else "solver"
+    return NodeDslError(
+        [Diagnostic("solver-error", f"cannot train with solver {cfg.solver}: {err.message}", key_span(cfg, key))]
+    )
+
+
+def copy_solver_state(solver, ckpt: Path) -> None:
+    params = [p for p in solver.parameters()] if hasattr(solver, "parameters") else []
+    if not params or not ckpt.is_file():
+        return
+    try:
+        saved = load_checkpoint(ckpt).get("solver_state") or []
+    except NodeDslError:
+        return
+    if len(saved) == len(params) and all(s.shape == p.shape for s, p in zip(saved, params)):
+        with torch.no_grad():
+            for p, s in zip(params, saved):
+                p.copy_(s)
+
+
+def _run_config(run: Path) -> dict:
+    path = run / "config.json"
+    if not path.is_file():
+        raise NodeDslError(
+            [Diagnostic("bad-checkpoint", f"'{run}' is not a run directory (no config.json)", Span(str(run), 0, 0))]
+        )
+    try:
+        return read_json(path)
+    except (OSError, ValueError) as exc:
+        raise NodeDslError(
+            [Diagnostic("bad-checkpoint", f"cannot read '{path}': {exc}", Span(str(path), 0, 0))]
+        ) from None
+
+
+def evaluate(program, model_name: str | None, run_dir: str | Path, data: str | Path | None = None) -> dict:
+    """Rollout error of a trained run on held-out data over full trajectories, and constraint violations.
+
+    ``data``: a CSV/NPZ file (relative to the working directory); default: the run's validation split of
+    its training data. Writes ``eval.json`` into the run directory and returns the same dict.
+    """
+    with intra_op_threads(1):
+        return _evaluate(program, model_name, run_dir, data)
+
+
+def _evaluate(program, model_name, run_dir, data) -> dict:
+    from ..solvers import SolverError
+
+    run = Path(run_dir)
+    saved = _run_config(run)
+    name = model_name or saved.get("model")
+    if saved.get("model") and name != saved["model"]:
+        raise NodeDslError(
+            [
+                Diagnostic(
+                    "checkpoint-mismatch",
+                    f"run '{run}' trained model '{saved['model']}', not '{name}'",
+                    Span(str(run), 0, 0),
+                )
+            ]
+        )
+    try:
+        cfg = TrainConfig.model_validate(saved["train"])
+    except Exception as exc:
+        raise NodeDslError(
+            [Diagnostic("bad-checkpoint", f"'{run / 'config.json'}' is not valid: {exc}", Span(str(run), 0, 0))]
+        ) from None
+    model = compiled_model(program, name, cfg.seed)
+    weights = run / "model.pt" if (run / "model.pt").is_file() else run / "checkpoint.pt"
+    state = load_checkpoint(weights, source_hash=program.source_hash(name), model_name=name)
+    check_compatible(state, model, weights)
+    model.load_state_dict(state["model_state"])
+    if data is not None:
+        obs_map = observation_map(model)
+        traj = load_file(
+            data,
+            tuple(model.output_names),
+            tuple(model.input_names),
+            tuple(model.state_names),
+            aliases=model_aliases(model, obs_map),
+            input_defaults=model.u_default.tolist(),
+        )
+        on = str(data)
+    else:
+        info = saved.get("data", {})
+        if info.get("kind") == "file":
+            cfg = cfg.model_copy(update={"data": info["path"]})
+        traj, _ = load_training_data(program, cfg, model, None)
+        _, val = split_by_trajectory(traj, cfg.validation, cfg.seed)
+        traj, on = (val, "validation") if val is not None else (traj, "training")
+    dt = float(traj.t[0, 1] - traj.t[0, 0]) if traj.t.shape[1] > 1 else 1.0
+    try:
+        solver = build_solver(cfg.solver, dt, len(model.state_names))
+        copy_solver_state(solver, run / "checkpoint.pt")
+        states, yhat = rollout_outputs(model, traj, solver, None, cfg.window)
+    except SolverError as err:
+        raise solver_error(err, cfg) from None
+    out = rollout_errors(yhat, traj.y, traj.lengths, traj.output_names)
+    out.update(
+        on=on,
+        trajectories=traj.n_traj,
+        model=name,
+        parameters=model.parameter_values(),
+        violations=violations_after(model, cfg, states, traj),
+    )
+    write_json(run / "eval.json", out)
+    return out
