@@ -24,8 +24,8 @@ import torch
 
 from ..core.diagnostics import Diagnostic, NodeDslError, Span
 from .constraints import AugmentedLagrangian
-from .setup import TrainResult, make_optimizer, schedule_factor
 from .rollout import initial_states, observation_map, observe, time_groups
+from .setup import TrainResult, make_optimizer, schedule_factor
 from .stochastic import em_transition_nll, ensemble_loss
 
 __all__ = ["Objective", "fit_sde", "transition_data"]
