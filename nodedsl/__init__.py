@@ -1,5 +1,8 @@
 """nodedsl: a declarative modeling language for learning dynamical systems.
 
+``Program``, ``load`` and ``loads`` are imported on first use (PEP 562), so ``import nodedsl`` and the
+front end (``nodedsl.frontend``) stay free of torch, SymPy and matplotlib.
+
 Example:
     >>> import nodedsl
     >>> prog = nodedsl.loads("model Decay { state x = 1\\n param k = 0.5 learn positive\\n der(x) = -k * x }")
@@ -7,8 +10,31 @@ Example:
     0.5...
 """
 
-from .core.diagnostics import Diagnostic, NodeDslError, Span, render
-from .program import Program, load, loads
+from __future__ import annotations
 
-__all__ = ["Diagnostic", "NodeDslError", "Program", "Span", "load", "loads", "render"]
-__version__ = "0.1.0"
+from typing import TYPE_CHECKING, Any
+
+from .core.diagnostics import Diagnostic, NodeDslError, Span, render
+from .core.version import __version__
+
+if TYPE_CHECKING:
+    from .program import Program, load, loads
+
+__all__ = ["Diagnostic", "NodeDslError", "Program", "Span", "__version__", "load", "loads", "render"]
+
+_LAZY = {"Program", "load", "loads"}
+
+
+def __getattr__(name: str) -> Any:
+    """``nodedsl.Program``/``load``/``loads`` from :mod:`nodedsl.program`, imported when first asked for."""
+    if name in _LAZY:
+        from . import program
+
+        value = getattr(program, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nodedsl' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _LAZY)

@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-
-import sympy as sp
+from typing import TYPE_CHECKING
 
 from .core.diagnostics import Diagnostic, NodeDslError, Span, suggest
 from .frontend import ast
 from .frontend.check import CheckedProgram, ModelInfo, check_source
+from .frontend.definedness import may_lack_value
 from .frontend.loader import Source, load_sources, source_from_text
-from .symbolic.lower import System, lower
-from .symbolic.prove import structure_diagnostics
+
+if TYPE_CHECKING:
+    from .symbolic.lower import System
+
+# SymPy and the symbolic stage are imported where a model is lowered or proven, not here: checking a
+# general model whose equations cannot lose their value (frontend.definedness) needs neither.
 
 
 class Program:
@@ -67,6 +71,8 @@ class Program:
 
     def system(self, name: str) -> System:
         """The lowered SymPy system of a model (cached)."""
+        from .symbolic.lower import lower
+
         if name not in self._systems:
             self._systems[name] = lower(self.info(name))
         return self._systems[name]
@@ -161,17 +167,27 @@ def _hash_info(info: ModelInfo) -> str:
     return h.hexdigest()[:16]
 
 
-_NO_VALUE = (sp.zoo, sp.nan, sp.I, sp.oo, -sp.oo)
-
-
 def _value_diagnostics(info: ModelInfo) -> list[Diagnostic]:
     """Lower a model and look for expressions without a finite real value and for algebraic loops.
 
     Done for models without sub-models (cheap) and for general composites with connections (loops);
-    port-Hamiltonian composites only combine expressions already checked in their components."""
+    port-Hamiltonian composites only combine expressions already checked in their components. A model
+    whose equations cannot lose their value (``frontend.definedness``) is not lowered (no SymPy)."""
     m = info.model
     if info.subs and not m.decls(ast.Connect):
         return []
+    if not may_lack_value(info):
+        return []
+    return _lowered_value_diagnostics(info)
+
+
+def _lowered_value_diagnostics(info: ModelInfo) -> list[Diagnostic]:
+    """The lowering half of :func:`_value_diagnostics` (SymPy imported here)."""
+    import sympy as sp
+
+    from .symbolic.lower import lower
+
+    m = info.model
     try:
         system = lower(info)
     except NodeDslError as err:
@@ -182,7 +198,7 @@ def _value_diagnostics(info: ModelInfo) -> list[Diagnostic]:
     named += [(f"output {n}", e) for n, e in zip(system.output_names, system.outputs)]
     named += [(f"constraint {c.name}", e) for c in system.constraints for e in c.residual]
     for what, expr in named:
-        if expr.has(*_NO_VALUE):
+        if expr.has(sp.zoo, sp.nan, sp.I, sp.oo, -sp.oo):
             span = next((d.span for d in m.decls(ast.Der) if f"der({d.state}" in what), m.span)
             return [
                 Diagnostic(
@@ -195,6 +211,15 @@ def _value_diagnostics(info: ModelInfo) -> list[Diagnostic]:
     return []
 
 
+def _structure_diagnostics(info: ModelInfo) -> list[Diagnostic]:
+    """The symbolic proofs of a port-Hamiltonian model (J skew, R PSD, couplings); others have none."""
+    if not info.is_ph:
+        return []
+    from .symbolic.prove import structure_diagnostics
+
+    return structure_diagnostics(info)
+
+
 def _finish(source: Source) -> Program:
     checked, diags = check_source(source)
     errors = [d for d in diags if d.severity == "error"]
@@ -203,7 +228,7 @@ def _finish(source: Source) -> Program:
             for m in module.models:
                 info = checked.infos.get((file, m.name))
                 if info is not None:
-                    diags += structure_diagnostics(info)
+                    diags += _structure_diagnostics(info)
                     diags += _value_diagnostics(info)
     if any(d.severity == "error" for d in diags):
         raise NodeDslError(diags)

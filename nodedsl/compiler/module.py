@@ -23,10 +23,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.diagnostics import Span
-from ..frontend.netspec import build_mlp
 from ..symbolic.lower import System
 from . import stochastic
 from .graph import build_function
+from .nets import build_mlp
 
 
 @dataclass(frozen=True)

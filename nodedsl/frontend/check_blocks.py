@@ -12,10 +12,12 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..core.diagnostics import Collector, suggest
 from . import ast, config
-from .check import CheckedProgram, ModelInfo, flat_names
 from .check_noise import check_sde_block
+from .model_info import CheckedProgram, ModelInfo, flat_names
 
 
 def check_blocks(prog: CheckedProgram, diags: Collector) -> None:
@@ -44,13 +46,13 @@ def check_blocks(prog: CheckedProgram, diags: Collector) -> None:
     for tr in module.trains:
         if tr.model not in models:
             diags.error("undefined-model", f"train: unknown model '{tr.model}'", tr.span, suggest(tr.model, models))
-        cfg, errs = config.validate_train(tr)
+        tcfg, errs = config.validate_train(tr)
         diags.items.extend(errs)
-        if cfg is not None:
-            prog.configs[f"train {tr.model}"] = cfg
+        if tcfg is not None:
+            prog.configs[f"train {tr.model}"] = tcfg
             if tr.model in models:
-                check_sde_block(prog.model(tr.model), tr, cfg, diags)
-            data = getattr(cfg, "data", None)
+                check_sde_block(prog.model(tr.model), tr, tcfg, diags)
+            data = getattr(tcfg, "data", None)
             if isinstance(data, str) and not data.endswith((".csv", ".npz")) and data not in datasets:
                 span = next((e.span for e in tr.entries if e.key == "data"), tr.span)
                 diags.error(
@@ -61,7 +63,7 @@ def check_blocks(prog: CheckedProgram, diags: Collector) -> None:
                 )
 
 
-def _check_dataset_names(info: ModelInfo | None, ds: ast.Dataset, cfg, diags: Collector) -> None:
+def _check_dataset_names(info: ModelInfo | None, ds: ast.Dataset, cfg: Any, diags: Collector) -> None:
     """``initial`` keys are states and ``inputs`` keys are inputs of the dataset's model."""
     if info is None:
         return

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..core.diagnostics import Collector, Diagnostic, NodeDslError, Span
 from ..core.resources import data_dir
@@ -29,7 +30,7 @@ class Source:
     texts: dict[str, str] = field(default_factory=dict)
     modules: dict[str, ast.Module] = field(default_factory=dict)
     # scopes[file][visible name] = (defining file, Model | Dataset)
-    scopes: dict[str, dict[str, tuple[str, object]]] = field(default_factory=dict)
+    scopes: dict[str, dict[str, tuple[str, Any]]] = field(default_factory=dict)
 
 
 def _display(path: Path) -> str:
@@ -76,7 +77,7 @@ def load_sources(path: str | Path) -> Source:
         by_path[p] = name
         src.modules[name] = module
         stack.append(p)
-        scope: dict[str, tuple[str, object]] = {}
+        scope: dict[str, tuple[str, Any]] = {}
         for imp in module.imports:
             target = _resolve(imp, p)
             if target in stack:
@@ -87,10 +88,12 @@ def load_sources(path: str | Path) -> Source:
             if dep is None:
                 continue
             dep_mod = src.modules[dep]
-            for item in (*dep_mod.models, *dep_mod.datasets):
+            items: tuple[ast.Model | ast.Dataset, ...] = (*dep_mod.models, *dep_mod.datasets)
+            for item in items:
                 visible = f"{imp.alias}.{item.name}" if imp.alias else item.name
                 scope[visible] = (dep, item)
-        for item in (*module.models, *module.datasets):
+        own: tuple[ast.Model | ast.Dataset, ...] = (*module.models, *module.datasets)
+        for item in own:
             if item.name in scope and scope[item.name][0] == name:
                 diags.error(
                     "duplicate-name",
@@ -117,9 +120,10 @@ def source_from_text(text: str, file: str = "<string>") -> Source:
             "import-not-found", "imports need a file on disk (use load())", module.imports[0].span
         )
     src = Source(root=file, texts={file: text}, modules={file: module})
-    scope: dict[str, tuple[str, object]] = {}
+    scope: dict[str, tuple[str, Any]] = {}
     diags: list[Diagnostic] = []
-    for item in (*module.models, *module.datasets):
+    own: tuple[ast.Model | ast.Dataset, ...] = (*module.models, *module.datasets)
+    for item in own:
         if item.name in scope:
             diags.append(Diagnostic("duplicate-name", f"'{item.name}' is declared twice in this file", item.span))
         scope[item.name] = (file, item)

@@ -1,4 +1,6 @@
-"""Neural-network terms: validated options of a ``net`` declaration and the MLP built from them.
+"""Neural-network terms: validated options of a ``net`` declaration (declarative; no torch).
+
+The torch MLP is built from a :class:`NetSpec` by ``nodedsl.compiler.nets.build_mlp``.
 
 Example:
     >>> from nodedsl.frontend.parse import parse_source
@@ -10,28 +12,25 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
-from torch import nn
-
-from ..core.diagnostics import Diagnostic, suggest
+from ..core.diagnostics import Diagnostic, Span, suggest
 from . import ast
 
-if TYPE_CHECKING:
-    import torch
-
-ACTIVATIONS = {
-    "tanh": nn.Tanh,
-    "relu": nn.ReLU,
-    "softplus": nn.Softplus,
-    "sigmoid": nn.Sigmoid,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "elu": nn.ELU,
-    "identity": nn.Identity,
-    "none": nn.Identity,
-    "linear": nn.Identity,
+# activation name -> the name of its ``torch.nn`` module class (the compiler looks the class up)
+ACTIVATIONS: dict[str, str] = {
+    "tanh": "Tanh",
+    "relu": "ReLU",
+    "softplus": "Softplus",
+    "sigmoid": "Sigmoid",
+    "gelu": "GELU",
+    "silu": "SiLU",
+    "elu": "ELU",
+    "identity": "Identity",
+    "none": "Identity",
+    "linear": "Identity",
 }
 NONNEGATIVE_OUTPUTS = {"softplus", "sigmoid", "relu"}
 _KEYS = {
@@ -44,6 +43,8 @@ _KEYS = {
 
 @dataclass(frozen=True)
 class NetSpec:
+    """A checked ``net`` declaration: input size, output size, hidden widths and activations."""
+
     name: str
     in_size: int
     out: int
@@ -58,7 +59,7 @@ class NetSpec:
         return self.output in NONNEGATIVE_OUTPUTS
 
 
-def _options(net: ast.Net):
+def _options(net: ast.Net) -> Iterator[tuple[str, ast.Value, Span]]:
     for entry in net.options:
         yield entry.key, entry.value, entry.span
 
@@ -101,7 +102,7 @@ def validate_net_options(net: ast.Net) -> list[Diagnostic]:
 
 def net_spec(net: ast.Net) -> NetSpec:
     """The spec of a checked net declaration (call after validate_net_options found nothing)."""
-    opts = {k: v for k, v, _ in _options(net)}
+    opts: dict[str, Any] = {k: v for k, v, _ in _options(net)}
     hidden = tuple(int(i.value) for i in opts["hidden"].items) if "hidden" in opts else (32, 32)
     return NetSpec(
         net.name,
@@ -112,21 +113,3 @@ def net_spec(net: ast.Net) -> NetSpec:
         opts["output"].name if "output" in opts else "identity",
         opts["init"].name if "init" in opts else "default",
     )
-
-
-def build_mlp(spec: NetSpec, dtype: torch.dtype | None = None) -> nn.Sequential:
-    """An ``nn.Sequential`` MLP: Linear/activation layers, then the output activation (``dtype``: torch's
-    default when None)."""
-    layers: list[nn.Module] = []
-    width = spec.in_size
-    for h in spec.hidden:
-        layers += [nn.Linear(width, h, dtype=dtype), ACTIVATIONS[spec.activation]()]
-        width = h
-    last = nn.Linear(width, spec.out, dtype=dtype)
-    if spec.init == "zeros":
-        nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
-    layers.append(last)
-    if spec.output not in ("identity", "none", "linear"):
-        layers.append(ACTIVATIONS[spec.output]())
-    return nn.Sequential(*layers)

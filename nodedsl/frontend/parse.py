@@ -1,7 +1,7 @@
 """Source text to :class:`nodedsl.frontend.ast.Module`: a cached LALR parser and a trivial Transformer.
 
 Syntax errors become :class:`~nodedsl.core.diagnostics.Diagnostic` objects with code ``syntax``
-(or a more specific code found by Lark's ``match_examples`` in a catalogue of common mistakes).
+(or a more specific code from the catalogue of common mistakes in :mod:`~nodedsl.frontend.syntax_errors`).
 
 Example:
     >>> mod = parse_source("model M {\\n state x = 1\\n der(x) = -x\\n}\\n", "m.node")
@@ -12,13 +12,17 @@ Example:
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import UnexpectedInput, VisitError
 
-from ..core.diagnostics import Collector, Diagnostic, NodeDslError, Span
+from ..core.diagnostics import Collector, NodeDslError, Span
 from ..core.resources import data_dir
 from . import ast
+from .syntax_errors import EXAMPLES, syntax_diagnostic
+
+_EXAMPLES = EXAMPLES  # the catalogue of common mistakes under the name tests/test_error_corpus.py imports
 
 KEYWORDS = frozenset(
     [
@@ -77,6 +81,16 @@ def _parser() -> Lark:
 
 def _tok_span(file: str, tok: Token) -> Span:
     return Span(file, tok.line or 0, tok.column or 0, tok.end_line or 0, tok.end_column or 0)
+
+
+def _bin(op: str) -> Any:
+    """The transformer callback of a binary operator."""
+
+    @v_args(meta=True)
+    def build(self: _ToAst, meta: Any, items: list) -> ast.BinOp:
+        return ast.BinOp(op, items[0], items[1], self._span(meta))
+
+    return build
 
 
 class _ToAst(Transformer):
@@ -312,12 +326,6 @@ class _ToAst(Transformer):
         return ast.Arg(str(items[0]), items[1], self._span(meta))
 
     # ---- expressions
-    def _bin(op):
-        @v_args(meta=True)
-        def build(self, meta, items):
-            return ast.BinOp(op, items[0], items[1], self._span(meta))
-
-        return build
 
     add, sub_, mul, div, matmul, pow = _bin("+"), _bin("-"), _bin("*"), _bin("/"), _bin("@"), _bin("^")
 
@@ -350,202 +358,6 @@ class _ToAst(Transformer):
         return ast.Index(items[0], items[1], self._span(meta))
 
 
-# ---------------------------------------------------------------- syntax errors
-# Lark's match_examples: a catalogue of common mistakes, each mapped to a code and an explanation.
-_EXAMPLES: dict[tuple[str, str], list[str]] = {
-    ("missing-equals", "missing '=' in this declaration"): [
-        "model M { param g 9.81 }",
-        "model M { let e x }",
-        "model M { state x 1 }",
-        "model M { der(x) x }",
-        "model M { output y x }",
-        "model M { hamiltonian p }",
-        "model M { J [[0]] }",
-        "dataset d { seed 0 }",
-        "train M { epochs 10 }",
-    ],
-    ("unclosed-brace", "a '{' is never closed: add '}' at the end of the block"): [
-        "model M { state x = 1",
-        "model M { state x = 1\n",
-        "dataset d { seed = 0\n",
-        "train M { epochs = 1\n",
-        "model M {\n",
-    ],
-    ("der-syntax", "write the state derivative as der(x) = expression"): [
-        "model M { der x = 1 }",
-        "model M { der x }",
-        "model M { der[x] = 1 }",
-    ],
-    ("comparison-outside-constraint", "'==', '<=' and '>=' are only allowed in a constraint"): [
-        "model M { let a = x == 1 }",
-        "model M { der(x) == 1 }",
-        "model M { der(x) = x <= 1 }",
-        "model M { output y = x >= 0 }",
-        "model M { let a = x <= 1 }",
-        "model M { param a == 1 }",
-    ],
-    (
-        "unexpected-statement",
-        "a model statement starts with a keyword (state, input, param, net, let, der, "
-        "output, constraint, hamiltonian, J, R, port, sub, couple, connect)",
-    ): [
-        "model M { x = 1 }",
-        "model M { foo x = 1 }",
-        "model M { theta' = 1 }",
-    ],
-    ("unbalanced-brackets", "unbalanced parentheses or brackets"): [
-        "model M { let a = (x + 1 }",
-        "model M { let a = [x, 1 }",
-        "model M { let a = x + 1) }",
-        "model M { let a = f(x }",
-    ],
-    ("missing-operand", "an operator is missing its operand"): [
-        "model M { let a = x + }",
-        "model M { let a = * x }",
-        "model M { let a = x * / y }",
-    ],
-    ("net-syntax", "declare a net as: net NAME(args) -> SIZE { options }"): [
-        "model M { net f(x) { hidden = [8] } }",
-        "model M { net f(x) }",
-        "model M { net f -> 1 }",
-        "model M { net f() -> 1 }",
-    ],
-}
-
-
-def _variants(examples: dict[tuple[str, str], list[str]]) -> dict[tuple[str, str], list[str]]:
-    """Each example also with a newline after '{' and after one or two earlier statements.
-
-    Lark matches an error by its parser state including the stack depth, which a leading newline or
-    earlier statements change."""
-    out = {}
-    for label, items in examples.items():
-        more = []
-        for ex in items:
-            more.append(ex)
-            if "{ " in ex:
-                head, rest = ex.split("{ ", 1)
-                first = "state a = 1" if head.startswith("model") else "seed = 1"
-                more.append(f"{head}{{\n  {rest}")
-                more.append(f"{head}{{\n  {first}\n  {rest}")
-                more.append(f"{head}{{\n  {first}\n  {first}\n  {rest}")
-        out[label] = more
-    return out
-
-
-_EXAMPLES = _variants(_EXAMPLES)
-
-_TOKEN_WORDS = {
-    "NAME": "a name",
-    "NUMBER": "a number",
-    "STRING": "a string",
-    "_NL": "end of line",
-    "$END": "end of file",
-    "LBRACE": "'{'",
-    "RBRACE": "'}'",
-    "LPAR": "'('",
-    "RPAR": "')'",
-    "LSQB": "'['",
-    "RSQB": "']'",
-    "EQUAL": "'='",
-    "COMMA": "','",
-    "COLON": "':'",
-    "SEMICOLON": "';'",
-    "DOT": "'.'",
-    "PLUS": "'+'",
-    "MINUS": "'-'",
-    "STAR": "'*'",
-    "SLASH": "'/'",
-    "CIRCUMFLEX": "'^'",
-    "AT": "'@'",
-    "ARROW": "'->'",
-    "CMP": "a comparison",
-    "JKW": "'J'",
-    "RKW": "'R'",
-}
-
-
-def _word(term: str) -> str:
-    if term in _TOKEN_WORDS:
-        return _TOKEN_WORDS[term]
-    if term.isupper() and term.isalpha():
-        return f"'{term.lower()}'"
-    return term
-
-
-def _expected(terms) -> str:
-    terms = [t for t in terms if not t.startswith("__")]
-    if len(terms) > 1:  # the post-lexer makes end of line acceptable everywhere; it is rarely the fix
-        terms = [t for t in terms if t != "_NL"]
-    words = sorted({_word(t) for t in terms})
-    if not words:
-        return ""
-    if len(words) > 8:
-        words = words[:8] + ["..."]
-    return "expected " + ", ".join(words)
-
-
-@lru_cache(maxsize=1)
-def _catalogue_by_state() -> dict:
-    """The catalogue keyed by the LALR state at the error and the offending token type.
-
-    ``match_examples`` also compares the parser's stack depth, which earlier declarations and
-    nesting change; the state alone recognizes a mistake wherever it is made."""
-    table: dict = {}
-    for label, examples in _EXAMPLES.items():
-        for text in examples:
-            try:
-                _parser().parse(text)
-            except UnexpectedToken as ex:
-                table.setdefault((ex.state.position, ex.token.type), label)
-                table.setdefault((ex.state.position, None), label)
-            except UnexpectedInput:
-                continue
-    return table
-
-
-def _syntax_diagnostic(err: UnexpectedInput, text: str, file: str) -> Diagnostic:
-    line, col = getattr(err, "line", 0) or 0, getattr(err, "column", 0) or 0
-    if isinstance(err, UnexpectedEOF) or (isinstance(err, UnexpectedToken) and err.token.type == "$END"):
-        lines = text.splitlines() or [""]
-        line, col = len(lines), len(lines[-1]) + 1
-    code, message = "syntax", "invalid syntax"
-    if isinstance(err, UnexpectedCharacters):
-        ch = text[err.pos_in_stream] if 0 <= err.pos_in_stream < len(text) else "?"
-        code, message = "unexpected-character", f"unexpected character {ch!r}"
-    elif isinstance(err, UnexpectedToken):
-        tok = err.token
-        shown = "end of file" if tok.type == "$END" else ("end of line" if tok.type == "_NL" else f"'{tok}'")
-        message = f"unexpected {shown}"
-    label = None
-    try:
-        label = err.match_examples(_parser().parse, _EXAMPLES, use_accepts=True, token_type_match_fallback=True)
-        if label is None and isinstance(err, UnexpectedToken):
-            table = _catalogue_by_state()
-            position = err.state.position
-            label = table.get((position, err.token.type)) or table.get((position, None))
-    except Exception:  # the catalogue is a hint only; never let it hide the real error
-        label = None
-    notes = []
-    if (
-        label is None
-        and isinstance(err, UnexpectedToken)
-        and err.token.type == "$END"
-        and "RBRACE" in (err.expected or ())
-    ):
-        label = ("unclosed-brace", "a '{' is never closed: add '}' at the end of the block")
-    if label is not None:
-        code, hint = label
-        message = f"{message}: {hint}" if code != "syntax" else message
-    expected = getattr(err, "expected", None) or getattr(err, "allowed", None)
-    if expected:
-        notes.append(_expected(expected))
-    end_col = col + 1
-    if isinstance(err, UnexpectedToken) and err.token.type not in ("$END", "_NL"):
-        end_col = col + max(1, len(str(err.token)))
-    return Diagnostic(code, message, Span(file, line, col, line, end_col), tuple(n for n in notes if n))
-
-
 def parse_source(text: str, file: str = "<string>") -> ast.Module:
     """Parse one file's text; raise :class:`NodeDslError` with located diagnostics on bad input."""
     if "\x00" in text:
@@ -553,7 +365,7 @@ def parse_source(text: str, file: str = "<string>") -> ast.Module:
     try:
         tree = _parser().parse(text if text.endswith("\n") else text + "\n")
     except UnexpectedInput as err:
-        raise NodeDslError([_syntax_diagnostic(err, text, file)]) from None
+        raise NodeDslError([syntax_diagnostic(err, text, file, _parser())]) from None
     diags = Collector()
     try:
         module = _ToAst(file, diags).transform(tree)
