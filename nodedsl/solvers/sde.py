@@ -45,7 +45,8 @@ import torchsde
 
 from ..core.errors import SolverError
 from ..core.noise import Noise
-from .base import Field, Solver
+from ..core.solvers import check_options, solver_spec
+from .base import Field, Solver, check_inputs
 from .brownian import GridBrownian
 from .result import SolveResult, SolveStats
 
@@ -130,12 +131,10 @@ def make_sde_solver(name: str, **options: Any) -> SDESolver:
         >>> make_sde_solver("milstein", step=0.1).options
         {'step': 0.1, 'seed': None}
     """
-    from .registry import make_solver
-
-    solver = make_solver(name, **options)
-    if not isinstance(solver, SDESolver):
+    spec = solver_spec(name)
+    if spec.family != "sde":
         raise SolverError(f"'{name}' is an ODE solver; SDE solvers: {', '.join(METHODS)}", option="solver")
-    return solver
+    return SDESolver(spec.name, **check_options(spec.name, options))
 
 
 class _SDE(torch.nn.Module):
@@ -198,7 +197,7 @@ def brownian(
         dtype=x0.dtype,
         device=x0.device,
         entropy=seed,
-        levy_area_approximation="space-time" if solver.method == "srk" else "none",
+        levy_area_approximation="none" if solver.method != "srk" else "space-time",
     )
 
 
@@ -225,9 +224,7 @@ def sdeint(
         solver = make_sde_solver(solver)
     if not isinstance(solver, SDESolver):
         raise SolverError(f"an SDE needs an SDE solver ({', '.join(METHODS)}), not '{solver.name}'", option="solver")
-    from .solve import _check_inputs
-
-    t = _check_inputs(x0, t)
+    t = check_inputs(x0, t)
     noise = noise or Noise("diagonal")
     solver.check_noise(noise)
     if gradient not in ("backprop", "adjoint"):

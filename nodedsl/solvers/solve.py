@@ -20,6 +20,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..core.errors import SolverError
 from .base import Field, Solver
+from .base import check_inputs as _check_inputs
 from .result import SolveResult, SolveStats
 
 
@@ -53,21 +54,6 @@ class Gradient:
         if not isinstance(grad.segments, int) or isinstance(grad.segments, bool) or grad.segments < 1:
             raise SolverError(f"checkpoint segments must be an int >= 1, got {grad.segments!r}", option="gradient")
         return grad
-
-
-def _check_inputs(x0: Any, t: Any) -> torch.Tensor:
-    if not isinstance(x0, torch.Tensor) or x0.dim() != 2 or not x0.is_floating_point():
-        raise SolverError(
-            f"x0 must be a floating [batch, n] tensor, got "
-            f"{tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__}"
-        )
-    if not isinstance(t, torch.Tensor) or t.dim() != 1 or len(t) == 0:
-        raise SolverError("t must be a non-empty 1-D tensor of output times")
-    if not t.is_floating_point():
-        t = t.to(x0.dtype)
-    if not bool(torch.isfinite(t).all()) or (len(t) > 1 and not bool((t[1:] > t[:-1]).all())):
-        raise SolverError(f"t must be finite and strictly increasing, got {t.tolist()}")
-    return t
 
 
 def solve(
