@@ -1,7 +1,8 @@
 """Parameter recovery of SDE models from sample paths, through the whole pipeline (.node -> train).
 
 1. Ornstein-Uhlenbeck ``der(x) = theta * (mu - x)``, ``noise(x) = sigma``: theta, mu, sigma learned from
-   32 sample paths by ``objective = transition_likelihood`` (the Euler-Maruyama likelihood).
+   32 sample paths by ``objective = transition_likelihood`` (the Euler-Maruyama likelihood; a smooth
+   full-batch objective, so L-BFGS).
 2. Double-well Langevin ``der(x) = x - x^3``, ``noise(x) = 0.5`` (wells at +-1): a drift net and a
    learned sigma, fitted to 256 sample paths by ``objective = distribution(metric = energy)``
    (ensembles matched at every observation time, backprop through Euler-Maruyama).
@@ -46,16 +47,16 @@ dataset paths {
     trajectories = 32
     time = span(0, 100, step = 0.01)
     initial = { x = uniform(-1, 2) }
-    solver = euler_maruyama(step = 0.0025)
+    solver = euler_maruyama(step = 0.005)
     seed = 0
 }
 train OU {
     data = paths
     objective = transition_likelihood
-    epochs = 300
+    epochs = 20
     batch = 32
     validation = 0
-    optimizer = adam(lr = 2e-2)
+    optimizer = lbfgs(lr = 1, max_iter = 50)
 }
 """
 
