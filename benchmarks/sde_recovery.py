@@ -4,8 +4,9 @@
    32 sample paths by ``objective = transition_likelihood`` (the Euler-Maruyama likelihood; a smooth
    full-batch objective, so L-BFGS).
 2. Double-well Langevin ``der(x) = x - x^3``, ``noise(x) = 0.5`` (wells at +-1): a drift net and a
-   learned sigma, fitted to 256 sample paths by ``objective = distribution(metric = energy)``
-   (ensembles matched at every observation time, backprop through Euler-Maruyama).
+   learned sigma, fitted to 256 sample paths from x0 ~ uniform(-2, 2) by ``objective =
+   distribution(metric = energy)`` (simulated paths start at the observed initial states; the
+   ensembles are matched at every observation time; backprop through Euler-Maruyama).
 
 Prints the recovered values and their errors. Usage::
 
@@ -78,7 +79,7 @@ dataset ensemble {
     model = DoubleWell
     trajectories = 256
     time = span(0, 4, step = 0.2)
-    initial = { x = 0 }
+    initial = { x = uniform(-2, 2) }
     solver = euler_maruyama(step = 0.005)
     seed = 1
 }
