@@ -159,7 +159,7 @@ def _simulate(prog, model, req: SimulationRequest) -> Table:
     solver = _solver(model, req, t)
     with torch.no_grad():
         try:
-            if model.noise is None:
+            if getattr(model, "noise", None) is None:
                 if req.samples is not None or req.quantiles:
                     raise _arg_error("--samples", f"'{model.name}' has no noise: --samples/--quantiles need an SDE")
                 ys = solve(model.driven(signal), x0[None], t, solver=solver).ys
@@ -182,7 +182,7 @@ def _solver(model, req: SimulationRequest, t: torch.Tensor):
     from .solvers.sde import METHODS
 
     name = req.solver
-    if model.noise is not None and name not in METHODS:
+    if getattr(model, "noise", None) is not None and name not in METHODS:
         if name != "dopri5":  # the default: an SDE model switches to Euler-Maruyama silently
             raise _arg_error(
                 "--solver", f"'{model.name}' is an SDE; use an SDE solver ({', '.join(METHODS)}), not '{name}'"
@@ -264,7 +264,7 @@ def _one_table(model, ys: torch.Tensor, t: torch.Tensor, u: torch.Tensor, req: S
         supplied = (y * u).sum(-1) if u.shape[1] == y.shape[1] and y.shape[1] else torch.zeros(len(t), dtype=F64)
         columns += ["H", "P_dissipated", "P_supplied"]
         blocks += [H[:, None], diss[:, None], supplied[:, None]]
-        if model.noise is not None:  # the Ito term of dH: 1/2 tr(g^T Hess(H) g)
+        if getattr(model, "noise", None) is not None:  # the Ito term of dH: 1/2 tr(g^T Hess(H) g)
             from .compiler.stochastic import ito_correction
 
             columns.append("P_ito")

@@ -137,7 +137,7 @@ def _solver(model, cfg: DatasetConfig, dt: float):
     euler_maruyama (an SDE model) with that step."""
     from ..solvers import SolverError, make_solver
 
-    default = "rk4" if model.noise is None else "euler_maruyama"
+    default = "rk4" if getattr(model, "noise", None) is None else "euler_maruyama"
     if cfg.solver is None:
         return make_solver(default, step=dt / 4)
     opts = dict(cfg.solver.options)
@@ -148,7 +148,7 @@ def _solver(model, cfg: DatasetConfig, dt: float):
             raise
         solver = make_solver(cfg.solver.kind, **opts, step=dt / 4)
     is_sde = getattr(solver, "strong_order", None) is not None
-    if is_sde != (model.noise is not None):
+    if is_sde != (getattr(model, "noise", None) is not None):
         what = "an SDE solver needs a model with noise" if is_sde else "a model with noise needs an SDE solver"
         raise SolverError(f"{what} (euler_maruyama, milstein, srk, reversible_heun); got '{cfg.solver.kind}'")
     return solver
@@ -192,7 +192,7 @@ def generate(model, cfg: DatasetConfig) -> Trajectories:
     try:
         solver = _solver(model, cfg, dt)
         with torch.no_grad():
-            if model.noise is None:
+            if getattr(model, "noise", None) is None:
                 xs = solve(_ConstantInput(model, u.reshape(1, -1)), x0, times, solver=solver).ys  # [T, N, n]
             else:
                 xs = _sample_paths(model, u, x0, times, solver, cfg)

@@ -165,7 +165,7 @@ def _fit(program, s: _Setup, resume: bool, progress: Progress | None) -> TrainRe
         if estimate is not None:
             write_json(run / "coupling.json", estimate.summary())
     try:
-        if model.noise is not None:  # an SDE model: transition likelihood or distribution matching
+        if getattr(model, "noise", None) is not None:  # an SDE model: transition likelihood or distribution matching
             from .sde_fit import train_sde
 
             result = train_sde(model, train_traj, s.val_traj, fit_cfg, progress=progress, resume=resume)
