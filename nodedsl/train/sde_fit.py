@@ -118,7 +118,13 @@ class _SDETrainer:
         uu = u0.unsqueeze(0).expand(L, -1, -1)
         tt = ts[:, None].expand(L, x0.shape[0])
         sim = observe(self.model, xs, tt, uu, self.obs_map)  # [L, B k, k_out]
-        loss = ensemble_loss(sim[1:], y.transpose(0, 1)[1:], self.obj.metric) / max(L - 1, 1)
+        obs = y.transpose(0, 1)  # [L, B, k_out]
+        # each sample is (its observed initial outputs, its outputs at t_i): the simulated paths start
+        # where the observed ones do, so matching these pairs matches the transition from the initial
+        # state (a flexible drift cannot trade spread against noise, as it can in the marginals)
+        sim = torch.cat([obs[:1].repeat_interleave(k, dim=1).expand(L, -1, -1), sim], dim=-1)
+        obs = torch.cat([obs[:1].expand(L, -1, -1), obs], dim=-1)
+        loss = ensemble_loss(sim[1:], obs[1:], self.obj.metric) / max(L - 1, 1)
         return loss, xs.reshape(-1, xs.shape[-1]), tt.reshape(-1)
 
     def batch_loss(self, traj, data, rows, grid, seed):
