@@ -221,11 +221,15 @@ def test_constraints_work_with_the_transition_likelihood(tmp_path: Path) -> None
 
 
 def test_distribution_matching_trains_drift_and_diffusion(tmp_path: Path) -> None:
+    """A few epochs of energy-distance matching move sigma from 0.1 toward the data's 0.4 (the MMD
+    variant runs too); the full recovery is benchmarks/sde_recovery.py."""
     from nodedsl.train import run_training, select_train
 
-    for metric in ("energy", "mmd"):
-        prog = _small(f"objective = distribution(metric = {metric}, samples = 2)\n epochs = 30\n"
+    sigmas = {}
+    for metric, epochs in (("energy", 15), ("mmd", 3)):
+        prog = _small(f"objective = distribution(metric = {metric}, samples = 2)\n epochs = {epochs}\n"
                       " optimizer = adam(lr = 5e-2)\n solver = euler_maruyama(step = 0.05)")  # fmt: skip
         result = run_training(prog, select_train(prog), run_dir=tmp_path / metric)
-        assert result.status == "completed", metric
-        assert result.parameters["sigma"] > 0.2, (metric, result.parameters)  # from 0.1 toward 0.4
+        assert result.status == "completed" and math.isfinite(result.train_loss), metric
+        sigmas[metric] = result.parameters["sigma"]
+    assert sigmas["energy"] > 0.17 and sigmas["mmd"] > 0.1, sigmas  # both moved up from 0.1
