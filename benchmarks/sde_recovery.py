@@ -4,9 +4,9 @@
    32 sample paths by ``objective = transition_likelihood`` (the Euler-Maruyama likelihood; a smooth
    full-batch objective, so L-BFGS).
 2. Double-well Langevin ``der(x) = x - x^3``, ``noise(x) = 0.5`` (wells at +-1): a drift net and a
-   learned sigma, fitted to 256 sample paths from x0 ~ uniform(-2, 2) by ``objective =
-   distribution(metric = energy)`` (simulated paths start at the observed initial states; the
-   ensembles are matched at every observation time; backprop through Euler-Maruyama).
+   learned sigma, fitted to 512 sample paths from x0 = 0 (the unstable point: the ensemble splits
+   into both wells) by ``objective = distribution(metric = energy)`` (the ensembles are matched at
+   every observation time; backprop through Euler-Maruyama).
 
 Prints the recovered values and their errors. Usage::
 
@@ -77,9 +77,9 @@ model DoubleWell {
 }
 dataset ensemble {
     model = DoubleWell
-    trajectories = 256
+    trajectories = 512
     time = span(0, 4, step = 0.2)
-    initial = { x = uniform(-2, 2) }
+    initial = { x = 0 }
     solver = euler_maruyama(step = 0.005)
     seed = 1
 }
@@ -87,11 +87,11 @@ train Langevin {
     data = ensemble
     objective = distribution(metric = energy)
     solver = euler_maruyama(step = 0.05)
-    epochs = 400
-    batch = 256
+    epochs = 300
+    batch = 512
     validation = 0
     optimizer = adam(lr = 2e-2)
-    schedule = cosine(min_lr = 1e-3)
+    schedule = cosine(min_lr = 2e-3)
     seed = 0
 }
 """
@@ -124,7 +124,7 @@ def double_well(run: Path) -> None:
     # stable equilibria: the drift crosses zero from + to -
     wells = [float(xs[i, 0] + xs[i + 1, 0]) / 2 for i in range(len(xs) - 1) if f[i] > 0 >= f[i + 1]]
     sigma = result.parameters["sigma"]
-    print(f"double-well Langevin, energy distance, 256 paths x 20 times ({wall:.1f} s):")
+    print(f"double-well Langevin, energy distance, 512 paths x 20 times ({wall:.1f} s):")
     print(f"  sigma  true 0.500  learned {sigma:.4f}  error {100 * abs(sigma - 0.5) / 0.5:.2f}%")
     print(f"  wells  true -1, +1  learned {', '.join(f'{w:+.3f}' for w in wells)}")
 
