@@ -34,6 +34,12 @@ class Program:
         self.warnings = warnings
         self._systems: dict[str, System] = {}
 
+    def __repr__(self) -> str:  # what the file declares, model by model with its equations
+        return f"Program {self.path}\n" + "\n".join(repr(info) for info in self.checked.root_models())
+
+    def _repr_latex_(self) -> str:
+        return "\n".join(self.system(info.name)._repr_latex_() for info in self.checked.root_models())
+
     @property
     def source(self) -> Source:
         return self.checked.source

@@ -192,3 +192,14 @@ def test_modules_stay_small():
         if n > 400:
             big.append(f"nodedsl/{module.replace('.', '/')}.py: {n} lines")
     assert not big, "modules over 400 lines:\n" + "\n".join(big)
+
+
+def test_functions_stay_short():
+    long = []
+    for module, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                n = (node.end_lineno or node.lineno) - node.lineno + 1
+                if n > 80:
+                    long.append(f"nodedsl/{module.replace('.', '/')}.py:{node.lineno} {node.name}: {n} lines")
+    assert not long, "functions over 80 lines:\n" + "\n".join(long)

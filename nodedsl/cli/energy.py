@@ -6,7 +6,6 @@ from __future__ import annotations
 import typer
 
 from ..core.diagnostics import NodeDslError
-from ..plots.energy import plot_energy
 from .common import fail
 
 
@@ -21,6 +20,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Plot H, dissipated and supplied power and the energy-balance residual of a simulation."""
         try:
+            from ..plots.energy import plot_energy  # numpy and matplotlib load only for this command
+
             summary = plot_energy(csv_path, out, title=title)
         except NodeDslError as err:
             fail(err)

@@ -34,6 +34,7 @@ COMMANDS = (
     "train",
     "energy",
     "bands",
+    "editor",
 )
 for _name in COMMANDS:
     importlib.import_module(f"{__package__}.{_name}").register(app)

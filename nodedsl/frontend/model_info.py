@@ -51,6 +51,16 @@ class ModelInfo:
     def is_ph(self) -> bool:
         return self.model.kind == PH
 
+    def __repr__(self) -> str:  # the summary and the equations, not every field (notebooks, terminals)
+        from .display import model_text
+
+        return f"<{self.summary()}>\n{model_text(self.model)}"
+
+    def _repr_latex_(self) -> str:
+        from .display import model_latex
+
+        return model_latex(self.model)
+
     def observed(self) -> list[tuple[str, Shape]]:
         """What data observes: declared outputs, or every state when the model declares none."""
         return self.outputs if self.outputs else self.states

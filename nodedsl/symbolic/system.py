@@ -135,6 +135,20 @@ class System:
     def state_names(self) -> list[str]:
         return [s.name for s in self.states]
 
+    def __repr__(self) -> str:  # the lowered equations (terminals, notebooks), not the dataclass fields
+        rows = [f"d/dt {s} = {sp.sstr(e)}" for s, e in zip(self.states, self.rhs)]
+        rows += [f"{n} = {sp.sstr(e)}" for n, e in zip(self.output_names, self.outputs) if n not in self.state_names]
+        return f"System {self.name}\n" + "\n".join("  " + r for r in rows)
+
+    def _repr_latex_(self) -> str:
+        rows = [f"\\frac{{d}}{{dt}} {sp.latex(s)} &= {sp.latex(e)}" for s, e in zip(self.states, self.rhs)]
+        rows += [
+            f"\\mathrm{{{n}}} &= {sp.latex(e)}".replace("_", "\\_", n.count("_"))
+            for n, e in zip(self.output_names, self.outputs)
+            if n not in self.state_names
+        ]
+        return "$$\\begin{aligned}" + " \\\\ ".join(rows) + "\\end{aligned}$$"
+
     @property
     def input_names(self) -> list[str]:
         return [s.name for s in self.inputs]

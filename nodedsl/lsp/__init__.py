@@ -1,0 +1,1 @@
+"""The language server (``nodedsl lsp``): diagnostics, hover, navigation, completion, rename, formatting."""
