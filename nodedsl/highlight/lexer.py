@@ -29,7 +29,7 @@ __all__ = ["NodeDslLexer"]
 
 DECLARATIONS = ("state", "input", "param", "net", "let", "output", "constraint", "port", "sub", "couple", "connect")
 BLOCKS = ("model", "dataset", "train")
-OTHER = ("import", "as", "der", "for", "in", "learn", "positive", "weight", "weights", "hamiltonian", "J", "R")
+OTHER = ("import", "as", "der", "noise", "for", "in", "learn", "positive", "weight", "weights", "hamiltonian", "J", "R")
 BUILTINS = (
     "abs", "clip", "cos", "diag", "dot", "exp", "log", "max", "min", "norm", "psd", "sigmoid", "sign", "sin",
     "skew", "softplus", "solve", "sqrt", "tan", "tanh", "transpose",
