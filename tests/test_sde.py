@@ -171,6 +171,7 @@ def test_transition_likelihood_minimum_is_the_least_squares_estimate() -> None:
         return loss
 
     opt.step(closure)
+    raw = raw.detach()
     assert abs(float(raw[0]) - theta_ls) < 1e-4 and abs(float(raw[1]) - mu_ls) < 1e-4
     assert abs(math.exp(float(raw[2])) - sigma_ls) < 1e-5
     assert abs(theta_ls - 0.8) < 0.3 and abs(sigma_ls - 0.4) < 0.02  # and near the truth
