@@ -18,15 +18,15 @@ from .core.diagnostics import Diagnostic, NodeDslError, Span, render
 from .core.version import __version__
 
 if TYPE_CHECKING:
-    from .program import Program, load, loads
+    from .program import Program, load, load_run, loads
 
-__all__ = ["Diagnostic", "NodeDslError", "Program", "Span", "__version__", "load", "loads", "render"]
+__all__ = ["Diagnostic", "NodeDslError", "Program", "Span", "__version__", "load", "load_run", "loads", "render"]
 
-_LAZY = {"Program", "load", "loads"}
+_LAZY = {"Program", "load", "load_run", "loads"}
 
 
 def __getattr__(name: str) -> Any:
-    """``nodedsl.Program``/``load``/``loads`` from :mod:`nodedsl.program`, imported when first asked for."""
+    """``nodedsl.Program``, ``load``, ``load_run``, ``loads`` from :mod:`nodedsl.program`, imported on first use."""
     if name in _LAZY:
         from . import program
 

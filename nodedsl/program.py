@@ -94,19 +94,23 @@ class Program:
             model = CompiledModel(self.system(name), self.source_hash(name), dtype)
         except UncompilableError as err:
             raise NodeDslError.single("cannot-compile", f"model '{name}': {err}", info.model.span) from None
-        self._load_sub_weights(model, info, "")
+        model.loaded_subs = self._load_sub_weights(model, info, "")
+        model.latent_names = tuple(info.latent_names())  # data never has them (train/inputs.py)
         return model
 
-    def _load_sub_weights(self, model, info: ModelInfo, prefix: str) -> None:
-        """Apply every ``sub NAME = M(...) weights "run"`` clause of the instance tree (outermost wins)."""
+    def _load_sub_weights(self, model, info: ModelInfo, prefix: str) -> list[str]:
+        """Apply every ``sub NAME = M(...) weights "run"`` clause of the instance tree (outermost wins);
+        return the dotted paths of the sub-models loaded."""
         from .io.checkpoint import load_checkpoint
 
+        loaded: list[str] = []
         for decl in info.model.decls(ast.Sub):
             sub = info.subs[decl.name]
             path = prefix + decl.name
-            self._load_sub_weights(model, sub, path + ".")
+            loaded += self._load_sub_weights(model, sub, path + ".")
             if decl.weights is None:
                 continue
+            loaded.append(path)
             target = Path(info.file).parent / decl.weights
             if target.is_dir():
                 target = target / "model.pt" if (target / "model.pt").is_file() else target / "checkpoint.pt"
@@ -131,6 +135,7 @@ class Program:
                 model.load_sub_state(path, state["model_state"])
             except ValueError as err:
                 raise NodeDslError.single("checkpoint-mismatch", f"'{decl.weights}': {err}", decl.span) from None
+        return loaded
 
     def dataset(self, name: str) -> ast.Dataset:
         entry = self.source.scopes[self.source.root].get(name)
@@ -145,19 +150,95 @@ class Program:
         """A hash of the model's structure (its declarations and those of its sub-models), not its spacing."""
         return _hash_info(self.info(name))
 
-    def simulate(self, name: str, t, *, x0=None, signal=None, solver: str = "dopri5", **options):
+    def simulate(
+        self,
+        name: str,
+        t,
+        *,
+        x0=None,
+        signal=None,
+        solver: str = "dopri5",
+        weights: str | Path | None = None,
+        init: str | None = None,
+        seed: int = 0,
+        **options,
+    ):
         """Simulate model ``name`` at times ``t`` from ``x0 [batch, n]`` (default: declared initial state).
 
-        Returns a ``SolveResult`` (``.ys`` is ``[len(t), batch, n]``)."""
+        A model with nets needs trained weights: ``weights`` (a run directory, as ``nodedsl train`` writes
+        it) or the sub-models' ``weights`` clauses; ``init="random"`` simulates freshly initialized nets,
+        drawn from ``seed`` (the same on every call). Otherwise ``untrained-nets`` is raised.
+
+        Returns a ``SolveResult`` (``.ys`` is ``[len(t), batch, n]``).
+
+        Example:
+            >>> import nodedsl
+            >>> prog = nodedsl.loads("model M { state x = 1\\n net f(x) -> 1\\n der(x) = f(x) }")
+            >>> prog.simulate("M", [0.0, 0.1])
+            Traceback (most recent call last):
+            nodedsl.core.diagnostics.NodeDslError: <string>:1:1: model 'M' has net(s) f with no trained weights
+            >>> a = prog.simulate("M", [0.0, 0.1], init="random", seed=1).ys
+            >>> bool((a == prog.simulate("M", [0.0, 0.1], init="random", seed=1).ys).all())
+            True
+        """
         import torch
 
         from .solvers import make_solver, solve
 
-        model = self.model(name)
-        t = torch.as_tensor(t, dtype=torch.get_default_dtype())
+        model = self.trained(name, weights, init, seed)
+        t = torch.as_tensor(t, dtype=model.x0_default.dtype)
         x0 = model.x0_default[None] if x0 is None else torch.as_tensor(x0, dtype=t.dtype)
         with torch.no_grad():
             return solve(model.driven(signal), x0, t, solver=make_solver(solver, **options))
+
+    def trained(self, name: str, weights: str | Path | None = None, init: str | None = None, seed: int = 0, dtype=None):
+        """Model ``name`` ready to simulate: with a run's weights, with its ``weights`` clauses, or (with
+        ``init="random"``) nets initialized from ``seed``; ``untrained-nets`` if nets would be random."""
+        import torch
+
+        from .train.trained import trained_model, untrained_nets
+
+        if weights is not None:
+            return trained_model(self, weights, name, dtype)[0]
+        if init not in (None, "random"):
+            raise NodeDslError.single(
+                "bad-argument", f"init must be 'random' or None, not {init!r}", Span(self.path, 0, 0)
+            )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            model = self.model(name, dtype)
+        missing = untrained_nets(model)
+        if missing and init is None:
+            raise NodeDslError.single(
+                "untrained-nets",
+                f"model '{name}' has net(s) {', '.join(missing)} with no trained weights",
+                self.info(name).model.span,
+                "give weights=RUN_DIR (a trained run), or init='random' for freshly initialized nets",
+            )
+        return model
+
+
+def load_run(run_dir: str | Path, dtype=None):
+    """The trained model of a run directory: its ``.node`` source (recorded in ``config.json``) compiled,
+    with the run's parameters and nets loaded (``nodedsl.load_run``).
+
+    Example:
+        >>> model = nodedsl.load_run("runs/pendulum")              # doctest: +SKIP
+        >>> model.parameter_values()                               # doctest: +SKIP
+        {'g': 9.81, 'c': 0.29...}
+    """
+    from .train.trained import run_config, trained_model
+
+    saved = run_config(run_dir)
+    source = saved.get("source")
+    if not source or not Path(source).is_file():
+        raise NodeDslError.single(
+            "bad-checkpoint",
+            f"the source of run '{run_dir}' ({source}) is not there",
+            Span(str(run_dir), 0, 0),
+            "load the .node file and use Program.trained(name, weights=RUN_DIR)",
+        )
+    return trained_model(load(source), run_dir, None, dtype)[0]
 
 
 def _hash_info(info: ModelInfo) -> str:

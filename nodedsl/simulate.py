@@ -8,7 +8,7 @@ Example:
     >>> prog = nodedsl.loads("model M { state x = 1\\n input u\\n der(x) = -x + u }")
     >>> table = run_simulation(prog, SimulationRequest(model="M", t_end=1, step=0.5, inputs=("u=sin(t)",)))
     >>> table.columns
-    ['trajectory', 't', 'x']
+    ['trajectory', 't', 'x', 'u']
 """
 
 from __future__ import annotations
@@ -36,12 +36,16 @@ class SimulationRequest:
     times_csv: str | None = None
     sets: tuple[str, ...] = ()
     inputs: tuple[str, ...] = ()
-    solver: str = "dopri5"
+    solver: str | None = None  # None: the run's training solver with --run, dopri5 otherwise
     solver_step: float | None = None
     energy: bool = False
     samples: int | None = None  # SDE models: number of sample paths (default 1)
-    seed: int = 0  # SDE models: fixes the Brownian paths
     quantiles: bool = False  # SDE models: add mean and 5/50/95% columns per state
+    rtol: float | None = None
+    atol: float | None = None
+    run: str | None = None  # a run directory: its trained parameters and nets
+    init_random: bool = False  # simulate untrained nets as initialized from the seed
+    seed: int = 0  # the Brownian paths of an SDE model, and the nets of --init random
 
 
 @dataclass
@@ -135,12 +139,30 @@ def _interp(t, tt, vv):
 
 
 def run_simulation(prog, req: SimulationRequest) -> Table:
-    """Simulate ``req.model`` and return the long-form table (trajectory, t, states, outputs, energy)."""
-    model = prog.model(req.model, dtype=F64)  # simulation output in double precision
-    return _simulate(prog, model, req)
+    """Simulate ``req.model`` and return the long-form table (trajectory, t, states, outputs, inputs, energy).
+
+    With ``req.run``, the run's trained parameters and nets are used, and (unless ``req.solver`` is
+    given) the solver the run trained with, so the result reproduces the run's ``predictions.npz``."""
+    init = "random" if req.init_random else None
+    # simulation output in double precision
+    model = prog.trained(req.model, weights=req.run, init=init, seed=req.seed, dtype=F64)
+    run_solver = None
+    if req.run is not None and req.solver is None:
+        from .train.setup import build_solver
+        from .train.trained import trained_model
+
+        cfg = trained_model(prog, req.run, req.model)[1]
+        spec = (
+            cfg.solver
+            if req.solver_step is None
+            else cfg.solver.model_copy(update={"options": {**cfg.solver.options, "step": req.solver_step}})
+        )
+        dt = float(np.diff(_times(req).numpy()).min())
+        run_solver = lambda: build_solver(spec, dt, len(model.state_names))  # noqa: E731
+    return _simulate(prog, model, req, run_solver)
 
 
-def _simulate(prog, model, req: SimulationRequest) -> Table:
+def _simulate(prog, model, req: SimulationRequest, run_solver=None) -> Table:
     from .solvers import SolverError, solve
 
     x0 = model.x0_default.clone()
@@ -156,17 +178,22 @@ def _simulate(prog, model, req: SimulationRequest) -> Table:
             raise _arg_error("--set", f"'{value}' is not a number") from None
     t = _times(req)
     signal = _signal(model, req)
-    solver = _solver(model, req, t)
+    solver = _solver(model, req, t, run_solver)
+    events: list = []
     with torch.no_grad():
-        try:
-            if getattr(model, "noise", None) is None:
-                if req.samples is not None or req.quantiles:
-                    raise _arg_error("--samples", f"'{model.name}' has no noise: --samples/--quantiles need an SDE")
-                ys = solve(model.driven(signal), x0[None], t, solver=solver).ys
-            else:
+        if getattr(model, "noise", None) is None:
+            if req.samples is not None or req.quantiles:
+                raise _arg_error("--samples", f"'{model.name}' has no noise: --samples/--quantiles need an SDE")
+            try:
+                res = solve(model.driven(signal), x0[None], t, solver=solver)
+            except SolverError as err:
+                raise NodeDslError.single("solver-error", str(err), Span("<--solver>", 0, 0)) from None
+            ys, events = res.ys, res.events
+        else:
+            try:
                 ys = _sample_paths(model, x0, t, signal, solver, req)
-        except SolverError as err:
-            raise _arg_error("--solver", str(err)) from None
+            except SolverError as err:
+                raise _arg_error("--solver", str(err)) from None
     if not torch.all(torch.isfinite(ys)):
         raise NodeDslError.single(
             "diverged",
@@ -174,29 +201,30 @@ def _simulate(prog, model, req: SimulationRequest) -> Table:
             Span(prog.path, 0, 0),
             "try a smaller step or another solver",
         )
-    return _table(model, ys, t, signal, req)
+    return _table(model, ys, t, signal, req, events)
 
 
-def _solver(model, req: SimulationRequest, t: torch.Tensor):
-    from .solvers import SolverError, make_solver
+def _solver(model, req: SimulationRequest, t: torch.Tensor, run_solver=None):
+    """The solver of ``--solver/--rtol/--atol/--solver-step`` (or the run's); an SDE model defaults
+    to Euler-Maruyama and accepts only SDE solvers."""
+    from .core.solvers import parse_solver_call
+    from .solvers import SolverError, solver_from_text
     from .solvers.sde import METHODS
 
-    name = req.solver
-    if getattr(model, "noise", None) is not None and name not in METHODS:
-        if name != "dopri5":  # the default: an SDE model switches to Euler-Maruyama silently
-            raise _arg_error(
-                "--solver", f"'{model.name}' is an SDE; use an SDE solver ({', '.join(METHODS)}), not '{name}'"
-            )
-        name = "euler_maruyama"
-    options: dict = {}
-    if req.solver_step is not None:
-        options["step"] = req.solver_step
-    elif name in ("dopri5", "dopri8", "bosh3", "adaptive_heun"):
-        options.update(rtol=1e-9, atol=1e-11)
-    else:
-        options["step"] = float(min(np.diff(t.numpy()).min(), 0.01))
     try:
-        return make_solver(name, **options)
+        if run_solver is not None:
+            return run_solver()
+        text = req.solver or "dopri5"
+        if getattr(model, "noise", None) is not None and parse_solver_call(text)[0] not in METHODS:
+            if req.solver is not None:  # the default: an SDE model switches to Euler-Maruyama silently
+                raise _arg_error(
+                    "--solver", f"'{model.name}' is an SDE; use an SDE solver ({', '.join(METHODS)}), not '{text}'"
+                )
+            text = "euler_maruyama"
+        return solver_from_text(
+            text, rtol=req.rtol, atol=req.atol, step=req.solver_step,
+            default_step=float(min(np.diff(t.numpy()).min(), 0.01)),
+        )  # fmt: skip
     except SolverError as err:
         raise _arg_error("--solver", str(err)) from None
 
@@ -215,7 +243,7 @@ def _sample_paths(model, x0: torch.Tensor, t: torch.Tensor, signal, solver, req:
     return sdeint(drift, diffusion, x, t, solver=solver, noise=model.noise, seed=req.seed).ys
 
 
-def _table(model, paths: torch.Tensor, t: torch.Tensor, signal, req: SimulationRequest) -> Table:
+def _table(model, paths: torch.Tensor, t: torch.Tensor, signal, req: SimulationRequest, events: list) -> Table:
     """The long table of ``paths`` ``[T, N, n]``: one trajectory per sample path."""
     n_paths = paths.shape[1]
     with torch.no_grad():
@@ -224,7 +252,7 @@ def _table(model, paths: torch.Tensor, t: torch.Tensor, signal, req: SimulationR
             if model.input_names
             else torch.zeros(len(t), 0, dtype=F64)
         )
-    parts = [_one_table(model, paths[:, k, :], t, u, req, k) for k in range(n_paths)]
+    parts = [_one_table(model, paths[:, k, :], t, u, req, k, events) for k in range(n_paths)]
     columns = parts[0].columns
     rows = np.concatenate([p.rows for p in parts], axis=0)
     if req.quantiles:
@@ -244,7 +272,7 @@ def _with_quantiles(columns: list[str], rows: np.ndarray, states, n_t: int, n_pa
     return columns + extra_cols, np.concatenate([rows, *extra], axis=1)
 
 
-def _one_table(model, ys: torch.Tensor, t: torch.Tensor, u: torch.Tensor, req: SimulationRequest, k: int) -> Table:
+def _one_table(model, ys, t: torch.Tensor, u: torch.Tensor, req: SimulationRequest, k: int, events: list) -> Table:
     with torch.no_grad():
         outs = model.observe(t, ys, u) if model.output_names != model.state_names else ys[:, :0]
     columns = ["trajectory", "t", *model.state_names]
@@ -254,6 +282,13 @@ def _one_table(model, ys: torch.Tensor, t: torch.Tensor, u: torch.Tensor, req: S
         keep = [i for i, n in enumerate(model.output_names) if n not in model.state_names]
         columns += extra
         blocks.append(outs[:, keep])
+    # the inputs that drove the simulation, always: the CSV is then training data as it stands
+    inputs = [i for i, n in enumerate(model.input_names) if n not in columns]
+    columns += [model.input_names[i] for i in inputs]
+    blocks.append(u[:, inputs].to(F64))
+    if model.system.events:
+        columns.append("event")
+        blocks.append(_event_marks(t, events)[:, None])
     if req.energy:
         if model.system.ph is None:
             raise _arg_error("--energy", f"--energy needs a port-Hamiltonian model; '{model.name}' is not")
@@ -272,6 +307,16 @@ def _one_table(model, ys: torch.Tensor, t: torch.Tensor, u: torch.Tensor, req: S
     return Table(columns, torch.cat(blocks, dim=1).numpy())
 
 
+def _event_marks(t: torch.Tensor, events: list) -> torch.Tensor:
+    """Per output time ``t[k]``: how many events fired in ``(t[k-1], t[k]]`` (``simulate``'s ``event`` column)."""
+    marks = torch.zeros(len(t), dtype=F64)
+    times = t.tolist()
+    for record in events:
+        k = next((i for i, s in enumerate(times) if s >= record.time), len(times) - 1)
+        marks[k] += 1
+    return marks
+
+
 def write_csv(table: Table, path: str | None) -> None:
     """Write the table as CSV (atomically when a path is given; stdout otherwise)."""
     buf = io.StringIO()
@@ -283,3 +328,49 @@ def write_csv(table: Table, path: str | None) -> None:
         sys.stdout.write(buf.getvalue())
         return
     atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+
+
+def dataset_table(prog, name: str, model_name: str | None = None, run: str | None = None, count=None) -> Table:
+    """The trajectories of dataset block ``name`` as the long table (trajectory, t, outputs, inputs):
+    what ``nodedsl data`` writes, readable as training data (``data = "file.csv"``).
+
+    With ``model_name`` (and ``run``, a trained run's weights), that model is simulated instead of the
+    dataset's, noise-free, from the dataset's initial states and with its input signals (the same draws):
+    ``nodedsl simulate --dataset``; the table then has every state too. ``count`` overrides the number
+    of trajectories.
+
+    Example:
+        >>> import nodedsl
+        >>> prog = nodedsl.loads("model M { state x = 1\\n input u\\n der(x) = -x + u }\\n"
+        ...     "dataset d { model = M\\n trajectories = 2\\n time = span(0, 1, step = 0.5)\\n"
+        ...     " inputs = { u = sine(1, 0.5) } }")
+        >>> table = dataset_table(prog, "d")
+        >>> table.columns, table.rows.shape
+        (['trajectory', 't', 'x', 'u'], (6, 4))
+    """
+    from .data.synth import generate
+    from .frontend.config import validate_dataset
+
+    cfg, diags = validate_dataset(prog.dataset(name))
+    if cfg is None:
+        raise NodeDslError(diags)
+    if count is not None:
+        cfg = cfg.model_copy(update={"trajectories": int(count)})
+    if model_name is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(cfg.seed))
+            model = prog.model(cfg.model, dtype=F64)
+    else:
+        model = prog.trained(model_name, weights=run, dtype=F64)
+        cfg = cfg.model_copy(update={"noise": 0.0})
+    traj = generate(model, cfg)
+    n, steps = traj.y.shape[0], traj.y.shape[1]
+    ids = torch.arange(n, dtype=F64)[:, None, None].expand(n, steps, 1)
+    values, names = [traj.y.to(F64)], list(traj.output_names)
+    if model_name is not None and traj.x is not None:  # a simulation: every state, then the other outputs
+        keep = [j for j, c in enumerate(traj.output_names) if c not in traj.state_names]
+        values, names = [traj.x.to(F64), traj.y[:, :, keep].to(F64)], [*traj.state_names, *[names[j] for j in keep]]
+    inputs = [i for i, c in enumerate(traj.input_names) if c not in names]
+    blocks = [ids, traj.t[:, :, None].to(F64), *values, traj.u[:, :, inputs].to(F64)]
+    columns = ["trajectory", "t", *names, *[traj.input_names[i] for i in inputs]]
+    return Table(columns, torch.cat(blocks, dim=-1).reshape(n * steps, -1).numpy())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import filecmp
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -132,8 +133,9 @@ def test_simulate_csv_roundtrip(tmp_path):
     )
     assert res.returncode == 0, res.stderr
     rows = list(csv.DictReader(out.open()))
-    assert list(rows[0]) == ["trajectory", "t", "theta", "omega"]
+    assert list(rows[0]) == ["trajectory", "t", "theta", "omega", "torque"]  # inputs are always written
     assert len(rows) == 11 and float(rows[0]["theta"]) == 0.5
+    assert float(rows[3]["torque"]) == pytest.approx(0.1 * math.sin(2 * 0.3), abs=1e-12)
     res = run_cli("simulate", "examples/pendulum.node", "--model", "PendulumTruth", "--input", "torque=__import__(1)")
     assert res.returncode == 1 and "Traceback" not in res.stderr
 

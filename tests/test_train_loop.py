@@ -265,7 +265,7 @@ def test_real_pendulum_run_dir(tmp_path):
     assert metrics["evaluation"]["on"] == "validation"
     out = evaluate(prog, None, run)
     assert out["trajectories"] == 6 and math.isfinite(out["rmse"]) and (run / "eval.json").is_file()
-    assert len(plot_run(run)) == 2
+    assert [p.name for p in plot_run(run)] == ["loss.png", "fit.png", "phase.png"]  # two outputs: a phase portrait
     again = run_training(prog, select_train(prog), overrides={"epochs": "3"}, run_dir=run, resume=True)
     assert again.epochs_run == 3 and len(again.history) == 3
 

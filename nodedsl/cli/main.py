@@ -31,10 +31,13 @@ COMMANDS = (
     "check",
     "show",
     "simulate",
+    "data",
     "train",
     "energy",
     "bands",
+    "observe",
     "editor",
+    "verify",
 )
 for _name in COMMANDS:
     importlib.import_module(f"{__package__}.{_name}").register(app)

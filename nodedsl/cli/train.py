@@ -67,7 +67,11 @@ def _summary(result, run_dir: str) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add ``train``, ``eval`` and ``plot`` to ``app``."""
+    _register_train(app)
+    _register_eval_plot(app)
 
+
+def _register_train(app: typer.Typer) -> None:
     @app.command("train")
     def train(
         path: str = typer.Argument(..., help="the .node file"),
@@ -78,11 +82,18 @@ def register(app: typer.Typer) -> None:
         run: str | None = typer.Option(None, "--run", help="run directory (default: runs/<model>)"),
         resume: bool = typer.Option(False, "--resume", help="continue from the run directory's checkpoint"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+        observer: str | None = typer.Option(None, "--observer", help="train this observer block instead"),
     ) -> None:
         """Fit a model to its data as its train block says; write checkpoints, metrics and plots."""
+        # a first line before torch, SymPy and the data are loaded (tens of seconds on a cold start), so a
+        # user or a log whose output is not a terminal sees at once that training has started
+        typer.echo(f"nodedsl train {path}: loading the model and its data", err=True)
         from ..train.run import run_training, select_train
 
         prog = load_or_fail(path)
+        if observer is not None:
+            _train_observer(prog, observer, run)
+            return
         try:
             block = select_train(prog, model)
             overrides = parse_sets(set_)
@@ -103,10 +114,14 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(130) from None
         _summary(result, result.extra.get("run_dir", run_dir))
 
+
+def _register_eval_plot(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_(
         path: str = typer.Argument(..., help="the .node file"),
-        run: str = typer.Option(..., "--run", help="the run directory"),
+        run: str | None = typer.Option(
+            None, "--run", help="the run directory (without it: --model and --data, weights from `weights` clauses)"
+        ),
         data: str | None = typer.Option(None, "--data", help="held-out CSV/NPZ (default: the validation split)"),
         model: str | None = typer.Option(None, "--model", "-m", help="model (default: the run's)"),
     ) -> None:
@@ -128,7 +143,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"  {name} = {_fmt(v)}")
         for name, v in out.get("violations", {}).items():
             typer.echo(f"  constraint {name}: violation {_fmt(v)}")
-        typer.echo(f"written: {Path(run) / 'eval.json'}")
+        if run is not None:
+            typer.echo(f"written: {Path(run) / 'eval.json'}")
 
     @app.command("plot")
     def plot(run: str = typer.Option(..., "--run", help="the run directory")) -> None:
@@ -141,6 +157,17 @@ def register(app: typer.Typer) -> None:
             fail(err)
         for p in written:
             typer.echo(f"written: {p}")
+
+
+def _train_observer(prog, name: str, run: str | None) -> None:
+    from ..train.observer_run import run_observer_training
+
+    try:
+        summary = run_observer_training(prog, name, run)
+    except NodeDslError as err:
+        fail(err, prog.sources)
+    typer.echo(f"observer {name} ({summary['kind']}) trained: final loss {_fmt(summary['loss'])}")
+    typer.echo(f"run directory: {summary['run_dir']}")
 
 
 def _validate_first(block, overrides: dict[str, str]) -> None:

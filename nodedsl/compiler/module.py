@@ -67,6 +67,13 @@ class Driven(nn.Module):
     def forward(self, t, x):
         return self.model.field(t, x, self._inputs(t, x))
 
+    @property
+    def events(self):
+        """The model's ``when`` blocks as solver events, inputs from the signal (``solve`` uses them)."""
+        from .events import compiled_events
+
+        return compiled_events(self.model, self.signal)
+
     def jacobian(self, t, x):
         """``[batch, n, n]`` symbolic Jacobian with the signal's inputs (see ``CompiledModel.jacobian``)."""
         return self.model.jacobian(t, x, self._inputs(t, x))
@@ -186,15 +193,17 @@ class CompiledModel(nn.Module):
             return low + (high - low) * torch.sigmoid(raw)
         return raw
 
-    def parameter_values(self) -> dict[str, float | list[float]]:
-        """Learned parameters by name, after reparametrization (what the model really uses)."""
+    def parameter_values(self) -> dict[str, float | list]:
+        """Learned parameters by name, after reparametrization (what the model really uses); a matrix
+        parameter as nested lists (rows)."""
         values = iter(self._pargs()[1])
         out = {}
-        for name, _, learn, *_ in self._param_meta:
+        for name, _, learn, *_, shape in self._param_meta:
             if learn is not None:
-                v = next(values)
-                flat = v.detach().cpu().tolist()
-                out[name] = flat[0] if len(flat) == 1 else flat
+                v = next(values).detach().cpu()
+                out[name] = (
+                    v.reshape(shape).tolist() if len(shape) == 2 else (v.tolist() if v.numel() > 1 else v.item())
+                )
         return out
 
     def load_sub_state(self, path: str, state: dict) -> None:
@@ -253,6 +262,13 @@ class CompiledModel(nn.Module):
 
     def forward(self, t, x):
         return self.field(t, x, None)
+
+    @property
+    def events(self):
+        """The ``when`` blocks as solver events, default inputs (``solve`` uses them)."""
+        from .events import compiled_events
+
+        return compiled_events(self)
 
     # ---------------------------------------------------------------- symbolic derivatives
     def _derived_function(self, key):

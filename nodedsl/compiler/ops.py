@@ -187,6 +187,8 @@ BUILTIN_OPS: dict[str, tuple[Callable, ...]] = {
     "skew": _ARITH,
     "psd": _ARITH,
     "diag": (),  # entries v and 0
+    "sum": _ARITH,
+    "prod": _ARITH,
 }
 
 # builtin name -> the torch op for the SymPy head of its results (symbolic.builtins.HEADS)

@@ -79,6 +79,10 @@ def _dot(shapes: list[Shape]) -> tuple[Shape, str]:
     return (), ""
 
 
+def _reduce(shapes: list[Shape]) -> tuple[Shape, str]:
+    return (), ""  # every component of a scalar, vector or matrix
+
+
 def _norm(shapes: list[Shape]) -> tuple[Shape, str]:
     return (), "" if len(shapes[0]) == 1 else f"norm needs a vector, got {fmt_shape(shapes[0])}"
 
@@ -172,6 +176,8 @@ _SIGNATURE = {
     "skew": "v",
     "psd": "v",
     "diag": "v",
+    "sum": "v",
+    "prod": "v",
 }
 for _b in (
     Builtin("min", (2, 2), _broadcast_all, "element-wise minimum; a scalar broadcasts"),
@@ -198,6 +204,8 @@ for _b in (
         structure="psd",
     ),
     Builtin("diag", (1, 1), _diag, "the diagonal matrix with the vector `v` on its diagonal"),
+    Builtin("sum", (1, 1), _reduce, "the sum of every component of a vector or matrix: a scalar"),
+    Builtin("prod", (1, 1), _reduce, "the product of every component of a vector or matrix: a scalar"),
 ):
     BUILTINS[_b.name] = replace(_b, args=_SIGNATURE[_b.name])
 del _b

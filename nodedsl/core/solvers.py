@@ -9,11 +9,12 @@ Example:
     >>> CATALOG["rk4"].family, CATALOG["rk4"].order
     ('explicit', '4')
     >>> describe_solver("implicit_euler").split("; ")[-1]
-    'options: step: float > 0, tol: float > 0 = 1e-10, max_iter: int >= 1 = 20'
+    'options: step: float > 0, tol: float > 0 = 1e-10, atol: float > 0 = 1e-12, max_iter: int >= 1 = 20'
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +37,8 @@ class SolverSpec:
 
 
 STEP = Option("step", float, positive=True, doc="largest step size; each output interval is split evenly")
-TOL = Option("tol", float, default=1e-10, positive=True, doc="Newton tolerance on the scaled residual")
+TOL = Option("tol", float, default=1e-10, positive=True, doc="Newton's relative tolerance (weights atol + tol |y|)")
+NEWTON_ATOL = Option("atol", float, default=1e-12, positive=True, doc="Newton's absolute tolerance per component")
 MAX_ITER = Option("max_iter", int, default=20, minimum=1, doc="Newton iterations per stage")
 ADAPTIVE_OPTIONS = (
     Option("rtol", float, default=1e-7, positive=True, doc="relative tolerance"),
@@ -44,6 +46,7 @@ ADAPTIVE_OPTIONS = (
     Option("max_steps", int, default=2**31 - 1, minimum=1, doc="steps allowed per output interval"),
     Option("first_step", float, default=None, positive=True, none_ok=True, doc="initial step (default: chosen)"),
 )
+STIFF_CHECK = Option("stiff_check", bool, default=True, doc="stop with a message when the problem turns out stiff")
 TAYLOR_OPTIONS = (
     Option("order", int, default=3, minimum=1, maximum=8, doc="Taylor order p"),
     STEP,
@@ -92,12 +95,24 @@ _SDE = {
 }
 
 
+_STIFF = {
+    "radau": ("5", "Radau IIA order 5, adaptive, L-stable: simplified Newton with exact Jacobian (stiff problems)"),
+    "rodas4": ("4", "Rosenbrock RODAS 4(3), adaptive, L-stable: one LU per step, no Newton (stiff problems)"),
+}
+INTERPOLATE = Option(
+    "interpolate",
+    bool,
+    default=False,
+    doc="step freely and interpolate outputs (order 3) instead of ending a step at every output time",
+)
+
+
 def _catalog() -> dict[str, SolverSpec]:
     specs: list[SolverSpec] = []
     for name, tab in EXPLICIT.items():
         specs.append(SolverSpec(name, _EXPLICIT_SUMMARY[name] + " (fixed step)", str(tab.order), (STEP,), "explicit"))
     for name, (order, summary) in _ADAPTIVE.items():
-        specs.append(SolverSpec(name, summary, str(order), ADAPTIVE_OPTIONS, "adaptive"))
+        specs.append(SolverSpec(name, summary, str(order), ADAPTIVE_OPTIONS + (STIFF_CHECK,), "adaptive"))
     specs.append(
         SolverSpec(
             "leapfrog",
@@ -109,14 +124,16 @@ def _catalog() -> dict[str, SolverSpec]:
     )
     for name, tab in DIRK_TABLEAUS.items():
         summary = _DIRK_SUMMARY[name] + " (Newton, implicit gradients)"
-        specs.append(SolverSpec(name, summary, str(tab.order), (STEP, TOL, MAX_ITER), "implicit"))
+        specs.append(SolverSpec(name, summary, str(tab.order), (STEP, TOL, NEWTON_ATOL, MAX_ITER), "implicit"))
+    for name, (stiff_order, summary) in _STIFF.items():
+        specs.append(SolverSpec(name, summary, stiff_order, ADAPTIVE_OPTIONS + (INTERPOLATE,), "stiff"))
     specs.append(
         SolverSpec(
             "taylor", "Taylor-Lagrange step with learned midpoint (TL-NODE)", "p = order", TAYLOR_OPTIONS, "taylor"
         )
     )
-    for name, (order, summary) in _SDE.items():
-        specs.append(SolverSpec(name, summary + " (fixed step, via torchsde)", order, SDE_OPTIONS, "sde"))
+    for name, (sde_order, summary) in _SDE.items():
+        specs.append(SolverSpec(name, summary + " (fixed step, via torchsde)", sde_order, SDE_OPTIONS, "sde"))
     return {spec.name: spec for spec in specs}
 
 
@@ -163,3 +180,54 @@ def describe_solver(name: str) -> str:
     spec = solver_spec(name)
     opts = ", ".join(o.describe() for o in spec.options)
     return f"{spec.name}: {spec.summary}; order {spec.order}; options: {opts}"
+
+
+_CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$", re.S)
+_ITEM = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\S(?:.*\S)?)\s*$", re.S)
+
+
+def _option_value(text: str) -> Any:
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
+        return text
+    raise SolverError(f"cannot read option value {text!r}", option="solver")
+
+
+def parse_solver_call(text: str) -> tuple[str, dict[str, Any]]:
+    """``"radau(rtol = 1e-8, atol = 1e-10)"`` -> ``("radau", {...})``: the train block's solver syntax,
+    for the command line. Values are numbers, ``true``/``false``, ``none`` or words; nothing is evaluated.
+    Names and options are validated later by ``check_options``; malformed text raises ``SolverError``.
+
+    Example:
+        >>> parse_solver_call("radau(rtol = 1e-8, atol = 1e-10)")
+        ('radau', {'rtol': 1e-08, 'atol': 1e-10})
+        >>> parse_solver_call("rk4")
+        ('rk4', {})
+    """
+    m = _CALL.match(text) if isinstance(text, str) else None
+    if m is None:
+        raise SolverError(f"cannot read solver {text!r}; write name or name(key = value, ...)", option="solver")
+    name, body = m.group(1), m.group(2)
+    options: dict[str, Any] = {}
+    for item in [] if body is None or not body.strip() else body.split(","):
+        kv = _ITEM.match(item)
+        if kv is None:
+            raise SolverError(f"cannot read solver option {item.strip()!r}; write key = value", option="solver")
+        if kv.group(1) in options:
+            raise SolverError(f"solver option '{kv.group(1)}' is given twice", option=kv.group(1))
+        options[kv.group(1)] = _option_value(kv.group(2))
+    return name, options

@@ -59,7 +59,8 @@ def load_csv(
 ) -> Trajectories:
     """Read a long-form CSV: ``trajectory`` (optional), ``t``, one column per output and input.
 
-    Extra columns must be states of the model (``nodedsl simulate`` writes every state and output).
+    Extra columns must be states of the model (``nodedsl simulate`` writes every state and output);
+    an ``event`` column (``simulate``'s event marks) is skipped.
     ``aliases[output] = state`` lets a state's column stand for an output that equals that state.
     Input columns may be absent when ``input_defaults`` is given (the model's default inputs).
     Raises :class:`NodeDslError` (``data-error``) naming the file, column and line.
@@ -70,7 +71,9 @@ def load_csv(
         raise NodeDslError([_err(file, "the file is empty (expected a header line with 't' and the output columns)")])
     header_line, header = numbered[0]
     columns = [c.strip() for c in header]
-    value_cols = [c for c in columns if c not in ("t", "trajectory")]
+    # `simulate` marks events in an `event` column: not data unless the model names something so
+    names = {*output_names, *input_names, *(state_names or ())}
+    value_cols = [c for c in columns if c not in ("t", "trajectory") and (c != "event" or c in names)]
     plan = _csv_plan(
         file,
         header_line,

@@ -14,8 +14,10 @@ from __future__ import annotations
 import torch
 
 from ..core.diagnostics import Diagnostic, NodeDslError, suggest
-from ..frontend.config import DatasetConfig, Normal, Uniform, key_span
+from ..frontend.config import DatasetConfig, key_span
+from ..frontend.config.schema import Signal
 from .loading import Trajectories
+from .signals import draw, make_signal
 
 __all__ = ["generate", "sample_initial", "state_groups"]
 
@@ -29,14 +31,6 @@ def state_groups(names: tuple[str, ...]) -> dict[str, list[int]]:
         if base != name:
             groups.setdefault(name, []).append(i)
     return groups
-
-
-def _draw(spec, count: int, g: torch.Generator) -> torch.Tensor:
-    if isinstance(spec, Uniform):
-        return spec.low + (spec.high - spec.low) * torch.rand(count, generator=g, dtype=torch.float64)
-    if isinstance(spec, Normal):
-        return spec.mean + spec.std * torch.randn(count, generator=g, dtype=torch.float64)
-    return torch.full((count,), float(spec), dtype=torch.float64)
 
 
 def sample_initial(
@@ -84,23 +78,47 @@ def sample_initial(
         raise NodeDslError(diags)
     for i in range(len(state_names)):
         if i in per_component:
-            x0[:, i] = _draw(per_component[i], count, g)
+            x0[:, i] = draw(per_component[i], count, g)
     return x0
 
 
-class _ConstantInput(torch.nn.Module):
-    def __init__(self, model, u: torch.Tensor):
+class _DrivenInput(torch.nn.Module):
+    """The model's field with inputs ``u(t) -> [N, m]`` (constants and per-trajectory signals)."""
+
+    def __init__(self, model, u):
         super().__init__()
         self.model = model
         self.u = u
 
     def forward(self, t, x):
-        return self.model.field(t, x, self.u.expand(x.shape[0], -1))
+        return self.model.field(t, x, self.u(t).to(x.dtype))
+
+    @property
+    def events(self):
+        """The model's ``when`` blocks with these inputs (``solve`` locates them)."""
+        return self.model.driven(lambda t, batch: self.u.expand(batch, -1)).events
 
 
-def _inputs(model, cfg: DatasetConfig) -> torch.Tensor:
+def _input_function(model, cfg: DatasetConfig, count: int, g: torch.Generator, t0: float, t1: float):
+    """``u(t) -> [count, m]``: the constant inputs, with each signal's component drawn per trajectory."""
+    u, signals = _inputs(model, cfg)
+    base = u.to(torch.float64).reshape(1, -1).expand(count, -1)
+    if not signals:
+        return lambda t: base
+    fns = {i: make_signal(spec, count, g, t0, t1) for i, spec in sorted(signals.items())}
+
+    def inputs(t):
+        cols = [fns[i](float(t)) if i in fns else base[:, i] for i in range(base.shape[1])]
+        return torch.stack(cols, dim=-1)
+
+    return inputs
+
+
+def _inputs(model, cfg: DatasetConfig) -> tuple[torch.Tensor, dict[int, Signal]]:
+    """The constant inputs (defaults and given numbers) and the signals by input component."""
     names = tuple(model.input_names)
     u = model.u_default.detach().clone().reshape(-1)
+    signals: dict[int, Signal] = {}
     groups = state_groups(names)
     diags = []
     for name, value in cfg.inputs.items():
@@ -115,6 +133,9 @@ def _inputs(model, cfg: DatasetConfig) -> torch.Tensor:
             )
             continue
         idx = groups[name]
+        if isinstance(value, Signal):  # each component its own draws
+            signals.update((i, value) for i in idx)
+            continue
         vals = value if isinstance(value, list) else [value] * len(idx)
         if len(vals) != len(idx):
             diags.append(
@@ -129,7 +150,7 @@ def _inputs(model, cfg: DatasetConfig) -> torch.Tensor:
             u[i] = float(v)
     if diags:
         raise NodeDslError(diags)
-    return u
+    return u, signals
 
 
 def _solver(model, cfg: DatasetConfig, dt: float):
@@ -154,11 +175,11 @@ def _solver(model, cfg: DatasetConfig, dt: float):
     return solver
 
 
-def _sample_paths(model, u: torch.Tensor, x0: torch.Tensor, times: torch.Tensor, solver, cfg: DatasetConfig):
+def _sample_paths(model, u_of_t, x0: torch.Tensor, times: torch.Tensor, solver, cfg: DatasetConfig):
     """``[T, N, n]`` sample paths; the Brownian paths are fixed by the solver's ``seed`` or the dataset's."""
     from ..solvers.sde import sdeint
 
-    drift, diffusion = model.sde_functions(lambda t, batch: u.reshape(1, -1).expand(batch, -1))
+    drift, diffusion = model.sde_functions(lambda t, batch: u_of_t(float(t)).to(x0.dtype).expand(batch, -1))
     t = times.to(x0.dtype)
     return sdeint(
         drift,
@@ -175,27 +196,27 @@ def generate(model, cfg: DatasetConfig) -> Trajectories:
     """Simulate ``cfg.trajectories`` runs of ``model`` at ``cfg.times()``.
 
     Initial states follow ``cfg.initial`` (others: the model's defaults), drawn from a
-    ``torch.Generator`` seeded with ``cfg.seed``; the solver is ``cfg.solver`` or rk4 with a step of a
-    quarter of the smallest sampling interval (an SDE model: euler_maruyama, its Brownian paths fixed by
-    the seed too). Outputs get Gaussian noise of std ``cfg.noise``
-    (same generator); the noise-free states are kept in ``x``.
+    ``torch.Generator`` seeded with ``cfg.seed``, then the inputs' signals (``data/signals.py``); the
+    solver is ``cfg.solver`` or rk4 with a step of a quarter of the smallest sampling interval (an SDE
+    model: euler_maruyama, its Brownian paths fixed by the seed too). Outputs get Gaussian noise of std
+    ``cfg.noise`` (same generator); the noise-free states are kept in ``x``.
     """
     from ..solvers import SolverError, solve
 
-    dtype = torch.get_default_dtype()
+    dtype = model.x0_default.dtype  # the model's precision (float64 for `nodedsl data`)
     g = torch.Generator().manual_seed(int(cfg.seed))
     n_traj = cfg.trajectories
     x0 = sample_initial(tuple(model.state_names), model.x0_default, cfg.initial, n_traj, g, cfg).to(dtype)
-    u = _inputs(model, cfg).to(dtype)
     times = torch.tensor(cfg.times(), dtype=torch.float64)
+    u_of_t = _input_function(model, cfg, n_traj, g, float(times[0]), float(times[-1]))
     dt = float((times[1:] - times[:-1]).min()) if len(times) > 1 else 1.0
     try:
         solver = _solver(model, cfg, dt)
         with torch.no_grad():
             if getattr(model, "noise", None) is None:
-                xs = solve(_ConstantInput(model, u.reshape(1, -1)), x0, times, solver=solver).ys  # [T, N, n]
+                xs = solve(_DrivenInput(model, u_of_t), x0, times, solver=solver).ys  # [T, N, n]
             else:
-                xs = _sample_paths(model, u, x0, times, solver, cfg)
+                xs = _sample_paths(model, u_of_t, x0, times, solver, cfg)
     except SolverError as err:
         raise NodeDslError(
             [
@@ -219,9 +240,10 @@ def generate(model, cfg: DatasetConfig) -> Trajectories:
                 )
             ]
         )
+    us = torch.stack([u_of_t(float(ti)) for ti in times]).to(dtype)  # [T, N, m]
     flat_x = xs.reshape(T * N, n)
     flat_t = times.repeat_interleave(N)
-    flat_u = u.reshape(1, -1).expand(T * N, -1)
+    flat_u = us.reshape(T * N, -1)
     with torch.no_grad():
         ys = model.observe(flat_t, flat_x, flat_u).reshape(T, N, -1)
     ys = ys.transpose(0, 1).contiguous()
@@ -230,7 +252,7 @@ def generate(model, cfg: DatasetConfig) -> Trajectories:
     return Trajectories(
         t=times.repeat(N, 1),
         y=ys,
-        u=u.reshape(1, 1, -1).expand(N, T, -1).contiguous(),
+        u=us.transpose(0, 1).contiguous(),
         output_names=tuple(model.output_names),
         input_names=tuple(model.input_names),
         x=xs.transpose(0, 1).contiguous(),

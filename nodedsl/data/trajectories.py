@@ -146,7 +146,16 @@ def plan_columns(
         elif inputs_optional:
             inputs.append(None)
         else:
-            diags.append(_err(file, f"missing column '{name}' (an input of the model)", line, suggest(name, available)))
+            diags.append(
+                _err(
+                    file,
+                    f"missing column '{name}' (an input of the model)",
+                    line,
+                    suggest(name, available)
+                    or "add the column, or write `missing_inputs = default` in the train block to use the "
+                    "input's declared default for the whole file",
+                )
+            )
     states = [index[s] for s in state_names] if state_names and all(s in index for s in state_names) else None
     known = set(expected) | set(skip) | {a for a in (aliases or {}).values()}
     for name in columns:

@@ -14,6 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..core.diagnostics import Span
+from .ast_events import Compare as Compare
+from .ast_events import Comprehension as Comprehension
+from .ast_events import Cond as Cond
+from .ast_events import CondOp as CondOp
+from .ast_events import Reset as Reset
+from .ast_events import Slice as Slice
+from .ast_events import When as When
 
 
 def _span() -> Span:
@@ -47,9 +54,12 @@ class Call:
 
 @dataclass(frozen=True)
 class Index:
+    """``target[index]`` or, with ``col``, ``target[index, col]`` (an entry of a matrix)."""
+
     target: Expr
     index: Expr
     span: Span = _span()
+    col: Expr | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +82,7 @@ class Neg:
     span: Span = _span()
 
 
-Expr = Num | Name | Call | Index | Array | BinOp | Neg
+Expr = Num | Name | Call | Index | Slice | Comprehension | Array | BinOp | Neg
 
 
 # ---------------------------------------------------------------- values (dataset/train/net options)
@@ -137,6 +147,7 @@ class State:
     size: int | None
     init: Expr | None
     span: Span = _span()
+    latent: bool = False  # `state h[4] latent`: never observed; estimated per training window
 
 
 @dataclass(frozen=True)
@@ -189,9 +200,14 @@ class Let:
 
 @dataclass(frozen=True)
 class Der:
+    """``der(x) = expr``, or the index form ``der(x[i]) = expr for i in low..high``."""
+
     state: str
     expr: Expr
     span: Span = _span()
+    index: str | None = None
+    low: Expr | None = None
+    high: Expr | None = None
 
 
 @dataclass(frozen=True)
@@ -294,23 +310,9 @@ class Connect:
 
 
 Decl = (
-    State
-    | Input
-    | Param
-    | Net
-    | Let
-    | Der
-    | Noise
-    | Output
-    | Constraint
-    | Hamiltonian
-    | JMatrix
-    | RMatrix
-    | Port
-    | Sub
-    | Couple
-    | Connect
-)
+    State | Input | Param | Net | Let | Der | Noise | Output | Constraint | Hamiltonian | JMatrix | RMatrix
+    | Port | Sub | Couple | Connect | When
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -353,6 +355,28 @@ class Train:
 
 
 @dataclass(frozen=True)
+class Measure:
+    """``measure y = expr`` inside an observer: one measured quantity of the model's states."""
+
+    name: str
+    expr: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Observer:
+    """``observer NAME for MODEL { measure ...; kind = ...; net T_inv(z[m]) -> n }`` (contract §11)."""
+
+    name: str
+    model: str
+    measures: tuple[Measure, ...]
+    entries: tuple[Entry, ...]
+    nets: tuple[Net, ...]
+    span: Span = _span()
+    model_span: Span = _span()
+
+
+@dataclass(frozen=True)
 class Module:
     """One parsed file."""
 
@@ -361,3 +385,4 @@ class Module:
     models: tuple[Model, ...]
     datasets: tuple[Dataset, ...]
     trains: tuple[Train, ...]
+    observers: tuple[Observer, ...] = ()

@@ -24,10 +24,23 @@ from typing import Any
 from ..core.diagnostics import Collector, Diagnostic, Span, suggest
 from . import ast
 from .check_blocks import check_blocks
+from .check_events import check_when
 from .check_links import CompositionChecker
 from .check_noise import check_noise
+from .check_observer import check_observers
 from .loader import Source
-from .model_info import PH, CheckedProgram, Member, ModelInfo, decl_shape, domain_sizes, flat_names, numel
+from .model_info import (
+    PH,
+    CheckedProgram,
+    Member,
+    ModelInfo,
+    decl_shape,
+    domain_sizes,
+    flat_names,
+    numel,
+    param_env,
+    value_shape,
+)
 from .netspec import validate_net_options
 from .shapes import Shape, constant_value, fmt_shape
 
@@ -71,9 +84,12 @@ class ModelChecker(CompositionChecker):
             )
         for decl in m.body:
             self._declare_decl(decl)
-        own_states = [(d.name, decl_shape(d.size)) for d in m.decls(ast.State)]
+        own_states = [(d.name, value_shape(d)) for d in m.decls(ast.State)]
         self.n_own = sum(numel(s) for _, s in own_states)
         self._constraint_names()
+        self.env, cyclic = param_env(m)
+        for p in cyclic:
+            self.d.error("cyclic-definition", f"the value of parameter '{p.name}' depends on itself", p.value.span)
         for decl in m.body:
             method = _PASS2.get(type(decl))
             if method is not None:
@@ -95,7 +111,8 @@ class ModelChecker(CompositionChecker):
     def _declare_decl(self, decl: object) -> None:
         kind = _DECLARES.get(type(decl))
         if kind is not None:
-            shape = decl_shape(decl.size) if isinstance(decl, _SIZED) else ()
+            shape = value_shape(decl) if isinstance(decl, (ast.State, ast.Param)) else ()
+            shape = decl_shape(decl.size) if isinstance(decl, ast.Input) else shape
             self.declare(decl.name, Member(kind, shape, decl), decl.span)  # type: ignore[attr-defined]
             if isinstance(decl, ast.Sub):
                 self._sub(decl)
@@ -121,11 +138,18 @@ class ModelChecker(CompositionChecker):
         value = decl.init if isinstance(decl, ast.State) else decl.default
         if value is not None:
             self.constant(value, f"the initial value of '{decl.name}'")
-            self.expect(value, decl_shape(decl.size), f"'{decl.name}'", allow_scalar=True)
+            self.expect(
+                value,
+                value_shape(decl) if isinstance(decl, ast.State) else decl_shape(decl.size),
+                f"'{decl.name}'",
+                allow_scalar=True,
+            )
 
     def _param(self, decl: ast.Param) -> None:
+        if decl.name not in self.env and any(p is decl for p in param_env(self.model)[1]):
+            return  # reported as cyclic-definition
         self.constant(decl.value, f"the value of parameter '{decl.name}'")
-        self.expect(decl.value, decl_shape(decl.size), f"parameter '{decl.name}'", allow_scalar=True)
+        self.expect(decl.value, value_shape(decl), f"parameter '{decl.name}'", allow_scalar=True)
         self._learn(decl)
 
     def _let(self, decl: ast.Let) -> None:
@@ -152,7 +176,7 @@ class ModelChecker(CompositionChecker):
         learn = decl.learn
         if learn is None:
             return
-        value = constant_value(decl.value)
+        value = constant_value(decl.value, self.env)
         if learn.kind == "interval" and learn.low is not None and learn.high is not None:
             lo, hi = self.constant(learn.low, "a bound"), self.constant(learn.high, "a bound")
             if isinstance(lo, float) and isinstance(hi, float):
@@ -203,6 +227,9 @@ class ModelChecker(CompositionChecker):
                 f"first given at {ders[decl.state].span}",
             )
             return
+        if decl.index is not None:
+            self.d.error("unsupported", "the index form der(x[i]) = ... for i in a..b is not built yet", decl.span)
+            return
         ders[decl.state] = decl
         self.expect(decl.expr, member.shape, f"der({decl.state})", allow_scalar=True)
 
@@ -215,6 +242,10 @@ class ModelChecker(CompositionChecker):
             if dom.var in scope:
                 self.d.error("duplicate-name", f"domain variable '{dom.var}' is given twice", dom.span)
             scope[dom.var] = Member("var", self._domain_shape(dom, decl), dom)
+        if decl.op in ("<", ">"):  # the grammar's comparison also serves `when` conditions, which may be strict
+            self.d.error(
+                "strict-comparison", f"a constraint compares with '{decl.op}=', not a strict '{decl.op}'", decl.span
+            )
         a, b = self.shape(decl.lhs, scope), self.shape(decl.rhs, scope)
         if a is not None and b is not None and a != b and a != () and b != ():
             self.d.error(
@@ -265,6 +296,12 @@ class ModelChecker(CompositionChecker):
     def _general_structure(self, own_states: list[tuple[str, Shape]]) -> None:
         info = self.info
         for sub, sinfo in info.subs.items():
+            if sinfo.model.decls(ast.When):
+                self.d.error(
+                    "unsupported",
+                    f"sub-model '{sub}' has when blocks: events are supported in the top-level model only",
+                    info.members[sub].decl.span,
+                )
             if sinfo.is_ph:
                 self.d.error(
                     "unsupported",
@@ -294,6 +331,7 @@ _PASS2: dict[type, Callable[[ModelChecker, Any], None]] = {
     ast.Port: ModelChecker._port,
     ast.Couple: ModelChecker._couple,
     ast.Connect: ModelChecker._connect,
+    ast.When: check_when,
 }
 
 
@@ -324,4 +362,5 @@ def check_source(source: Source) -> tuple[CheckedProgram, list[Diagnostic]]:
         for model in module.models:
             check_model(prog, diags, file, model, [])
     check_blocks(prog, diags)
+    check_observers(prog, diags)
     return prog, diags.items

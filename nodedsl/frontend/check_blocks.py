@@ -43,7 +43,17 @@ def check_blocks(prog: CheckedProgram, diags: Collector) -> None:
             else:
                 _check_dataset_names(prog.model(cfg.model), ds, cfg, diags)
                 check_sde_block(prog.model(cfg.model), ds, cfg, diags)
+    first: dict[str, ast.Train] = {}
     for tr in module.trains:
+        if tr.model in first:
+            diags.error(
+                "duplicate-name",
+                f"a second train block for model '{tr.model}'",
+                tr.span,
+                f"the first is at {first[tr.model].span}; `nodedsl train --model {tr.model}` could never "
+                "select this one: merge them, or train another model",
+            )
+        first.setdefault(tr.model, tr)
         if tr.model not in models:
             diags.error("undefined-model", f"train: unknown model '{tr.model}'", tr.span, suggest(tr.model, models))
         tcfg, errs = config.validate_train(tr)

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..core.diagnostics import Collector, Span, suggest
 from . import ast
+from .check_events import index_shape, slice_shape
 from .model_info import PH, CheckedProgram, Member, ModelInfo
 from .shapes import BUILTINS, CONSTANTS, Shape, constant_value, fmt_shape
 
@@ -62,6 +63,15 @@ class ExprChecker:
                 e.span,
             )
             return None
+        if isinstance(e, ast.Comprehension):
+            self.d.error("unsupported", "comprehensions [expr for i in a..b] are not built yet", e.span)
+            return None
+        if isinstance(e, ast.Slice):
+            target = self.shape(e.target, scope)
+            return None if target is None else slice_shape(self, e, target)
+        if isinstance(e, ast.Index) and e.col is not None:
+            target = self.shape(e.target, scope)
+            return None if target is None else index_shape(self, e, target)
         if isinstance(e, ast.Index):
             target = self.shape(e.target, scope)
             if target is None:
@@ -235,9 +245,13 @@ class ExprChecker:
 
     def constant(self, e: ast.Expr, what: str) -> Any:
         """The value of a constant expression; None (and a ``not-constant`` error) otherwise."""
-        v = constant_value(e)
+        v = constant_value(e, getattr(self, "env", None))
         if v is None:
-            self.d.error("not-constant", f"{what} must be a constant (numbers and arithmetic)", e.span)
+            self.d.error(
+                "not-constant",
+                f"{what} must be a constant (numbers, parameters, builtins and arithmetic)",
+                e.span,
+            )
         return v
 
     # ------------------------------------------------------------ declarations

@@ -11,6 +11,8 @@ Example:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..core.diagnostics import Span, suggest
 from . import ast
 from .check_exprs import ExprChecker
@@ -65,6 +67,8 @@ class CompositionChecker(ExprChecker):
         if sinfo is None:
             return
         self.info.subs[decl.name] = sinfo
+        if decl.weights is not None:
+            self._weights_path(decl)
         for ov in decl.overrides:
             member = sinfo.members.get(ov.name)
             if member is None or member.kind not in ("param", "state", "input"):
@@ -77,6 +81,23 @@ class CompositionChecker(ExprChecker):
                 continue
             self.constant(ov.expr, f"the override of '{ov.name}'")
             self.expect(ov.expr, member.shape, f"'{ov.name}'", allow_scalar=True)
+
+    def _weights_path(self, decl: ast.Sub) -> None:
+        """A warning (the run may simply not be trained yet) when ``weights "path"`` names nothing:
+        the path is relative to the folder of the file that declares the sub-model."""
+        here = Path(self.file)
+        if not here.is_file() or decl.weights is None:
+            return  # source text without a file: nothing to resolve against
+        target = here.parent / decl.weights
+        if target.is_file() or (target / "model.pt").is_file() or (target / "checkpoint.pt").is_file():
+            return
+        self.d.warn(
+            "missing-weights",
+            f"weights '{decl.weights}' of sub-model '{decl.name}': no checkpoint at '{target.resolve()}'",
+            decl.span,
+            f"weights paths are relative to the folder of {here.name} ({here.parent.resolve()}), "
+            "not to the working directory; train the sub-model there first",
+        )
 
     def _port_ref(self, ref: ast.Name) -> tuple[str, int] | None:
         if len(ref.parts) >= 2 and ref.parts[0] in self.info.subs:

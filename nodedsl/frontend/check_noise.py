@@ -33,8 +33,8 @@ def check_noise(checker: Any, n_states: int) -> None:
     decls = checker.model.decls(ast.Noise)
     info, d = checker.info, checker.d
     sub_forms = {name: has_noise(sinfo.model) for name, sinfo in info.subs.items()}
-    for name, form in sub_forms.items():
-        if form == "general":
+    for name, sub_form in sub_forms.items():
+        if sub_form == "general":
             d.error(
                 "unsupported",
                 f"sub-model '{name}' declares noise = MATRIX, which cannot be composed; "
@@ -66,6 +66,7 @@ def check_noise(checker: Any, n_states: int) -> None:
 
 
 def _diagonal(checker: Any, decl: ast.Noise) -> None:
+    assert decl.state is not None  # the diagonal form names its state
     member = checker.info.members.get(decl.state)
     if member is None or member.kind != "state":
         states = [n for n, m in checker.info.members.items() if m.kind == "state"]
@@ -123,7 +124,7 @@ def check_sde_block(info: Any, block: Any, cfg: Any, diags: Any) -> None:
     solver = getattr(cfg, "solver", None)
     family = CATALOG[solver.kind].family if solver is not None and solver.kind in CATALOG else None
     sde_names = ", ".join(n for n, s in CATALOG.items() if s.family == "sde")
-    if given and family is not None and (family == "sde") != sde:
+    if given and solver is not None and family is not None and (family == "sde") != sde:
         message = (
             f"{what}: '{solver.kind}' is an SDE solver but model '{info.name}' has no noise"
             if sde is False

@@ -33,7 +33,7 @@ from .model_info import ModelInfo
 TOTAL = frozenset(
     {
         "sin", "cos", "exp", "tanh", "sigmoid", "softplus", "abs", "sign", "min", "max", "clip",
-        "dot", "norm", "transpose", "skew", "psd", "diag",
+        "dot", "norm", "transpose", "skew", "psd", "diag", "sum", "prod",
     }
 )  # fmt: skip
 PARTIAL = frozenset({"sqrt", "log", "tan"})  # defined on symbols and positive numbers

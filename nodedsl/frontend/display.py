@@ -77,7 +77,13 @@ def expr_text(e: ast.Expr) -> str:
     if isinstance(e, ast.Call):
         return f"{e.func.dotted}({', '.join(expr_text(a) for a in e.args)})"
     if isinstance(e, ast.Index):
-        return f"{_wrap(e.target, 5, expr_text)}[{expr_text(e.index)}]"
+        col = "" if e.col is None else f", {expr_text(e.col)}"
+        return f"{_wrap(e.target, 5, expr_text)}[{expr_text(e.index)}{col}]"
+    if isinstance(e, ast.Slice):
+        lo, hi = ("" if b is None else expr_text(b) for b in (e.low, e.high))
+        return f"{_wrap(e.target, 5, expr_text)}[{lo}:{hi}]"
+    if isinstance(e, ast.Comprehension):
+        return f"[{expr_text(e.expr)} for {e.var} in {expr_text(e.low)}..{expr_text(e.high)}]"
     if isinstance(e, ast.Array):
         return "[" + ", ".join(expr_text(a) for a in e.items) + "]"
     if isinstance(e, ast.Neg):
@@ -114,7 +120,10 @@ def expr_latex(e: ast.Expr) -> str:
         head = f"\\{name}" if name in _LATEX_FUNCS else f"\\operatorname{{{name}}}"
         return f"{head}\\left({args}\\right)"
     if isinstance(e, ast.Index):
-        return f"{_wrap(e.target, 5, expr_latex)}_{{{expr_latex(e.index)}}}"
+        col = "" if e.col is None else f", {expr_latex(e.col)}"
+        return f"{_wrap(e.target, 5, expr_latex)}_{{{expr_latex(e.index)}{col}}}"
+    if isinstance(e, (ast.Slice, ast.Comprehension)):
+        return f"\\mathtt{{{_escape(expr_text(e))}}}"
     if isinstance(e, ast.Array):
         if all(isinstance(r, ast.Array) for r in e.items):
             rows = " \\\\ ".join(" & ".join(expr_latex(x) for x in cast(ast.Array, r).items) for r in e.items)

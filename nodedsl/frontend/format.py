@@ -38,16 +38,16 @@ _TOKEN = re.compile(
       | (?P<nl>\n)
       | (?P<comment>\#[^\n]*)
       | (?P<string>"[^"\n]*")
-      | (?P<number>([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?)
+      | (?P<number>([0-9]+(\.(?!\.)[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?)
       | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
-      | (?P<op>->|==|<=|>=|[-+*/@^=(){}\[\],;:.])
+      | (?P<op>->|==|<=|>=|\.\.|[-+*/@^=(){}\[\],;:.<>])
     """,
     re.VERBOSE,
 )
 _ALIGNED = frozenset(["state", "input", "param", "let", "der", "output", "sub"])
 _BINARY = frozenset("+-*/@")
 _OPEN, _CLOSE = "([{", ")]}"
-_SPACED = frozenset(["=", "==", "<=", ">=", "->"])
+_SPACED = frozenset(["=", "==", "<=", ">=", "<", ">", "->"])
 
 
 @dataclass

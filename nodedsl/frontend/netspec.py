@@ -38,6 +38,9 @@ _KEYS = {
     "activation": "an activation name",
     "output": "an output activation name",
     "init": "'default' or 'zeros' (last layer starts at zero)",
+    "input_scale": "a positive number or a list of one per input component (the net sees input / scale)",
+    "output_scale": "a positive number or a list of one per output (the net's output is multiplied by it)",
+    "scale": "'auto' (input and output scales from the training data, stored in the run) or 'none'",
 }
 
 
@@ -52,6 +55,9 @@ class NetSpec:
     activation: str = "tanh"
     output: str = "identity"
     init: str = "default"
+    input_scale: tuple[float, ...] = ()  # empty: no scaling; else one per input component
+    output_scale: tuple[float, ...] = ()
+    scale_auto: bool = False  # scale = auto: train sets the scaling layers from the data's statistics
 
     @property
     def nonnegative(self) -> bool:
@@ -93,6 +99,20 @@ def validate_net_options(net: ast.Net) -> list[Diagnostic]:
                         tuple(n for n in [suggest(got, ACTIVATIONS)] if n),
                     )
                 )
+        elif key in ("input_scale", "output_scale"):
+            size = sum(a.size or 1 for a in net.args) if key == "input_scale" else net.out
+            if _scales(value, size) is None:
+                out.append(
+                    Diagnostic(
+                        "bad-value",
+                        f"'{key}' must be {_KEYS[key]} ({size} here)",
+                        value.span,
+                        ("typical magnitudes of the data, e.g. input_scale = [10, 10, 30] for Lorenz-63 states",),
+                    )
+                )
+        elif key == "scale":
+            if not (isinstance(value, ast.VName) and value.name in ("auto", "none")):
+                out.append(Diagnostic("bad-value", f"'scale' must be {_KEYS['scale']}", value.span))
         elif key == "init":
             name = value.name if isinstance(value, ast.VName) else None
             if name not in ("default", "zeros"):
@@ -104,12 +124,28 @@ def net_spec(net: ast.Net) -> NetSpec:
     """The spec of a checked net declaration (call after validate_net_options found nothing)."""
     opts: dict[str, Any] = {k: v for k, v, _ in _options(net)}
     hidden = tuple(int(i.value) for i in opts["hidden"].items) if "hidden" in opts else (32, 32)
+    in_size = sum(a.size or 1 for a in net.args)
     return NetSpec(
         net.name,
-        sum(a.size or 1 for a in net.args),
+        in_size,
         net.out,
         hidden,
         opts["activation"].name if "activation" in opts else "tanh",
         opts["output"].name if "output" in opts else "identity",
         opts["init"].name if "init" in opts else "default",
+        _scales(opts["input_scale"], in_size) or () if "input_scale" in opts else (),
+        _scales(opts["output_scale"], net.out) or () if "output_scale" in opts else (),
+        "scale" in opts and getattr(opts["scale"], "name", "") == "auto",
     )
+
+
+def _scales(value: ast.Value, size: int) -> tuple[float, ...] | None:
+    """``size`` positive finite scales from a number (repeated) or a list of ``size`` numbers; else None."""
+    items = value.items if isinstance(value, ast.VList) else (value,)
+    if not all(isinstance(i, ast.VNumber) for i in items):
+        return None
+    vals = tuple(float(i.value) for i in items if isinstance(i, ast.VNumber))
+    if len(vals) == 1:
+        vals = vals * size
+    ok = len(vals) == size and all(0 < v < float("inf") for v in vals)
+    return vals if ok else None

@@ -20,6 +20,7 @@ from lark.exceptions import UnexpectedInput, VisitError
 from ..core.diagnostics import Collector, NodeDslError, Span
 from ..core.resources import data_dir
 from . import ast
+from .parse_events import EventsToAst
 from .syntax_errors import EXAMPLES, syntax_diagnostic
 
 _EXAMPLES = EXAMPLES  # the catalogue of common mistakes under the name tests/test_error_corpus.py imports
@@ -52,6 +53,10 @@ KEYWORDS = frozenset(
         "train",
         "weights",
         "port_hamiltonian",
+        "when",
+        "reset",
+        "and",
+        "or",
     ]
 )
 
@@ -93,7 +98,7 @@ def _bin(op: str) -> Any:
     return build
 
 
-class _ToAst(Transformer):
+class _ToAst(EventsToAst, Transformer):
     """One method per grammar rule, each one AST constructor."""
 
     def __init__(self, file: str, diags: Collector):
@@ -108,10 +113,20 @@ class _ToAst(Transformer):
 
     def _decl_name(self, tok: Token) -> str:
         if str(tok) in KEYWORDS:
+            notes = (
+                (
+                    "'R' is the dissipation matrix of a port-Hamiltonian model: name a resistance e.g. 'Rs' or 'R_load'"
+                    if str(tok) == "R"
+                    else "'J' is the structure matrix of a port-Hamiltonian model: name an inertia e.g. 'Jm'",
+                )
+                if str(tok) in ("R", "J")
+                else ()
+            )
             self.diags.error(
                 "reserved-name",
                 f"'{tok}' is a reserved keyword and cannot be used as a name",
                 _tok_span(self.file, tok),
+                *notes,
             )
         return str(tok)
 
@@ -131,6 +146,7 @@ class _ToAst(Transformer):
             tuple(mods),
             tuple(i for i in items if isinstance(i, ast.Dataset)),
             tuple(i for i in items if isinstance(i, ast.Train)),
+            tuple(i for i in items if isinstance(i, ast.Observer)),
         )
 
     @v_args(meta=True)
@@ -150,11 +166,12 @@ class _ToAst(Transformer):
 
     # ---- declarations
     def size(self, items):
-        return self._int(items[0], "a size")
+        dims = tuple(self._int(tok, "a size") for tok in items)
+        return dims[0] if len(dims) == 1 else dims
 
     @v_args(meta=True)
     def state(self, meta, items):
-        return ast.State(self._decl_name(items[1]), items[2], items[3], self._span(meta))
+        return ast.State(self._decl_name(items[1]), items[2], items[4], self._span(meta), items[3] is not None)
 
     @v_args(meta=True)
     def input(self, meta, items):
@@ -198,14 +215,6 @@ class _ToAst(Transformer):
     @v_args(meta=True)
     def let(self, meta, items):
         return ast.Let(self._decl_name(items[1]), items[2], self._span(meta))
-
-    @v_args(meta=True)
-    def der(self, meta, items):
-        return ast.Der(str(items[1]), items[2], self._span(meta))
-
-    @v_args(meta=True)
-    def noise(self, meta, items):
-        return ast.Noise(None if items[1] is None else str(items[1]), items[2], self._span(meta))
 
     @v_args(meta=True)
     def output(self, meta, items):
@@ -272,6 +281,24 @@ class _ToAst(Transformer):
     @v_args(meta=True)
     def connect(self, meta, items):
         return ast.Connect(items[1], items[3], self._span(meta))
+
+    # ---- observers
+    @v_args(meta=True)
+    def observer(self, meta, items):
+        body = items[4:]
+        return ast.Observer(
+            self._decl_name(items[1]),
+            str(items[3]),
+            tuple(i for i in body if isinstance(i, ast.Measure)),
+            tuple(i for i in body if isinstance(i, ast.Entry)),
+            tuple(i for i in body if isinstance(i, ast.Net)),
+            self._span(meta),
+            _tok_span(self.file, items[3]),
+        )
+
+    @v_args(meta=True)
+    def measure(self, meta, items):
+        return ast.Measure(self._decl_name(items[1]), items[2], self._span(meta))
 
     # ---- data and training
     @v_args(meta=True)
@@ -352,10 +379,6 @@ class _ToAst(Transformer):
     @v_args(meta=True)
     def array(self, meta, items):
         return ast.Array(tuple(items), self._span(meta))
-
-    @v_args(meta=True)
-    def index(self, meta, items):
-        return ast.Index(items[0], items[1], self._span(meta))
 
 
 def parse_source(text: str, file: str = "<string>") -> ast.Module:

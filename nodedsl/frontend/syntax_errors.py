@@ -188,6 +188,9 @@ def syntax_diagnostic(err: UnexpectedInput, text: str, file: str, parser: Lark) 
         pos = err.pos_in_stream if err.pos_in_stream is not None else -1
         ch = text[pos] if 0 <= pos < len(text) else "?"
         code, message = "unexpected-character", f"unexpected character {ch!r}"
+        if ch in "<>":
+            code = "strict-comparison"
+            message += f": a constraint compares with '{ch}=', not a strict '{ch}'"
     elif isinstance(err, UnexpectedToken):
         tok = err.token
         shown = "end of file" if tok.type == "$END" else ("end of line" if tok.type == "_NL" else f"'{tok}'")
@@ -214,7 +217,12 @@ def syntax_diagnostic(err: UnexpectedInput, text: str, file: str, parser: Lark) 
         code, hint = label
         message = f"{message}: {hint}" if code != "syntax" else message
     expected = getattr(err, "expected", None) or getattr(err, "allowed", None)
-    if expected:
+    if code == "strict-comparison":
+        notes.append(
+            f"write '{ch}=': a penalty can only drive a violation to zero, which a strict inequality never "
+            "reaches; for a margin, write e.g. x >= 0.01"
+        )
+    elif expected:
         notes.append(_expected(expected))
     end_col = col + 1
     if isinstance(err, UnexpectedToken) and err.token.type not in ("$END", "_NL"):

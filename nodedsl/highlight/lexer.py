@@ -29,10 +29,13 @@ __all__ = ["NodeDslLexer"]
 
 DECLARATIONS = ("state", "input", "param", "net", "let", "output", "constraint", "port", "sub", "couple", "connect")
 BLOCKS = ("model", "dataset", "train")
-OTHER = ("import", "as", "der", "noise", "for", "in", "learn", "positive", "weight", "weights", "hamiltonian", "J", "R")
+OTHER = (
+    "import", "as", "der", "noise", "for", "in", "learn", "positive", "weight", "weights", "hamiltonian", "J", "R",
+    "when", "reset", "and", "or",
+)  # fmt: skip
 BUILTINS = (
     "abs", "clip", "cos", "diag", "dot", "exp", "log", "max", "min", "norm", "psd", "sigmoid", "sign", "sin",
-    "skew", "softplus", "solve", "sqrt", "tan", "tanh", "transpose",
+    "skew", "softplus", "solve", "sqrt", "tan", "tanh", "transpose", "sum", "prod",
 )  # fmt: skip
 
 
@@ -62,7 +65,7 @@ class NodeDslLexer(RegexLexer):
             (r"([0-9]+\.[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[0-9]+[eE][+-]?[0-9]+", Number.Float),
             (r"[0-9]+", Number.Integer),
             (r"[A-Za-z_]\w*", Name),
-            (r"->|==|<=|>=|[-+*/@^=]", Operator),
+            (r"->|==|<=|>=|\.\.|[-+*/@^=<>]", Operator),
             (r"[()\[\]{},;:.]", Punctuation),
             (r".", Text),
         ]

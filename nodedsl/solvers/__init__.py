@@ -17,7 +17,7 @@ from ..core.errors import SolverError
 from ..core.tableaus import ButcherTableau
 from .base import FixedStepSolver, Solver, step_grid, step_plan
 from .derivatives import jacobian, taylor_coefficients
-from .registry import SOLVERS, SolverSpec, describe_solver, make_solver, solver_names
+from .registry import SOLVERS, SolverSpec, describe_solver, make_solver, solver_from_text, solver_names
 from .result import SolveResult, SolveStats
 from .solve import Gradient, solve
 from .taylor import TaylorLagrange
@@ -37,6 +37,7 @@ __all__ = [
     "jacobian",
     "make_solver",
     "solve",
+    "solver_from_text",
     "solver_names",
     "step_grid",
     "step_plan",

@@ -22,17 +22,19 @@ import torch
 from ..core.errors import SolverError
 from .base import Field, Solver
 from .result import SolveStats
+from .stiffness import StiffnessMonitor
 
 
 class _Counting(torch.nn.Module):
     """Counts calls and steps; a Module so odeint_adjoint finds the field's parameters through it."""
 
-    def __init__(self, field: Field) -> None:
+    def __init__(self, field: Field, monitor: StiffnessMonitor | None = None) -> None:
         super().__init__()
         self.field = field  # registered as a submodule when it is an nn.Module
         self.nfe = 0
         self.accepted = 0
         self.rejected = 0
+        self.monitor = monitor
 
     def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         self.nfe += 1
@@ -40,6 +42,8 @@ class _Counting(torch.nn.Module):
 
     def callback_accept_step(self, t0: Any, y0: Any, dt: Any) -> None:
         self.accepted += 1
+        if self.monitor is not None:
+            self.monitor.check(self.field, self.accepted, t0, y0, dt)
 
     def callback_reject_step(self, t0: Any, y0: Any, dt: Any) -> None:
         self.rejected += 1
@@ -51,14 +55,29 @@ class Adaptive(Solver):
     supports_adjoint = True
 
     def __init__(
-        self, method: str, order: int, *, rtol: float, atol: float, max_steps: int, first_step: float | None
+        self,
+        method: str,
+        order: int,
+        *,
+        rtol: float,
+        atol: float,
+        max_steps: int,
+        first_step: float | None,
+        stiff_check: bool = True,
     ) -> None:
         self.name = method
         self.order = order
-        self.options = {"rtol": rtol, "atol": atol, "max_steps": max_steps, "first_step": first_step}
+        self.options = {
+            "rtol": rtol,
+            "atol": atol,
+            "max_steps": max_steps,
+            "first_step": first_step,
+            "stiff_check": stiff_check,
+        }
 
     def _run(self, odeint: Any, field: Field, x0: torch.Tensor, t: torch.Tensor, stats: SolveStats) -> torch.Tensor:
-        counting = _Counting(field)
+        monitor = StiffnessMonitor(self.name, float(t[0]), float(t[-1])) if self.options["stiff_check"] else None
+        counting = _Counting(field, monitor)
         opts: dict[str, Any] = {"max_num_steps": self.options["max_steps"]}
         if self.options["first_step"] is not None:
             opts["first_step"] = self.options["first_step"]

@@ -20,15 +20,14 @@ Example:
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
-from ..core.errors import SolverError
 from ..core.tableaus import ButcherTableau
 from .base import Field, FixedStepSolver
 from .derivatives import jacobian
+from .newton import newton_stage
 from .result import SolveStats
 
 
@@ -37,14 +36,15 @@ class DIRK(FixedStepSolver):
 
     nfe_per_step = 0  # Newton work varies; counted as it happens
 
-    def __init__(self, tableau: ButcherTableau, *, step: float, tol: float, max_iter: int) -> None:
+    def __init__(self, tableau: ButcherTableau, *, step: float, tol: float, atol: float, max_iter: int) -> None:
         super().__init__(step)
         self.tableau = tableau
         self.name = tableau.name
         self.order = tableau.order
         self.tol = tol
+        self.atol = atol
         self.max_iter = max_iter
-        self.options = {"step": step, "tol": tol, "max_iter": max_iter}
+        self.options = {"step": step, "tol": tol, "atol": atol, "max_iter": max_iter}
         nodes: list[float] = []
         for ci in tableau.c:
             if ci not in nodes:
@@ -59,7 +59,7 @@ class DIRK(FixedStepSolver):
         self._b = tuple((j, b / diag[j]) for j, b in enumerate(tableau.b) if b != 0.0)
 
     def start(self, field: Field, x0: torch.Tensor, stats: SolveStats) -> Any:
-        return stats
+        return stats, None
 
     def account(self, stats: SolveStats, n_steps: int) -> None:
         stats.steps += n_steps
@@ -67,48 +67,24 @@ class DIRK(FixedStepSolver):
     def step(
         self, field: Field, ts: tuple[torch.Tensor, ...], x: torch.Tensor, h: float, carry: Any
     ) -> tuple[torch.Tensor, Any]:
-        stats: SolveStats = carry
+        stats, previous = carry
         zs: list[torch.Tensor] = []
-        for node, diag, row in self._stages:
+        for i, (node, diag, row) in enumerate(self._stages):
             r = x
             for j, c in row:
                 r = torch.add(r, zs[j], alpha=c)
             t = ts[node]
             ha = h * diag
+            # Start from the same stage of the last step (steps are equal, so increments change slowly).
+            guess = previous[i] if previous is not None and previous[i].shape == r.shape else None
             with torch.no_grad():
-                z = self._newton(field, t, r, ha, stats)
+                z = newton_stage(field, t, r.detach(), ha, guess, self, stats)
             if torch.is_grad_enabled():
                 z = _reattach(field, t, r, z, ha, stats)
             zs.append(z)
         for j, c in self._b:
             x = torch.add(x, zs[j], alpha=c)
-        return x, stats
-
-    def _newton(self, field: Field, t: torch.Tensor, r: torch.Tensor, ha: float, stats: SolveStats) -> torch.Tensor:
-        # Below a few ulps the residual is round-off and cannot shrink further.
-        tol = max(self.tol, 16 * torch.finfo(r.dtype).eps)
-        eye = torch.eye(r.shape[-1], dtype=r.dtype, device=r.device)
-        z = torch.zeros_like(r)
-        err = math.inf
-        for it in range(self.max_iter + 1):
-            y = r + z
-            g = z - ha * field(t, y)
-            stats.nfe += 1
-            # Residual scaled like the state, so tol is relative for large states.
-            err = float((g.abs() / (1.0 + y.abs())).max())
-            if err <= tol:
-                return z
-            if not math.isfinite(err) or it == self.max_iter:
-                break
-            jac = jacobian(field, t, y)
-            stats.njev += 1
-            z = z - torch.linalg.solve(eye - ha * jac, g)
-            stats.newton_iters += 1
-        raise SolverError(
-            f"{self.name}: Newton did not converge at t={float(t):.6g} after {self.max_iter} iterations "
-            f"(scaled residual {err:.3g} > tol {tol:.3g}); reduce step or raise max_iter",
-            option="max_iter",
-        )
+        return x, (stats, [z.detach() for z in zs])
 
 
 def _reattach(

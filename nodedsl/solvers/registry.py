@@ -5,7 +5,7 @@ Example:
     >>> solver.name, solver.order, solver.options
     ('rk4', 4, {'step': 0.05})
     >>> make_solver("implicit_midpoint", step=0.1).options
-    {'step': 0.1, 'tol': 1e-10, 'max_iter': 20}
+    {'step': 0.1, 'tol': 1e-10, 'atol': 1e-12, 'max_iter': 20}
     >>> try:
     ...     make_solver("rk4", step=-1)
     ... except SolverError as err:
@@ -19,13 +19,23 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.errors import SolverError
-from ..core.solvers import CATALOG, SolverSpec, check_options, describe_solver, solver_names, solver_spec
+from ..core.solvers import (
+    CATALOG,
+    SolverSpec,
+    check_options,
+    describe_solver,
+    parse_solver_call,
+    solver_names,
+    solver_spec,
+)
 from ..core.tableaus import DIRK as DIRK_TABLEAUS
 from ..core.tableaus import EXPLICIT
 from .adaptive import Adaptive
 from .base import Solver
 from .explicit import ExplicitRK
 from .implicit import DIRK
+from .radau import Radau5
+from .rosenbrock import Rosenbrock
 from .sde import SDESolver
 from .symplectic import Leapfrog
 from .taylor import TaylorLagrange
@@ -38,6 +48,7 @@ BUILDERS: dict[str, Callable[..., Solver]] = {
     "implicit": lambda name, **kw: DIRK(DIRK_TABLEAUS[name], **kw),
     "taylor": lambda name, **kw: TaylorLagrange(**kw),
     "sde": lambda name, **kw: SDESolver(name, **kw),
+    "stiff": lambda name, **kw: Radau5(**kw) if name == "radau" else Rosenbrock(**kw),
 }
 
 # the catalog under its historical name (tests and the CLI iterate it)
@@ -54,4 +65,48 @@ def make_solver(name: str, **options: Any) -> Solver:
     return BUILDERS[spec.family](spec.name, **check_options(spec.name, options))
 
 
-__all__ = ["BUILDERS", "SOLVERS", "SolverError", "SolverSpec", "describe_solver", "make_solver", "solver_names"]
+# what `nodedsl simulate` has always used for error-controlled methods when no tolerance is given
+SIMULATE_RTOL, SIMULATE_ATOL = 1e-9, 1e-11
+
+
+def solver_from_text(
+    text: str, *, rtol: float | None = None, atol: float | None = None, step: float | None = None,
+    default_step: float = 0.01,
+) -> Solver:  # fmt: skip
+    """The solver of a command line: ``--solver "radau(rtol = 1e-8)"`` plus ``--rtol/--atol/--solver-step``.
+
+    Options written in the call and flags must not both set the same option. Error-controlled
+    methods default to ``rtol = 1e-9, atol = 1e-11``; fixed-step methods to ``default_step``.
+
+    Example:
+        >>> solver_from_text("radau(rtol = 1e-8)", atol=1e-12).options["atol"]
+        1e-12
+        >>> solver_from_text("rk4", default_step=0.05).options
+        {'step': 0.05}
+    """
+    name, opts = parse_solver_call(text)
+    known = {o.name for o in solver_spec(name).options}
+    for key, value in (("rtol", rtol), ("atol", atol), ("step", step)):
+        if value is None:
+            continue
+        if key in opts:
+            raise SolverError(f"option '{key}' is set both in --solver and by --{key}", option=key)
+        opts[key] = value
+    if "rtol" in known and "max_steps" in known:
+        opts.setdefault("rtol", SIMULATE_RTOL)
+        opts.setdefault("atol", SIMULATE_ATOL)
+    if "step" in known and "step" not in opts:
+        opts["step"] = default_step
+    return make_solver(name, **opts)
+
+
+__all__ = [
+    "BUILDERS",
+    "SOLVERS",
+    "SolverError",
+    "SolverSpec",
+    "describe_solver",
+    "make_solver",
+    "solver_from_text",
+    "solver_names",
+]

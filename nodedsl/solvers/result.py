@@ -21,7 +21,7 @@ class SolveStats:
     ``steps``: accepted steps; ``nfe``: vector-field evaluations (calls of the
     field, including those traced by forward-mode AD for Taylor methods);
     ``rejected``: rejected adaptive steps; ``njev``: Jacobian evaluations and
-    ``newton_iters``: Newton iterations (implicit methods only).
+    ``newton_iters``: Newton iterations and ``nlu``: LU factorizations (implicit methods only).
     """
 
     steps: int = 0
@@ -29,6 +29,7 @@ class SolveStats:
     rejected: int = 0
     njev: int = 0
     newton_iters: int = 0
+    nlu: int = 0
 
     def add(self, other: SolveStats) -> None:
         """Accumulate ``other`` into ``self`` (used to merge checkpoint segments)."""
@@ -37,6 +38,7 @@ class SolveStats:
         self.rejected += other.rejected
         self.njev += other.njev
         self.newton_iters += other.newton_iters
+        self.nlu += other.nlu
 
 
 @dataclass(slots=True)
@@ -47,6 +49,7 @@ class SolveResult:
     ts: torch.Tensor
     stats: SolveStats = field(default_factory=SolveStats)
     solver: str = ""
+    events: list = field(default_factory=list)  # EventRecord of each event that fired (models with when blocks)
 
     @property
     def final(self) -> torch.Tensor:

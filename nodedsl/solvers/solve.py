@@ -67,6 +67,9 @@ def solve(
     ``("checkpoint", k)`` splits the outputs into ``k`` segments and recomputes
     each during backward (memory ~ one segment).
 
+    A field with a non-empty ``events`` attribute (a model with ``when`` blocks) is integrated by
+    :func:`~nodedsl.solvers.events.solve_events`; the result lists the events that fired.
+
     Example:
         >>> import torch
         >>> from nodedsl.solvers import make_solver
@@ -81,6 +84,9 @@ def solve(
         solver = make_solver(solver)
     t = _check_inputs(x0, t)
     grad = Gradient.parse(gradient)
+    events = getattr(field, "events", None)
+    if events:
+        return _with_events(field, x0, t, solver, grad, events)
     stats = SolveStats()
     name = getattr(solver, "name", type(solver).__name__)
     if len(t) == 1:
@@ -104,6 +110,21 @@ def solve(
     else:
         ys = solver.integrate(field, x0, t, stats)
     return SolveResult(ys, t, stats, name)
+
+
+def _with_events(
+    field: Field, x0: torch.Tensor, t: torch.Tensor, solver: Solver, grad: Gradient, events
+) -> SolveResult:
+    """A field with ``when`` blocks: :func:`~nodedsl.solvers.events.solve_events`, gradients by backprop."""
+    from .events import solve_events
+
+    if grad.mode == "adjoint":
+        raise SolverError(
+            "gradient='adjoint' is not available for a model with events (when blocks); use 'backprop'",
+            option="gradient",
+        )
+    res = solve_events(field, x0, t, events=list(events), solver=solver)
+    return SolveResult(res.ys, t, res.stats, res.solver, res.events)
 
 
 def _checkpointed(

@@ -86,6 +86,8 @@ register_sympy(
     "dot", lambda a: Val.scalar(sp.Add(*[x * y for x, y in zip(a[0].items, a[1].items)])), why="a sum of products"
 )
 register_sympy("norm", lambda a: Val.scalar(sp.sqrt(sp.Add(*[x**2 for x in a[0].items]))), why="a root of squares")
+register_sympy("sum", lambda a: Val.scalar(sp.Add(*a[0].items)), why="a sum")
+register_sympy("prod", lambda a: Val.scalar(sp.Mul(*a[0].items)), why="a product")
 register_sympy("transpose", lambda a: Val.from_matrix(a[0].matrix().T), why="a rearrangement")
 
 

@@ -19,9 +19,11 @@ import sympy as sp
 from ..core.diagnostics import Collector
 from ..frontend import ast
 from ..frontend.check import ModelInfo, domain_sizes, flat_names
+from ..frontend.model_info import param_env
 from ..frontend.netspec import NetSpec, net_spec
 from ..frontend.shapes import CONSTANTS, constant_value
 from .builtins import SYMPY
+from .events import index_val, slice_val
 from .functions import NetCall, Val, net_function, zip_vals
 from .noise import lower_noise_decl, renamed_noise
 from .porthamiltonian import build_port_hamiltonian, own_structure
@@ -106,12 +108,9 @@ class Instance:
                 return Val((len(items),), tuple(v.expr for v in items))
             return Val((len(items), items[0].shape[0]), tuple(x for v in items for x in v.items))
         if isinstance(e, ast.Index):
-            target = self.expr(e.target, scope)
-            i = int(constant_value(e.index))
-            if len(target.shape) == 1:
-                return Val.scalar(target.items[i])
-            width = target.shape[1]
-            return Val((width,), target.items[i * width : (i + 1) * width])
+            return index_val(self.expr(e.target, scope), e)
+        if isinstance(e, ast.Slice):
+            return slice_val(self.expr(e.target, scope), e)
         if isinstance(e, ast.Call):
             return self.call(e, scope)
         raise AssertionError(f"unchecked expression {e!r}")
@@ -157,6 +156,7 @@ class Instance:
     # ---------------------------------------------------------------- declarations
     def _build(self, overrides: dict[str, object], shallow: bool = False) -> None:
         info, m = self.info, self.info.model
+        env = param_env(m, overrides)[0]  # parameter values may use other parameters (and overrides)
         for decl in m.body:  # subs first: members of subs may be used anywhere
             if isinstance(decl, ast.Sub) and not shallow:
                 ov = {o.name: constant_value(o.expr) for o in decl.overrides}
@@ -166,7 +166,7 @@ class Instance:
                 shape = info.members[decl.name].shape
                 val = self.declare_symbols(decl.name, shape)
                 self.env[decl.name] = val
-                init = overrides.get(decl.name, constant_value(decl.init) if decl.init is not None else 0.0)
+                init = overrides.get(decl.name, constant_value(decl.init, env) if decl.init is not None else 0.0)
                 self.states += list(val.items)
                 self.x0 += flat_value(init, len(val.items))
             elif isinstance(decl, ast.Input):
@@ -179,7 +179,7 @@ class Instance:
                 shape = info.members[decl.name].shape
                 val = self.declare_symbols(decl.name, shape)
                 self.env[decl.name] = val
-                value = flat_value(overrides.get(decl.name, constant_value(decl.value)), len(val.items))
+                value = flat_value(overrides.get(decl.name, constant_value(decl.value, env)), len(val.items))
                 p = ParamSym(self.prefix + decl.name, shape, list(val.items), value)
                 if decl.learn is not None:
                     p.learn = decl.learn.kind

@@ -22,6 +22,7 @@ from ..core.diagnostics import Collector
 from ..frontend import ast
 from ..frontend.check import ModelInfo, flat_names
 from .builtins import sigmoid, softplus
+from .events import lower_when
 from .instance import Instance
 from .noise import system_noise
 from .system import Collected, ConstraintSym, ParamSym, PHParts, PortSym, Staged, System, T
@@ -76,7 +77,9 @@ def _flatten(inst: Instance, diags: Collector) -> System:
         outputs = [o.xreplace(subst) for o in outputs] if subst else outputs
         names = [nm for n, s in info.outputs for nm in flat_names(n, s)]
     else:
-        outputs, names = list(states), [s.name for s in states]
+        latent = set(info.latent_names())  # never observed: no output unless an `output` says so
+        outputs = [s for s in states if s.name not in latent]
+        names = [s.name for s in outputs]
     split = _symplectic_split(states, rhs)
     staged = None
     if info.is_ph and inst.coupled:
@@ -105,7 +108,8 @@ def _flatten(inst: Instance, diags: Collector) -> System:
         inst.ph,
         split,
         staged,
-        system_noise(inst, states, subst),
+        noise=system_noise(inst, states, subst),
+        events=[lower_when(inst, d, k) for k, d in enumerate(info.model.decls(ast.When))],
     )
 
 

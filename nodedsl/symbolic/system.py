@@ -13,6 +13,7 @@ import sympy as sp
 
 from ..core.diagnostics import Span
 from ..frontend.netspec import NetSpec
+from .events import EventSym
 from .noise import NoiseSym
 
 T = sp.Symbol("t", real=True)
@@ -130,6 +131,7 @@ class System:
     symplectic_split: int | None = None
     staged: Staged | None = None
     noise: NoiseSym | None = None  # the diffusion of an SDE model (symbolic/noise.py)
+    events: list[EventSym] = field(default_factory=list)  # one per when block (symbolic/events.py)
 
     @property
     def state_names(self) -> list[str]:

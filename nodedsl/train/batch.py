@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from .latent import nudged_predict
 from .rollout import WindowField, initial_states, observe
 from .setup import CONFIG_ERRORS, REMAINDER_EVERY, REMAINDER_ROWS, REMAINDER_SUBSTEPS, Shooting, schedule_factor
 
@@ -23,7 +24,13 @@ class BatchSteps:
         Only for fully observed windows that start from data, on a uniform grid."""
         k = grid.numel() - 1
         spec = self.cfg.horizon
-        if spec.kind == "full" or shoot is not self.train or (shoot.learned and not self.held()) or k <= spec.start:
+        if (
+            spec.kind == "full"
+            or shoot is not self.train
+            or (shoot.learned and not self.held())
+            or getattr(shoot, "estimated", False)
+            or k <= spec.start
+        ):
             return k
         steps = grid[1:] - grid[:-1]
         if not bool(torch.allclose(steps, steps[0].expand_as(steps), rtol=1e-6, atol=1e-12)):
@@ -37,6 +44,9 @@ class BatchSteps:
     def predict(self, shoot: Shooting, idx: torch.Tensor, grid: torch.Tensor):
         from ..solvers import solve
 
+        if self.cfg.assimilate is not None:  # nudged head, free tail: see latent.py
+            states, yhat, self._target, tb, ub = nudged_predict(self, shoot, idx, grid)
+            return states, yhat, tb, ub
         w = shoot.w
         tb, ub, y = w.t[idx], w.u[idx], w.y[idx]
         x0 = shoot.initial(idx)

@@ -10,13 +10,14 @@ import torch
 
 from ..core.diagnostics import Diagnostic, NodeDslError, Span
 from ..data.loading import Trajectories, load_file, split_by_trajectory
-from ..frontend.config import TrainConfig, key_span
-from ..io.checkpoint import check_compatible, load_checkpoint
+from ..frontend.config import TrainConfig, key_span, validate_train
+from ..io.checkpoint import load_checkpoint
 from .constraints import AugmentedLagrangian
-from .inputs import compiled_model, estimate_initial_states, load_training_data, model_aliases
-from .metrics import read_json, rollout_errors, write_json
+from .inputs import estimate_initial_states, load_training_data, model_aliases
+from .metrics import rollout_errors, write_json
 from .rollout import is_autonomous, observation_map, observe, rollout
 from .setup import build_solver, intra_op_threads
+from .trained import trained_model, untrained_nets
 
 __all__ = ["copy_solver_state", "evaluate", "rollout_outputs", "solver_error", "violations_after"]
 
@@ -71,25 +72,13 @@ def copy_solver_state(solver, ckpt: Path) -> None:
                 p.copy_(s)
 
 
-def _run_config(run: Path) -> dict:
-    path = run / "config.json"
-    if not path.is_file():
-        raise NodeDslError(
-            [Diagnostic("bad-checkpoint", f"'{run}' is not a run directory (no config.json)", Span(str(run), 0, 0))]
-        )
-    try:
-        return read_json(path)
-    except (OSError, ValueError) as exc:
-        raise NodeDslError(
-            [Diagnostic("bad-checkpoint", f"cannot read '{path}': {exc}", Span(str(path), 0, 0))]
-        ) from None
-
-
-def evaluate(program, model_name: str | None, run_dir: str | Path, data: str | Path | None = None) -> dict:
+def evaluate(program, model_name: str | None, run_dir: str | Path | None, data: str | Path | None = None) -> dict:
     """Rollout error of a trained run on held-out data over full trajectories, and constraint violations.
 
     ``data``: a CSV/NPZ file (relative to the working directory); default: the run's validation split of
-    its training data. Writes ``eval.json`` into the run directory and returns the same dict.
+    its training data. Writes ``eval.json`` into the run directory and returns the same dict. Without a
+    run (``run_dir`` None), ``model_name`` is evaluated on ``data`` as compiled, with the weights of its
+    ``weights`` clauses (a composite of separately trained sub-models); nothing is written.
     """
     with intra_op_threads(1):
         return _evaluate(program, model_name, run_dir, data)
@@ -98,30 +87,13 @@ def evaluate(program, model_name: str | None, run_dir: str | Path, data: str | P
 def _evaluate(program, model_name, run_dir, data) -> dict:
     from ..solvers import SolverError
 
-    run = Path(run_dir)
-    saved = _run_config(run)
-    name = model_name or saved.get("model")
-    if saved.get("model") and name != saved["model"]:
-        raise NodeDslError(
-            [
-                Diagnostic(
-                    "checkpoint-mismatch",
-                    f"run '{run}' trained model '{saved['model']}', not '{name}'",
-                    Span(str(run), 0, 0),
-                )
-            ]
-        )
-    try:
-        cfg = TrainConfig.model_validate(saved["train"])
-    except Exception as exc:
-        raise NodeDslError(
-            [Diagnostic("bad-checkpoint", f"'{run / 'config.json'}' is not valid: {exc}", Span(str(run), 0, 0))]
-        ) from None
-    model = compiled_model(program, name, cfg.seed)
-    weights = run / "model.pt" if (run / "model.pt").is_file() else run / "checkpoint.pt"
-    state = load_checkpoint(weights, source_hash=program.source_hash(name), model_name=name)
-    check_compatible(state, model, weights)
-    model.load_state_dict(state["model_state"])
+    if run_dir is None:
+        model, cfg, name = _untrained_run(program, model_name, data)
+        run = None
+    else:
+        run = Path(run_dir)
+        model, cfg, saved = trained_model(program, run, model_name)
+        name = saved.get("model") or model_name
     if data is not None:
         obs_map = observation_map(model)
         traj = load_file(
@@ -130,7 +102,7 @@ def _evaluate(program, model_name, run_dir, data) -> dict:
             tuple(model.input_names),
             tuple(model.state_names),
             aliases=model_aliases(model, obs_map),
-            input_defaults=model.u_default.tolist(),
+            input_defaults=model.u_default.tolist() if cfg.missing_inputs == "default" else None,
         )
         on = str(data)
     else:
@@ -143,7 +115,8 @@ def _evaluate(program, model_name, run_dir, data) -> dict:
     dt = float(traj.t[0, 1] - traj.t[0, 0]) if traj.t.shape[1] > 1 else 1.0
     try:
         solver = build_solver(cfg.solver, dt, len(model.state_names))
-        copy_solver_state(solver, run / "checkpoint.pt")
+        if run is not None:
+            copy_solver_state(solver, run / "checkpoint.pt")
         states, yhat = rollout_outputs(model, traj, solver, None, cfg.window)
     except SolverError as err:
         raise solver_error(err, cfg) from None
@@ -155,5 +128,32 @@ def _evaluate(program, model_name, run_dir, data) -> dict:
         parameters=model.parameter_values(),
         violations=violations_after(model, cfg, states, traj),
     )
-    write_json(run / "eval.json", out)
+    if run is not None:
+        write_json(run / "eval.json", out)
     return out
+
+
+def _untrained_run(program, name: str | None, data) -> tuple:
+    """A model evaluated without a run of its own: its ``weights`` clauses give every net and learned
+    value, and its train block (when it has one) the solver; ``bad-argument`` otherwise."""
+    where = Span("<command line>", 0, 0)
+    if name is None or data is None:
+        raise NodeDslError(
+            [Diagnostic("bad-argument", "without --run, give --model and --data", where, ("or point --run at a run",))]
+        )
+    model = program.model(name)
+    missing = untrained_nets(model)
+    if missing:
+        raise NodeDslError(
+            [
+                Diagnostic(
+                    "untrained-nets",
+                    f"model '{name}' has net(s) {', '.join(missing)} with no trained weights",
+                    where,
+                    ("train it and use --run, or load its sub-models with `weights` clauses",),
+                )
+            ]
+        )
+    block = next((t for t in program.trains if t.model == name), None)
+    cfg = validate_train(block)[0] if block is not None else None
+    return model, cfg or TrainConfig(model=name, data=str(data)), name

@@ -95,7 +95,11 @@ def load_training_data(program, cfg: TrainConfig, model, base: str | Path | None
         path = Path(cfg.data)
         if not path.is_absolute() and base is not None:
             path = Path(base) / path
-        traj = load_file(path, *names, **kw)
+        # a missing input column is an error unless the block asks for the inputs' defaults explicitly:
+        # training silently on u = default when the experiment was driven learns the wrong model
+        defaults = kw["input_defaults"] if cfg.missing_inputs == "default" else None
+        reject_latent_columns(path, getattr(model, "latent_names", ()))
+        traj = load_file(path, *names, aliases=kw["aliases"], input_defaults=defaults)
         return traj, {"kind": "file", "path": str(path.resolve()), "trajectories": traj.n_traj}
     ds = program.dataset(cfg.data)
     dcfg, diags = validate_dataset(ds)
@@ -114,6 +118,30 @@ def load_training_data(program, cfg: TrainConfig, model, base: str | Path | None
         "noise": dcfg.noise,
         "seed": dcfg.seed,
     }
+
+
+def reject_latent_columns(path: str | Path, latent) -> None:
+    """A ``latent-column`` error for a data column named after a latent state (never observed, contract §10)."""
+    if not latent or not str(path).lower().endswith(".csv"):
+        return  # an .npz names its columns by the outputs; a latent state is no output
+    from ..io.tables import read_rows
+
+    rows = read_rows(path)
+    if not rows:
+        return
+    line, header = rows[0]
+    diags = [
+        Diagnostic(
+            "latent-column",
+            f"column '{name.strip()}' is data for the latent state '{name.strip()}', which is never observed",
+            Span(str(path), line, 1 + sum(len(c) + 1 for c in header[:j])),
+            ("drop the column, or declare the state without `latent` to fit it to data",),
+        )
+        for j, name in enumerate(header)
+        if name.strip() in latent
+    ]
+    if diags:
+        raise NodeDslError(diags)
 
 
 def estimate_initial_states(

@@ -23,13 +23,13 @@ from ..core.diagnostics import Diagnostic, NodeDslError
 from ..io.checkpoint import load_checkpoint
 from .batch import BatchSteps
 from .constraints import AugmentedLagrangian
+from .latent import make_encoder, make_shooting
 from .rollout import is_autonomous, observation_map
 from .setup import (
     CONFIG_ERRORS,
     MAX_ROLLBACKS,
     REMAINDER_LR,
     Progress,
-    Shooting,
     TrainResult,
     build_solver,
     clone_state,
@@ -55,10 +55,14 @@ class _Trainer(Snapshots, BatchSteps):
         self.full = len({i for i in self.obs_map if i is not None}) == n
         self.autonomous = is_autonomous(model)
         init = cfg.window_init
-        learned = not self.full or init.kind == "learned"
+        learned = init.kind == "learned" or (not self.full and init.kind == "data")
         self.hold = init.after if init.kind == "learned" else 0  # epochs with the estimates held fixed
-        self.train = Shooting(model, wtrain, self.obs_map, learned)
-        self.val = Shooting(model, wval, self.obs_map, learned) if wval is not None and len(wval) else None
+        self.encoder = make_encoder(
+            model, self.obs_map, init, wtrain.y.shape[1]
+        )  # window_init = encoder(...): see latent.py
+        self.train = make_shooting(model, wtrain, self.obs_map, init, learned, self.encoder)
+        has_val = wval is not None and len(wval)
+        self.val = make_shooting(model, wval, self.obs_map, init, learned, self.encoder) if has_val else None
         grids = [grid for _, grid in self.train.groups]
         dt = min(float((gr[1:] - gr[:-1]).min()) for gr in grids)
         self.solver = build_solver(cfg.solver, dt, n)
@@ -67,6 +71,8 @@ class _Trainer(Snapshots, BatchSteps):
         self.params = [p for p in model.parameters() if p.requires_grad]
         if self.train.learned:
             self.params.append(self.train.x0)
+        if self.encoder is not None:
+            self.params.extend(self.encoder.parameters())
         self.opt = make_optimizer(cfg.optimizer, self.params) if self.params else None
         self.base_lr = cfg.optimizer.lr
         self.rem_opt = torch.optim.Adam(self.solver_params, lr=REMAINDER_LR) if self.solver_params else None
@@ -102,7 +108,7 @@ class _Trainer(Snapshots, BatchSteps):
                     if self.val_opt is not None and not self.held():
                         self.val_opt.zero_grad(set_to_none=True)
                         states, yhat, _, _ = self.predict(self.val, idx, grid)
-                        loss = self.data_loss(yhat, self.val.w.y[idx])
+                        loss = self.data_loss(yhat, self._target)
                         obj = loss + self.continuity(self.val, idx, states)
                         if bool(torch.isfinite(obj)):
                             obj.backward(inputs=[self.val.x0])
@@ -110,7 +116,7 @@ class _Trainer(Snapshots, BatchSteps):
                     else:
                         with torch.no_grad():
                             _, yhat, _, _ = self.predict(self.val, idx, grid)
-                            loss = self.data_loss(yhat, self.val.w.y[idx])
+                            loss = self.data_loss(yhat, self._target)
                 except Exception as err:
                     from ..solvers import SolverError
 
@@ -171,6 +177,12 @@ class _Trainer(Snapshots, BatchSteps):
                         "violations": violations,
                         "lr": lr,
                         "mu": self.al.mu if self.al else None,
+                        # the largest |multiplier| per constraint, for the plots (full vectors are in the checkpoint)
+                        "multipliers": {
+                            k: max((abs(v) for v in vs), default=0.0) for k, vs in self.al.multipliers().items()
+                        }
+                        if self.al
+                        else {},
                         "wall_time": self.wall,
                         "parameters": self.model.parameter_values(),
                     }
@@ -252,6 +264,7 @@ class _Trainer(Snapshots, BatchSteps):
             x0_train=self.train.x0.detach().clone() if self.train.learned else None,
             x0_val=self.val.x0.detach().clone() if self.val is not None and self.val.learned else None,
             checkpoint=str(self.checkpoint_path) if self.checkpoint_path else None,
+            extra={"encoder": self.encoder} if self.encoder is not None else {},
         )
 
 

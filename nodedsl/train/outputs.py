@@ -14,14 +14,12 @@ from ..data.loading import Trajectories
 from .metrics import read_json
 from .setup import TrainResult
 
-__all__ = ["describe", "energy_outputs", "plot_run"]
+__all__ = ["describe", "energy_outputs", "plot_energy_npz", "plot_run"]
 
 
 def energy_outputs(model, states: torch.Tensor, traj: Trajectories, run: Path) -> None:
     """Port-Hamiltonian runs: H, dissipated and supplied power along the predicted validation rollouts
     (``energy.npz``) and their plot (``energy.png``, first trajectories)."""
-    from ..plots.energy import plot_energy
-
     n_traj, steps, n = states.shape
     x = states.reshape(-1, n)
     u = traj.u.reshape(n_traj * steps, -1).to(x.dtype)
@@ -41,21 +39,42 @@ def energy_outputs(model, states: torch.Tensor, traj: Trajectories, run: Path) -
         P_dissipated=diss.numpy(),
         P_supplied=supplied.numpy(),
         lengths=traj.lengths.numpy(),
+        ids=np.array([str(i) for i in traj.ids], dtype=str),
     )
-    rows = [(i, j) for i in range(min(n_traj, 5)) for j in range(int(traj.lengths[i]))]
+    plot_energy_npz(run, model.name)
+
+
+def plot_energy_npz(run: Path, model_name: str) -> Path:
+    """``energy.png`` from ``energy.npz``: the first trajectories, numbered as in ``fit.png`` (data ids)."""
+    from ..plots.energy import plot_energy
+
+    with np.load(run / "energy.npz", allow_pickle=False) as z:
+        e = {k: z[k] for k in z.files}
+    n_traj = e["H"].shape[0]
+    ids = [str(s) for s in e["ids"]] if "ids" in e else [str(i) for i in range(n_traj)]
+    rows = [(i, j) for i in range(min(n_traj, 3)) for j in range(int(e["lengths"][i]))]
     table = {
-        "trajectory": [i for i, _ in rows],
-        "t": [float(traj.t[i, j]) for i, j in rows],
-        "H": [float(H[i, j]) for i, j in rows],
-        "P_dissipated": [float(diss[i, j]) for i, j in rows],
-        "P_supplied": [float(supplied[i, j]) for i, j in rows],
+        "trajectory": [_number(ids[i], i) for i, _ in rows],
+        "t": [float(e["t"][i, j]) for i, j in rows],
+        "H": [float(e["H"][i, j]) for i, j in rows],
+        "P_dissipated": [float(e["P_dissipated"][i, j]) for i, j in rows],
+        "P_supplied": [float(e["P_supplied"][i, j]) for i, j in rows],
     }
-    plot_energy(table, run / "energy.png", title=f"{model.name}: energy along predicted validation rollouts")
+    plot_energy(table, run / "energy.png", title=f"{model_name}: energy along predicted validation rollouts")
+    return run / "energy.png"
+
+
+def _number(text: str, fallback: int) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float(fallback)
 
 
 def plot_run(run_dir: str | Path) -> list[Path]:
-    """(Re)draw ``loss.png`` and ``fit.png`` from ``metrics.json`` and ``predictions.npz``."""
-    from ..plots.training import plot_fit, plot_losses
+    """(Re)draw ``loss.png``, ``fit.png`` and (port-Hamiltonian runs) ``energy.png`` from ``metrics.json``,
+    ``predictions.npz`` and ``energy.npz``."""
+    from ..plots.training import plot_fit, plot_losses, plot_phase
 
     run = Path(run_dir)
     written = []
@@ -71,7 +90,7 @@ def plot_run(run_dir: str | Path) -> list[Path]:
             [Diagnostic("bad-checkpoint", f"cannot read '{metrics_path}': {exc}", Span(str(metrics_path), 0, 0))]
         ) from None
     if metrics.get("epochs"):
-        plot_losses(metrics["epochs"], run / "loss.png")
+        plot_losses(metrics["epochs"], run / "loss.png", metrics.get("config"))
         written.append(run / "loss.png")
     pred = run / "predictions.npz"
     if pred.is_file():
@@ -92,6 +111,23 @@ def plot_run(run_dir: str | Path) -> list[Path]:
             [str(s) for s in arrays.get("ids", [])] or None,
         )
         written.append(run / "fit.png")
+        if len(arrays["names"]) == 2:
+            plot_phase(
+                arrays["y"],
+                arrays["yhat"],
+                [str(s) for s in arrays["names"]],
+                run / "phase.png",
+                arrays.get("lengths"),
+                [str(s) for s in arrays.get("ids", [])] or None,
+            )
+            written.append(run / "phase.png")
+    if (run / "energy.npz").is_file():
+        try:
+            written.append(plot_energy_npz(run, str(metrics.get("model", ""))))
+        except (OSError, ValueError, EOFError, KeyError) as exc:
+            raise NodeDslError(
+                [Diagnostic("bad-checkpoint", f"cannot read '{run / 'energy.npz'}': {exc}", Span(str(run), 0, 0))]
+            ) from None
     return written
 
 

@@ -113,6 +113,22 @@ class WindowField(torch.nn.Module):
     def forward(self, s: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return self.model.field(self.absolute(s), x, self.inputs(s, x.shape[0]))
 
+    @property
+    def events(self) -> list:
+        """The model's ``when`` blocks in local time, inputs interpolated (``solve`` locates them)."""
+        if not getattr(getattr(self.model, "system", None), "events", None):
+            return []
+        from ..compiler.events import compiled_events
+
+        return compiled_events(self.model, self.inputs, self.absolute)
+
+    def row(self, r: int) -> WindowField:
+        """This field for window ``r`` alone (events are located row by row)."""
+        if not self.per_row:
+            return self
+        t0 = self.t0 if self.t0.dim() == 0 else self.t0[r : r + 1]
+        return WindowField(self.model, t0.reshape(-1), self.grid, self.u[r : r + 1], not self.offset)
+
     def taylor_coefficients(self, s: torch.Tensor, x: torch.Tensor, order: int) -> list[torch.Tensor]:
         """The model's Taylor coefficients (Taylor-mode or symbolic; NotImplementedError: nested AD)."""
         fn = getattr(self.model, "taylor_coefficients", None)

@@ -33,6 +33,7 @@ from .inputs import compiled_model, estimate_initial_states, load_training_data,
 from .loop import fit
 from .metrics import metrics_document, rollout_errors, write_json
 from .outputs import describe, energy_outputs, plot_run
+from .scaling import set_auto_scales
 from .setup import Progress, TrainResult, build_solver, intra_op_threads
 
 __all__ = [
@@ -122,6 +123,9 @@ def _prepare(program, train_block, overrides, run_dir, resume) -> _Setup:
     run = Path(run_dir) if run_dir is not None else Path(cfg.output) if cfg.output else Path("runs") / name
     run.mkdir(parents=True, exist_ok=True)
     ckpt = run / "checkpoint.pt"
+    scales = set_auto_scales(model, train_traj)  # scale = auto nets (a resumed run loads them back)
+    if scales:
+        data_info["net_scales"] = scales
     source_hash = program.source_hash(name)
     if resume and not ckpt.is_file():
         raise NodeDslError(

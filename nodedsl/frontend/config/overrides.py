@@ -6,10 +6,15 @@ Example:
     >>> new = apply_overrides(cfg, {"solver": "dopri5", "solver.rtol": "1e-6", "epochs": "3"})
     >>> (str(new.solver), new.epochs)
     ('dopri5(rtol = 1e-06)', 3)
+    >>> apply_overrides(cfg, {"gradient.segments": "4"}).gradient
+    Checkpointing(kind='checkpoint', segments=4)
+    >>> str(apply_overrides(cfg, {"solver": "rk4(step = 0.1)"}).solver)
+    'rk4(step = 0.1)'
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -20,7 +25,20 @@ from .validate import check_solver
 from .values import CMDLINE, PathT
 
 ALIASES = {"lr": "optimizer.lr", "step": "solver.step", "mu": "constraints.mu"}
-_CALL_KEYS = ("solver", "optimizer", "schedule", "constraints", "window_init", "early_stopping", "horizon")
+_CALL_KEYS = (
+    "solver",
+    "optimizer",
+    "schedule",
+    "constraints",
+    "window_init",
+    "early_stopping",
+    "horizon",
+    "gradient",
+    "assimilate",
+)
+_CALL = re.compile(r"([A-Za-z_]\w*)\s*\((.*)\)", re.S)
+# a dotted option of a key whose current value is a plain name: the call that option implies
+_IMPLIED_CALL = {("gradient", "segments"): "checkpoint"}
 
 
 def _parse_scalar(text: str) -> Any:
@@ -36,6 +54,31 @@ def _parse_scalar(text: str) -> Any:
     if s.lower() in ("true", "false"):
         return s.lower() == "true"
     return s
+
+
+def _parse_call(text: str) -> tuple[str, dict[str, Any]] | None:
+    """``name(key = value, ...)`` -> (name, options), or None when ``text`` is not a call."""
+    m = _CALL.fullmatch(text.strip())
+    if m is None:
+        return None
+    options: dict[str, Any] = {}
+    for item in filter(None, (a.strip() for a in m.group(2).split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            return None
+        options[key.strip()] = _parse_scalar(value)
+    return m.group(1), options
+
+
+def _call_value(top: str, value: Any) -> Any:
+    """A call key's value given on the command line: a name or a call with options."""
+    call = _parse_call(value) if isinstance(value, str) else None
+    name, options = call if call is not None else (value, {})
+    if top == "solver":
+        return {"kind": name, "options": options}
+    if top == "gradient" and not options:
+        return name  # 'backprop', 'adjoint', 'checkpoint' (the validator fills in the segments)
+    return {"kind": name, **options}
 
 
 def _all_paths(data: Any, path: PathT = ()) -> dict:
@@ -80,13 +123,15 @@ def apply_overrides(config: BaseModel, overrides: dict[str, str]) -> BaseModel:
             continue
         if len(parts) == 1:
             if isinstance(value, str) and top in _CALL_KEYS:
-                value = {"kind": value, "options": {}} if top == "solver" else {"kind": value}
+                value = _call_value(top, value)
             data[top] = value
             continue
         if len(parts) != 2:
             diags.append(Diagnostic("bad-override", f"key '{raw_key}' is nested too deeply", CMDLINE))
             continue
         current = data.get(top)
+        if not isinstance(current, dict) and (top, parts[1]) in _IMPLIED_CALL:
+            current = data[top] = {"kind": _IMPLIED_CALL[(top, parts[1])]}
         if top == "solver" and isinstance(current, dict):
             current["options"] = {**current.get("options", {}), parts[1]: value}
         elif isinstance(current, dict):

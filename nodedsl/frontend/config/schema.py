@@ -16,33 +16,13 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, T
 from pydantic_core import PydanticCustomError
 
 from ...core.solvers import solver_names
+from .base import Finite, NonNegFloat, PosFloat, PosInt, _tag_errors, as_call, kind_of
 
 SOLVER_NAMES: tuple[str, ...] = tuple(solver_names())  # for help text and completion
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-
-
-PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-PosInt = Annotated[int, Field(ge=1)]
-
-
-def as_call(v: Any) -> Any:
-    """A bare name (``adam``, ``cosine``) is the call with no arguments."""
-    return {"kind": v} if isinstance(v, str) else v
-
-
-def _tag_errors(kinds: str) -> dict:
-    return dict(custom_error_type="bad_kind", custom_error_message=kinds)
-
-
-def kind_of(v: Any) -> Any:
-    if isinstance(v, BaseModel):
-        return getattr(v, "kind", None)
-    return v.get("kind") if isinstance(v, dict) else (v if isinstance(v, str) else None)
 
 
 class Uniform(_Strict):
@@ -91,6 +71,49 @@ InitValue = Annotated[
     | Annotated[Uniform, Tag("uniform")]
     | Annotated[Normal, Tag("normal")],
     Discriminator(_init_tag, **_tag_errors("a number, a list, uniform(low, high), normal(mean, std)")),
+]
+
+
+SIGNAL_KINDS = ("sine", "multisine", "chirp", "prbs", "steps")
+_SIGNAL_NEEDS = {"sine": ("frequency",), "multisine": ("f0", "f1"), "chirp": ("f0", "f1"), "prbs": ("period",)}
+
+
+class Signal(_Strict):
+    """An excitation signal of a dataset input; every number may be a draw (one per trajectory).
+    Frequencies are in cycles per time unit; ``period`` is how long prbs/steps hold a level."""
+
+    kind: Literal["sine", "multisine", "chirp", "prbs", "steps"]
+    amplitude: Component = 1.0
+    offset: Component = 0.0
+    frequency: Component | None = None
+    phase: Component = 0.0
+    f0: Component | None = None
+    f1: Component | None = None
+    n: PosInt = 8
+    period: PosFloat | None = None
+
+    @model_validator(mode="after")
+    def _needs(self) -> Self:
+        needs = _SIGNAL_NEEDS.get(self.kind, ()) + (("period",) if self.kind == "steps" else ())
+        missing = [k for k in needs if getattr(self, k) is None]
+        if missing:
+            raise PydanticCustomError(
+                "bad_value", "{kind}(...) needs {missing}", {"kind": self.kind, "missing": ", ".join(missing)}
+            )
+        return self
+
+
+def _input_tag(v: Any) -> str | None:
+    tag = _init_tag(v)
+    return "signal" if tag in SIGNAL_KINDS else tag
+
+
+InputValue = Annotated[
+    Annotated[Finite, Tag("number")] | Annotated[list[Finite], Tag("list")] | Annotated[Signal, Tag("signal")],
+    Discriminator(
+        _input_tag,
+        **_tag_errors("a number, a list, sine(...), multisine(...), chirp(...), prbs(...), steps(...)"),
+    ),
 ]
 
 
@@ -154,7 +177,7 @@ class DatasetConfig(_Strict):
     trajectories: PosInt = 1
     time: TimeValue
     initial: dict[str, InitValue] = {}
-    inputs: dict[str, Finite | list[Finite]] = {}
+    inputs: dict[str, InputValue] = {}
     noise: NonNegFloat = 0.0
     seed: int = 0
     solver: SolverCall | None = None
@@ -180,10 +203,23 @@ class DatasetConfig(_Strict):
 
 
 class WindowInit(_Strict):
-    """How windows start: from the data (``data``) or from trained estimates (``learned``)."""
+    """How windows start: from the data (``data``), from trained estimates (``learned``), with latent
+    states at zero (``zero``) or from a recurrent encoder of the window's first ``steps`` observations
+    (``encoder``, a GRU of ``hidden`` units trained jointly)."""
 
-    kind: Literal["data", "learned"]
+    kind: Literal["data", "learned", "zero", "encoder"]
     after: Annotated[int, Field(ge=0)] = 0
+    hidden: PosInt = 32
+    steps: PosInt = 8
+
+
+class Nudging(_Strict):
+    """``assimilate = nudging(gain, steps)``: the first ``steps`` steps of each window are pulled toward
+    the observations (``x' = f(x) + gain (y - x)`` on observed states); the loss is on the rest."""
+
+    kind: Literal["nudging"]
+    gain: PosFloat = 5.0
+    steps: PosInt = 10
 
 
 class Horizon(_Strict):
@@ -290,6 +326,9 @@ ObjectiveValue = Annotated[
 ]
 
 
+_CALL_KEYS = ("solver", "optimizer", "schedule", "constraints", "window_init", "horizon", "objective", "assimilate")
+
+
 class TrainConfig(_Strict):
     """A ``train MODEL`` block. ``data`` is a dataset name or a ``.csv``/``.npz`` path."""
 
@@ -310,15 +349,15 @@ class TrainConfig(_Strict):
     loss: Literal["mse", "mae"] = "mse"
     output: str | None = None
     coupling: Literal["gradient", "least_squares"] = "gradient"
+    missing_inputs: Literal["error", "default"] = "error"  # an input column absent from a data file
     checkpoint_every: PosInt = 10
     window_init: WindowInit = WindowInit(kind="data")
     horizon: Horizon = Horizon(kind="grow")
     objective: ObjectiveValue | None = None  # SDE models only
+    assimilate: Nudging | None = None
     _spans: dict = PrivateAttr(default_factory=dict)
 
-    @field_validator(
-        "solver", "optimizer", "schedule", "constraints", "window_init", "horizon", "objective", mode="before"
-    )
+    @field_validator(*_CALL_KEYS, mode="before")
     @classmethod
     def _calls(cls, v: Any) -> Any:
         return as_call(v)

@@ -95,13 +95,13 @@ def entries_to_plain(
 
 
 # Positional parameters of the calls the blocks know; a call becomes {"kind": name, **kwargs}.
-# Positional parameters of the calls the blocks know; a call becomes {"kind": name, **kwargs}.
-# A solver's positional parameters follow its family; the names come from the solver catalog.
+# A solver's positional parameters follow its family (a family not listed takes keywords only).
 _SOLVER_POSITIONAL = {
     "explicit": ("step",),
     "symplectic": ("step",),
     "implicit": ("step",),
     "adaptive": ("rtol", "atol"),
+    "stiff": ("rtol", "atol"),
     "taylor": ("order", "step"),
     "sde": ("step", "seed"),
 }
@@ -117,9 +117,14 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "exponential": ("gamma",),
     "early_stopping": ("patience", "min_delta"),
     "checkpoint": ("segments",),
+    "sine": ("amplitude", "frequency", "phase"),
+    "multisine": ("amplitude", "f0", "f1", "n"),
+    "chirp": ("amplitude", "f0", "f1"),
+    "prbs": ("amplitude", "period"),
+    "steps": ("amplitude", "period"),
     "learned": ("after",),
     "augmented_lagrangian": ("mu", "growth", "mu_max", "update_every", "tolerance"),
-    **{name: _SOLVER_POSITIONAL[spec.family] for name, spec in CATALOG.items()},
+    **{name: _SOLVER_POSITIONAL.get(spec.family, ()) for name, spec in CATALOG.items()},
 }
 
 
