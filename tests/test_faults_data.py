@@ -125,7 +125,8 @@ def test_solver_options_in_the_train_block_syntax(model_file):
         result = CliRunner().invoke(app, ["simulate", model_file, "--t-end", "1", "--step", "0.5", "--solver", solver])
         assert result.exit_code == 0, result.output
         rows = result.output.strip().splitlines()
-        assert rows[0] == "trajectory,t,x" and abs(float(rows[-1].split(",")[2]) - np.exp(-1)) < 1e-6
+        # simulate writes the inputs that drove the run too (here the input u at its default)
+        assert rows[0] == "trajectory,t,x,u" and abs(float(rows[-1].split(",")[2]) - np.exp(-1)) < 1e-6
 
 
 _ARG = st.one_of(

@@ -34,6 +34,7 @@ COMMANDS = (
     "data",
     "train",
     "energy",
+    "bands",
     "observe",
     "editor",
     "verify",

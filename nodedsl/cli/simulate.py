@@ -31,10 +31,12 @@ def register(app: typer.Typer) -> None:
             None, "--atol", help="absolute tolerance of adaptive solvers (default 1e-11)"
         ),
         energy: bool = typer.Option(False, "--energy", help="add H and power columns (port-Hamiltonian models)"),
+        samples: int | None = typer.Option(None, "--samples", help="SDE models: number of sample paths (default 1)"),
+        seed: int = typer.Option(0, "--seed", help="seed of the Brownian paths (SDE models) and of --init random"),
+        quantiles: bool = typer.Option(False, "--quantiles", help="SDE models: add mean and 5/50/95% columns"),
         out: str = typer.Option("-", "--output", "-o", help="output CSV (default: stdout)"),
         run: str | None = typer.Option(None, "--run", help="a run directory: simulate its trained parameters and nets"),
         init: str | None = typer.Option(None, "--init", help="'random': simulate untrained nets as initialized"),
-        seed: int = typer.Option(0, "--seed", help="seed of --init random"),
         dataset: str | None = typer.Option(
             None, "--dataset", help="simulate from a dataset block's initial states and input signals"
         ),
@@ -60,6 +62,8 @@ def register(app: typer.Typer) -> None:
                 solver=solver,
                 solver_step=solver_step,
                 energy=energy,
+                samples=samples,
+                quantiles=quantiles,
                 rtol=rtol,
                 atol=atol,
                 run=run,

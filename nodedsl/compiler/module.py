@@ -24,6 +24,7 @@ from torch import nn
 
 from ..core.diagnostics import Span
 from ..symbolic.lower import System
+from . import stochastic
 from .graph import build_function
 from .nets import build_mlp
 
@@ -330,6 +331,19 @@ class CompiledModel(nn.Module):
     def driven(self, signal: Callable | None) -> Driven:
         """This field with inputs from ``signal(t, batch) -> [batch, m]``: for ``solve``/``odeint``."""
         return Driven(self, signal)
+
+    @property
+    def noise(self):
+        """The diffusion's form (:class:`nodedsl.core.noise.Noise`), ``None`` for an ODE model."""
+        return stochastic.noise_of(self.system)
+
+    def diffusion(self, t, x, u=None):
+        """The diffusion ``g``: ``[batch, n]`` (diagonal noise) or ``[batch, n, m]`` (general noise)."""
+        return stochastic.diffusion(self, t, x, u)
+
+    def sde_functions(self, signal: Callable | None = None):
+        """``(drift, diffusion)`` modules of ``(t, x)`` with inputs from ``signal``: for ``sdeint``."""
+        return Driven(self, signal), stochastic.DrivenDiffusion(self, signal)
 
     def observe(self, t, x, u=None):
         """The observed quantities (declared outputs, or every state) ``[batch, n_out]``."""

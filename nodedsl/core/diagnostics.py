@@ -81,8 +81,14 @@ class Collector:
 
 def suggest(name: str, candidates: Iterable[str]) -> str:
     """A 'did you mean' note for ``name`` among ``candidates`` ('' when nothing is close)."""
-    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else ""
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=5, cutoff=0.6)
+    if not close:
+        return ""
+    # among equally close candidates, the one sharing the longer prefix ('rk5': 'rk4', not 'srk')
+    ratio = difflib.SequenceMatcher(None, name, close[0]).ratio()
+    ties = [c for c in close if difflib.SequenceMatcher(None, name, c).ratio() == ratio]
+    best = max(ties, key=lambda c: next((i for i, (a, b) in enumerate(zip(name, c)) if a != b), len(c)))
+    return f"did you mean '{best}'?"
 
 
 def render(diag: Diagnostic, source: str | None = None) -> str:

@@ -83,6 +83,17 @@ _ADAPTIVE = {
     "dopri8": (8, "Dormand-Prince 8(7) adaptive, via torchdiffeq"),
 }
 
+SDE_OPTIONS = (
+    STEP,
+    Option("seed", int, default=None, minimum=0, none_ok=True, doc="Brownian path seed (default: the run's)"),
+)
+_SDE = {
+    "euler_maruyama": ("0.5 (strong)", "Euler-Maruyama for Ito SDEs, any noise"),
+    "milstein": ("1.0 (strong)", "Milstein for Ito SDEs, diagonal or additive noise"),
+    "srk": ("1.5 (strong)", "stochastic Runge-Kutta (Roessler) for Ito SDEs, diagonal or additive noise"),
+    "reversible_heun": ("0.5 (strong)", "reversible Heun (Stratonovich; Ito models with diagonal/additive noise)"),
+}
+
 
 _STIFF = {
     "radau": ("5", "Radau IIA order 5, adaptive, L-stable: simplified Newton with exact Jacobian (stiff problems)"),
@@ -121,6 +132,8 @@ def _catalog() -> dict[str, SolverSpec]:
             "taylor", "Taylor-Lagrange step with learned midpoint (TL-NODE)", "p = order", TAYLOR_OPTIONS, "taylor"
         )
     )
+    for name, (sde_order, summary) in _SDE.items():
+        specs.append(SolverSpec(name, summary + " (fixed step, via torchsde)", sde_order, SDE_OPTIONS, "sde"))
     return {spec.name: spec for spec in specs}
 
 

@@ -153,15 +153,55 @@ def _inputs(model, cfg: DatasetConfig) -> tuple[torch.Tensor, dict[int, Signal]]
     return u, signals
 
 
+def _solver(model, cfg: DatasetConfig, dt: float):
+    """``cfg.solver`` (its step defaulting to a quarter of the smallest sampling interval), or rk4 /
+    euler_maruyama (an SDE model) with that step."""
+    from ..solvers import SolverError, make_solver
+
+    default = "rk4" if getattr(model, "noise", None) is None else "euler_maruyama"
+    if cfg.solver is None:
+        return make_solver(default, step=dt / 4)
+    opts = dict(cfg.solver.options)
+    try:
+        solver = make_solver(cfg.solver.kind, **opts)
+    except SolverError as err:
+        if err.option != "step" or "step" in opts:
+            raise
+        solver = make_solver(cfg.solver.kind, **opts, step=dt / 4)
+    is_sde = getattr(solver, "strong_order", None) is not None
+    if is_sde != (getattr(model, "noise", None) is not None):
+        what = "an SDE solver needs a model with noise" if is_sde else "a model with noise needs an SDE solver"
+        raise SolverError(f"{what} (euler_maruyama, milstein, srk, reversible_heun); got '{cfg.solver.kind}'")
+    return solver
+
+
+def _sample_paths(model, u_of_t, x0: torch.Tensor, times: torch.Tensor, solver, cfg: DatasetConfig):
+    """``[T, N, n]`` sample paths; the Brownian paths are fixed by the solver's ``seed`` or the dataset's."""
+    from ..solvers.sde import sdeint
+
+    drift, diffusion = model.sde_functions(lambda t, batch: u_of_t(float(t)).to(x0.dtype).expand(batch, -1))
+    t = times.to(x0.dtype)
+    return sdeint(
+        drift,
+        diffusion,
+        x0,
+        t,
+        solver=solver,
+        noise=model.noise,
+        seed=None if solver.seed is not None else int(cfg.seed),
+    ).ys
+
+
 def generate(model, cfg: DatasetConfig) -> Trajectories:
     """Simulate ``cfg.trajectories`` runs of ``model`` at ``cfg.times()``.
 
     Initial states follow ``cfg.initial`` (others: the model's defaults), drawn from a
     ``torch.Generator`` seeded with ``cfg.seed``, then the inputs' signals (``data/signals.py``); the
-    solver is ``cfg.solver`` or rk4 with a step of a quarter of the smallest sampling interval. Outputs
-    get Gaussian noise of std ``cfg.noise`` (same generator); the noise-free states are kept in ``x``.
+    solver is ``cfg.solver`` or rk4 with a step of a quarter of the smallest sampling interval (an SDE
+    model: euler_maruyama, its Brownian paths fixed by the seed too). Outputs get Gaussian noise of std
+    ``cfg.noise`` (same generator); the noise-free states are kept in ``x``.
     """
-    from ..solvers import SolverError, make_solver, solve
+    from ..solvers import SolverError, solve
 
     dtype = model.x0_default.dtype  # the model's precision (float64 for `nodedsl data`)
     g = torch.Generator().manual_seed(int(cfg.seed))
@@ -171,19 +211,12 @@ def generate(model, cfg: DatasetConfig) -> Trajectories:
     u_of_t = _input_function(model, cfg, n_traj, g, float(times[0]), float(times[-1]))
     dt = float((times[1:] - times[:-1]).min()) if len(times) > 1 else 1.0
     try:
-        if cfg.solver is None:
-            solver = make_solver("rk4", step=dt / 4)
-        else:
-            opts = dict(cfg.solver.options)
-            try:
-                solver = make_solver(cfg.solver.kind, **opts)
-            except SolverError as err:
-                if err.option != "step" or "step" in opts:
-                    raise
-                solver = make_solver(cfg.solver.kind, **opts, step=dt / 4)
-        field = _DrivenInput(model, u_of_t)
+        solver = _solver(model, cfg, dt)
         with torch.no_grad():
-            xs = solve(field, x0, times, solver=solver).ys  # [T, N, n]
+            if getattr(model, "noise", None) is None:
+                xs = solve(_DrivenInput(model, u_of_t), x0, times, solver=solver).ys  # [T, N, n]
+            else:
+                xs = _sample_paths(model, u_of_t, x0, times, solver, cfg)
     except SolverError as err:
         raise NodeDslError(
             [

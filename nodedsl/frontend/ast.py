@@ -211,6 +211,15 @@ class Der:
 
 
 @dataclass(frozen=True)
+class Noise:
+    """``noise(x) = expr`` (``state`` set: diagonal noise of ``x``) or ``noise = MATRIX`` (general)."""
+
+    state: str | None
+    expr: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
 class Output:
     name: str
     expr: Expr
@@ -301,23 +310,9 @@ class Connect:
 
 
 Decl = (
-    State
-    | Input
-    | Param
-    | Net
-    | Let
-    | Der
-    | Output
-    | Constraint
-    | Hamiltonian
-    | JMatrix
-    | RMatrix
-    | Port
-    | Sub
-    | Couple
-    | Connect
-    | When
-)
+    State | Input | Param | Net | Let | Der | Noise | Output | Constraint | Hamiltonian | JMatrix | RMatrix
+    | Port | Sub | Couple | Connect | When
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..core.diagnostics import Collector, suggest
 from . import ast, config
+from .check_noise import check_sde_block
 from .model_info import CheckedProgram, ModelInfo, flat_names
 
 
@@ -41,6 +42,7 @@ def check_blocks(prog: CheckedProgram, diags: Collector) -> None:
                 )
             else:
                 _check_dataset_names(prog.model(cfg.model), ds, cfg, diags)
+                check_sde_block(prog.model(cfg.model), ds, cfg, diags)
     first: dict[str, ast.Train] = {}
     for tr in module.trains:
         if tr.model in first:
@@ -58,6 +60,8 @@ def check_blocks(prog: CheckedProgram, diags: Collector) -> None:
         diags.items.extend(errs)
         if tcfg is not None:
             prog.configs[f"train {tr.model}"] = tcfg
+            if tr.model in models:
+                check_sde_block(prog.model(tr.model), tr, tcfg, diags)
             data = getattr(tcfg, "data", None)
             if isinstance(data, str) and not data.endswith((".csv", ".npz")) and data not in datasets:
                 span = next((e.span for e in tr.entries if e.key == "data"), tr.span)

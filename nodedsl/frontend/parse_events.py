@@ -1,5 +1,6 @@
-"""Transformer rules of the v2 syntax (indexed ``der``, ``when`` blocks, matrix entries, slices,
-comprehensions): mixins of :class:`nodedsl.frontend.to_ast._ToAst`, one AST constructor per rule.
+"""Transformer rules of the v2 syntax (indexed ``der``, ``noise``, ``when`` blocks, matrix entries,
+slices, comprehensions, observers): mixins of :class:`nodedsl.frontend.to_ast._ToAst`, one AST constructor
+per rule.
 
 Example:
     >>> from nodedsl.frontend.parse import parse_source
@@ -27,6 +28,10 @@ class EventsToAst:
 
     def _tok(self, tok: Token) -> Span:
         return Span(self.file, tok.line or 0, tok.column or 0, tok.end_line or 0, tok.end_column or 0)
+
+    @v_args(meta=True)
+    def noise(self, meta, items):
+        return ast.Noise(None if items[1] is None else str(items[1]), items[2], self._span(meta))
 
     @v_args(meta=True)
     def der(self, meta, items):

@@ -32,6 +32,7 @@ MODEL_KEYWORDS = [
     "net",
     "let",
     "der",
+    "noise",
     "output",
     "constraint",
     "hamiltonian",

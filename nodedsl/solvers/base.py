@@ -49,6 +49,22 @@ def step_grid(times: list[float], step: float) -> list[float]:
     return grid
 
 
+def check_inputs(x0: Any, t: Any) -> torch.Tensor:
+    """``t`` as a floating tensor after checking ``x0`` (``[batch, n]``) and ``t`` (1-D, increasing)."""
+    if not isinstance(x0, torch.Tensor) or x0.dim() != 2 or not x0.is_floating_point():
+        raise SolverError(
+            f"x0 must be a floating [batch, n] tensor, got "
+            f"{tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__}"
+        )
+    if not isinstance(t, torch.Tensor) or t.dim() != 1 or len(t) == 0:
+        raise SolverError("t must be a non-empty 1-D tensor of output times")
+    if not t.is_floating_point():
+        t = t.to(x0.dtype)
+    if not bool(torch.isfinite(t).all()) or (len(t) > 1 and not bool((t[1:] > t[:-1]).all())):
+        raise SolverError(f"t must be finite and strictly increasing, got {t.tolist()}")
+    return t
+
+
 class Solver:
     """Common interface: ``integrate(field, x0, t, stats) -> ys`` with ``ys[0] is x0``.
 
@@ -122,19 +138,3 @@ class FixedStepSolver(Solver):
             ys.append(x)
         self.account(stats, sum(n for n, _ in plan))
         return torch.stack(ys)
-
-
-def check_inputs(x0: Any, t: Any) -> torch.Tensor:
-    """``t`` as a floating tensor after checking ``x0`` (``[batch, n]``) and ``t`` (1-D, increasing)."""
-    if not isinstance(x0, torch.Tensor) or x0.dim() != 2 or not x0.is_floating_point():
-        raise SolverError(
-            f"x0 must be a floating [batch, n] tensor, got "
-            f"{tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__}"
-        )
-    if not isinstance(t, torch.Tensor) or t.dim() != 1 or len(t) == 0:
-        raise SolverError("t must be a non-empty 1-D tensor of output times")
-    if not t.is_floating_point():
-        t = t.to(x0.dtype)
-    if not bool(torch.isfinite(t).all()) or (len(t) > 1 and not bool((t[1:] > t[:-1]).all())):
-        raise SolverError(f"t must be finite and strictly increasing, got {t.tolist()}")
-    return t

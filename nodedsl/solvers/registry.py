@@ -36,6 +36,7 @@ from .explicit import ExplicitRK
 from .implicit import DIRK
 from .radau import Radau5
 from .rosenbrock import Rosenbrock
+from .sde import SDESolver
 from .symplectic import Leapfrog
 from .taylor import TaylorLagrange
 
@@ -46,6 +47,7 @@ BUILDERS: dict[str, Callable[..., Solver]] = {
     "symplectic": lambda name, step: Leapfrog(step),
     "implicit": lambda name, **kw: DIRK(DIRK_TABLEAUS[name], **kw),
     "taylor": lambda name, **kw: TaylorLagrange(**kw),
+    "sde": lambda name, **kw: SDESolver(name, **kw),
     "stiff": lambda name, **kw: Radau5(**kw) if name == "radau" else Rosenbrock(**kw),
 }
 

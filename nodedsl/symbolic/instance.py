@@ -25,6 +25,7 @@ from ..frontend.shapes import CONSTANTS, constant_value
 from .builtins import SYMPY
 from .events import index_val, slice_val
 from .functions import NetCall, Val, net_function, zip_vals
+from .noise import lower_noise_decl, renamed_noise
 from .porthamiltonian import build_port_hamiltonian, own_structure
 from .system import Collected, ConstraintSym, ParamSym, PHParts, PortSym, T, flat_value, num
 
@@ -203,6 +204,8 @@ class Instance:
                     self.rhs[s] = e
             elif isinstance(decl, ast.Constraint):
                 self._constraint(decl)
+            elif isinstance(decl, ast.Noise):
+                lower_noise_decl(self, decl)
         if info.is_ph:
             build_port_hamiltonian(self)
 
@@ -299,6 +302,7 @@ def renamed(tpl: Instance, prefix: str) -> Instance:
     new.u0 = list(tpl.u0)
     new.rhs = {ren(k): ren(v) for k, v in tpl.rhs.items()}
     new.rhs_open = {ren(k): ren(v) for k, v in tpl.rhs_open.items()}
+    renamed_noise(tpl, new, ren)
     new.coupled = [([ren(u) for u in us], [ren(y) for y in ys], ren_m(C)) for us, ys, C in tpl.coupled]
     new.constraints = [
         ConstraintSym(

@@ -24,6 +24,7 @@ from ..frontend.check import ModelInfo, flat_names
 from .builtins import sigmoid, softplus
 from .events import lower_when
 from .instance import Instance
+from .noise import system_noise
 from .system import Collected, ConstraintSym, ParamSym, PHParts, PortSym, Staged, System, T
 
 __all__ = [
@@ -115,7 +116,8 @@ def _flatten(inst: Instance, diags: Collector) -> System:
         inst.ph,
         split,
         staged,
-        [lower_when(inst, d, k) for k, d in enumerate(info.model.decls(ast.When))],
+        noise=system_noise(inst, states, subst),
+        events=[lower_when(inst, d, k) for k, d in enumerate(info.model.decls(ast.When))],
     )
 
 

@@ -74,12 +74,37 @@ def format_system(system: System, info: ModelInfo, *, latex: bool = False) -> st
     if system.outputs and system.output_names != system.state_names:
         for n, e in zip(system.output_names, system.outputs):
             lines.append(f"  output {n} = {_fmt(e, latex)}")
-    for s, e in zip(system.states, system.rhs):
-        lines.append(f"  d/dt {s.name} = {_fmt(e, latex)}")
+    noise = getattr(system, "noise", None)
+    if noise is None:
+        for s, e in zip(system.states, system.rhs):
+            lines.append(f"  d/dt {s.name} = {_fmt(e, latex)}")
+    else:
+        lines += _sde_lines(system, noise, latex)
     for ev in system.events:
         resets = ", ".join(f"{s.name} = {_fmt(e, latex)}" for s, e in ev.resets.items()) or "nothing"
         lines.append(f"  when {ev.text}: reset {resets}")
     return "\n".join(lines)
+
+
+def _sde_lines(system: System, noise, latex: bool) -> list[str]:
+    """The Ito SDE ``dx = f dt + g dW``: per state, its drift and its noise terms (``W_k``: independent
+    Wiener processes; diagonal noise drives state i by ``W_i``)."""
+    kind = "diagonal" if noise.kind == "diagonal" else f"general, {noise.channels} Wiener processes"
+    lines = [f"  Ito SDE ({kind} noise{', additive' if noise.additive else ''}): dx = f dt + g dW"]
+    g = noise.matrix()
+    for i, (s, e) in enumerate(zip(system.states, system.rhs)):
+        terms = [f"({_fmt(g[i, k], latex)}) dW{k}" for k in range(g.cols) if g[i, k] != 0]
+        if not terms:
+            lines.append(f"  d/dt {s.name} = {_fmt(e, latex)}")
+        else:
+            lines.append(f"  d{s.name} = ({_fmt(e, latex)}) dt + " + " + ".join(terms))
+    if system.ph is not None:
+        from .noise import ito_correction_expr
+
+        ito = ito_correction_expr(noise, system.ph.H, list(system.states))
+        lines.append("  Ito energy balance: dH = (-P_dissipated + P_supplied + P_ito) dt + grad H^T g dW")
+        lines.append(f"    P_ito = 1/2 tr(g^T Hess(H) g) = {_fmt(ito, latex)}")
+    return lines
 
 
 def format_latex(system: System, info: ModelInfo) -> str:

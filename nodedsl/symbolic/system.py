@@ -14,6 +14,7 @@ import sympy as sp
 from ..core.diagnostics import Span
 from ..frontend.netspec import NetSpec
 from .events import EventSym
+from .noise import NoiseSym
 
 T = sp.Symbol("t", real=True)
 
@@ -129,6 +130,7 @@ class System:
     ph: PHParts | None = None
     symplectic_split: int | None = None
     staged: Staged | None = None
+    noise: NoiseSym | None = None  # the diffusion of an SDE model (symbolic/noise.py)
     events: list[EventSym] = field(default_factory=list)  # one per when block (symbolic/events.py)
 
     @property

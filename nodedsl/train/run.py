@@ -225,17 +225,22 @@ def _fit(program, s: _Setup, resume: bool, progress: Progress | None) -> TrainRe
         if estimate is not None:
             write_json(run / "coupling.json", estimate.summary())
     try:
-        result = fit(
-            model,
-            wtrain,
-            wval,
-            fit_cfg,
-            progress=progress,
-            resume_from=ckpt if resume else None,
-            checkpoint_path=ckpt,
-            source_hash=source_hash,
-            run_id=s.data_info["run_id"],
-        )
+        if getattr(model, "noise", None) is not None:  # an SDE model: transition likelihood or distribution matching
+            from .sde_fit import train_sde
+
+            result = train_sde(model, train_traj, s.val_traj, fit_cfg, progress=progress, resume=resume)
+        else:
+            result = fit(
+                model,
+                wtrain,
+                wval,
+                fit_cfg,
+                progress=progress,
+                resume_from=ckpt if resume else None,
+                checkpoint_path=ckpt,
+                source_hash=source_hash,
+                run_id=s.data_info["run_id"],
+            )
     except SolverError as err:
         raise solver_error(err, cfg) from None
     finally:

@@ -16,34 +16,13 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, T
 from pydantic_core import PydanticCustomError
 
 from ...core.solvers import solver_names
+from .base import Finite, NonNegFloat, PosFloat, PosInt, Seed, _tag_errors, as_call, kind_of
 
 SOLVER_NAMES: tuple[str, ...] = tuple(solver_names())  # for help text and completion
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-
-
-PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-PosInt = Annotated[int, Field(ge=1)]
-Seed = Annotated[int, Field(ge=0, lt=2**63)]  # what torch.Generator.manual_seed accepts
-
-
-def as_call(v: Any) -> Any:
-    """A bare name (``adam``, ``cosine``) is the call with no arguments."""
-    return {"kind": v} if isinstance(v, str) else v
-
-
-def _tag_errors(kinds: str) -> dict:
-    return dict(custom_error_type="bad_kind", custom_error_message=kinds)
-
-
-def kind_of(v: Any) -> Any:
-    if isinstance(v, BaseModel):
-        return getattr(v, "kind", None)
-    return v.get("kind") if isinstance(v, dict) else (v if isinstance(v, str) else None)
 
 
 class Uniform(_Strict):
@@ -292,6 +271,21 @@ class Exponential(_Strict):
     gamma: Annotated[float, Field(gt=0, le=1)] = 0.99
 
 
+class TransitionLikelihood(_Strict):
+    """SDE models: the Euler-Maruyama likelihood of consecutive observations (see docs/stochastic.md)."""
+
+    kind: Literal["transition_likelihood"]
+    observation_noise: NonNegFloat = 0.0
+
+
+class DistributionMatching(_Strict):
+    """SDE models: simulated and observed ensembles matched at every observation time."""
+
+    kind: Literal["distribution"]
+    metric: Literal["energy", "mmd"] = "energy"
+    samples: PosInt = 1
+
+
 class EarlyStopping(_Strict):
     kind: Literal["early_stopping"]
     patience: PosInt = 20
@@ -325,6 +319,15 @@ ScheduleValue = Annotated[
     Discriminator(kind_of, **_tag_errors("none, cosine, step(every, gamma), exponential(gamma)")),
 ]
 
+ObjectiveValue = Annotated[
+    Annotated[TransitionLikelihood, Tag("transition_likelihood")]
+    | Annotated[DistributionMatching, Tag("distribution")],
+    Discriminator(kind_of, **_tag_errors("transition_likelihood(observation_noise), distribution(metric, samples)")),
+]
+
+
+_CALL_KEYS = ("solver", "optimizer", "schedule", "constraints", "window_init", "horizon", "objective", "assimilate")
+
 
 class TrainConfig(_Strict):
     """A ``train MODEL`` block. ``data`` is a dataset name or a ``.csv``/``.npz`` path."""
@@ -350,12 +353,11 @@ class TrainConfig(_Strict):
     checkpoint_every: PosInt = 10
     window_init: WindowInit = WindowInit(kind="data")
     horizon: Horizon = Horizon(kind="grow")
+    objective: ObjectiveValue | None = None  # SDE models only
     assimilate: Nudging | None = None
     _spans: dict = PrivateAttr(default_factory=dict)
 
-    @field_validator(
-        "solver", "optimizer", "schedule", "constraints", "window_init", "horizon", "assimilate", mode="before"
-    )
+    @field_validator(*_CALL_KEYS, mode="before")
     @classmethod
     def _calls(cls, v: Any) -> Any:
         return as_call(v)

@@ -103,6 +103,7 @@ _SOLVER_POSITIONAL = {
     "adaptive": ("rtol", "atol"),
     "stiff": ("rtol", "atol"),
     "taylor": ("order", "step"),
+    "sde": ("step", "seed"),
 }
 SIGNATURES: dict[str, tuple[str, ...]] = {
     "span": ("t0", "t1", "step"),

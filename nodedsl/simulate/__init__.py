@@ -13,21 +13,18 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import io
 import math
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .core.diagnostics import NodeDslError, Span, suggest
-from .core.limits import limit, over_limit
-from .io.atomic import atomic_write
-from .io.tables import read_columns
+from ..core.diagnostics import NodeDslError, Span, suggest
+from ..core.limits import limit, over_limit
+from ..io.tables import read_columns
+from .table import F64, Table, _arg_error, _table, write_csv
 
-F64 = torch.float64  # what simulate computes in, whatever torch's default dtype is
+__all__ = ["SimulationRequest", "Table", "dataset_table", "run_simulation", "write_csv"]
 
 
 @dataclass(frozen=True)
@@ -41,21 +38,13 @@ class SimulationRequest:
     solver: str | None = None  # None: the run's training solver with --run, dopri5 otherwise
     solver_step: float | None = None
     energy: bool = False
+    samples: int | None = None  # SDE models: number of sample paths (default 1)
+    quantiles: bool = False  # SDE models: add mean and 5/50/95% columns per state
     rtol: float | None = None
     atol: float | None = None
     run: str | None = None  # a run directory: its trained parameters and nets
     init_random: bool = False  # simulate untrained nets as initialized from the seed
-    seed: int = 0
-
-
-@dataclass
-class Table:
-    columns: list[str]
-    rows: np.ndarray
-
-
-def _arg_error(what: str, message: str, *notes: str) -> NodeDslError:
-    return NodeDslError.single("bad-argument", message, Span(f"<{what}>", 0, 0), *notes)
+    seed: int = 0  # the Brownian paths of an SDE model, and the nets of --init random
 
 
 def _split(item: str, what: str) -> tuple[str, str]:
@@ -67,10 +56,10 @@ def _split(item: str, what: str) -> tuple[str, str]:
 
 def _expression_signal(text: str):
     """A function of t from an expression, via the .node grammar (no eval)."""
-    from .frontend import ast
-    from .frontend.loader import source_from_module
-    from .frontend.parse import parse_expression
-    from .program import _finish
+    from ..frontend import ast
+    from ..frontend.loader import source_from_module
+    from ..frontend.parse import parse_expression
+    from ..program import _finish
 
     # the expression is parsed on its own and placed into a model's AST: the text can never add a
     # declaration (a newline or a '}' in it is a syntax error of the expression)
@@ -187,8 +176,8 @@ def run_simulation(prog, req: SimulationRequest) -> Table:
     model = prog.trained(req.model, weights=req.run, init=init, seed=req.seed, dtype=F64)
     run_solver = None
     if req.run is not None and req.solver is None:
-        from .train.setup import build_solver
-        from .train.trained import trained_model
+        from ..train.setup import build_solver
+        from ..train.trained import trained_model
 
         cfg = trained_model(prog, req.run, req.model)[1]
         spec = (
@@ -202,7 +191,7 @@ def run_simulation(prog, req: SimulationRequest) -> Table:
 
 
 def _simulate(prog, model, req: SimulationRequest, run_solver=None) -> Table:
-    from .solvers import SolverError, solve, solver_from_text
+    from ..solvers import SolverError, solve
 
     x0 = model.x0_default.clone()
     for item in req.sets:
@@ -220,30 +209,23 @@ def _simulate(prog, model, req: SimulationRequest, run_solver=None) -> Table:
         x0[model.state_names.index(name)] = number
     t = _times(req)
     signal = _signal(model, req)
-    try:
-        if run_solver is not None:
-            solver = run_solver()
-        else:
-            solver = solver_from_text(
-                req.solver or "dopri5", rtol=req.rtol, atol=req.atol, step=req.solver_step,
-                default_step=float(min(np.diff(t.numpy()).min(), 0.01)),
-            )  # fmt: skip
-        _check_steps(t, solver.options.get("step"))
-    except SolverError as err:
-        raise _arg_error("--solver", str(err)) from None
-    field = model.driven(signal)
+    solver = _solver(model, req, t, run_solver)
+    _check_steps(t, getattr(solver, "options", {}).get("step"))
+    events: list = []
     with torch.no_grad():
-        try:
-            res = solve(field, x0[None], t, solver=solver)
-            ys = res.ys[:, 0, :]
-        except SolverError as err:
-            raise NodeDslError.single("solver-error", str(err), Span("<--solver>", 0, 0)) from None
-        u = (
-            torch.stack([signal(ti, 1)[0] if signal else model.u_default for ti in t])
-            if model.input_names
-            else torch.zeros(len(t), 0, dtype=F64)
-        )
-        outs = model.observe(t, ys, u) if model.output_names != model.state_names else ys[:, :0]
+        if getattr(model, "noise", None) is None:
+            if req.samples is not None or req.quantiles:
+                raise _arg_error("--samples", f"'{model.name}' has no noise: --samples/--quantiles need an SDE")
+            try:
+                res = solve(model.driven(signal), x0[None], t, solver=solver)
+            except SolverError as err:
+                raise NodeDslError.single("solver-error", str(err), Span("<--solver>", 0, 0)) from None
+            ys, events = res.ys, res.events
+        else:
+            try:
+                ys = _sample_paths(model, x0, t, signal, solver, req)
+            except SolverError as err:
+                raise _arg_error("--solver", str(err)) from None
     if not torch.all(torch.isfinite(ys)):
         raise NodeDslError.single(
             "diverged",
@@ -251,54 +233,46 @@ def _simulate(prog, model, req: SimulationRequest, run_solver=None) -> Table:
             Span(prog.path, 0, 0),
             "try a smaller step or another solver",
         )
-    columns = ["trajectory", "t", *model.state_names]
-    blocks = [torch.zeros(len(t), 1, dtype=F64), t[:, None], ys]
-    if outs.shape[1]:
-        extra = [n for n in model.output_names if n not in model.state_names]
-        keep = [i for i, n in enumerate(model.output_names) if n not in model.state_names]
-        columns += extra
-        blocks.append(outs[:, keep])
-    # the inputs that drove the simulation, always: the CSV is then training data as it stands
-    inputs = [i for i, n in enumerate(model.input_names) if n not in columns]
-    columns += [model.input_names[i] for i in inputs]
-    blocks.append(u[:, inputs].to(F64))
-    if model.system.events:
-        columns.append("event")
-        blocks.append(_event_marks(t, res.events)[:, None])
-    if req.energy:
-        if model.system.ph is None:
-            raise _arg_error("--energy", f"--energy needs a port-Hamiltonian model; '{model.name}' is not")
-        with torch.enable_grad():
-            H = model.hamiltonian(ys).detach()
-            diss = model.dissipation(ys).detach()
-            y = model.port_outputs(ys).detach()
-        supplied = (y * u).sum(-1) if u.shape[1] == y.shape[1] and y.shape[1] else torch.zeros(len(t), dtype=F64)
-        columns += ["H", "P_dissipated", "P_supplied"]
-        blocks += [H[:, None], diss[:, None], supplied[:, None]]
-    return Table(columns, torch.cat(blocks, dim=1).numpy())
+    return _table(model, ys, t, signal, req, events)
 
 
-def _event_marks(t: torch.Tensor, events: list) -> torch.Tensor:
-    """Per output time ``t[k]``: how many events fired in ``(t[k-1], t[k]]`` (``simulate``'s ``event`` column)."""
-    marks = torch.zeros(len(t), dtype=F64)
-    times = t.tolist()
-    for record in events:
-        k = next((i for i, s in enumerate(times) if s >= record.time), len(times) - 1)
-        marks[k] += 1
-    return marks
+def _solver(model, req: SimulationRequest, t: torch.Tensor, run_solver=None):
+    """The solver of ``--solver/--rtol/--atol/--solver-step`` (or the run's); an SDE model defaults
+    to Euler-Maruyama and accepts only SDE solvers."""
+    from ..core.solvers import parse_solver_call
+    from ..solvers import SolverError, solver_from_text
+    from ..solvers.sde import METHODS
+
+    try:
+        if run_solver is not None:
+            return run_solver()
+        text = req.solver or "dopri5"
+        if getattr(model, "noise", None) is not None and parse_solver_call(text)[0] not in METHODS:
+            if req.solver is not None:  # the default: an SDE model switches to Euler-Maruyama silently
+                raise _arg_error(
+                    "--solver", f"'{model.name}' is an SDE; use an SDE solver ({', '.join(METHODS)}), not '{text}'"
+                )
+            text = "euler_maruyama"
+        return solver_from_text(
+            text, rtol=req.rtol, atol=req.atol, step=req.solver_step,
+            default_step=float(min(np.diff(t.numpy()).min(), 0.01)),
+        )  # fmt: skip
+    except SolverError as err:
+        raise _arg_error("--solver", str(err)) from None
 
 
-def write_csv(table: Table, path: str | None) -> None:
-    """Write the table as CSV (atomically when a path is given; stdout otherwise)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(table.columns)
-    for row in table.rows:
-        w.writerow([str(int(row[0]))] + [repr(float(v)) for v in row[1:]])
-    if path is None:
-        sys.stdout.write(buf.getvalue())
-        return
-    atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+def _sample_paths(model, x0: torch.Tensor, t: torch.Tensor, signal, solver, req: SimulationRequest) -> torch.Tensor:
+    """``[T, N, n]`` sample paths of an SDE model, reproducible from ``req.seed``."""
+    from ..solvers.sde import sdeint
+
+    n = 1 if req.samples is None else req.samples
+    if n < 1 or n > 1_000_000:
+        raise _arg_error("--samples", f"--samples must be in [1, 1000000], got {n}")
+    if req.seed < 0:
+        raise _arg_error("--seed", f"--seed must be >= 0, got {req.seed}")
+    drift, diffusion = model.sde_functions(signal)
+    x = x0[None].expand(n, -1).contiguous()
+    return sdeint(drift, diffusion, x, t, solver=solver, noise=model.noise, seed=req.seed).ys
 
 
 def dataset_table(prog, name: str, model_name: str | None = None, run: str | None = None, count=None) -> Table:
@@ -319,8 +293,8 @@ def dataset_table(prog, name: str, model_name: str | None = None, run: str | Non
         >>> table.columns, table.rows.shape
         (['trajectory', 't', 'x', 'u'], (6, 4))
     """
-    from .data.synth import generate
-    from .frontend.config import validate_dataset
+    from ..data.synth import generate
+    from ..frontend.config import validate_dataset
 
     cfg, diags = validate_dataset(prog.dataset(name))
     if cfg is None:
