@@ -234,3 +234,27 @@ def test_when_blocks_simulate_with_event_marks_and_show(tmp_path) -> None:
 
 def _height(h0: float, v0: float, g: float, e: float, T: float) -> float:
     return closed_form(h0, v0, g, e, T)[1] if T > 0 else h0
+
+
+def test_a_dataset_of_an_event_model_bounces(tmp_path):
+    """A `dataset` block of a model with `when` blocks is simulated with its events (the synthesized
+    inputs are a function of t, as for any dataset)."""
+    from typer.testing import CliRunner
+
+    from nodedsl.cli.main import app
+
+    src = tmp_path / "ball.node"
+    src.write_text(
+        "model BallTruth {\n state h = 1.0\n state v = 0.0\n param g = 9.81\n param e = 0.8\n"
+        " der(h) = v\n der(v) = -g\n when h <= 0 and v < 0 { reset v = -e * v }\n output height = h\n}\n"
+        "dataset drops {\n model = BallTruth\n trajectories = 2\n time = span(0, 1.5, step = 0.05)\n"
+        " initial = { h = uniform(0.5, 1.0), v = 0 }\n seed = 0\n}\n"
+    )
+    out = tmp_path / "drops.csv"
+    result = CliRunner().invoke(app, ["data", str(src), "-d", "drops", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = [line.split(",") for line in out.read_text().splitlines()]
+    col = rows[0].index("height")
+    heights = [float(r[col]) for r in rows[1:]]
+    assert min(heights) > -1e-3  # the ball bounced instead of falling through the floor
+    assert max(heights[len(heights) // 2 :]) > 0.05  # and rose again after its first impact

@@ -96,7 +96,7 @@ class _DrivenInput(torch.nn.Module):
     @property
     def events(self):
         """The model's ``when`` blocks with these inputs (``solve`` locates them)."""
-        return self.model.driven(lambda t, batch: self.u.expand(batch, -1)).events
+        return self.model.driven(lambda t, batch: self.u(t)).events
 
 
 def _input_function(model, cfg: DatasetConfig, count: int, g: torch.Generator, t0: float, t1: float):
