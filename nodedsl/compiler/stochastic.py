@@ -11,8 +11,8 @@ Example:
     >>> model = prog.model("M")
     >>> model.noise
     Noise(kind='diagonal', channels=1, additive=False, sde_type='ito')
-    >>> model.diffusion(0.0, torch.full((2, 1), 2.0)).tolist()
-    [[0.6], [0.6]]
+    >>> [round(v, 6) for v in model.diffusion(0.0, torch.full((2, 1), 2.0))[:, 0].tolist()]
+    [0.6, 0.6]
 """
 
 from __future__ import annotations

@@ -35,7 +35,8 @@ class NoiseSym:
     @staticmethod
     def diagonal(states: list[sp.Symbol], by_state: dict[sp.Symbol, sp.Expr]) -> NoiseSym:
         """Diagonal noise over ``states`` from ``{state: expr}`` (missing states: 0)."""
-        exprs = [sp.sympify(by_state.get(s, 0)) for s in states]
+        # the lowering gives SymPy expressions; a plain number (a test's dict) becomes one by constructor
+        exprs = [_expr(by_state.get(s, 0)) for s in states]
         return NoiseSym("diagonal", exprs, len(states), _additive(exprs, states))
 
     @staticmethod
@@ -55,6 +56,12 @@ class NoiseSym:
         if not subst:
             return self
         return NoiseSym(self.kind, [e.xreplace(subst) for e in self.exprs], self.channels, self.additive)
+
+
+def _expr(value: sp.Expr | float) -> sp.Expr:
+    if isinstance(value, sp.Basic):
+        return value
+    return sp.Integer(value) if float(value).is_integer() else sp.Float(value)
 
 
 def _additive(exprs: list[sp.Expr], states: list[sp.Symbol]) -> bool:
