@@ -88,6 +88,8 @@ def like(const, ref):
     """A constant of the graph in the dtype and device of ``ref`` (a no-op when they already agree)."""
     if const.device == ref.device and (const.dtype == ref.dtype or not const.is_floating_point()):
         return const
+    if torch.compiler.is_compiling():  # traced: the conversion becomes part of the compiled graph
+        return const.to(ref) if const.is_floating_point() else const.to(ref.device)
     cache = const.__dict__.setdefault("_nodedsl_like", {})  # converted once per dtype and device
     key = (ref.dtype, ref.device)
     if key not in cache:

@@ -15,7 +15,7 @@ Example:
 
 from ..core.errors import SolverError
 from ..core.tableaus import ButcherTableau
-from .base import FixedStepSolver, Solver, step_grid, step_plan
+from .base import FixedStepSolver, Solver, step_grid, step_plan, time_eps
 from .derivatives import jacobian, taylor_coefficients
 from .registry import SOLVERS, SolverSpec, describe_solver, make_solver, solver_from_text, solver_names
 from .result import SolveResult, SolveStats
@@ -42,4 +42,5 @@ __all__ = [
     "step_grid",
     "step_plan",
     "taylor_coefficients",
+    "time_eps",
 ]

@@ -25,25 +25,40 @@ from .result import SolveStats
 Field = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def step_plan(times: list[float], step: float) -> list[tuple[int, float]]:
+def step_plan(times: list[float], step: float, eps: float = 0.0) -> list[tuple[int, float]]:
     """``(n_steps, h)`` for each interval: ``ceil(|dt|/step)`` equal steps of size ``dt/n``.
 
     The ``1e-9`` slack keeps an interval that is a multiple of ``step`` up to
     round-off (``0.3 / 0.1 = 3.0000000000000004``) from getting an extra step.
-    Works for decreasing times too (torchdiffeq's adjoint integrates backwards).
+    ``eps``: the relative precision the times were stored in (:func:`time_eps`); float32 times
+    (``9.95`` is ``9.94999980926...``) need a slack of their round-off, ``eps * |t| / step``, or an
+    interval of exactly one step becomes two. Works for decreasing times too (torchdiffeq's adjoint
+    integrates backwards).
+
+    Example:
+        >>> import torch
+        >>> t = torch.linspace(0, 10, 201, dtype=torch.float32).tolist()
+        >>> sum(n for n, _ in step_plan(t, 0.05)), sum(n for n, _ in step_plan(t, 0.05, time_eps(torch.float32)))
+        (310, 200)
     """
     plan = []
     for a, b in zip(times, times[1:]):
         dt = b - a
-        n = max(1, math.ceil(abs(dt) / step - 1e-9))
+        slack = 1e-9 + min(0.01, 4 * eps * max(abs(a), abs(b)) / step)
+        n = max(1, math.ceil(abs(dt) / step - slack))
         plan.append((n, dt / n))
     return plan
 
 
-def step_grid(times: list[float], step: float) -> list[float]:
+def time_eps(dtype: torch.dtype) -> float:
+    """The relative round-off of times stored in ``dtype`` (0 for float64: the planner's own precision)."""
+    return 0.0 if dtype == torch.float64 else float(torch.finfo(dtype).eps)
+
+
+def step_grid(times: list[float], step: float, eps: float = 0.0) -> list[float]:
     """Every step boundary of :func:`step_plan`, with the output times copied exactly."""
     grid = [times[0]]
-    for (n, h), a, b in zip(step_plan(times, step), times, times[1:]):
+    for (n, h), a, b in zip(step_plan(times, step, eps), times, times[1:]):
         grid.extend(a + m * h for m in range(1, n))
         grid.append(b)
     return grid
@@ -122,8 +137,8 @@ class FixedStepSolver(Solver):
         stats.nfe += n_steps * self.nfe_per_step
 
     def integrate(self, field: Field, x0: torch.Tensor, t: torch.Tensor, stats: SolveStats) -> torch.Tensor:
-        times = t.tolist()
-        plan = step_plan(times, self.step_size)
+        times = t.tolist()  # Python floats: the plan is made in float64 whatever t's dtype
+        plan = step_plan(times, self.step_size, time_eps(t.dtype))
         nodes = self.nodes
         m = len(nodes)
         flat = [a + (j + c) * h for a, (n, h) in zip(times, plan) for j in range(n) for c in nodes]

@@ -45,7 +45,7 @@ from typing import Any
 import torch
 
 from ..core.errors import SolverError
-from .base import Field, FixedStepSolver, Solver, check_inputs, step_grid
+from .base import Field, FixedStepSolver, Solver, check_inputs, step_grid, time_eps
 from .eventcond import Event, truth
 from .eventlocate import locate
 from .result import SolveStats
@@ -174,7 +174,7 @@ def solve_events(
     tol = max(tol, 16 * torch.finfo(x0.dtype).eps)  # a float32 state cannot place a crossing closer
     ctx = _Ctx(field, solver, list(events), SolveStats(), tol, max_events, x0.dtype, x0.device, gap, zeno == "error")
     if isinstance(solver, FixedStepSolver) and len(times) > 1:
-        grid = step_grid(times, solver.step_size)
+        grid = step_grid(times, solver.step_size, time_eps(t.dtype))
     else:
         grid = list(times)
     outputs = _run(ctx, x0, grid, set(_output_positions(grid, times)), chunk)

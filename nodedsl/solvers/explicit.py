@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ..core.tableaus import ButcherTableau
-from .base import Field, FixedStepSolver, step_grid, step_plan
+from .base import Field, FixedStepSolver, step_grid, step_plan, time_eps
 from .result import SolveStats
 
 
@@ -77,13 +77,15 @@ class ExplicitRK(FixedStepSolver):
     def integrate_adjoint(self, field: Field, x0: torch.Tensor, t: torch.Tensor, stats: SolveStats) -> torch.Tensor:
         params = [p for p in field.parameters() if p.requires_grad]  # solve() checks field is a Module
         ys = _Adjoint.apply(self, field, t, x0, *params)
-        self.account(stats, len(step_grid(t.tolist(), self.step_size)) - 1)
+        self.account(stats, len(step_grid(t.tolist(), self.step_size, time_eps(t.dtype))) - 1)
         return ys
 
-    def march(self, func: Any, state: tuple[torch.Tensor, ...], a: float, b: float) -> tuple[torch.Tensor, ...]:
+    def march(
+        self, func: Any, state: tuple[torch.Tensor, ...], a: float, b: float, eps: float = 0.0
+    ) -> tuple[torch.Tensor, ...]:
         """Integrate a tuple-valued ``func`` from ``a`` to ``b`` (either direction) with this tableau,
         subdividing like the forward loop (:func:`step_plan`), so the adjoint pass uses the same steps."""
-        ((n, h),) = step_plan([a, b], self.step_size)
+        ((n, h),) = step_plan([a, b], self.step_size, eps)
         for m in range(n):
             t0 = a + m * h
             ks: list[tuple[torch.Tensor, ...]] = []
@@ -129,6 +131,6 @@ class _Adjoint(torch.autograd.Function):
         adj = grad_ys[-1].clone()
         adj_p = tuple(torch.zeros_like(p) for p in params)
         for i in range(len(times) - 1, 0, -1):
-            state = ctx.method.march(augmented, (ys[i], adj, *adj_p), times[i], times[i - 1])
+            state = ctx.method.march(augmented, (ys[i], adj, *adj_p), times[i], times[i - 1], time_eps(t.dtype))
             adj, adj_p = state[1] + grad_ys[i - 1], state[2:]
         return (None, None, None, adj, *adj_p)

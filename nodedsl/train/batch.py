@@ -59,12 +59,27 @@ class BatchSteps:
             ub = torch.cat([ub[:, j : j + h + 1] for j in starts])
             y = torch.cat([y[:, j : j + h + 1] for j in starts])
             grid = grid[: h + 1]
+        self._target = y
+        if self.fast is not None:  # the compiled rollout (fast.py); falls back to the eager path on failure
+            try:
+                states, yhat = self.fast(x0, tb[:, 0], ub, tb, grid)
+                return states, yhat, tb, ub
+            except Exception as err:  # a torch.compile failure (an op or a Python construct it cannot trace)
+                self.fast_fallback(err)
         fieldw = WindowField(self.model, tb[:, 0], grid, ub, self.autonomous)
         ys = solve(fieldw, x0, grid, solver=self.solver, gradient=self.gradient).ys
         states = ys.transpose(0, 1)  # [B, K+1, n]
         yhat = observe(self.model, states, tb, ub, self.obs_map)
-        self._target = y
         return states, yhat, tb, ub
+
+    def fast_fallback(self, err: Exception) -> None:
+        """Leave the fast path for the rest of the run, with the reason in the run's metrics."""
+        from ..solvers import SolverError
+
+        if isinstance(err, (SolverError, KeyboardInterrupt)):
+            raise err
+        self.fast = None
+        self.compile_info.update(used=False, reason=f"compile failed: {type(err).__name__}: {str(err)[:300]}")
 
     def data_loss(self, yhat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         err = yhat - y

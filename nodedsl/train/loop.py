@@ -23,6 +23,7 @@ from ..core.diagnostics import Diagnostic, NodeDslError
 from ..io.checkpoint import load_checkpoint
 from .batch import BatchSteps
 from .constraints import AugmentedLagrangian
+from .fast import make_fast
 from .latent import make_encoder, make_shooting
 from .rollout import is_autonomous, observation_map
 from .setup import (
@@ -67,6 +68,7 @@ class _Trainer(Snapshots, BatchSteps):
         dt = min(float((gr[1:] - gr[:-1]).min()) for gr in grids)
         self.solver = build_solver(cfg.solver, dt, n)
         self.gradient = cfg.gradient_mode()
+        self.fast, self.compile_info = make_fast(model, self.solver, cfg, self.obs_map, self.autonomous, self.train)
         self.solver_params = [p for p in self.solver.parameters() if p.requires_grad]
         self.params = [p for p in model.parameters() if p.requires_grad]
         if self.train.learned:
@@ -246,6 +248,8 @@ class _Trainer(Snapshots, BatchSteps):
 
     def result(self) -> TrainResult:
         last = self.history[-1] if self.history else {}
+        if self.fast is not None:
+            self.compile_info["compile_seconds"] = round(self.fast.compile_seconds, 3)
         return TrainResult(
             status=self.status,
             epochs_run=self.epoch,
@@ -264,7 +268,10 @@ class _Trainer(Snapshots, BatchSteps):
             x0_train=self.train.x0.detach().clone() if self.train.learned else None,
             x0_val=self.val.x0.detach().clone() if self.val is not None and self.val.learned else None,
             checkpoint=str(self.checkpoint_path) if self.checkpoint_path else None,
-            extra={"encoder": self.encoder} if self.encoder is not None else {},
+            extra={
+                "compile": dict(self.compile_info),
+                **({"encoder": self.encoder} if self.encoder is not None else {}),
+            },
         )
 
 

@@ -86,6 +86,7 @@ def metrics_document(
             "fully_observed": result.fully_observed,
         },
         "parameters": result.parameters,
+        "compile": result.extra.get("compile", {}),
         "epochs": result.history,
         "data": data or {},
         "evaluation": evaluation or {},

@@ -355,6 +355,7 @@ class TrainConfig(_Strict):
     horizon: Horizon = Horizon(kind="grow")
     objective: ObjectiveValue | None = None  # SDE models only
     assimilate: Nudging | None = None
+    compile: Literal["auto", "off", "whole_step"] = "off"  # the compiled training step (nodedsl/train/fast.py)
     _spans: dict = PrivateAttr(default_factory=dict)
 
     @field_validator(*_CALL_KEYS, mode="before")
