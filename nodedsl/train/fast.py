@@ -1,11 +1,14 @@
-"""The whole-step fast path of training (``compile = whole_step``): the window rollout compiled as one graph.
+"""The compiled fast path of training (``compile = whole_step``): each solver step compiled as one graph.
 
 Small models on fixed-step solvers spend their training time in per-operation dispatch: tens of fx
-nodes per field call, ``stages x steps`` field calls per window, and as many again backward. Here the
-fixed-step loop is unrolled at trace time (the step plan, the stage times and the input interpolation
-weights are Python constants of the window grid) and the rollout plus the observation map is handed to
-``torch.compile``; AOTAutograd compiles its backward the same way. The loss, the continuity and
-constraint terms and the optimizer step stay eager (a few ops).
+nodes per field call, ``stages x steps`` field calls per window, and as many again backward. Here a
+whole solver step (every stage's field call and the Runge-Kutta update) is handed to ``torch.compile``
+(AOTAutograd compiles its backward the same way) and called once per step of the window: the stage
+times and the interpolated inputs of all the window's stages are computed up front in two ops and
+passed in, so one graph serves every step of every window. Unrolling the whole window into one graph
+was tried first: its inductor compile took over 10 minutes for the pendulum on the loaded machine (a
+per-step graph is ``steps`` times smaller). The loss, the continuity and constraint terms and the
+optimizer step stay eager (a few ops).
 
 The eager path stays the reference: ``tests/test_fast_path.py`` compares losses and gradients in
 float64. What the fast path does not cover falls back to eager with a stated reason (``coverage``),
@@ -76,8 +79,8 @@ def coverage(model, solver, cfg, steps_planned: int) -> str | None:
 
 
 class WholeStep:
-    """``(x0 [B, n], t0 [B], u [B, K+1, m], tb [B, K+1], grid) -> (states [B, K+1, n], outputs)``, compiled
-    once per window grid (and by torch per shape and grad mode).
+    """``(x0 [B, n], t0 [B], u [B, K+1, m], tb [B, K+1], grid) -> (states [B, K+1, n], outputs)``; the step
+    is compiled once per step size (and by torch per batch size and grad mode).
 
     ``obs_map``: the state index of each output, None where the output is computed (``model.observe``).
     ``backend``: torch.compile's backend (``inductor``; ``aot_eager`` traces and differentiates the same
@@ -87,7 +90,9 @@ class WholeStep:
         self.model, self.solver, self.autonomous = model, solver, autonomous
         self.obs_map = list(obs_map)
         self.backend = backend
-        self.compiled: dict = {}
+        self.compiled: dict = {}  # step size -> the compiled step
+        self.tables: dict = {}
+        self.seen: set = set()
         self.compile_seconds = 0.0  # the first call of each compiled function (tracing and code generation)
         if backend == "inductor":
             inductor_cache_dir()
@@ -109,54 +114,72 @@ class WholeStep:
                 steps.append((h, nodes))
         return steps
 
-    def _function(self, grid: list[float]):
-        from ..solvers.base import step_plan
+    def _step(self, h: float):
+        """The compiled step of size ``h``: every stage's field call and the update, one graph (and its
+        backward). Stage times and inputs are arguments, so every step of a window reuses the graph."""
+        if h not in self.compiled:
+            model, autonomous = self.model, self.autonomous
+            stages, b = self.solver._stages, self.solver._b
 
-        plan = self.plan(grid)
-        marks, i = set(), 0  # the steps that end on a grid time: their states are the outputs
-        for n, _ in step_plan(grid, self.solver.step_size):
-            i += n
-            marks.add(i - 1)
-        model, solver, autonomous, obs_map = self.model, self.solver, self.autonomous, self.obs_map
-        stages, b = solver._stages, solver._b
-
-        def rollout(x0, t0, u, tb):
-            du = u[:, 1:] - u[:, :-1]
-            x, ys = x0, [x0]
-            for m, (h, nodes) in enumerate(plan):
+            def step(x, t0, ts, us):
                 ks: list = []
                 for node, row in stages:
                     y = x
                     for j, a in row:
                         y = torch.add(y, ks[j], alpha=a * h)
-                    s, k, w = nodes[node]
-                    ui = u[:, k] if w == 0.0 else u[:, k] + w * du[:, k]
-                    ks.append(model.field(s if autonomous else t0 + s, y, ui))
+                    s = ts[node]
+                    ks.append(model.field(s if autonomous else t0 + s, y, us[node]))
                 for j, bj in b:
                     x = torch.add(x, ks[j], alpha=bj * h)
-                if m in marks:
-                    ys.append(x)
-            states = torch.stack(ys, dim=1)
-            if all(i is not None for i in obs_map):
-                return states, states[..., obs_map]
-            flat = model.observe(tb.reshape(-1), states.reshape(-1, states.shape[-1]), u.reshape(tb.numel(), -1))
-            return states, flat.reshape(*states.shape[:-1], flat.shape[-1])
+                return x
 
-        return torch.compile(rollout, backend=self.backend)  # a second batch size: one dynamic-shape compile
+            self.compiled[h] = torch.compile(step, backend=self.backend, dynamic=False)
+        return self.compiled[h]
+
+    def _tables(self, grid: tuple, dtype, device):
+        """Per grid: the steps' sizes, whether each ends on a sample, the stage times ``[steps, nodes]`` and
+        the inputs' sample indices and weights ``[steps * nodes]``."""
+        key = (grid, dtype, device)
+        if key not in self.tables:
+            from ..solvers.base import step_plan
+
+            plan = self.plan(list(grid))
+            marks, i = set(), 0  # the steps that end on a grid time: their states are the outputs
+            for n, _ in step_plan(list(grid), self.solver.step_size):
+                i += n
+                marks.add(i - 1)
+            ts = torch.tensor([[s for s, _, _ in nodes] for _, nodes in plan], dtype=dtype, device=device)
+            ks = torch.tensor([k for _, nodes in plan for _, k, _ in nodes], dtype=torch.long, device=device)
+            ws = torch.tensor([w for _, nodes in plan for _, _, w in nodes], dtype=dtype, device=device)
+            self.tables[key] = ([h for h, _ in plan], [m in marks for m in range(len(plan))], ts, ks, ws)
+        return self.tables[key]
 
     def __call__(self, x0, t0, u, tb, grid) -> tuple[torch.Tensor, torch.Tensor]:
         key = tuple(float(g) for g in (grid.tolist() if isinstance(grid, torch.Tensor) else grid))
-        fn = self.compiled.get(key)
-        if fn is None:
-            fn = self.compiled[key] = [self._function(list(key)), set()]
-        signature = (tuple(x0.shape), tuple(u.shape), torch.is_grad_enabled())
-        if signature in fn[1]:
-            return fn[0](x0, t0, u, tb)
-        started = time.perf_counter()
-        out = fn[0](x0, t0, u, tb)
-        self.compile_seconds += time.perf_counter() - started
-        fn[1].add(signature)
-        return out
+        hs, marks, ts, ks, ws = self._tables(key, x0.dtype, x0.device)
+        nodes = ts.shape[1]
+        # every stage's input at once: [steps, nodes, B, m] (linear interpolation between the samples)
+        du = u[:, 1:] - u[:, :-1]
+        us = u[:, ks] + ws[:, None] * du[:, ks]
+        us = us.transpose(0, 1).reshape(len(hs), nodes, *u.shape[:1], u.shape[-1])
+        x, ys = x0, [x0]
+        for i, h in enumerate(hs):
+            fn = self._step(h)
+            signature = (h, tuple(x.shape), torch.is_grad_enabled())
+            if signature in self.seen:
+                x = fn(x, t0, ts[i], us[i])
+            else:
+                started = time.perf_counter()
+                x = fn(x, t0, ts[i], us[i])
+                self.compile_seconds += time.perf_counter() - started
+                self.seen.add(signature)
+            if marks[i]:
+                ys.append(x)
+        states = torch.stack(ys, dim=1)
+        if all(i is not None for i in self.obs_map):
+            return states, states[..., self.obs_map]
+        flat = self.model.observe(tb.reshape(-1), states.reshape(-1, states.shape[-1]), u.reshape(tb.numel(), -1))
+        return states, flat.reshape(*states.shape[:-1], flat.shape[-1])
 
 
 def make_fast(model, solver, cfg, obs_map, autonomous: bool, train) -> tuple[WholeStep | None, dict]:
