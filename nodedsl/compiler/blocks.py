@@ -75,7 +75,7 @@ class Blocks:
 
     def __init__(self, graph: fx.Graph, em: Emitter, root: torch.nn.Module, kinds: dict):
         self.g, self.em, self.root = graph, em, root
-        self.kinds = kinds  # column source node -> "x" | "u" | "z" | "w<k>" (a coupling product)
+        self.kinds = kinds  # column source node -> "x" | "u" | "z" | "w" (coupled and free inputs of a composite)
         self.cache: dict = {}  # the member expressions of a group -> its node (shared by blocks)
         self.count = 0
         self.vectors: dict = {}  # (kind, columns) -> symbol of the gathered vector
@@ -122,7 +122,15 @@ class Blocks:
             return self.select(known, [em.params[c][1] for c in column])
         if kind == "l":
             return g.call_function(torch.stack, ([em.param(c) for c in column],))
-        return self.select(em.columns[column[0]][0], [em.columns[c][1] for c in column])
+        runs: list = []  # (source node, its columns) in member order: inputs may come from several nodes
+        for c in column:
+            node, col = em.columns[c]
+            if runs and runs[-1][0] is node:
+                runs[-1][1].append(col)
+            else:
+                runs.append((node, [col]))
+        parts = [self.select(node, cols) for node, cols in runs]
+        return parts[0] if len(parts) == 1 else g.call_function(torch.cat, (parts,), {"dim": -1})
 
     def block(self, exprs: list[sp.Expr], min_size: int = 4) -> list[tuple[fx.Node, list[int], bool]]:
         """``exprs`` as pieces ``(node, expression indices, scalar)``: ``[batch, k]`` nodes for groups of

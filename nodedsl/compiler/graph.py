@@ -107,8 +107,11 @@ def build_function(
             y, order = blocks.combine(ys)
             position = {orig: k for k, orig in enumerate(order)}
             products = blocks.linear(y, [(r, position[c], v) for r, c, v in entries], len(inputs), len(order))
+        # coupled inputs (the products' columns) and free ones (u: the ends of a chain) are one kind, so the
+        # sub-models whose port is free stay in their group; the group gathers its columns across nodes
+        blocks.kinds[u] = "w"
         for w, rows in products:
-            blocks.kinds[w] = f"w{len(blocks.kinds)}"  # one kind per node: a group gathers from one node
+            blocks.kinds[w] = "w"
             for j, r in enumerate(rows):
                 s = inputs[r]
                 symbols[s] = graph.call_function(operator.getitem, (w, (Ellipsis, j)))
