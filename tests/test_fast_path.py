@@ -198,3 +198,11 @@ def test_chain_with_one_couple_per_spring_stays_grouped():
     dp = -0.1 * q - 0.05 * v + force
     want = torch.cat([torch.stack([v, dp], -1).reshape(-1, 20), v[:, 1:] - v[:, :-1]], -1)
     assert torch.allclose(model.field(torch.tensor(0.0), x), want, atol=1e-5)
+
+
+def test_field_with_a_net_derivative_falls_back():
+    from nodedsl.train.fast import coverage
+
+    model = nodedsl.load(ROOT / "examples" / "msd.node").model("MassSpringDamper")  # grad of V, a net, in H
+    reason = coverage(model, make_solver("rk4", step=0.05), _train_cfg("compile = whole_step"), 10**6)
+    assert "differentiates a net" in reason

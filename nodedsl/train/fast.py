@@ -75,7 +75,16 @@ def coverage(model, solver, cfg, steps_planned: int) -> str | None:
         return "the model is stochastic (an SDE)"
     if cfg.assimilate is not None:
         return "assimilate (nudging) is not compiled"
+    if _differentiates_a_net(model):
+        return "the field differentiates a net (e.g. grad of a learned H): AOTAutograd has no double backward"
     return None
+
+
+def _differentiates_a_net(model) -> bool:
+    from ..compiler import ops
+
+    graph = getattr(getattr(model, "_field", None), "graph", None)
+    return graph is not None and any(node.target is ops.net_grad for node in graph.nodes)
 
 
 class WholeStep:
