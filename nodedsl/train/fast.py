@@ -89,7 +89,7 @@ def _differentiates_a_net(model) -> bool:
 
 class WholeStep:
     """``(x0 [B, n], t0 [B], u [B, K+1, m], tb [B, K+1], grid) -> (states [B, K+1, n], outputs)``; the step
-    is compiled once per step size (and by torch per batch size and grad mode).
+    is compiled once (and by torch per batch size and grad mode).
 
     ``obs_map``: the state index of each output, None where the output is computed (``model.observe``).
     ``backend``: torch.compile's backend (``inductor``; ``aot_eager`` traces and differentiates the same
@@ -99,7 +99,7 @@ class WholeStep:
         self.model, self.solver, self.autonomous = model, solver, autonomous
         self.obs_map = list(obs_map)
         self.backend = backend
-        self.compiled: dict = {}  # step size -> the compiled step
+        self.compiled = None  # the compiled step
         self.tables: dict = {}
         self.seen: set = set()
         self.compile_seconds = 0.0  # the first call of each compiled function (tracing and code generation)
@@ -123,27 +123,28 @@ class WholeStep:
                 steps.append((h, nodes))
         return steps
 
-    def _step(self, h: float):
-        """The compiled step of size ``h``: every stage's field call and the update, one graph (and its
-        backward). Stage times and inputs are arguments, so every step of a window reuses the graph."""
-        if h not in self.compiled:
+    def _step(self):
+        """The compiled step: every stage's field call and the update, one graph (and its backward). The
+        step size, stage times and inputs are arguments (tensors), so one graph serves every step of every
+        window (float32 grids give steps that differ in the last bits: constants would recompile)."""
+        if self.compiled is None:
             model, autonomous = self.model, self.autonomous
             stages, b = self.solver._stages, self.solver._b
 
-            def step(x, t0, ts, us):
+            def step(x, t0, ts, us, h):
                 ks: list = []
                 for node, row in stages:
                     y = x
                     for j, a in row:
-                        y = torch.add(y, ks[j], alpha=a * h)
+                        y = y + ks[j] * (a * h)
                     s = ts[node]
                     ks.append(model.field(s if autonomous else t0 + s, y, us[node]))
                 for j, bj in b:
-                    x = torch.add(x, ks[j], alpha=bj * h)
+                    x = x + ks[j] * (bj * h)
                 return x
 
-            self.compiled[h] = torch.compile(step, backend=self.backend, dynamic=False)
-        return self.compiled[h]
+            self.compiled = torch.compile(step, backend=self.backend, dynamic=False)
+        return self.compiled
 
     def _tables(self, grid: tuple, dtype, device):
         """Per grid: the steps' sizes, whether each ends on a sample, the stage times ``[steps, nodes]`` and
@@ -160,7 +161,8 @@ class WholeStep:
             ts = torch.tensor([[s for s, _, _ in nodes] for _, nodes in plan], dtype=dtype, device=device)
             ks = torch.tensor([k for _, nodes in plan for _, k, _ in nodes], dtype=torch.long, device=device)
             ws = torch.tensor([w for _, nodes in plan for _, _, w in nodes], dtype=dtype, device=device)
-            self.tables[key] = ([h for h, _ in plan], [m in marks for m in range(len(plan))], ts, ks, ws)
+            hs = torch.tensor([h for h, _ in plan], dtype=dtype, device=device)
+            self.tables[key] = (hs, [m in marks for m in range(len(plan))], ts, ks, ws)
         return self.tables[key]
 
     def __call__(self, x0, t0, u, tb, grid) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,16 +172,16 @@ class WholeStep:
         # every stage's input at once: [steps, nodes, B, m] (linear interpolation between the samples)
         du = u[:, 1:] - u[:, :-1]
         us = u[:, ks] + ws[:, None] * du[:, ks]
-        us = us.transpose(0, 1).reshape(len(hs), nodes, *u.shape[:1], u.shape[-1])
+        us = us.transpose(0, 1).reshape(len(marks), nodes, *u.shape[:1], u.shape[-1])
         x, ys = x0, [x0]
-        for i, h in enumerate(hs):
-            fn = self._step(h)
-            signature = (h, tuple(x.shape), torch.is_grad_enabled())
+        fn = self._step()
+        for i in range(len(marks)):
+            signature = (tuple(x.shape), torch.is_grad_enabled())
             if signature in self.seen:
-                x = fn(x, t0, ts[i], us[i])
+                x = fn(x, t0, ts[i], us[i], hs[i])
             else:
                 started = time.perf_counter()
-                x = fn(x, t0, ts[i], us[i])
+                x = fn(x, t0, ts[i], us[i], hs[i])
                 self.compile_seconds += time.perf_counter() - started
                 self.seen.add(signature)
             if marks[i]:
