@@ -104,6 +104,7 @@ _SOLVER_POSITIONAL = {
     "stiff": ("rtol", "atol"),
     "taylor": ("order", "step"),
     "sde": ("step", "seed"),
+    "exponential": ("order", "step"),
 }
 SIGNATURES: dict[str, tuple[str, ...]] = {
     "span": ("t0", "t1", "step"),
