@@ -164,7 +164,7 @@ train Ac {
 
 
 def test_no_linear_part_is_a_clear_error():
-    with pytest.raises(SolverError, match="no linear part|A == 0") as exc:
+    with pytest.raises(SolverError, match="needs a semilinear field") as exc:
         solve(lambda t, x: -x, torch.ones(1, 2), torch.tensor([0.0, 1.0]), solver=make_solver("etd", step=0.1))
     assert "rk4" in str(exc.value) and "radau" in str(exc.value)
     with pytest.raises(SolverError, match="A == 0"):
@@ -175,7 +175,7 @@ def test_no_linear_part_is_a_clear_error():
             solver=make_solver("etd", step=0.1),
         )
     prog = nodedsl.loads("model Q { state a = 1\n state b = 2\n der(a) = a * b\n der(b) = -a^2 }")
-    with pytest.raises((SolverError, NodeDslError), match="linear part"):
+    with pytest.raises((SolverError, NodeDslError), match="semilinear"):
         prog.simulate("Q", [0.0, 1.0], solver="etd", step=0.1)
 
 
