@@ -46,7 +46,7 @@ MODEL_KEYWORDS = [
 TOP_KEYWORDS = ("import", "model", "dataset", "train")
 # the keys when the pydantic block models cannot be imported (they are the checker's)
 _DATASET_KEYS = ("model", "trajectories", "time", "initial", "inputs", "noise", "seed", "solver")
-_OPTIMIZERS = ("adam", "adamw", "lbfgs")
+_OPTIMIZERS = ("adam", "adamw", "lbfgs", "gauss_newton", "kfac")
 _DOTTED = re.compile(r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.(\w*)$")
 
 

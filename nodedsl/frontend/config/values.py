@@ -113,6 +113,8 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "adam": ("lr", "weight_decay"),
     "adamw": ("lr", "weight_decay"),
     "lbfgs": ("lr", "max_iter"),
+    "gauss_newton": ("damping",),
+    "kfac": ("lr", "damping"),
     "cosine": ("min_lr",),
     "step": ("every", "gamma"),
     "exponential": ("gamma",),
