@@ -262,7 +262,11 @@ def _residuals(trainer, idx, grid, holder: dict) -> torch.Tensor:
     """The batch's residual vector: ``|r|^2`` is the data MSE plus the continuity MSE (learned x0)."""
     shoot = trainer.train
     states, yhat, tb, ub = trainer.predict(shoot, idx, grid)
-    err = (yhat - trainer._target).reshape(-1)
+    err = yhat - trainer._target
+    observed = getattr(trainer, "_observed", None)  # gaps in the data carry no residual (as in data_loss)
+    if observed is not None and observed.shape == err.shape:
+        err = err[observed.bool()]
+    err = err.reshape(-1)
     parts = [err / math.sqrt(max(err.numel(), 1))]
     nxt = shoot.w.next[idx]
     has = nxt >= 0
