@@ -19,6 +19,7 @@ times carry the noise of 2 shared cores), one intra-op thread.
 
     python benchmarks/second_order.py            # ~10 min on 2 shared cores
     python benchmarks/second_order.py --quick    # fewer epochs
+    python benchmarks/second_order.py --problems pendulum --epochs 10 --optimizers "kfac(lr = 0.2)" "adam(lr = 1e-2)"
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--problems", nargs="*", default=["lv", "pendulum"])
+    ap.add_argument("--optimizers", nargs="*", help="optimizer calls to compare instead of the default four")
+    ap.add_argument("--epochs", type=int, help="epoch cap instead of 40 (lv) / 20 (pendulum)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     header = "| optimizer | target reached | wall time to target | best val. loss | wall time, all epochs |\n|---|---|---|---|---|"
@@ -101,8 +104,8 @@ def main() -> None:
             target = 2 * floor
             print(f"\n(a) Lotka-Volterra: noise floor (true parameters) {floor:.2e}, target {target:.2e}")
             print(header)
-            epochs = "10" if args.quick else "40"
-            for opt in OPTIMIZERS["lv"]:
+            epochs = str(args.epochs or (10 if args.quick else 40))
+            for opt in args.optimizers or OPTIMIZERS["lv"]:
                 print(run(prog, opt, {**LV_OVERRIDES, "epochs": epochs}, target, tmp), flush=True)
         if "pendulum" in args.problems:
             path = tmp / "pendulum.node"
@@ -111,8 +114,8 @@ def main() -> None:
             target = 4e-4
             print(f"\n(b) pendulum hybrid (net 1-16-1, 50 parameters): target {target:.0e}")
             print(header)
-            epochs = "5" if args.quick else "20"
-            for opt in OPTIMIZERS["pendulum"]:
+            epochs = str(args.epochs or (5 if args.quick else 20))
+            for opt in args.optimizers or OPTIMIZERS["pendulum"]:
                 print(run(prog, opt, {"epochs": epochs}, target, tmp), flush=True)
 
 
