@@ -9,6 +9,7 @@ import torch
 from .irregular import irregular_rollout
 from .latent import nudged_predict
 from .rollout import WindowField, initial_states, observe
+from .second_order import KFAC, GaussNewton, second_order_step
 from .setup import CONFIG_ERRORS, REMAINDER_EVERY, REMAINDER_ROWS, REMAINDER_SUBSTEPS, Shooting, schedule_factor
 
 __all__ = ["BatchSteps"]
@@ -130,7 +131,12 @@ class BatchSteps:
         for p in self.solver_params:
             p.grad = None
         try:
-            if isinstance(self.opt, torch.optim.LBFGS):
+            if isinstance(self.opt, (GaussNewton, KFAC)):
+                out = second_order_step(self, idx, grid)
+                if out is None:
+                    return None
+                data, states, tb, ub = out
+            elif isinstance(self.opt, torch.optim.LBFGS):
                 holder = {}
 
                 def closure():

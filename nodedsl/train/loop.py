@@ -26,6 +26,7 @@ from .constraints import AugmentedLagrangian
 from .irregular import batched_grids
 from .latent import make_encoder, make_shooting
 from .rollout import is_autonomous, observation_map
+from .second_order import check_trainer
 from .setup import (
     CONFIG_ERRORS,
     MAX_ROLLBACKS,
@@ -80,7 +81,7 @@ class _Trainer(Snapshots, BatchSteps):
             self.params.append(self.train.x0)
         if self.encoder is not None:
             self.params.extend(self.encoder.parameters())
-        self.opt = make_optimizer(cfg.optimizer, self.params) if self.params else None
+        self.opt = make_optimizer(cfg.optimizer, self.params, model) if self.params else None
         self.base_lr = cfg.optimizer.lr
         self.rem_opt = torch.optim.Adam(self.solver_params, lr=REMAINDER_LR) if self.solver_params else None
         self.val_opt = torch.optim.Adam([self.val.x0], lr=1e-2) if self.val is not None and self.val.learned else None
@@ -90,6 +91,7 @@ class _Trainer(Snapshots, BatchSteps):
             if infos and cfg.constraints is not None
             else None
         )
+        check_trainer(cfg, self.al, self.encoder)  # gauss_newton needs a sum of squares
         self.gen = torch.Generator().manual_seed(int(cfg.seed))
         self.epoch = 0
         self.lr_scale = 1.0

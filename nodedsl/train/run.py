@@ -44,6 +44,7 @@ from .loop import fit
 from .metrics import metrics_document, rollout_errors, write_json
 from .outputs import describe, energy_outputs, plot_run
 from .scaling import set_auto_scales
+from .second_order import OptimizerError
 from .setup import Progress, TrainResult, build_solver, intra_op_threads
 
 __all__ = [
@@ -245,6 +246,10 @@ def _fit(program, s: _Setup, resume: bool, progress: Progress | None) -> TrainRe
             )
     except SolverError as err:
         raise solver_error(err, cfg) from None
+    except OptimizerError as err:
+        raise NodeDslError(
+            [Diagnostic("bad-value", f"optimizer {cfg.optimizer.kind}: {err}", key_span(cfg, "optimizer"))]
+        ) from None
     finally:
         for p in frozen:
             p.requires_grad_(True)
