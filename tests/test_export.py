@@ -1,0 +1,182 @@
+"""Export of trained models (issue 12): pt2 and ONNX fields and rollouts that run in a process where
+``import nodedsl`` fails, grad H of nets as explicit operations (torch.compile fullgraph), safetensors
+weights loaded without pickle, and bad input as located coded errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+import nodedsl
+from nodedsl.cli.main import app
+from nodedsl.compiler import nets as cnets
+from nodedsl.compiler import ops
+from nodedsl.core.tableaus import RK4
+from nodedsl.export import export_run, load_exported, programs
+from nodedsl.solvers import make_solver, solve
+
+pytest.importorskip("onnxruntime")
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+MODELS = [
+    ("pendulum.node", "Pendulum"),
+    ("msd.node", "MassSpringDamper"),
+    ("two_masses.node", "TwoMassesLearned"),
+]
+
+# the child process: nodedsl cannot be imported there; it evaluates every exported file on the inputs
+CHILD = r"""
+import importlib.abc, sys
+class Blocked(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "nodedsl" or name.startswith("nodedsl."):
+            raise ImportError("nodedsl is blocked in this process")
+sys.meta_path.insert(0, Blocked())
+try:
+    import nodedsl
+    raise SystemExit("nodedsl was importable")
+except ImportError:
+    pass
+import os
+import numpy as np, onnxruntime, torch
+folder = sys.argv[1]
+data = dict(np.load(folder + "/inputs.npz"))
+out = {}
+for key in sorted(k[:-2] for k in data if k.endswith("_x")):
+    t, x, u = data[key + "_t"], data[key + "_x"], data[key + "_u"]
+    program = torch.export.load(f"{folder}/{key}.pt2").module()
+    with torch.no_grad():
+        out[key + "_pt2"] = program(torch.tensor(t), torch.tensor(x), torch.tensor(u)).numpy()
+    if os.path.exists(f"{folder}/{key}.onnx"):
+        session = onnxruntime.InferenceSession(f"{folder}/{key}.onnx")
+        names = [i.name for i in session.get_inputs()]
+        out[key + "_onnx"] = session.run(None, dict(zip(names, (t, x, u))))[0]
+np.savez(folder + "/outputs.npz", **out)
+print("nodedsl" in sys.modules)
+"""
+
+
+def _model(file: str, name: str):
+    torch.manual_seed(0)  # nets initialized from a fixed seed: the same fields on every run
+    return nodedsl.load(EXAMPLES / file).model(name, torch.float64)
+
+
+def _inputs(model, batch: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    n, m = len(model.state_names), len(model.input_names)
+    x = torch.randn(batch, n, generator=g, dtype=torch.float64)
+    u = torch.randn(batch, m, generator=g, dtype=torch.float64)
+    return torch.tensor(0.7, dtype=torch.float64), x, u
+
+
+def _run_child(folder: Path, inputs: dict) -> dict:
+    """Evaluate every exported file of ``folder`` in a fresh process where ``import nodedsl`` fails."""
+    np.savez(folder / "inputs.npz", **inputs)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    res = subprocess.run(
+        [sys.executable, "-c", CHILD, str(folder)], capture_output=True, text=True, env=env, cwd=folder, timeout=300
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.strip() == "False"  # the child never had nodedsl
+    return dict(np.load(folder / "outputs.npz"))
+
+
+def _rollout_case(folder: Path, onnx: bool):
+    """3 rk4 steps of 0.05 of the pendulum, the input held; nodedsl's own fixed-step rk4 is the oracle."""
+    model = _model("pendulum.node", "Pendulum")
+    steps, h = 3, 0.05
+    program = programs.export_rollout(model, RK4, h, steps)
+    programs.save_pt2(program, folder / "rollout.pt2")
+    if onnx:
+        programs.save_onnx(program, folder / "rollout.onnx", ("t0", "x0", "u"), "xs")
+    t0, x0, u = _inputs(model, 5, 1)
+    times = t0 + h * torch.arange(steps + 1, dtype=torch.float64)
+    with torch.no_grad():
+        oracle = solve(model.driven(lambda t, b: u), x0, times, solver=make_solver("rk4", step=h)).ys
+    assert oracle.shape == (steps + 1, 5, 2)
+    inputs = {"rollout_t": t0.numpy(), "rollout_x": x0.numpy(), "rollout_u": u.expand(steps, 5, 1).numpy()}
+    return inputs, oracle.numpy()
+
+
+def test_exported_fields_run_without_nodedsl(tmp_path):
+    """pt2 and ONNX fields of the three examples (and a pt2 rk4 rollout of the pendulum), evaluated in a
+    fresh process that cannot import nodedsl, match the compiled field (and nodedsl's own rk4) to 1e-6."""
+    inputs, expected = {}, {}
+    for file, name in MODELS:
+        model = _model(file, name)
+        program = programs.export_field(model)
+        programs.save_pt2(program, tmp_path / f"{name}.pt2")
+        programs.save_onnx(program, tmp_path / f"{name}.onnx", ("t", "x", "u"), "dxdt")
+        t, x, u = _inputs(model, 7, len(name))  # batch 7: not the export's example batch
+        inputs.update({f"{name}_t": t.numpy(), f"{name}_x": x.numpy(), f"{name}_u": u.numpy()})
+        with torch.no_grad():
+            expected[name] = model.field(t, x, u).numpy()
+    rollout_inputs, expected["rollout"] = _rollout_case(tmp_path, onnx=False)
+    got = _run_child(tmp_path, {**inputs, **rollout_inputs})
+    for key, want in expected.items():
+        for fmt in ("pt2", "onnx") if key != "rollout" else ("pt2",):
+            np.testing.assert_allclose(got[f"{key}_{fmt}"], want, atol=1e-6, rtol=0, err_msg=f"{key} {fmt}")
+
+
+@pytest.mark.slow
+def test_onnx_rollout_runs_without_nodedsl(tmp_path):
+    """The unrolled rollout as ONNX (its export is the slow part: every stage of every step is traced)."""
+    inputs, want = _rollout_case(tmp_path, onnx=True)
+    got = _run_child(tmp_path, inputs)
+    for fmt in ("pt2", "onnx"):
+        np.testing.assert_allclose(got[f"rollout_{fmt}"], want, atol=1e-6, rtol=0, err_msg=fmt)
+
+
+@pytest.mark.parametrize(
+    "act",
+    [nn.Tanh(), nn.Sigmoid(), nn.Softplus(), nn.Softplus(beta=2.0, threshold=1.0), nn.ReLU(), nn.SiLU(),
+     nn.ELU(alpha=0.7), nn.GELU(), nn.Identity(), nn.GELU(approximate="tanh")],
+)  # fmt: skip
+def test_mlp_gradient_matches_autograd(act):
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Linear(3, 5), act, nn.Linear(5, 4), act, nn.Linear(4, 2), act).double()
+    x = torch.randn(6, 3, dtype=torch.float64)
+    for k in range(2):
+        want = ops.net_grad(net, x, k)
+        got = ops.mlp_grad(net, x, k)  # explicit where supported, autograd for GELU's tanh form
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-12)
+    assert cnets.mlp_supported(net) == (getattr(act, "approximate", "none") == "none")
+
+
+def test_msd_field_compiles_fullgraph_and_trains(monkeypatch):
+    """grad H of the net V is explicit operations: dynamo captures the whole field in one graph, and the
+    values and parameter gradients equal those of the autograd form (``net_grad``)."""
+    model = _model("msd.node", "MassSpringDamper")
+    t, x, u = _inputs(model, 5, 2)
+    assert any(n.target is ops.mlp_grad for n in model._field.graph.nodes)
+    compiled = torch.compile(model.field, fullgraph=True, backend="eager")
+    torch.testing.assert_close(compiled(t, x, u), model.field(t, x, u), atol=1e-12, rtol=0)
+    params = [p for p in model.parameters() if p.requires_grad]
+    value = model.field(t, x, u)
+    explicit = torch.autograd.grad(value.square().sum(), params, allow_unused=True)  # V's last bias: unused
+    monkeypatch.setattr(ops, "mlp_supported", lambda net: False)  # every net through torch.autograd.grad
+    reference = model.field(t, x, u)
+    torch.testing.assert_close(value, reference, atol=1e-12, rtol=0)
+    for a, b in zip(explicit, torch.autograd.grad(reference.square().sum(), params, allow_unused=True)):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.slow
+def test_msd_field_inductor_matches():
+    """The default backend (inductor, a C++ compile on CPU: minutes on 2 shared cores; see
+    benchmarks/export_compile.py)."""
+    model = _model("msd.node", "MassSpringDamper")
+    t, x, u = _inputs(model, 5, 2)
+    compiled = torch.compile(model.field, fullgraph=True)
+    torch.testing.assert_close(compiled(t, x, u), model.field(t, x, u), atol=1e-10, rtol=0)
