@@ -180,3 +180,120 @@ def test_msd_field_inductor_matches():
     t, x, u = _inputs(model, 5, 2)
     compiled = torch.compile(model.field, fullgraph=True)
     torch.testing.assert_close(compiled(t, x, u), model.field(t, x, u), atol=1e-10, rtol=0)
+
+
+SOURCE = """
+model Truth : port_hamiltonian {
+    state q = 1.0
+    state p = 0.0
+    hamiltonian = p^2 / 2 + q^2 + 0.25 * q^4
+    R = [[0, 0], [0, 0.3]]
+}
+
+model Learned : port_hamiltonian {
+    state q = 1.0
+    state p = 0.0
+    param c = 0.5 learn positive
+    net V(x) -> 1 { hidden = [8], activation = tanh }
+    hamiltonian = p^2 / 2 + V(q)
+    R = [[0, 0], [0, c]]
+}
+
+dataset swings {
+    model = Truth
+    trajectories = 4
+    time = span(0, 1, step = 0.1)
+    initial = { q = uniform(-1, 1), p = uniform(-1, 1) }
+    seed = 0
+}
+
+train Learned {
+    data = swings
+    solver = rk4(step = 0.1)
+    window = 5
+    epochs = 2
+    validation = 0.25
+    seed = 0
+}
+"""
+
+
+def cli(*args: str):
+    res = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    return res.exit_code, res.output
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    d = tmp_path_factory.mktemp("export")
+    (d / "m.node").write_text(SOURCE)
+    code, out = cli("train", str(d / "m.node"), "--run", str(d / "run"), "--quiet")
+    assert code == 0, out
+    return d
+
+
+def test_safetensors_export_reproduces_the_run(trained, monkeypatch):
+    """A trained run exported as safetensors and loaded without torch.load predicts what the run did."""
+    code, out = cli("export", "--run", str(trained / "run"), "-o", str(trained / "st"), "--format", "safetensors")
+    assert code == 0, out
+    doc = json.loads((trained / "st" / "manifest.json").read_text())
+    assert (doc["model"], doc["states"], doc["solver"]["name"]) == ("Learned", ["q", "p"], "rk4")
+    assert doc["nets"]["V"]["hidden"] == [8] and doc["params"][0]["name"] == "c"
+
+    def no_pickle(*args, **kwargs):
+        raise AssertionError("torch.load was called")
+
+    monkeypatch.setattr(torch, "load", no_pickle)
+    model = load_exported(trained / "st")
+    monkeypatch.undo()
+    run_model = nodedsl.load_run(trained / "run")
+    for key, value in run_model.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[key], value.to(torch.float64), atol=0, rtol=0)
+    pred = np.load(trained / "run" / "predictions.npz")
+    for i in range(len(pred["t"])):
+        t = torch.tensor(pred["t"][i], dtype=torch.float64)
+        x0 = torch.tensor(pred["y"][i, :1], dtype=torch.float64)
+        with torch.no_grad():
+            ys = solve(model.driven(None), x0, t, solver=make_solver("rk4", step=0.1)).ys[:, 0]
+        np.testing.assert_allclose(ys.numpy(), pred["yhat"][i], atol=1e-6, rtol=0)
+
+
+def test_cli_pt2_export_with_rollout(trained):
+    out = trained / "pt2"
+    code, msg = cli("export", "--run", str(trained / "run"), "-o", str(out), "--steps", "2")
+    assert code == 0, msg
+    doc = json.loads((out / "manifest.json").read_text())
+    assert sorted(doc["files"]) == ["field.pt2", "rollout.pt2"] and "rk4, step 0.1" in doc["files"]["rollout.pt2"]
+    model = nodedsl.load_run(trained / "run").double()
+    x0 = torch.tensor([[0.3, -0.2], [1.0, 0.5]], dtype=torch.float64)
+    u = torch.zeros(2, 2, 0, dtype=torch.float64)
+    xs = torch.export.load(str(out / "rollout.pt2")).module()(torch.tensor(0.0, dtype=torch.float64), x0, u)
+    with torch.no_grad():
+        oracle = solve(
+            model, x0, torch.tensor([0.0, 0.1, 0.2], dtype=torch.float64), solver=make_solver("rk4", step=0.1)
+        )
+    torch.testing.assert_close(xs.detach(), oracle.ys, atol=1e-9, rtol=0)
+
+
+def test_bad_input_is_a_located_error(trained, tmp_path):
+    run = str(trained / "run")
+    other = tmp_path / "other.node"
+    other.write_text(SOURCE.replace("hidden = [8]", "hidden = [8, 8]"))
+    cases = [
+        (("--run", str(tmp_path / "nowhere")), "bad-checkpoint", "not a run directory"),
+        (("--run", run, "--model", "Truth"), "checkpoint-mismatch", "trained model 'Learned', not 'Truth'"),
+        ((str(other), "--run", run), "checkpoint-mismatch", "different version of model 'Learned'"),
+        (("--run", run, "--format", "tflite"), "bad-argument", "unknown export format 'tflite'"),
+        (("--run", run, "--steps", "3", "--solver", "dopri5"), "no-fixed-step", "uses 'dopri5'"),
+        (("--run", run, "--steps", "3", "--solver", "rk5"), "bad-argument", "unknown solver 'rk5'"),
+        (("--run", run, "--steps", "3", "-f", "safetensors"), "bad-argument", "--steps is a positive number"),
+    ]
+    for args, code_name, text in cases:
+        code, out = cli("export", *args, "-o", str(tmp_path / "out"))
+        assert code == 1, (args, out)
+        assert f"error[{code_name}]" in out and text in out, (args, out)
+        assert "Traceback" not in out
+    (tmp_path / "pt2").mkdir()
+    (tmp_path / "pt2" / "manifest.json").write_text('{"export": "pt2"}')
+    with pytest.raises(nodedsl.NodeDslError, match="not a safetensors export"):
+        load_exported(tmp_path / "pt2")
