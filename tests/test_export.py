@@ -21,7 +21,7 @@ from nodedsl.cli.main import app
 from nodedsl.compiler import nets as cnets
 from nodedsl.compiler import ops
 from nodedsl.core.tableaus import RK4
-from nodedsl.export import export_run, load_exported, programs
+from nodedsl.export import load_exported, programs
 from nodedsl.solvers import make_solver, solve
 
 pytest.importorskip("onnxruntime")
