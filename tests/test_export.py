@@ -24,8 +24,6 @@ from nodedsl.core.tableaus import RK4
 from nodedsl.export import load_exported, programs
 from nodedsl.solvers import make_solver, solve
 
-pytest.importorskip("onnxruntime")
-
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 MODELS = [
     ("pendulum.node", "Pendulum"),
@@ -78,6 +76,11 @@ def _inputs(model, batch: int, seed: int):
     return torch.tensor(0.7, dtype=torch.float64), x, u
 
 
+def _need_onnx() -> None:
+    for name in ("onnx", "onnxscript", "onnxruntime"):  # the `export` extra (in `dev`, so CI has them)
+        pytest.importorskip(name)
+
+
 def _run_child(folder: Path, inputs: dict) -> dict:
     """Evaluate every exported file of ``folder`` in a fresh process where ``import nodedsl`` fails."""
     np.savez(folder / "inputs.npz", **inputs)
@@ -110,6 +113,7 @@ def _rollout_case(folder: Path, onnx: bool):
 def test_exported_fields_run_without_nodedsl(tmp_path):
     """pt2 and ONNX fields of the three examples (and a pt2 rk4 rollout of the pendulum), evaluated in a
     fresh process that cannot import nodedsl, match the compiled field (and nodedsl's own rk4) to 1e-6."""
+    _need_onnx()
     inputs, expected = {}, {}
     for file, name in MODELS:
         model = _model(file, name)
@@ -130,6 +134,7 @@ def test_exported_fields_run_without_nodedsl(tmp_path):
 @pytest.mark.slow
 def test_onnx_rollout_runs_without_nodedsl(tmp_path):
     """The unrolled rollout as ONNX (its export is the slow part: every stage of every step is traced)."""
+    _need_onnx()
     inputs, want = _rollout_case(tmp_path, onnx=True)
     got = _run_child(tmp_path, inputs)
     for fmt in ("pt2", "onnx"):
