@@ -32,6 +32,13 @@ from nodedsl.export import programs
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _timed(fn):
+    """(result, wall seconds, CPU seconds of this process): CPU time is the steadier number on shared cores."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
 def _block(fn, min_time: float = 0.05) -> float:
     """Seconds per call of ``fn``, over a block of at least ``min_time``."""
     n, start = 0, time.perf_counter()
@@ -85,27 +92,34 @@ def main() -> None:
         a, b = res[f"explicit {mode}"], res[f"autograd {mode}"]
         print(f"  {mode:17s} explicit {a * 1e6:8.1f} us  autograd {b * 1e6:8.1f} us  ratio {a / b:.2f}")
     if not args.no_inductor:
-        start = time.perf_counter()
         compiled = torch.compile(model.field, fullgraph=True)
-        with torch.no_grad():
-            out = compiled(t, x, u)
-            gap = (out - model.field(t, x, u)).abs().max().item()
-        print(f"  inductor fullgraph compile (first call) {time.perf_counter() - start:.1f} s, max |gap| {gap:.1e}")
+
+        def first_call():
+            with torch.no_grad():
+                return (compiled(t, x, u) - model.field(t, x, u)).abs().max().item()
+
+        gap, wall, cpu = _timed(first_call)
+        print(f"  inductor fullgraph compile (first call) wall {wall:.1f} s, CPU {cpu:.1f} s, max |gap| {gap:.1e}")
 
         def run_compiled():
             with torch.no_grad():
                 compiled(t, x, u)
 
-        print(f"  inductor forward {statistics.median(_block(run_compiled) for _ in range(args.repeats)) * 1e6:.1f} us")
+        def run_eager():
+            with torch.no_grad():
+                model.field(t, x, u)
+
+        pairs = [(_block(run_compiled), _block(run_eager)) for _ in range(args.repeats)]
+        c, e = statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+        print(f"  forward: inductor {c * 1e6:.1f} us, eager {e * 1e6:.1f} us, ratio {c / e:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        ep = programs.export_field(model)
-        mid = time.perf_counter()
-        programs.save_onnx(ep, Path(tmp) / "f.onnx", ("t", "x", "u"), "dxdt")
-        end = time.perf_counter()
-        programs.export_rollout(model, RK4, 0.05, 20)
-        roll = time.perf_counter()
-    print(f"  torch.export field {mid - start:.1f} s, ONNX {end - mid:.1f} s, 20-step rk4 rollout {roll - end:.1f} s")
+        ep, wall, cpu = _timed(lambda: programs.export_field(model))
+        print(f"  torch.export of the field: wall {wall:.1f} s, CPU {cpu:.1f} s")
+        _, wall, cpu = _timed(lambda: programs.save_onnx(ep, Path(tmp) / "f.onnx", ("t", "x", "u"), "dxdt"))
+        print(f"  ONNX export of the field: wall {wall:.1f} s, CPU {cpu:.1f} s")
+        for steps in (5, 20):
+            _, wall, cpu = _timed(lambda: programs.export_rollout(model, RK4, 0.05, steps))
+            print(f"  torch.export of a {steps}-step rk4 rollout: wall {wall:.1f} s, CPU {cpu:.1f} s")
 
 
 if __name__ == "__main__":

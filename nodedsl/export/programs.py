@@ -117,5 +117,7 @@ def _softplus(x: torch.Tensor, beta: float = 1.0, threshold: float = 20.0) -> to
 def save_onnx(program: torch.export.ExportedProgram, path: Path, names: tuple[str, str, str], output: str) -> None:
     """Write ``program`` as ONNX (``torch.onnx.export``, the dynamo exporter) with the input names
     ``names`` and the output name ``output``; ``softplus`` is decomposed first (see :func:`_softplus`)."""
-    program = program.run_decompositions({torch.ops.aten.softplus.default: _softplus})
+    softplus = torch.ops.aten.softplus.default
+    if any(node.target is softplus for node in program.graph.nodes):  # a re-trace: only when needed
+        program = program.run_decompositions({softplus: _softplus})
     torch.onnx.export(program, input_names=list(names), output_names=[output], f=str(path), dynamo=True, verbose=False)
