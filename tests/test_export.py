@@ -302,3 +302,22 @@ def test_bad_input_is_a_located_error(trained, tmp_path):
     (tmp_path / "pt2" / "manifest.json").write_text('{"export": "pt2"}')
     with pytest.raises(nodedsl.NodeDslError, match="not a safetensors export"):
         load_exported(tmp_path / "pt2")
+
+
+def test_exporter_failures_are_coded(trained, tmp_path, monkeypatch):
+    """An exporter that raises, or a missing optional package: export-failed with the reason, no traceback."""
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("cannot trace this op\nmore detail")
+
+    def missing(*args, **kwargs):
+        raise ImportError("No module named 'onnxscript'")
+
+    monkeypatch.setattr(programs, "export_field", broken)
+    code, out = cli("export", "--run", str(trained / "run"), "-o", str(tmp_path / "a"))
+    assert code == 1 and "error[export-failed]" in out and "RuntimeError: cannot trace this op" in out, out
+    monkeypatch.undo()
+    monkeypatch.setattr(programs, "save_onnx", missing)
+    code, out = cli("export", "--run", str(trained / "run"), "-o", str(tmp_path / "b"), "-f", "onnx")
+    assert code == 1 and "error[export-failed]" in out and "nodedsl[export]" in out, out
+    assert "Traceback" not in out
