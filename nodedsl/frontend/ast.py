@@ -200,7 +200,8 @@ class Let:
 
 @dataclass(frozen=True)
 class Der:
-    """``der(x) = expr``, or the index form ``der(x[i]) = expr for i in low..high``."""
+    """``der(x) = expr``, the index form ``der(x[i]) = expr for i in low..high``, or one row
+    ``der(x[k]) = expr`` (both expanded into ``der(x) = [...]`` by :mod:`~nodedsl.frontend.indexform`)."""
 
     state: str
     expr: Expr
@@ -208,6 +209,7 @@ class Der:
     index: str | None = None
     low: Expr | None = None
     high: Expr | None = None
+    element: int | None = None  # der(x[3]) = ...: one row of a vector state
 
 
 @dataclass(frozen=True)
