@@ -74,9 +74,7 @@ def _worker(rank: int, world: int, port: int, path: str, model, overrides, run_d
 
     try:
         block = select_train(prog, model)
-        result = run_rank(
-            prog, block, overrides, run_dir, resume, rank, world, f"tcp://127.0.0.1:{port}", progress
-        )
+        result = run_rank(prog, block, overrides, run_dir, resume, rank, world, f"tcp://127.0.0.1:{port}", progress)
     except NodeDslError as err:
         fail(err, prog.sources)
     if rank == 0:
@@ -91,4 +89,6 @@ def spawn_training(
     import torch.multiprocessing as mp
 
     port = _free_port()
-    mp.spawn(_worker, args=(nproc, port, path, model, overrides, run_dir, resume, report, progress), nprocs=nproc, join=True)
+    mp.spawn(
+        _worker, args=(nproc, port, path, model, overrides, run_dir, resume, report, progress), nprocs=nproc, join=True
+    )

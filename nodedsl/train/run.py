@@ -46,8 +46,8 @@ from ..io.runlock import RunLock, io_error
 from .distributed import Shard, resolve_device
 from .evaluate import copy_solver_state, evaluate, rollout_outputs, solver_error, violations_after
 from .inputs import compiled_model, estimate_initial_states, load_training_data, select_train
-from .loop import fit
 from .logs import open_log
+from .loop import fit
 from .metrics import metrics_document, rollout_errors, write_json
 from .outputs import describe, energy_outputs, plot_run
 from .scaling import set_auto_scales

@@ -1,0 +1,198 @@
+"""Data-parallel training on torch.distributed (gloo, 2 processes on this CPU), devices, and the
+TensorBoard log.
+
+The 2-process run must equal the single-process run on the same windows: the same parameters (1e-6,
+float64), the same multipliers and penalty, only rank 0 writing files; a single-process run of one
+epoch resumed by 2 processes for the second must equal the uninterrupted runs. All of it happens in one
+spawn of 2 workers (starting Python and torch dominates the time).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+
+import nodedsl
+from nodedsl.core.diagnostics import NodeDslError
+from nodedsl.train import run_training, select_train
+
+SOURCE = """
+model Truth {
+    state x = 1.0
+    state v = 0.0
+    param k = 2.0
+    param c = 0.3
+    der(x) = v
+    der(v) = -k * x - c * v
+}
+
+model Osc {
+    state x = 1.0
+    state v = 0.0
+    param k = 1.0 learn
+    net damp(w) -> 1 { hidden = [8], activation = tanh }
+    der(x) = v
+    der(v) = -k * x - damp(v)
+    constraint bounded: x * x + v * v <= 0.6
+    constraint at_rest: damp(0) == 0
+    constraint passive: damp(w) * w >= 0 for w in [-1, 1]
+}
+
+dataset swings {
+    model = Truth
+    trajectories = 10
+    time = span(0, 2, step = 0.1)
+    initial = { x = uniform(-1, 1), v = uniform(-1, 1) }
+    seed = 0
+}
+
+train Osc {
+    data = swings
+    solver = rk4(step = 0.1)
+    window = 5
+    epochs = 2
+    batch = 7
+    optimizer = adam(lr = 0.05)
+    constraints = augmented_lagrangian(mu = 1.0, update_every = 1, samples = 16)
+    validation = 0.2
+    checkpoint_every = 1
+    seed = 0
+}
+"""
+
+
+class float64:
+    def __enter__(self):
+        self.before = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+
+    def __exit__(self, *exc):
+        torch.set_default_dtype(self.before)
+
+
+def _no_plots() -> None:
+    """The plots (matplotlib: seconds per run) are not what these tests are about."""
+    import nodedsl.train.run as run_module
+
+    run_module.plot_run = lambda run: []
+
+
+def _train(path: Path, run: Path, overrides=None, resume=False, shard=None):
+    prog = nodedsl.load(path)
+    return run_training(prog, select_train(prog, None), overrides=overrides, run_dir=run, resume=resume, shard=shard)
+
+
+def _worker(rank: int, world: int, port: int, path: str, root: str, queue) -> None:
+    """One rank: the 2-epoch run, then the resumed run (a top-level function: spawn pickles it by name)."""
+    import torch.distributed as dist
+
+    from nodedsl.train.distributed import Shard
+
+    torch.set_default_dtype(torch.float64)
+    _no_plots()
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        shard = Shard(rank, world, torch.device("cpu"))
+        out = []
+        for name, resume in (("two", False), ("resumed", True)):
+            result = _train(Path(path), Path(root) / name, resume=resume, shard=shard)
+            out.append((result.parameters, result.multipliers, result.mu, result.val_loss, "run_dir" in result.extra))
+        queue.put((rank, out))
+    finally:
+        dist.destroy_process_group()
+
+
+def _state(run: Path) -> tuple[dict, dict]:
+    model = torch.load(run / "model.pt", weights_only=True)["model_state"]
+    return model, torch.load(run / "checkpoint.pt", weights_only=True)["al"]
+
+
+def _close(a: dict, b: dict, tol: float = 1e-6) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], rtol=0, atol=tol), (k, (a[k] - b[k]).abs().max())
+
+
+def test_two_gloo_processes_equal_one(tmp_path, monkeypatch):
+    import torch.multiprocessing as mp
+
+    import nodedsl.train.run as run_module
+
+    monkeypatch.setattr(run_module, "plot_run", lambda run: [])
+
+    path = tmp_path / "osc.node"
+    path.write_text(SOURCE)
+    with float64():
+        one = _train(path, tmp_path / "one")
+        _train(path, tmp_path / "resumed", overrides={"epochs": "1"})  # resumed below by 2 processes
+    assert one.multipliers["bounded"][0] > 0  # the inequality is active: its multiplier moved
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    queue = ctx.SimpleQueue()
+    mp.spawn(_worker, args=(2, port, str(path), str(tmp_path), queue), nprocs=2, join=True)
+    got = dict(queue.get() for _ in range(2))
+    for rank in (0, 1):
+        for params, multipliers, mu, val_loss, wrote in got[rank]:
+            assert wrote == (rank == 0)  # rank 1 returned before any output step
+            assert mu == one.mu and val_loss == pytest.approx(one.val_loss, rel=1e-9)
+            for k, v in one.multipliers.items():
+                assert multipliers[k] == pytest.approx(v, abs=1e-9)
+            assert params["k"] == pytest.approx(one.parameters["k"], abs=1e-9)
+    ref_model, ref_al = _state(tmp_path / "one")
+    for name in ("two", "resumed"):
+        model, al = _state(tmp_path / name)
+        _close(model, ref_model)
+        _close(al["lam"], ref_al["lam"], 1e-9)
+        assert al["mu"] == ref_al["mu"]
+        assert sorted(os.listdir(tmp_path / name)) == sorted(os.listdir(tmp_path / "one"))
+    config = json.loads((tmp_path / "two" / "config.json").read_text())
+    assert config["data"]["processes"] == 2 and config["data"]["device"] == "cpu"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "osc.node", "resumed", "two"]
+
+
+def test_device_auto_is_cpu_and_cuda_is_a_coded_error(tmp_path):
+    from nodedsl.train.distributed import resolve_device
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(NodeDslError) as err:
+        resolve_device("cuda:1")
+    assert err.value.diagnostics[0].code == "device-unavailable"
+    path = tmp_path / "osc.node"
+    path.write_text(SOURCE)
+    with pytest.raises(NodeDslError) as err:
+        _train(path, tmp_path / "run", overrides={"device": "cuda"})
+    assert err.value.diagnostics[0].code == "device-unavailable"
+    assert not (tmp_path / "run").exists()  # refused before anything is written
+
+
+def test_tensorboard_log_holds_the_scalars(tmp_path, monkeypatch):
+    pytest.importorskip("tensorboard")
+    import nodedsl.train.run as run_module
+
+    monkeypatch.setattr(run_module, "plot_run", lambda run: [])
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    path = tmp_path / "osc.node"
+    path.write_text(SOURCE)
+    result = _train(path, tmp_path / "run", overrides={"log": "tensorboard", "device": "auto"})
+    events = list((tmp_path / "run" / "logs").glob("events.out.tfevents.*"))
+    assert len(events) == 1
+    acc = EventAccumulator(str(events[0]))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"loss/train", "loss/validation", "lr", "constraints/mu", "param/k"} <= tags
+    assert {"violation/bounded", "multiplier/bounded", "violation/passive"} <= tags
+    train = [e.value for e in acc.Scalars("loss/train")]
+    assert [e.step for e in acc.Scalars("loss/train")] == [1, 2]
+    assert train == pytest.approx([h["train_loss"] for h in result.history], rel=1e-6)
+    assert acc.Scalars("param/k")[-1].value == pytest.approx(result.parameters["k"], rel=1e-6)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["log"] == "tensorboard"
