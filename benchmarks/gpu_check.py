@@ -53,8 +53,8 @@ def train_check(dev: torch.device, epochs: int = 3) -> None:
     """Train the examples on ``dev`` and on the CPU; compare; resume a ``dev`` run on the CPU."""
     import tempfile
 
-    from nodedsl.train import run_training, select_train
     from nodedsl.train import run as run_module
+    from nodedsl.train import run_training, select_train
 
     run_module.plot_run = lambda run: []  # the plots are not compared
     root = Path(tempfile.mkdtemp(prefix="gpu_check_"))
