@@ -8,7 +8,8 @@ and prints one line; the exit code is 1 if any check fails. Without CUDA it says
 Training (``train_check``): every example with a train block is trained for a few epochs with
 ``device = cuda`` and with ``device = cpu`` (``run_training``, float64, the same seeds and windows),
 and the trained parameters are compared; then a run of fewer epochs on the GPU is resumed on the CPU
-(the checkpoint is loaded with ``map_location``) and must match the uninterrupted CPU run.
+(the checkpoint is loaded with ``map_location``) and must match the uninterrupted CPU run (all with
+``horizon = full`` and no schedule, which would depend on the changed ``epochs``).
 
     python benchmarks/gpu_check.py                     # everything on cuda
     python benchmarks/gpu_check.py cpu --train-only    # the training half on the CPU (a dry run)
@@ -68,7 +69,8 @@ def train_check(dev: torch.device, epochs: int = 3) -> None:
             ("resumed", str(dev), epochs - 1, False),
             ("resumed", "cpu", epochs, True),
         ):
-            sets = {"epochs": str(n), "device": device, "checkpoint_every": "1"}
+            # no horizon curriculum and no schedule: both depend on `epochs`, which the resumed run changes
+            sets = {"epochs": str(n), "device": device, "checkpoint_every": "1", "horizon": "full", "schedule": "none"}
             started = time.perf_counter()
             run_training(prog, block, overrides=sets, run_dir=root / f"{name}-{tag}", resume=resume)
             took = time.perf_counter() - started

@@ -61,6 +61,7 @@ train Osc {
     constraints = augmented_lagrangian(mu = 1.0, update_every = 1, samples = 16)
     validation = 0.2
     checkpoint_every = 1
+    horizon = full
     seed = 0
 }
 """
