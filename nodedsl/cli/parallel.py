@@ -75,8 +75,10 @@ def _worker(rank: int, world: int, port: int, path: str, model, overrides, run_d
     try:
         block = select_train(prog, model)
         result = run_rank(prog, block, overrides, run_dir, resume, rank, world, f"tcp://127.0.0.1:{port}", progress)
-    except NodeDslError as err:
-        fail(err, prog.sources)
+    except NodeDslError as err:  # the ranks meet the same error: rank 0 reports it, the others just stop
+        if rank == 0:
+            fail(err, prog.sources)
+        raise SystemExit(1) from None
     if rank == 0:
         report(result, result.extra.get("run_dir", run_dir or ""))
 
