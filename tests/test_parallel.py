@@ -197,3 +197,22 @@ def test_tensorboard_log_holds_the_scalars(tmp_path, monkeypatch):
     assert train == pytest.approx([h["train_loss"] for h in result.history], rel=1e-6)
     assert acc.Scalars("param/k")[-1].value == pytest.approx(result.parameters["k"], rel=1e-6)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["log"] == "tensorboard"
+
+
+def test_setups_without_a_data_parallel_form_are_refused():
+    """L-BFGS re-evaluates the loss in its line search; a learned taylor remainder samples rank-local
+    states: both are refused under a group of 2 (the trainer calls this before any collective)."""
+    from types import SimpleNamespace
+
+    from nodedsl.train.parallel import check_parallel
+
+    w = torch.nn.Parameter(torch.zeros(2))
+    for trainer, says in (
+        (SimpleNamespace(opt=torch.optim.LBFGS([w]), rem_opt=None), "L-BFGS"),
+        (SimpleNamespace(opt=torch.optim.Adam([w]), rem_opt=torch.optim.Adam([w])), "remainder"),
+    ):
+        with pytest.raises(NodeDslError) as err:
+            check_parallel(trainer)
+        assert err.value.diagnostics[0].code == "parallel-unsupported"
+        assert says in err.value.diagnostics[0].message
+    check_parallel(SimpleNamespace(opt=torch.optim.Adam([w]), rem_opt=None))  # the ordinary case passes
