@@ -7,7 +7,7 @@ Not a test: run it by hand and paste the numbers into docs/benchmarks.md.
     python benchmarks/data_parallel.py --rounds 5 --epochs 8 --nprocs 1 2 4
 
 The model is a chain of 10 bodies (20 states): masses on springs between neighbours, the spring
-constants learned, the damping a shared MLP ``damp(v)`` of [128, 128] tanh units applied to every body
+constants learned, the damping a shared MLP ``damp(v)`` of [256, 256] tanh units applied to every body
 (so the work per window grows with the batch, which is what data parallelism divides). 64 simulated
 trajectories of 5 s at 0.05 s, 20 % held out, window 10: 510 training windows, batch 256, rk4,
 Adam. Each process runs ``fit`` with its :class:`~nodedsl.train.distributed.Shard` (as ``nodedsl
@@ -43,7 +43,7 @@ def chain_source(n: int = BODIES) -> str:
         for j in range(n - 1):
             lines.append(f"    param k{j} = {1.0 if learned else 1.0 + 0.1 * j:g}" + (" learn" if learned else ""))
         if learned:
-            lines.append("    net damp(w) -> 1 { hidden = [128, 128], activation = tanh }")
+            lines.append("    net damp(w) -> 1 { hidden = [256, 256], activation = tanh }")
         for i in range(n):
             force = []
             if i > 0:

@@ -121,17 +121,16 @@ class _Trainer(Snapshots, BatchSteps, ParallelSteps):
     def validate(self) -> float | None:
         if self.val is None:
             return None
-        total, count, chunk = 0.0, 0, -1
+        total, count = 0.0, 0
         size = max(self.cfg.batch * 4, 256)
-        # data parallel: chunks dealt round robin, the sums reduced; per-window estimates fitted chunk by
-        # chunk (val_opt) are fitted alike on every rank instead (one optimizer over all windows)
+        # data parallel: each rank takes its strided share of every chunk, the sums are reduced; per-window
+        # estimates fitted chunk by chunk (val_opt) are fitted alike on every rank instead (one optimizer)
         sh = self.shard if self.shard.world > 1 and self.val_opt is None else None
         for rows, grid in self.val.groups:
             for i in range(0, len(rows), size):
-                chunk += 1
-                if sh is not None and chunk % sh.world != sh.rank:
+                idx = rows[i : i + size] if sh is None else sh.split(rows[i : i + size])
+                if not len(idx):
                     continue
-                idx = rows[i : i + size]
                 try:
                     if self.val_opt is not None and not self.held():
                         self.val_opt.zero_grad(set_to_none=True)
