@@ -173,6 +173,16 @@ def test_device_auto_is_cpu_and_cuda_is_a_coded_error(tmp_path):
         _train(path, tmp_path / "run", overrides={"device": "cuda"})
     assert err.value.diagnostics[0].code == "device-unavailable"
     assert not (tmp_path / "run").exists()  # refused before anything is written
+    from nodedsl.simulate import SimulationRequest, run_simulation
+
+    prog = nodedsl.loads(SOURCE)
+    req = SimulationRequest(model="Truth", t_end=1.0, step=0.25, inputs=())
+    cpu = run_simulation(prog, req)
+    auto = run_simulation(prog, SimulationRequest(model="Truth", t_end=1.0, step=0.25, device="auto"))
+    assert auto.columns == cpu.columns and (auto.rows == cpu.rows).all()
+    with pytest.raises(NodeDslError) as err:
+        run_simulation(prog, SimulationRequest(model="Truth", t_end=1.0, step=0.25, device="cuda"))
+    assert err.value.diagnostics[0].code == "device-unavailable"
 
 
 def test_tensorboard_log_holds_the_scalars(tmp_path, monkeypatch):
