@@ -4,7 +4,8 @@ TensorBoard log.
 The 2-process run must equal the single-process run on the same windows: the same parameters (1e-6,
 float64), the same multipliers and penalty, only rank 0 writing files; a single-process run of one
 epoch resumed by 2 processes for the second must equal the uninterrupted runs. All of it happens in one
-spawn of 2 workers (starting Python and torch dominates the time).
+start of 2 workers, forked so that they inherit the imported modules (fresh interpreters importing
+torch dominated the time).
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def _train(path: Path, run: Path, overrides=None, resume=False, shard=None):
 
 
 def _worker(rank: int, world: int, port: int, path: str, root: str, queue) -> None:
-    """One rank: the 2-epoch run, then the resumed run (a top-level function: spawn pickles it by name)."""
+    """One rank: the 2-epoch run, then the resumed run."""
     import torch.distributed as dist
 
     from nodedsl.train.distributed import Shard
@@ -135,9 +136,12 @@ def test_two_gloo_processes_equal_one(tmp_path, monkeypatch):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context("fork")
     queue = ctx.SimpleQueue()
-    mp.spawn(_worker, args=(2, port, str(path), str(tmp_path), queue), nprocs=2, join=True)
+    # fork: the workers inherit the imported modules (spawning fresh interpreters costs tens of seconds here)
+    mp.start_processes(
+        _worker, args=(2, port, str(path), str(tmp_path), queue), nprocs=2, join=True, start_method="fork"
+    )
     got = dict(queue.get() for _ in range(2))
     for rank in (0, 1):
         for params, multipliers, mu, val_loss, wrote in got[rank]:
