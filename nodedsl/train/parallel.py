@@ -26,6 +26,8 @@ def check_parallel(trainer) -> None:
     why = None
     if isinstance(trainer.opt, torch.optim.LBFGS):
         why = "the L-BFGS optimizer (its line search re-evaluates the loss; use adam or adamw)"
+    elif type(trainer.opt).__name__ in ("GaussNewton", "KFAC"):
+        why = "the second-order optimizers (gauss_newton, kfac; use adam or adamw)"
     elif trainer.rem_opt is not None:
         why = "a taylor solver that learns its remainder"
     if why:
@@ -36,6 +38,19 @@ def check_parallel(trainer) -> None:
 
 class ParallelSteps:
     """:meth:`shard_step` (one step over the ranks) and :meth:`reduce_epoch` (end-of-epoch agreement)."""
+
+    def observed_share(self, idx, full, grid, yhat) -> float:
+        """This rank's share of the minibatch's data loss: its windows' share, or with gaps in the data
+        (the loss is a mean over observed values) its share of the observed values."""
+        observed = getattr(self, "_observed", None)
+        w = self.train.w
+        if observed is None or observed.shape != yhat.shape or getattr(w, "missing", None) is None:
+            return len(idx) / len(full)
+        mask = ~w.missing[full]
+        h, k = self.horizon(self.train, grid), grid.numel() - 1
+        if h < k and not self.train.irregular:  # the same segments as predict's
+            mask = torch.cat([mask[:, j : j + h + 1] for j in range(0, k, h)])
+        return float(observed.sum()) / max(float(mask.sum()), 1.0)
 
     def shard_local(self, idx, grid):
         """This rank's share of the step: ``(ok, weighted data loss, (states, tb, ub))``."""
@@ -49,7 +64,7 @@ class ParallelSteps:
             ok = bool(torch.isfinite(loss))
             if ok and self.opt is not None:
                 loss.backward()
-            return ok, float(data.detach()) * len(local) / len(idx), (states.detach(), tb, ub)
+            return ok, float(data.detach()) * self._share, (states.detach(), tb, ub)
         except SolverError as err:
             if err.option in CONFIG_ERRORS:
                 raise
