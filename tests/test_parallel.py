@@ -101,12 +101,31 @@ def _worker(rank: int, world: int, port: int, path: str, root: str, queue) -> No
     try:
         shard = Shard(rank, world, torch.device("cpu"))
         out = []
-        for name, resume in (("two", False), ("resumed", True)):
-            result = _train(Path(path), Path(root) / name, resume=resume, shard=shard)
+        gaps = {"data": str(Path(root) / "gaps.csv")}
+        for name, resume, sets in (("two", False, None), ("resumed", True, None), ("gaps-two", False, gaps)):
+            result = _train(Path(path), Path(root) / name, overrides=sets, resume=resume, shard=shard)
             out.append((result.parameters, result.multipliers, result.mu, result.val_loss, "run_dir" in result.extra))
         queue.put((rank, out))
     finally:
         dist.destroy_process_group()
+
+
+def _gappy_csv(path: Path) -> None:
+    """Trajectories of the truth, each on its own time step (irregular windows, stepped together), with
+    empty cells (missing observations: the loss is a mean over what was observed)."""
+    from nodedsl.simulate import SimulationRequest, run_simulation
+
+    prog = nodedsl.loads(SOURCE)
+    lines = ["trajectory,t,x,v"]
+    for i in range(6):
+        sets = (f"x={0.8 - 0.3 * i:g}", f"v={0.1 * i:g}")
+        table = run_simulation(prog, SimulationRequest(model="Truth", t_end=2.0, step=0.1 + 0.01 * i, sets=sets))
+        cols = {c: table.columns.index(c) for c in ("t", "x", "v")}
+        for r, row in enumerate(table.rows):
+            x = "" if (r + i) % 7 == 3 else f"{row[cols['x']]:.12g}"
+            v = "" if (r + 2 * i) % 5 == 4 else f"{row[cols['v']]:.12g}"
+            lines.append(f"{i},{row[cols['t']]:.12g},{x},{v}")
+    path.write_text("\n".join(lines) + "\n")
 
 
 def _state(run: Path) -> tuple[dict, dict]:
@@ -132,6 +151,9 @@ def test_two_gloo_processes_equal_one(tmp_path, monkeypatch):
     with float64():
         one = _train(path, tmp_path / "one")
         _train(path, tmp_path / "resumed", overrides={"epochs": "1"})  # resumed below by 2 processes
+        _gappy_csv(tmp_path / "gaps.csv")
+        gaps = _train(path, tmp_path / "gaps-one", overrides={"data": str(tmp_path / "gaps.csv")})
+    assert gaps.extra["data"].get("missing_values", 1) > 0
     assert one.multipliers["bounded"][0] > 0  # the inequality is active: its multiplier moved
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -144,22 +166,25 @@ def test_two_gloo_processes_equal_one(tmp_path, monkeypatch):
     )
     got = dict(queue.get() for _ in range(2))
     for rank in (0, 1):
-        for params, multipliers, mu, val_loss, wrote in got[rank]:
+        for params, multipliers, mu, val_loss, wrote in got[rank][:2]:
             assert wrote == (rank == 0)  # rank 1 returned before any output step
             assert mu == one.mu and val_loss == pytest.approx(one.val_loss, rel=1e-9)
             for k, v in one.multipliers.items():
                 assert multipliers[k] == pytest.approx(v, abs=1e-9)
             assert params["k"] == pytest.approx(one.parameters["k"], abs=1e-9)
     ref_model, ref_al = _state(tmp_path / "one")
-    for name in ("two", "resumed"):
+    for name, ref in (("two", "one"), ("resumed", "one"), ("gaps-two", "gaps-one")):
+        ref_model, ref_al = _state(tmp_path / ref)
         model, al = _state(tmp_path / name)
         _close(model, ref_model)
         _close(al["lam"], ref_al["lam"], 1e-9)
         assert al["mu"] == ref_al["mu"]
-        assert sorted(os.listdir(tmp_path / name)) == sorted(os.listdir(tmp_path / "one"))
+        assert sorted(os.listdir(tmp_path / name)) == sorted(os.listdir(tmp_path / ref))
+    assert got[1][2][3] == pytest.approx(gaps.val_loss, rel=1e-9)
     config = json.loads((tmp_path / "two" / "config.json").read_text())
     assert config["data"]["processes"] == 2 and config["data"]["device"] == "cpu"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "osc.node", "resumed", "two"]
+    written = ["gaps-one", "gaps-two", "gaps.csv", "one", "osc.node", "resumed", "two"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == written
 
 
 def test_device_auto_is_cpu_and_cuda_is_a_coded_error(tmp_path):

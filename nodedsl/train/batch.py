@@ -102,10 +102,10 @@ class BatchSteps:
         term is weighted by the rank's share, so the sum over ranks is the single-process loss."""
         states, yhat, tb, ub = self.predict(self.train, idx, grid)
         data = self.data_loss(yhat, self._target)
-        share, rep, cont = 1.0, 1.0, 1.0
-        if full is not None:
-            share, rep = self.observed_share(idx, full, grid, yhat), 1.0 / self.shard.active(len(full))
-            self._share = share
+        share, windows, rep, cont = 1.0, 1.0, 1.0, 1.0
+        if full is not None:  # shares: of the observed values (data), of the windows (visited states)
+            share, windows = self.observed_share(idx, full, grid, yhat), len(idx) / len(full)
+            rep, self._share = 1.0 / self.shard.active(len(full)), share
             nxt = self.train.w.next
             cont = float((nxt[idx] >= 0).sum()) / max(float((nxt[full] >= 0).sum()), 1.0)
         loss = share * data + cont * self.continuity(self.train, idx, states)
@@ -117,7 +117,7 @@ class BatchSteps:
                 tb.reshape(-1),
                 ub.reshape(tb.numel(), m),
                 self.gen,
-                weights=(share, rep) if full is not None else None,
+                weights=(windows, rep) if full is not None else None,
             )
         return loss, data, states, tb, ub
 
