@@ -41,6 +41,7 @@ def register(app: typer.Typer) -> None:
             None, "--dataset", help="simulate from a dataset block's initial states and input signals"
         ),
         trajectories: int | None = typer.Option(None, "--trajectories", help="with --dataset: how many"),
+        device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto: where to integrate"),
     ) -> None:
         """Simulate a model and write the long CSV format (trajectory, t, states, outputs, inputs)."""
         from ..simulate import SimulationRequest, run_simulation, write_csv
@@ -69,6 +70,7 @@ def register(app: typer.Typer) -> None:
                 run=run,
                 init_random=init == "random",
                 seed=seed,
+                device=_device(device),
             )
             if dataset is not None or trajectories is not None:
                 table = _from_dataset(prog, name, run, init, dataset, trajectories)
@@ -80,6 +82,17 @@ def register(app: typer.Typer) -> None:
             write_csv(table, None if out == "-" else out)
         except OSError as err:
             fail(NodeDslError.single("io-error", f"cannot write '{out}': {err.strerror}", Span(out, 0, 0)))
+
+
+def _device(text: str) -> str:
+    """``--device``: checked like the train block's ``device`` key (``bad-argument`` otherwise)."""
+    import re
+
+    if not re.fullmatch(r"cpu|auto|cuda(:[0-9]+)?", text):
+        raise NodeDslError.single(
+            "bad-argument", f"--device must be cpu, cuda, cuda:N or auto, not '{text}'", Span("<--device>", 0, 0)
+        )
+    return text
 
 
 def _default_model(prog, run: str | None) -> str:

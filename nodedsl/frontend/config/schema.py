@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, T
 from pydantic_core import PydanticCustomError
 
 from ...core.solvers import solver_names
-from .base import Finite, NonNegFloat, PosFloat, PosInt, Seed, _tag_errors, as_call, kind_of
+from .base import DeviceName, Finite, NonNegFloat, PosFloat, PosInt, Seed, _tag_errors, as_call, kind_of
 from .optimizers import Adam, OptimizerValue
 
 SOLVER_NAMES: tuple[str, ...] = tuple(solver_names())  # for help text and completion
@@ -333,6 +333,8 @@ class TrainConfig(_Strict):
     horizon: Horizon = Horizon(kind="grow")
     objective: ObjectiveValue | None = None  # SDE models only
     assimilate: Nudging | None = None
+    device: DeviceName = "cpu"  # cpu | cuda | cuda:N | auto (docs/scaling.md)
+    log: Literal["files", "tensorboard"] = "files"  # tensorboard: also an event file per run
     _spans: dict = PrivateAttr(default_factory=dict)
 
     @field_validator(*_CALL_KEYS, mode="before")
