@@ -381,6 +381,13 @@ class CompiledModel(nn.Module):
         fn = self._function("port outputs", ys)
         return self._call(fn, t, x, u)
 
+    def supplied_power(self, x, t=0.0, u=None):
+        """``[batch]``: ``y^T u`` of the free ports (the last input columns) plus coupled sources' power."""
+        u = self.default_inputs(x) if u is None else u
+        y = self.port_outputs(x, t, u)
+        fn = self._function("sources", [self.system.ph.supplied])
+        return (y * u[:, u.shape[1] - y.shape[1] :]).sum(-1) + self._call(fn, t, x, u)[..., 0]
+
     def dissipation(self, x, t=0.0, u=None):
         """grad H^T R grad H ``[batch]``: power dissipated (pH models only)."""
         self._need_ph()

@@ -26,12 +26,7 @@ def energy_outputs(model, states: torch.Tensor, traj: Trajectories, run: Path) -
     with torch.no_grad():
         H = model.hamiltonian(x, 0.0, u).reshape(n_traj, steps)
         diss = model.dissipation(x, 0.0, u).reshape(n_traj, steps)
-        y = model.port_outputs(x, 0.0, u)
-        supplied = (
-            (y * u).sum(-1).reshape(n_traj, steps)
-            if y.shape[-1] == u.shape[-1] and y.shape[-1]
-            else torch.zeros_like(H)
-        )
+        supplied = model.supplied_power(x, 0.0, u).reshape(n_traj, steps)
     np.savez(
         run / "energy.npz",
         t=traj.t.numpy(),
