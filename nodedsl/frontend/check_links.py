@@ -50,8 +50,8 @@ class CompositionChecker(ExprChecker):
                 self.d.error("duplicate-key", f"port '{decl.name}' gives '{item.key}' twice", item.span)
             else:
                 items[item.key] = item
-        bad = len(items) != len(decl.items) or not self._port_body(decl, items, n_own)
-        if bad:
+        body_ok = self._port_body(decl, items, n_own)
+        if not body_ok or len(items) != len(decl.items):
             self.info.bad_ports.add(decl.name)
 
     def _port_body(self, decl: ast.Port, items: dict[str, ast.PortItem], n_own: int) -> bool:
