@@ -4,7 +4,6 @@ per-trajectory draws, and `simulate --trajectories N` with random initial states
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest

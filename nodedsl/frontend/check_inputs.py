@@ -53,7 +53,7 @@ def check_input_expressions(info: ModelInfo | None, ds: ast.Dataset, cfg: Any, d
         for e in _walk(value.expr):
             if isinstance(e, ast.Name) and e.dotted not in known:
                 hint = suggest(e.dotted, sorted(known))
-                if e.dotted in model_names:
+                if info is not None and e.dotted in model_names:
                     hint = (
                         f"'{e.dotted}' is a {info.members[e.dotted].kind} of the model: an input is a function of "
                         "time and draws only; declare a draw: draws = { name = uniform(low, high) }"

@@ -75,7 +75,7 @@ def _config(prog, name: str, count: int, t_end: float, step: float, opts: dict):
         "seed": opts["seed"],
         "solver": _value(opts["solver"], "<--solver>"),
     }
-    data["initial"] = {n: _range(v, "--init-range") for n, v in map(lambda i: _pair(i, "--init-range"), opts["inits"])}
+    data["initial"] = {n: _range(v, "--init-range") for n, v in (_pair(i, "--init-range") for i in opts["inits"])}
     for n, v in (_pair(i, "--set") for i in opts["sets"]):
         try:
             data["initial"][n] = float(v)

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import sympy as sp
 
+from ..core.diagnostics import Collector
 from ..frontend import ast
 from ..frontend.check import ModelInfo
 from .functions import Val, skew_matrix
@@ -30,6 +31,7 @@ class Instance(Protocol):
     coupled: list[tuple[list[sp.Symbol], list[sp.Expr], sp.Matrix]]
     ph: PHParts | None
     ph_states: list[sp.Symbol]
+    d: Collector
 
     def expr(self, e: ast.Expr, scope: dict[str, Val] | None = None) -> Val: ...
 
