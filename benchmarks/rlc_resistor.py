@@ -3,7 +3,7 @@ series RLC `RLC` (stdlib inductor, capacitor and voltage source, a net `g` as th
 relation `y = r u + g(u)`) on multisine-driven data of `RLCTruth` (resistor `v = 0.3 i + 0.4 i^3`), then
 compares the learned curve `r i + g(i)` with the truth over the range of loop currents seen in the data.
 
-Usage: python benchmarks/rlc_resistor.py [EPOCHS]   (default: the train block's 300)
+Usage: python benchmarks/rlc_resistor.py [EPOCHS]   (default: the train block's)
 Prints the training time, the data's current range, and the curve's maximum error inside it as a
 fraction of the largest true voltage there (target: under 5%), also over the central 90% of currents.
 """
@@ -49,10 +49,11 @@ def main(epochs: str | None) -> None:
     table = dataset_table(prog, "driven")  # the training data: loop current i = phi / L (L = 1)
     currents = torch.tensor(table.rows[:, table.columns.index("inductor.phi")], dtype=torch.float64)
     lo, hi = float(currents.min()), float(currents.max())
-    q05, q95 = (float(v) for v in torch.quantile(currents, torch.tensor([0.05, 0.95], dtype=torch.float64)))
+    probs = torch.tensor([0.01, 0.05, 0.95, 0.99], dtype=torch.float64)
+    q01, q05, q95, q99 = (float(v) for v in torch.quantile(currents, probs))
     print(f"epochs {result.epochs_run}, training wall time {wall:.1f} s (2 shared CPU cores)")
     print(f"loop current in the data: [{lo:.3f}, {hi:.3f}] (5-95%: [{q05:.3f}, {q95:.3f}])")
-    for label, a, b in (("whole range", lo, hi), ("central 90%", q05, q95)):
+    for label, a, b in (("whole range", lo, hi), ("central 98%", q01, q99), ("central 90%", q05, q95)):
         i = torch.linspace(a, b, 401, dtype=torch.float64)
         got = resistor_curve(model, i)
         want = truth(i)
