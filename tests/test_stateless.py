@@ -91,3 +91,19 @@ def test_learned_resistor_net_sits_in_the_relation():
     torch.testing.assert_close(-dphi.detach(), 0.5 * i + g, atol=1e-12, rtol=0)  # y = r u + g(u), r = 0.5
     dphi.pow(2).sum().backward()  # gradients reach the net through the coupling
     assert any(float(p.grad.abs().sum()) > 0 for p in net.parameters() if p.grad is not None)
+
+
+def test_free_stateless_port_is_an_input_and_output_only(tmp_path):
+    """A resistor left uncoupled does not act on the states, and its u y is no energy supplied to H."""
+    path = tmp_path / "free.node"
+    path.write_text(
+        'import "circuits" as ckt\nmodel M : port_hamiltonian {\n    sub l = ckt.Inductor(phi = 1.0)\n'
+        "    sub r = ckt.Resistor(r = 2.0)\n}\n"
+    )
+    model = nodedsl.load(path).model("M", dtype=torch.float64)
+    assert model.input_names == ("l.terminal", "r.terminal")
+    x = torch.tensor([[1.0], [2.0]], dtype=torch.float64)
+    u = torch.tensor([[0.5, 3.0], [0.0, -1.0]], dtype=torch.float64)
+    torch.testing.assert_close(model.field(0.0, x, u)[:, 0], u[:, 0])  # d phi/dt = v_L only
+    torch.testing.assert_close(model.port_outputs(x, 0.0, u), torch.tensor([[1.0, 6.0], [2.0, -2.0]]).double())
+    torch.testing.assert_close(model.supplied_power(x, 0.0, u), x[:, 0] * u[:, 0])  # the inductor's i v only

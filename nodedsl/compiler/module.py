@@ -382,11 +382,11 @@ class CompiledModel(nn.Module):
         return self._call(fn, t, x, u)
 
     def supplied_power(self, x, t=0.0, u=None):
-        """``[batch]``: ``y^T u`` of the free ports (the last input columns) plus coupled sources' power."""
-        u = self.default_inputs(x) if u is None else u
-        y = self.port_outputs(x, t, u)
-        fn = self._function("sources", [self.system.ph.supplied])
-        return (y * u[:, u.shape[1] - y.shape[1] :]).sum(-1) + self._call(fn, t, x, u)[..., 0]
+        """``[batch]``: ``y^T u`` of the free ports of the states plus what coupled sources deliver."""
+        ph = self.system.ph
+        terms = [ph.supplied] + [y * v for p in ph.ports if not p.static for y, v in zip(p.output, p.inputs)]
+        fn = self._function("supplied", [sum(terms[1:], terms[0])])
+        return self._call(fn, t, x, self.default_inputs(x) if u is None else u)[..., 0]
 
     def dissipation(self, x, t=0.0, u=None):
         """grad H^T R grad H ``[batch]``: power dissipated (pH models only)."""
