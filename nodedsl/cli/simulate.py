@@ -40,15 +40,9 @@ def register(app: typer.Typer) -> None:
         dataset: str | None = typer.Option(
             None, "--dataset", help="simulate from a dataset block's initial states and input signals"
         ),
-        trajectories: int | None = typer.Option(
-            None, "--trajectories", help="how many experiments: random ones (--init-range, --draw), or --dataset's"
-        ),
-        init_range: list[str] = typer.Option(
-            [], "--init-range", help="with --trajectories: a state drawn uniformly, e.g. x=-1:1 (repeatable)"
-        ),
-        draw: list[str] = typer.Option(
-            [], "--draw", help="with --trajectories: a number drawn per trajectory, e.g. omega=uniform(1, 3)"
-        ),
+        trajectories: int | None = typer.Option(None, "--trajectories", help="experiments: random, or --dataset's"),
+        init_range: list[str] = typer.Option([], "--init-range", help="a state drawn per trajectory: x=-1:1"),
+        draw: list[str] = typer.Option([], "--draw", help="a number drawn per trajectory: omega=uniform(1, 3)"),
     ) -> None:
         """Simulate a model and write the long CSV format (trajectory, t, states, outputs, inputs)."""
         from ..simulate import SimulationRequest, run_simulation, write_csv
