@@ -37,6 +37,7 @@ COMMANDS = (
     "observe",
     "editor",
     "verify",
+    "export",
 )
 for _name in COMMANDS:
     importlib.import_module(f"{__package__}.{_name}").register(app)

@@ -28,6 +28,7 @@ from .draws import (  # re-exported: the block models' parts
     Signal,
     Uniform,
 )
+from .optimizers import Adam, OptimizerValue
 
 __all__ = [
     "SIGNAL_KINDS",
@@ -168,25 +169,6 @@ class Checkpointing(_Strict):
     segments: PosInt = 4
 
 
-class Adam(_Strict):
-    kind: Literal["adam"]
-    lr: PosFloat = 1e-3
-    weight_decay: NonNegFloat = 0.0
-
-
-class AdamW(_Strict):
-    kind: Literal["adamw"]
-    lr: PosFloat = 1e-3
-    weight_decay: NonNegFloat = 1e-2
-
-
-class LBFGS(_Strict):
-    kind: Literal["lbfgs"]
-    lr: PosFloat = 1.0
-    max_iter: PosInt = 20
-    history_size: PosInt = 100
-
-
 class Cosine(_Strict):
     kind: Literal["cosine"]
     min_lr: NonNegFloat = 0.0
@@ -239,10 +221,6 @@ GradientValue = Annotated[
     | Annotated[Literal["adjoint"], Tag("adjoint")]
     | Annotated[Checkpointing, Tag("checkpoint")],
     Discriminator(kind_of, **_tag_errors("backprop, adjoint, checkpoint(segments = k)")),
-]
-OptimizerValue = Annotated[
-    Annotated[Adam, Tag("adam")] | Annotated[AdamW, Tag("adamw")] | Annotated[LBFGS, Tag("lbfgs")],
-    Discriminator(kind_of, **_tag_errors("adam(lr, weight_decay), adamw(lr, weight_decay), lbfgs(lr, max_iter)")),
 ]
 ScheduleValue = Annotated[
     Annotated[Cosine, Tag("cosine")]
@@ -315,8 +293,8 @@ class TrainConfig(_Strict):
 
     @property
     def data_is_file(self) -> bool:
-        """True when ``data`` is a file path (``.csv``/``.npz``), not a dataset name."""
-        return self.data.lower().endswith((".csv", ".npz")) or "/" in self.data
+        """True when ``data`` is a file path (``.csv``/``.parquet``/``.npz``), not a dataset name."""
+        return self.data.lower().endswith((".csv", ".npz", ".parquet", ".pq")) or "/" in self.data
 
     def gradient_mode(self) -> str | tuple[str, int]:
         """The ``gradient`` argument of ``solve``."""
