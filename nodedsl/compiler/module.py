@@ -387,13 +387,6 @@ class CompiledModel(nn.Module):
         fn = self._function("port outputs", ys)
         return self._call(fn, t, x, u)
 
-    def supplied_power(self, x, t=0.0, u=None):
-        """``[batch]``: ``y^T u`` of the free ports of the states plus what coupled sources deliver."""
-        ph = self.system.ph
-        terms = [ph.supplied] + [y * v for p in ph.ports if not p.static for y, v in zip(p.output, p.inputs)]
-        fn = self._function("supplied", [sum(terms[1:], terms[0])])
-        return self._call(fn, t, x, self.default_inputs(x) if u is None else u)[..., 0]
-
     def dissipation(self, x, t=0.0, u=None):
         """grad H^T R grad H ``[batch]``: power dissipated (pH models only)."""
         self._need_ph()
