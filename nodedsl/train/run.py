@@ -49,7 +49,7 @@ from .inputs import compiled_model, estimate_initial_states, load_training_data,
 from .logs import open_log
 from .loop import fit
 from .metrics import metrics_document, rollout_errors, write_json
-from .outputs import describe, energy_outputs, plot_run
+from .outputs import describe, energy_outputs, net_outputs, plot_run
 from .scaling import set_auto_scales
 from .second_order import OptimizerError
 from .setup import Progress, TrainResult, build_solver, intra_op_threads
@@ -131,7 +131,7 @@ def _run_training(program, train_block, cfg, run, resume, progress, shard: Shard
     result = _fit(program, s, resume, progress)
     if not shard.writes:
         return result
-    _held_out_outputs(s, result)
+    _held_out_outputs(s, result, program)
     plot_run(s.run)
     return result
 
@@ -309,8 +309,9 @@ def _fit(program, s: _Setup, resume: bool, progress: Progress | None) -> TrainRe
     return result
 
 
-def _held_out_outputs(s: _Setup, result: TrainResult) -> None:
-    """Roll out the held-out trajectories; write metrics.json, predictions.npz and the energy outputs."""
+def _held_out_outputs(s: _Setup, result: TrainResult, program=None) -> None:
+    """Roll out the held-out trajectories; write metrics.json, predictions.npz, the energy outputs and
+    the net curves (``nets.npz``)."""
     from ..solvers import SolverError
 
     name, cfg, model, run, ckpt, data_info = s.name, s.cfg, s.model, s.run, s.ckpt, s.data_info
@@ -344,6 +345,8 @@ def _held_out_outputs(s: _Setup, result: TrainResult) -> None:
         atomic_write(run / "predictions.npz", lambda fh: _savez(fh, held, yhat, data_info["run_id"]), binary=True)
     if states is not None and getattr(model, "system", None) is not None and model.system.ph is not None:
         energy_outputs(model, states, held, run)
+    if states is not None and len(getattr(model, "nets", ())) and program is not None:
+        net_outputs(program, model, states, held, data_info, run)
 
 
 def _refuse_gaps(cfg, traj: Trajectories) -> None:
