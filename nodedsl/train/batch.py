@@ -85,6 +85,9 @@ class BatchSteps:
         states, yhat, tb, ub = self.predict(self.train, idx, grid)
         data = self.data_loss(yhat, self._target)
         loss = data + self.continuity(self.train, idx, states)
+        if self.dtargets is not None:  # derivative supervision (derivsup.py)
+            self.dterm = self.dtargets.loss(self.model, self.train.w, idx, states, self.obs_map)
+            loss = loss + self.dterm
         if self.al:
             n, m = states.shape[-1], ub.shape[-1]
             loss = loss + self.al.penalty(

@@ -46,8 +46,9 @@ __all__ = ["TrainResult", "build_solver", "fit", "schedule_factor"]
 class _Trainer(Snapshots, BatchSteps):
     """One training run: the state of the loop over epochs (built per call of :func:`fit`, never shared)."""
 
-    def __init__(self, model, wtrain, wval, cfg, progress, checkpoint_path, source_hash):
+    def __init__(self, model, wtrain, wval, cfg, progress, checkpoint_path, source_hash, dtargets=None):
         self.model, self.cfg, self.progress = model, cfg, progress
+        self.dtargets, self.dterm = dtargets, None  # derivative supervision: derivsup.DerivativeTargets
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.source_hash = source_hash
         self.obs_map = observation_map(model)
@@ -143,7 +144,7 @@ class _Trainer(Snapshots, BatchSteps):
                         shoot.x0.requires_grad_(not self.held())
                 if self.al:
                     self.al.reset_epoch()
-                total, count = 0.0, 0
+                total, count, dsum = 0.0, 0, 0.0
                 for idx, grid in minibatches(self.train.groups, cfg.batch, self.gen):
                     loss = self.step(idx, grid)
                     if loss is None or not math.isfinite(loss):
@@ -159,6 +160,7 @@ class _Trainer(Snapshots, BatchSteps):
                     self.streak = 0
                     total += loss * len(idx)
                     count += len(idx)
+                    dsum += float(self.dterm.detach()) * len(idx) if self.dterm is not None else 0.0
                 if self.status == "diverged":
                     break
                 train_loss = total / count if count else float("nan")
@@ -187,6 +189,8 @@ class _Trainer(Snapshots, BatchSteps):
                         "parameters": self.model.parameter_values(),
                     }
                 )
+                if self.dtargets is not None:
+                    self.history[-1]["derivative_loss"] = dsum / count if count else float("nan")
                 stop = self.early_stopping(val_loss)
                 snapshot = self.capture()
                 if self.epoch % cfg.checkpoint_every == 0 or self.epoch == cfg.epochs or stop:
@@ -280,6 +284,7 @@ def fit(
     source_hash: str = "",
     threads: int | None = 1,
     run_id: str = "",
+    derivatives=None,
 ) -> TrainResult:
     """Train ``model`` in place on ``windows_train``; early stopping watches ``windows_val`` (may be None).
 
@@ -288,10 +293,13 @@ def fit(
     epochs, at the end and on Ctrl-C. ``resume_from``: a checkpoint path (or loaded dict) to continue;
     its source hash must equal ``source_hash`` (when both are set). ``threads``: torch intra-op threads
     while training (restored afterwards; None leaves the setting alone). ``run_id``: stamped into every
-    checkpoint, so each file of a run directory can be traced to one run.
+    checkpoint, so each file of a run directory can be traced to one run. ``derivatives``: a
+    :class:`~nodedsl.train.derivsup.DerivativeTargets` of ``windows_train`` (derivative supervision).
     """
     with intra_op_threads(threads):
-        trainer = _Trainer(model, windows_train, windows_val, config, progress, checkpoint_path, source_hash)
+        trainer = _Trainer(
+            model, windows_train, windows_val, config, progress, checkpoint_path, source_hash, derivatives
+        )
         trainer.run_id = run_id
         if resume_from is not None:
             state = (

@@ -240,6 +240,7 @@ def _fit(program, s: _Setup, resume: bool, progress: Progress | None) -> TrainRe
                 checkpoint_path=ckpt,
                 source_hash=source_hash,
                 run_id=s.data_info["run_id"],
+                derivatives=_derivative_targets(model, train_traj, wtrain, cfg),
             )
     except SolverError as err:
         raise solver_error(err, cfg) from None
@@ -261,6 +262,18 @@ def _fit(program, s: _Setup, resume: bool, progress: Progress | None) -> TrainRe
         },
     )
     return result
+
+
+def _derivative_targets(model, traj, windows, cfg):
+    """Derivative supervision's targets at the training windows (``derivatives = ...``), or None."""
+    if cfg.derivatives is None:
+        return None
+    from .derivsup import DerivativeTargets
+    from .rollout import observation_map
+
+    return DerivativeTargets(
+        model, traj, windows, observation_map(model), cfg.derivatives, key_span(cfg, "derivatives")
+    )
 
 
 def _held_out_outputs(s: _Setup, result: TrainResult) -> None:
