@@ -38,6 +38,7 @@ COMMANDS = (
     "observe",
     "editor",
     "verify",
+    "sample",
 )
 for _name in COMMANDS:
     importlib.import_module(f"{__package__}.{_name}").register(app)

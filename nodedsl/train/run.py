@@ -111,6 +111,10 @@ def _run_training(program, train_block, cfg, run, resume, progress) -> TrainResu
     for tmp in run.glob("*.tmp"):  # temporaries of atomic writes killed mid-way (we hold the lock)
         if tmp.name.split(".")[0] in {name.split(".")[0] for name in RUN_FILES}:
             tmp.unlink(missing_ok=True)
+    if cfg.objective is not None and cfg.objective.kind == "density":  # a normalizing flow: density_run.py
+        from .density_run import run_density
+
+        return run_density(program, train_block, cfg, run, resume, progress)
     s = _prepare(program, train_block, cfg, run, resume)
     result = _fit(program, s, resume, progress)
     _held_out_outputs(s, result)
