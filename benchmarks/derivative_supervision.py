@@ -18,6 +18,7 @@ method trains ``--epochs`` epochs. Equal wall time: each method trains for the w
 equal-epoch run: the state after its last epoch that
 ended within that time (snapshots after every epoch; the targets' estimation counts toward its time). The operator's own derivative error on
 held-out basis functions (clean and with 2 % noise, beside finite differences) is printed first.
+``--weight`` sets every derivative term's weight (default 1).
 """
 
 from __future__ import annotations
@@ -163,8 +164,11 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--epochs", type=int, default=80)
     ap.add_argument("--systems", nargs="+", default=["vdp", "lv"])
+    ap.add_argument("--weight", type=float, default=1.0, help="weight of the derivative term")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    for m in ("ndo", "spline", "fd"):
+        METHODS[m] = METHODS[m] + f"(weight = {args.weight})"
     operator_error()
     for name in args.systems:
         src = VDP if name == "vdp" else LV
