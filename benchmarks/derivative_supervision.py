@@ -102,7 +102,7 @@ train Learn { data = train_data
     batch = 8
     validation = 0
     horizon = full
-    optimizer = adam(lr = 2e-2)
+    optimizer = adam(lr = 5e-2)
     DERIV }
 """
 
