@@ -61,6 +61,12 @@ def fit_density(model, train: torch.Tensor, val: torch.Tensor | None, cfg, progr
             "objective = density needs a model with a net or learned parameters",
             key_span(cfg, "objective"),
         )
+    if cfg.optimizer.kind not in ("adam", "adamw", "lbfgs"):  # Gauss-Newton/KFAC model residuals, not an NLL
+        raise NodeDslError.single(
+            "bad-value",
+            f"objective = density trains with adam, adamw or lbfgs, not {cfg.optimizer.kind}",
+            key_span(cfg, "optimizer"),
+        )
     opt = make_optimizer(cfg.optimizer, params)
     gen = torch.Generator().manual_seed(int(cfg.seed))
     history: list[dict] = []

@@ -124,7 +124,7 @@ def _evaluate(program, model_name, run_dir, data) -> dict:
         states, yhat = rollout_outputs(model, traj, solver, None, cfg.window)
     except SolverError as err:
         raise solver_error(err, cfg) from None
-    out = rollout_errors(yhat, traj.y, traj.lengths, traj.output_names)
+    out = rollout_errors(yhat, traj.y, traj.lengths, traj.output_names, traj.missing)
     out.update(
         on=on,
         trajectories=traj.n_traj,

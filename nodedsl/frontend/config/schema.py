@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 from ...core.solvers import solver_names
 from .base import Finite, NonNegFloat, PosFloat, PosInt, Seed, _tag_errors, as_call, kind_of
 from .methods import DerivativesValue, ObjectiveValue
+from .optimizers import Adam, OptimizerValue
 
 SOLVER_NAMES: tuple[str, ...] = tuple(solver_names())  # for help text and completion
 
@@ -237,25 +238,6 @@ class Checkpointing(_Strict):
     segments: PosInt = 4
 
 
-class Adam(_Strict):
-    kind: Literal["adam"]
-    lr: PosFloat = 1e-3
-    weight_decay: NonNegFloat = 0.0
-
-
-class AdamW(_Strict):
-    kind: Literal["adamw"]
-    lr: PosFloat = 1e-3
-    weight_decay: NonNegFloat = 1e-2
-
-
-class LBFGS(_Strict):
-    kind: Literal["lbfgs"]
-    lr: PosFloat = 1.0
-    max_iter: PosInt = 20
-    history_size: PosInt = 100
-
-
 class Cosine(_Strict):
     kind: Literal["cosine"]
     min_lr: NonNegFloat = 0.0
@@ -293,10 +275,6 @@ GradientValue = Annotated[
     | Annotated[Literal["adjoint"], Tag("adjoint")]
     | Annotated[Checkpointing, Tag("checkpoint")],
     Discriminator(kind_of, **_tag_errors("backprop, adjoint, checkpoint(segments = k)")),
-]
-OptimizerValue = Annotated[
-    Annotated[Adam, Tag("adam")] | Annotated[AdamW, Tag("adamw")] | Annotated[LBFGS, Tag("lbfgs")],
-    Discriminator(kind_of, **_tag_errors("adam(lr, weight_decay), adamw(lr, weight_decay), lbfgs(lr, max_iter)")),
 ]
 ScheduleValue = Annotated[
     Annotated[Cosine, Tag("cosine")]
@@ -373,8 +351,8 @@ class TrainConfig(_Strict):
 
     @property
     def data_is_file(self) -> bool:
-        """True when ``data`` is a file path (``.csv``/``.npz``), not a dataset name."""
-        return self.data.lower().endswith((".csv", ".npz")) or "/" in self.data
+        """True when ``data`` is a file path (``.csv``/``.parquet``/``.npz``), not a dataset name."""
+        return self.data.lower().endswith((".csv", ".npz", ".parquet", ".pq")) or "/" in self.data
 
     def gradient_mode(self) -> str | tuple[str, int]:
         """The ``gradient`` argument of ``solve``."""

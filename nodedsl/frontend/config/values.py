@@ -104,6 +104,7 @@ _SOLVER_POSITIONAL = {
     "stiff": ("rtol", "atol"),
     "taylor": ("order", "step"),
     "sde": ("step", "seed"),
+    "exponential": ("order", "step"),
 }
 SIGNATURES: dict[str, tuple[str, ...]] = {
     "span": ("t0", "t1", "step"),
@@ -112,6 +113,8 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "adam": ("lr", "weight_decay"),
     "adamw": ("lr", "weight_decay"),
     "lbfgs": ("lr", "max_iter"),
+    "gauss_newton": ("damping",),
+    "kfac": ("lr", "damping"),
     "cosine": ("min_lr",),
     "step": ("every", "gamma"),
     "exponential": ("gamma",),
