@@ -136,3 +136,31 @@ def test_derivative_term_is_the_mean_squared_field_error():
         counts[s : s + 11] += 1
     want = 0.5 * float((per_point * counts).sum() / (counts.sum() * traj.n_traj))
     assert got == pytest.approx(want, rel=1e-5)
+
+
+def test_missing_observations_have_no_target_and_a_finite_term():
+    from dataclasses import replace
+
+    from nodedsl.data.windows import make_windows
+    from nodedsl.frontend.config import validate_train
+    from nodedsl.train.derivsup import DerivativeTargets, estimate_trajectories
+    from nodedsl.train.inputs import load_training_data
+    from nodedsl.train.rollout import observation_map
+
+    prog = nodedsl.loads(SRC + "train Osc { data = d\n derivatives = spline }")
+    model = prog.model("Osc")
+    cfg = validate_train(prog.trains[0])[0]
+    traj, _ = load_training_data(prog, cfg, model)
+    y = traj.y.clone()
+    y[0, 7, 0] = float("nan")
+    missing = torch.zeros_like(y, dtype=torch.bool)
+    missing[0, 7, 0] = True
+    traj = replace(traj, y=y, missing=missing)
+    d = estimate_trajectories(traj, cfg.derivatives)
+    assert torch.isnan(d[0, 7, 0]) and torch.isfinite(d[0, :, 1]).all() and torch.isfinite(d[1]).all()
+    w = make_windows(traj, 10)
+    targets = DerivativeTargets(model, traj, w, observation_map(model), cfg.derivatives)
+    idx = torch.arange(len(w))
+    loss = targets.loss(model, w, idx, w.y[idx], observation_map(model))
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in model.parameters())

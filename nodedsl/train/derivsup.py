@@ -52,7 +52,8 @@ def estimate_series(t: np.ndarray, y: np.ndarray, kind: str, smoothing: float | 
 
 
 def estimate_trajectories(traj, spec) -> torch.Tensor:
-    """``[N, T, n_out]`` derivative estimates of every output (zero past each trajectory's length)."""
+    """``[N, T, n_out]`` derivative estimates of every output (NaN where there is no target: past each
+    trajectory's length and at missing observations, which the estimators skip)."""
     smoothing = getattr(spec, "smoothing", None)
     h = hashlib.sha256()
     for a in (traj.t, traj.y, traj.lengths):
@@ -61,11 +62,16 @@ def estimate_trajectories(traj, spec) -> torch.Tensor:
     if key in _CACHE:
         return _CACHE[key].clone()
     t, y = traj.t.double().numpy(), traj.y.double().numpy()
-    out = np.zeros_like(y)
+    missing = getattr(traj, "missing", None)
+    ok_all = np.isfinite(y) & (~missing.numpy() if missing is not None else True)
+    out = np.full_like(y, np.nan)  # NaN: no target (a missing observation, or past the trajectory's end)
     for i in range(y.shape[0]):
         n = int(traj.lengths[i])
         for j in range(y.shape[2]):
-            out[i, :n, j] = estimate_series(t[i, :n], y[i, :n, j], spec.kind, smoothing)
+            ok = ok_all[i, :n, j]
+            if ok.sum() >= 2:  # estimated from the observed samples only; no target where none was observed
+                d = estimate_series(t[i, :n][ok], y[i, :n, j][ok], spec.kind, smoothing)
+                out[i, :n, j][ok] = d
     d = torch.tensor(out, dtype=traj.y.dtype)
     if len(_CACHE) >= _CACHE_SIZE:
         _CACHE.pop(next(iter(_CACHE)))
@@ -107,10 +113,13 @@ class DerivativeTargets:
         if states.shape[:2] == (b, k) and len(self.pairs) < x.shape[1]:
             x = torch.where(self._observed(x), x, states.detach().reshape(b * k, -1))
         t = tb.reshape(-1).to(x.dtype)
-        f = model.field(t, x, ub.reshape(b * k, -1))
-        target = self.targets[idx].to(x.dtype).reshape(b * k, -1)
         out_idx, st_idx = [j for j, _ in self.pairs], [i for _, i in self.pairs]
-        return self.weight * (f[:, st_idx] - target[:, out_idx]).pow(2).mean()
+        target = self.targets[idx].to(x.dtype).reshape(b * k, -1)[:, out_idx]
+        # a point with a missing component is left out (its field value would be computed at a wrong state)
+        mask = torch.isfinite(target) & torch.isfinite(x).all(-1, keepdim=True)
+        f = model.field(t, torch.nan_to_num(x), ub.reshape(b * k, -1))
+        err = torch.where(mask, f[:, st_idx] - torch.nan_to_num(target), torch.zeros_like(target))
+        return self.weight * err.pow(2).sum() / mask.sum().clamp(min=1)
 
     def _observed(self, x: torch.Tensor) -> torch.Tensor:
         mask = torch.zeros(x.shape[1], dtype=torch.bool)
