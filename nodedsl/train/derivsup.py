@@ -114,7 +114,7 @@ class DerivativeTargets:
             x = torch.where(self._observed(x), x, states.detach().reshape(b * k, -1))
         t = tb.reshape(-1).to(x.dtype)
         out_idx, st_idx = [j for j, _ in self.pairs], [i for _, i in self.pairs]
-        target = self.targets[idx].to(x.dtype).reshape(b * k, -1)[:, out_idx]
+        target = self.targets.to(x.device)[idx].to(x.dtype).reshape(b * k, -1)[:, out_idx]
         # a point with a missing component is left out (its field value would be computed at a wrong state)
         mask = torch.isfinite(target) & torch.isfinite(x).all(-1, keepdim=True)
         f = model.field(t, torch.nan_to_num(x), ub.reshape(b * k, -1))
@@ -122,6 +122,6 @@ class DerivativeTargets:
         return self.weight * err.pow(2).sum() / mask.sum().clamp(min=1)
 
     def _observed(self, x: torch.Tensor) -> torch.Tensor:
-        mask = torch.zeros(x.shape[1], dtype=torch.bool)
+        mask = torch.zeros(x.shape[1], dtype=torch.bool, device=x.device)
         mask[[i for _, i in self.pairs]] = True
         return mask[None, :]

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..compiler.power import supplied_power
 from ..core.diagnostics import Diagnostic, NodeDslError, Span
 from ..data.loading import Trajectories
 from .metrics import read_json
@@ -26,12 +27,7 @@ def energy_outputs(model, states: torch.Tensor, traj: Trajectories, run: Path) -
     with torch.no_grad():
         H = model.hamiltonian(x, 0.0, u).reshape(n_traj, steps)
         diss = model.dissipation(x, 0.0, u).reshape(n_traj, steps)
-        y = model.port_outputs(x, 0.0, u)
-        supplied = (
-            (y * u).sum(-1).reshape(n_traj, steps)
-            if y.shape[-1] == u.shape[-1] and y.shape[-1]
-            else torch.zeros_like(H)
-        )
+        supplied = supplied_power(model, x, 0.0, u).reshape(n_traj, steps)
     np.savez(
         run / "energy.npz",
         t=traj.t.numpy(),

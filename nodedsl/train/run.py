@@ -10,10 +10,15 @@ A run directory holds::
     loss.png, fit.png plots
     energy.npz, energy.png   port-Hamiltonian models: H, dissipated and supplied power along those rollouts
     eval.json         written by ``evaluate``
+    logs/             TensorBoard event files (``log = tensorboard``)
+
+Under data parallelism (``shard``: this process's rank, docs/scaling.md) every rank trains and only
+rank 0 writes any of these files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -38,8 +43,10 @@ from ..io.checkpoint import (
     save_checkpoint,
 )
 from ..io.runlock import RunLock, io_error
+from .distributed import Shard, resolve_device
 from .evaluate import copy_solver_state, evaluate, rollout_outputs, solver_error, violations_after
 from .inputs import compiled_model, estimate_initial_states, load_training_data, select_train
+from .logs import open_log
 from .loop import fit
 from .metrics import metrics_document, rollout_errors, write_json
 from .outputs import describe, energy_outputs, plot_run
@@ -77,16 +84,23 @@ def run_training(
     run_dir: str | Path | None = None,
     resume: bool = False,
     progress: Progress | None = None,
+    shard: Shard | None = None,
 ) -> TrainResult:
-    """Validate the train block, build the data, train, and write the run directory (see module doc)."""
+    """Validate the train block, build the data, train, and write the run directory (see module doc).
+
+    ``shard``: this process's rank in an initialized data-parallel group (None: one process, on the
+    block's ``device``)."""
     cfg, diags = validate_train(train_block)
     if cfg is None:
         raise NodeDslError(diags)
     cfg = apply_overrides(cfg, dict(overrides or {}))
+    shard = shard or Shard(0, 1, resolve_device(cfg.device))
     run = Path(run_dir) if run_dir is not None else Path(cfg.output) if cfg.output else Path("runs") / train_block.model
-    with intra_op_threads(1), RunLock(run):  # one writer per run directory; refused commands write nothing
+    # one writer per run directory (rank 0 of a group); refused commands write nothing
+    lock = RunLock(run) if shard.writes else contextlib.nullcontext()
+    with intra_op_threads(1), lock:
         try:
-            return _run_training(program, train_block, cfg, run, resume, progress)
+            return _run_training(program, train_block, cfg, run, resume, progress, shard)
         except OSError as err:  # a full disk, a folder made read-only meanwhile: the old files survive
             raise io_error(err, "write", run) from None
 
@@ -106,24 +120,27 @@ class _Setup:
     wtrain: Windows
     wval: Windows | None
     data_info: dict
+    shard: Shard
 
 
-def _run_training(program, train_block, cfg, run, resume, progress) -> TrainResult:
-    for tmp in run.glob("*.tmp"):  # temporaries of atomic writes killed mid-way (we hold the lock)
+def _run_training(program, train_block, cfg, run, resume, progress, shard: Shard) -> TrainResult:
+    for tmp in run.glob("*.tmp") if shard.writes else ():  # atomic writes killed mid-way (we hold the lock)
         if tmp.name.split(".")[0] in {name.split(".")[0] for name in RUN_FILES}:
             tmp.unlink(missing_ok=True)
     if cfg.objective is not None and cfg.objective.kind == "density":  # a normalizing flow: density_run.py
         from .density_run import run_density
 
         return run_density(program, train_block, cfg, run, resume, progress)
-    s = _prepare(program, train_block, cfg, run, resume)
+    s = _prepare(program, train_block, cfg, run, resume, shard)
     result = _fit(program, s, resume, progress)
+    if not shard.writes:
+        return result
     _held_out_outputs(s, result)
     plot_run(s.run)
     return result
 
 
-def _prepare(program, train_block, cfg, run, resume) -> _Setup:
+def _prepare(program, train_block, cfg, run, resume, shard: Shard) -> _Setup:
     """Build the model and the windows, check a checkpoint to resume, then (only then) write config.json."""
     name = train_block.model
     model = compiled_model(program, name, cfg.seed)
@@ -160,25 +177,31 @@ def _prepare(program, train_block, cfg, run, resume) -> _Setup:
                 )
             ]
         )
-    run_id = _resume_state(ckpt, model, source_hash, name) if resume else _fresh_run(run)
+    if resume:
+        run_id = _resume_state(ckpt, model, source_hash, name)
+    else:
+        run_id = _fresh_run(run) if shard.writes else ""
     data_info.update(
         run_id=run_id,
+        device=str(shard.device),
+        processes=shard.world,
         train_trajectories=train_traj.n_traj,
         val_trajectories=val_traj.n_traj if val_traj else 0,
         train_windows=len(wtrain),
         val_windows=len(wval) if wval is not None else 0,
     )
-    write_json(
-        run / "config.json",
-        {
-            "model": name,
-            "run_id": run_id,
-            "source": str(train_block.span.file),
-            "train": cfg.model_dump(mode="json"),
-            "data": data_info,
-        },
-    )
-    return _Setup(name, cfg, model, run, ckpt, source_hash, train_traj, val_traj, wtrain, wval, data_info)
+    if shard.writes:
+        write_json(
+            run / "config.json",
+            {
+                "model": name,
+                "run_id": run_id,
+                "source": str(train_block.span.file),
+                "train": cfg.model_dump(mode="json"),
+                "data": data_info,
+            },
+        )
+    return _Setup(name, cfg, model, run, ckpt, source_hash, train_traj, val_traj, wtrain, wval, data_info, shard)
 
 
 # every file a run writes (plus temporaries of atomic writes); a fresh run removes the previous run's
@@ -211,6 +234,8 @@ def _fresh_run(run: Path) -> str:
     """A new run id, after removing the files of a previous run in ``run`` (so no file mixes two runs)."""
     for name in RUN_FILES:
         (run / name).unlink(missing_ok=True)
+    for old in (run / "logs").glob("events.out.tfevents.*"):
+        old.unlink(missing_ok=True)
     return uuid.uuid4().hex
 
 
@@ -225,15 +250,22 @@ def _fit(program, s: _Setup, resume: bool, progress: Progress | None) -> TrainRe
     # parameter or net, or only those of sub-models loaded by `weights`), fit only evaluates (1 epoch,
     # everything frozen); otherwise the estimate is a warm start for ordinary training.
     estimate, fit_cfg, frozen = None, cfg, []
+    log = open_log(cfg.log, run) if s.shard.writes else None
     if cfg.coupling == "least_squares":
         from .coupling import prepare_least_squares
 
         estimate, fit_cfg, frozen = prepare_least_squares(program, name, model, train_traj, cfg)
-        if estimate is not None:
+        if estimate is not None and s.shard.writes:
             write_json(run / "coupling.json", estimate.summary())
     try:
         if getattr(model, "noise", None) is not None:  # an SDE model: transition likelihood or distribution matching
             from .sde_fit import train_sde
+
+            _single_process(s.shard, "an SDE model's objective")
+            if s.shard.device.type != "cpu" and cfg.device != "auto":
+                raise NodeDslError(
+                    [Diagnostic("device-unavailable", f"SDE models train on the CPU only, not '{cfg.device}'")]
+                )
 
             result = train_sde(model, train_traj, s.val_traj, fit_cfg, progress=progress, resume=resume)
         else:
@@ -248,6 +280,8 @@ def _fit(program, s: _Setup, resume: bool, progress: Progress | None) -> TrainRe
                 source_hash=source_hash,
                 run_id=s.data_info["run_id"],
                 derivatives=_derivative_targets(model, train_traj, wtrain, cfg),
+                shard=s.shard,
+                on_epoch=log.epoch if log is not None else None,
             )
     except SolverError as err:
         raise solver_error(err, cfg) from None
@@ -256,10 +290,15 @@ def _fit(program, s: _Setup, resume: bool, progress: Progress | None) -> TrainRe
             [Diagnostic("bad-value", f"optimizer {cfg.optimizer.kind}: {err}", key_span(cfg, "optimizer"))]
         ) from None
     finally:
+        model.to("cpu")  # trained on cfg.device; the run's files and rollouts are device-free
         for p in frozen:
             p.requires_grad_(True)
+        if log is not None:
+            log.close()
     if estimate is not None:
         result.extra["coupling"] = estimate.summary()
+    if not s.shard.writes:
+        return result
     save_checkpoint(
         run / "model.pt",
         {
@@ -347,3 +386,10 @@ def _savez(fh, held: Trajectories, yhat: torch.Tensor, run_id: str) -> None:
         ids=np.array([str(i) for i in held.ids], dtype=str),
         run_id=np.array(run_id),
     )
+
+
+def _single_process(shard: Shard, what: str) -> None:
+    if shard.world > 1:
+        raise NodeDslError(
+            [Diagnostic("parallel-unsupported", f"data-parallel training (--nproc, torchrun) does not support {what}")]
+        )

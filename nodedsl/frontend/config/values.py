@@ -54,6 +54,8 @@ def to_plain(
         return out
     if isinstance(value, ast.VMap):
         return entries_to_plain(value.entries, path, spans, diags)
+    if isinstance(value, ast.VExpr):  # checked and compiled where it is used (dataset inputs)
+        return {"kind": "expression", "expr": value.expr}
     if isinstance(value, ast.VCall):
         args, kwargs = [], {}
         for i, arg in enumerate(value.args):
