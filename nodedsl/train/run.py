@@ -127,6 +127,10 @@ def _run_training(program, train_block, cfg, run, resume, progress, shard: Shard
     for tmp in run.glob("*.tmp") if shard.writes else ():  # atomic writes killed mid-way (we hold the lock)
         if tmp.name.split(".")[0] in {name.split(".")[0] for name in RUN_FILES}:
             tmp.unlink(missing_ok=True)
+    if cfg.objective is not None and cfg.objective.kind == "density":  # a normalizing flow: density_run.py
+        from .density_run import run_density
+
+        return run_density(program, train_block, cfg, run, resume, progress)
     s = _prepare(program, train_block, cfg, run, resume, shard)
     result = _fit(program, s, resume, progress)
     if not shard.writes:
@@ -275,6 +279,7 @@ def _fit(program, s: _Setup, resume: bool, progress: Progress | None) -> TrainRe
                 checkpoint_path=ckpt,
                 source_hash=source_hash,
                 run_id=s.data_info["run_id"],
+                derivatives=_derivative_targets(model, train_traj, wtrain, cfg),
                 shard=s.shard,
                 on_epoch=log.epoch if log is not None else None,
             )
@@ -307,6 +312,18 @@ def _fit(program, s: _Setup, resume: bool, progress: Progress | None) -> TrainRe
         },
     )
     return result
+
+
+def _derivative_targets(model, traj, windows, cfg):
+    """Derivative supervision's targets at the training windows (``derivatives = ...``), or None."""
+    if cfg.derivatives is None:
+        return None
+    from .derivsup import DerivativeTargets
+    from .rollout import observation_map
+
+    return DerivativeTargets(
+        model, traj, windows, observation_map(model), cfg.derivatives, key_span(cfg, "derivatives")
+    )
 
 
 def _held_out_outputs(s: _Setup, result: TrainResult, program=None) -> None:

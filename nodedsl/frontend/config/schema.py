@@ -28,6 +28,7 @@ from .draws import (  # re-exported: the block models' parts
     Signal,
     Uniform,
 )
+from .methods import DerivativesValue, ObjectiveValue
 from .optimizers import Adam, OptimizerValue
 
 __all__ = [
@@ -185,21 +186,6 @@ class Exponential(_Strict):
     gamma: Annotated[float, Field(gt=0, le=1)] = 0.99
 
 
-class TransitionLikelihood(_Strict):
-    """SDE models: the Euler-Maruyama likelihood of consecutive observations (see docs/stochastic.md)."""
-
-    kind: Literal["transition_likelihood"]
-    observation_noise: NonNegFloat = 0.0
-
-
-class DistributionMatching(_Strict):
-    """SDE models: simulated and observed ensembles matched at every observation time."""
-
-    kind: Literal["distribution"]
-    metric: Literal["energy", "mmd"] = "energy"
-    samples: PosInt = 1
-
-
 class EarlyStopping(_Strict):
     kind: Literal["early_stopping"]
     patience: PosInt = 20
@@ -229,14 +215,17 @@ ScheduleValue = Annotated[
     Discriminator(kind_of, **_tag_errors("none, cosine, step(every, gamma), exponential(gamma)")),
 ]
 
-ObjectiveValue = Annotated[
-    Annotated[TransitionLikelihood, Tag("transition_likelihood")]
-    | Annotated[DistributionMatching, Tag("distribution")],
-    Discriminator(kind_of, **_tag_errors("transition_likelihood(observation_noise), distribution(metric, samples)")),
-]
-
-
-_CALL_KEYS = ("solver", "optimizer", "schedule", "constraints", "window_init", "horizon", "objective", "assimilate")
+_CALL_KEYS = (
+    "solver",
+    "optimizer",
+    "schedule",
+    "constraints",
+    "window_init",
+    "horizon",
+    "objective",
+    "assimilate",
+    "derivatives",
+)
 
 
 class TrainConfig(_Strict):
@@ -263,7 +252,8 @@ class TrainConfig(_Strict):
     checkpoint_every: PosInt = 10
     window_init: WindowInit = WindowInit(kind="data")
     horizon: Horizon = Horizon(kind="grow")
-    objective: ObjectiveValue | None = None  # SDE models only
+    objective: ObjectiveValue | None = None  # SDE models; density: normalizing flows
+    derivatives: DerivativesValue | None = None  # derivative supervision (methods.py)
     assimilate: Nudging | None = None
     device: DeviceName = "cpu"  # cpu | cuda | cuda:N | auto (docs/scaling.md)
     log: Literal["files", "tensorboard"] = "files"  # tensorboard: also an event file per run

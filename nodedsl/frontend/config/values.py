@@ -129,6 +129,10 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "steps": ("amplitude", "period"),
     "learned": ("after",),
     "augmented_lagrangian": ("mu", "growth", "mu_max", "update_every", "tolerance"),
+    "ndo": ("weight",),
+    "spline": ("weight", "smoothing"),
+    "finite_difference": ("weight",),
+    "density": ("trace",),
     **{name: _SOLVER_POSITIONAL.get(spec.family, ()) for name, spec in CATALOG.items()},
 }
 
