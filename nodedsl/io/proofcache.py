@@ -32,6 +32,7 @@ def _folder() -> Path | None:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     folder = os.path.join(base, "nodedsl")
     try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)  # makedirs gives only the leaf this mode
         os.makedirs(os.path.join(folder, "proved"), mode=0o700, exist_ok=True)
         st = os.stat(folder)
     except OSError:
