@@ -88,7 +88,12 @@ class BatchSteps:
         if self.al:
             n, m = states.shape[-1], ub.shape[-1]
             loss = loss + self.al.penalty(
-                self.model, states.reshape(-1, n), tb.reshape(-1), ub.reshape(tb.numel(), m), self.gen
+                self.model,
+                states.reshape(-1, n),
+                tb.reshape(-1),
+                ub.reshape(tb.numel(), m),
+                self.gen,
+                float(data.detach()),
             )
         return loss, data, states, tb, ub
 

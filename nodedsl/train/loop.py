@@ -164,8 +164,6 @@ class _Trainer(Snapshots, BatchSteps):
                 train_loss = total / count if count else float("nan")
                 val_loss = self.validate()
                 violations = self.al.epoch_violations() if self.al else {}
-                if self.al and (self.epoch + 1) % cfg.constraints.update_every == 0:
-                    self.al.update()
                 self.epoch += 1
                 self.wall += time.perf_counter() - started
                 lr = self.opt.param_groups[0]["lr"] if self.opt else 0.0
@@ -178,11 +176,9 @@ class _Trainer(Snapshots, BatchSteps):
                         "lr": lr,
                         "mu": self.al.mu if self.al else None,
                         # the largest |multiplier| per constraint, for the plots (full vectors are in the checkpoint)
-                        "multipliers": {
-                            k: max((abs(v) for v in vs), default=0.0) for k, vs in self.al.multipliers().items()
-                        }
-                        if self.al
-                        else {},
+                        "multipliers": self.al.largest() if self.al else {},
+                        "penalty": self.al.epoch_penalty() if self.al else None,
+                        "al_updates": self.al.updates if self.al else None,
                         "wall_time": self.wall,
                         "parameters": self.model.parameter_values(),
                     }
