@@ -187,7 +187,7 @@ def main() -> None:
     print("| trajectories | model | GM rel. error, test box | ratio to black box | train box | ratio | train s |")
     print("|---|---|---|---|---|---|---|")
     for n in args.sizes:
-        rows = {}
+        base = None
         for name in args.models:
             errs, walls = {k: [] for k in tests}, []
             for seed in args.seeds:
@@ -195,13 +195,12 @@ def main() -> None:
                 for k, v in evaluate(folder, name, run, tests).items():
                     errs[k].append(v)
                 walls.append(wall)
-            rows[name] = ({k: statistics.median(v) for k, v in errs.items()}, statistics.median(walls))
-        base = rows.get("BlackBox")
-        for name, (err, wall) in rows.items():
-            ratio = {k: base[0][k] / err[k] if base else float("nan") for k in err}
+            err = {k: statistics.median(v) for k, v in errs.items()}
+            base = err if name == "BlackBox" else base
+            ratio = {k: base[k] / err[k] if base else float("nan") for k in err}
             print(
                 f"| {n} | {name} | {err['test box']:.4f} | {ratio['test box']:.2f}x"
-                f" | {err['train box']:.4f} | {ratio['train box']:.2f}x | {wall:.0f} |",
+                f" | {err['train box']:.4f} | {ratio['train box']:.2f}x | {statistics.median(walls):.0f} |",
                 flush=True,
             )
     if not args.keep:

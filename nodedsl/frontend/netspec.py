@@ -160,7 +160,8 @@ def _components(net: ast.Net, value: ast.Value | None) -> tuple[int, ...]:
     if value is None:
         return ()
     chosen = {i.name for i in _names(value)}
-    out, at = [], 0
+    out: list[int] = []
+    at = 0
     for a in net.args:
         size = a.size or 1
         if a.name in chosen:
