@@ -148,6 +148,16 @@ def gm_relative_error(pred: np.ndarray, true: np.ndarray) -> float:
     return float(np.exp(np.log(rel).mean(axis=1)).mean())
 
 
+def field_error(model, box, count: int = 4096, seed: int = 9) -> float:
+    """Relative RMS error of the learned accelerations (dw1, dw2) at uniform states of ``box``."""
+    x = np.random.default_rng(seed).uniform(*box, size=(count, 4))
+    true = np.stack([truth_field(0.0, xi) for xi in x])[:, 2:]
+    xt = torch.tensor(x, dtype=model.x0_default.dtype)
+    with torch.no_grad():
+        pred = model.field(torch.zeros(count, dtype=xt.dtype), xt, xt.new_zeros(count, 0))[:, 2:].double().numpy()
+    return float(np.sqrt(((pred - true) ** 2).sum() / (true**2).sum()))
+
+
 def evaluate(folder: Path, model_name: str, run: Path, tests: dict[str, np.ndarray]) -> dict[str, float]:
     prog = nodedsl.load(str(folder / "double_pendulum.node"))
     model = prog.model(model_name)
@@ -158,7 +168,28 @@ def evaluate(folder: Path, model_name: str, run: Path, tests: dict[str, np.ndarr
         x0 = torch.tensor(true[:, 0], dtype=model.x0_default.dtype)
         pred = rollout(model, x0, true.shape[1] - 1).double().numpy()
         out[key] = gm_relative_error(pred, true)
+    out["field test box"] = field_error(model, TEST_BOX)
+    out["field train box"] = field_error(model, TRAIN_BOX)
     return out
+
+
+def rescore(folder: Path, tests: dict[str, np.ndarray]) -> None:
+    """Evaluate the runs kept in ``folder`` again (no training): rollout and vector-field errors, final loss."""
+    import json
+
+    print("| run | GM test box | GM train box | field error test box | field error train box | final loss |")
+    print("|---|---|---|---|---|---|")
+    for run in sorted(folder.glob("run_*")):
+        name = run.name.split("_")[1]
+        if not (run / "metrics.json").is_file():
+            continue
+        e = evaluate(folder, name, run, tests)
+        loss = json.loads((run / "metrics.json").read_text())["final"]["train_loss"]
+        print(
+            f"| {run.name} | {e['test box']:.4f} | {e['train box']:.4f} | {e['field test box']:.3f}"
+            f" | {e['field train box']:.3f} | {loss:.2e} |",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -170,8 +201,12 @@ def main() -> None:
     ap.add_argument("--tests", type=int, default=10)
     ap.add_argument("--hidden", type=int, nargs="+", default=None, help="hidden widths of the black box")
     ap.add_argument("--keep", default=None, help="keep the runs in this folder")
+    ap.add_argument("--rescore", default=None, help="only evaluate the runs kept in this folder again")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.rescore:
+        tests = {"test box": test_set(args.tests, TEST_BOX, 7), "train box": test_set(args.tests, TRAIN_BOX, 8)}
+        return rescore(Path(args.rescore), tests)
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="physics_prior_"))
     folder.mkdir(parents=True, exist_ok=True)
     text = NODE.read_text()
