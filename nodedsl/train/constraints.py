@@ -39,14 +39,17 @@ def psi(g: torch.Tensor, lam: torch.Tensor, mu: float) -> torch.Tensor:
     return (torch.relu(lam + mu * g).pow(2) - lam.pow(2)) / (2.0 * mu)
 
 
-def _domain_samples(info, count: int, g: torch.Generator, dtype, grid: bool = False) -> dict[str, torch.Tensor]:
+def _domain_samples(
+    info, count: int, g: torch.Generator, dtype, grid: bool = False, device=None
+) -> dict[str, torch.Tensor]:
     sizes = tuple(getattr(info, "domain_sizes", ()) or ()) or (1,) * len(info.domains)
     out = {}
     for (var, lo, hi), size in zip(info.domains, sizes):
         if grid and len(info.domains) == 1 and size == 1:
-            out[var] = torch.linspace(lo, hi, count, dtype=dtype)
-        else:
-            out[var] = lo + (hi - lo) * torch.rand(count * size, generator=g, dtype=torch.float64).to(dtype)
+            out[var] = torch.linspace(lo, hi, count, dtype=dtype, device=device)
+        else:  # drawn on the CPU generator (the same numbers on every device), then moved
+            draw = torch.rand(count * size, generator=g, dtype=torch.float64)
+            out[var] = (lo + (hi - lo) * draw).to(device=device, dtype=dtype)
     return out
 
 
@@ -79,12 +82,12 @@ def residuals(
             return _call(model, info, t[:1], states[:1], u[:1], {}, magnitude)
         return _call(model, info, t, states, u, {}, magnitude)
     if draws is None:
-        draws = _domain_samples(info, samples, g, states.dtype, grid)
+        draws = _domain_samples(info, samples, g, states.dtype, grid, states.device)
     count = samples
     if info.uses_state:
         rows = torch.randint(states.shape[0], (count,), generator=g)
         return _call(model, info, t[rows], states[rows], u[rows], draws, magnitude)
-    x = model.x0_default.detach().to(states.dtype).reshape(1, -1).expand(count, -1)
+    x = model.x0_default.detach().to(states).reshape(1, -1).expand(count, -1)
     return _call(model, info, t[:1].expand(count), x, u[:1].expand(count, -1), draws, magnitude)
 
 
@@ -95,7 +98,15 @@ class AugmentedLagrangian:
     ``scale = none``). ``update()`` runs by itself every
     ``update_every`` committed steps (``auto_update``; False leaves it to the caller, once per epoch)."""
 
-    def __init__(self, infos, cfg, dtype=torch.float32, data_scale: float | None = None, auto_update: bool = True):
+    def __init__(
+        self,
+        infos,
+        cfg,
+        dtype=torch.float32,
+        device=None,
+        data_scale: float | None = None,
+        auto_update: bool = True,
+    ):
         self.infos = tuple(infos)
         self.cfg = cfg
         self.normalize = getattr(cfg, "scale", "auto") == "auto"
@@ -109,9 +120,9 @@ class AugmentedLagrangian:
         npts = int(getattr(cfg, "points", 0) or 0)
         gen = torch.Generator().manual_seed(POINTS_SEED)
         self.points = {
-            c.name: _domain_samples(c, npts, gen, dtype) for c in self.infos if c.domains and npts > 0
+            c.name: _domain_samples(c, npts, gen, dtype, device=device) for c in self.infos if c.domains and npts > 0
         }  # fixed collocation sets: per-point multipliers
-        self.lam = {c.name: torch.zeros(self._lam_shape(c), dtype=dtype) for c in self.infos}
+        self.lam = {c.name: torch.zeros(self._lam_shape(c), dtype=dtype, device=device) for c in self.infos}
         self.scale = {c.name: 0.0 for c in self.infos}  # s_c: 0 until measured
         self.reset_period()
         self.reset_epoch()
@@ -131,7 +142,10 @@ class AugmentedLagrangian:
 
     def reset_period(self) -> None:
         self._sum = {c.name: torch.zeros_like(self.lam[c.name], dtype=torch.float64) for c in self.infos}
-        self._count = {c.name: torch.zeros(self.lam[c.name].shape[:-1], dtype=torch.float64) for c in self.infos}
+        self._count = {
+            c.name: torch.zeros(self.lam[c.name].shape[:-1], dtype=torch.float64, device=self.lam[c.name].device)
+            for c in self.infos
+        }
         self._rel = {c.name: 0.0 for c in self.infos}
         self._data = [0.0, 0]
         self._steps = 0
@@ -165,9 +179,12 @@ class AugmentedLagrangian:
         u: torch.Tensor,
         g: torch.Generator,
         data: float | None = None,
+        weights: tuple[float, float] | None = None,
     ) -> torch.Tensor:
         """The augmented-Lagrangian term at these visited states (and collocation points); ``data``: this
-        batch's data loss (sets ``D``)."""
+        batch's data loss (sets ``D``). ``weights = (share, replicated)`` under data parallelism: a term
+        over the visited states of this rank's windows counts with the rank's ``share`` of the minibatch; a
+        term every rank evaluates alike (no state, or collocation samples) with ``replicated``."""
         total = states.new_zeros(())
         self._pending_data = data if data is not None and data == data else None
         if self._first and self._pending_data is not None:
@@ -180,12 +197,14 @@ class AugmentedLagrangian:
                 self.scale[c.name] = max(self.scale[c.name], rms, 1e-12)
             s = self.scale[c.name] if self.normalize else 1.0
             rn = r / s
-            lam = self.lam[c.name].to(r.dtype)
-            lam = lam[idx] if idx is not None else lam
+            lam = self.lam[c.name].to(device=r.device, dtype=r.dtype)
+            lam = lam[idx.to(lam.device)] if idx is not None else lam
             if c.kind == "eq":
                 term = (rn * lam).sum(-1).mean() + 0.5 * self.mu * rn.pow(2).sum(-1).mean()
             else:
                 term = psi(rn, lam, self.mu).sum(-1).mean()
+            if weights is not None:
+                term = term * (weights[0] if c.uses_state and not c.domains else weights[1])
             total = total + c.weight * self.data_scale * term
             self._pending.append((c, rn.detach(), r.detach(), lam.detach(), idx))
         self._pending_total = float(total.detach())
@@ -205,8 +224,9 @@ class AugmentedLagrangian:
                     self._sum[c.name] += stat.sum(0)
                     self._count[c.name] += stat.shape[0]
                 else:
-                    self._sum[c.name].index_add_(0, idx, stat)
-                    self._count[c.name].index_add_(0, idx, torch.ones(len(idx), dtype=torch.float64))
+                    at = idx.to(self._sum[c.name].device)
+                    self._sum[c.name].index_add_(0, at, stat.to(self._sum[c.name].device))
+                    self._count[c.name].index_add_(0, at, torch.ones(len(at), dtype=torch.float64, device=at.device))
                 self._viol[c.name] = torch.maximum(self._viol[c.name], viol)
                 self._rel[c.name] = max(self._rel[c.name], rel)
             if getattr(self, "_pending", None):
@@ -291,7 +311,7 @@ class AugmentedLagrangian:
         self.scale.update({k: float(v) for k, v in (state.get("scale") or {}).items() if k in self.scale})
         for k, v in state["lam"].items():
             if k in self.lam and self.lam[k].shape == v.shape:
-                self.lam[k] = v.clone().to(self.lam[k].dtype)
+                self.lam[k] = v.clone().to(self.lam[k])
         self.reset_epoch()
         self.reset_period()
         period = state.get("period")

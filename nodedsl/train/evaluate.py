@@ -94,6 +94,10 @@ def _evaluate(program, model_name, run_dir, data) -> dict:
         run = Path(run_dir)
         model, cfg, saved = trained_model(program, run, model_name)
         name = saved.get("model") or model_name
+        if cfg.objective is not None and cfg.objective.kind == "density":  # test log-likelihood
+            from .density_run import evaluate_density
+
+            return evaluate_density(model, cfg, saved, run, data)
     if data is not None:
         obs_map = observation_map(model)
         traj = load_file(
@@ -120,7 +124,7 @@ def _evaluate(program, model_name, run_dir, data) -> dict:
         states, yhat = rollout_outputs(model, traj, solver, None, cfg.window)
     except SolverError as err:
         raise solver_error(err, cfg) from None
-    out = rollout_errors(yhat, traj.y, traj.lengths, traj.output_names)
+    out = rollout_errors(yhat, traj.y, traj.lengths, traj.output_names, traj.missing)
     out.update(
         on=on,
         trajectories=traj.n_traj,

@@ -258,6 +258,10 @@ def fit_sde(model, train, val, config, objective: Objective, solver=None, *, pro
         raise _error(f"objective = {objective.kind} needs a model with noise; '{model.name}' is an ODE")
     if objective.kind == "distribution" and solver is None:
         raise _error("objective = distribution needs an SDE solver (solver = euler_maruyama(step = h))")
+    if getattr(config.optimizer, "kind", None) in ("gauss_newton", "kfac"):
+        raise _error(
+            f"optimizer {config.optimizer.kind} is for ODE models; SDE objectives train with adam, adamw or lbfgs"
+        )
     return _SDETrainer(model, train, val, config, objective, solver, progress).run()
 
 
