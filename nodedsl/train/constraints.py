@@ -96,7 +96,9 @@ class AugmentedLagrangian:
 
     ``data_scale`` fixes ``D`` (else the data losses given to :meth:`penalty` set it; 1 with
     ``scale = none``). ``update()`` runs by itself every
-    ``update_every`` committed steps (``auto_update``; False leaves it to the caller, once per epoch)."""
+    ``update_every`` committed steps (``auto_update``), or when the caller sees :meth:`due` (``steps``: the
+    training loop updates at the end of an epoch, after data-parallel ranks reduced the statistics), or
+    once per ``update_every`` epochs (``epochs``: statistics per epoch)."""
 
     def __init__(
         self,
@@ -105,7 +107,7 @@ class AugmentedLagrangian:
         dtype=torch.float32,
         device=None,
         data_scale: float | None = None,
-        auto_update: bool = True,
+        auto_update: bool | str = True,
     ):
         self.infos = tuple(infos)
         self.cfg = cfg
@@ -137,7 +139,7 @@ class AugmentedLagrangian:
         """Start an epoch's violation record (the multiplier statistics are per period, not per epoch)."""
         self._viol = {c.name: torch.zeros((), dtype=torch.float64) for c in self.infos}
         self._pen = [0.0, 0]
-        if not self.auto_update:
+        if self.auto_update == "epochs":
             self.reset_period()
 
     def reset_period(self) -> None:
@@ -237,8 +239,12 @@ class AugmentedLagrangian:
                 self._pen[1] += 1
                 self._steps += 1
         self._pending = []
-        if self.auto_update and self._steps >= int(self.cfg.update_every):
+        if self.auto_update is True and self.due():
             self.update()
+
+    def due(self) -> bool:
+        """Whether ``update_every`` steps were committed since the last update."""
+        return self._steps >= int(self.cfg.update_every)
 
     def epoch_violations(self) -> dict[str, float]:
         """Worst (absolute) violation per constraint over the points evaluated this epoch."""

@@ -110,9 +110,7 @@ class _Trainer(Snapshots, BatchSteps, ParallelSteps):
         self.val_opt = torch.optim.Adam([self.val.x0], lr=1e-2) if self.val is not None and self.val.learned else None
         infos = tuple(getattr(model, "constraints", ()) or ())
         self.al = (
-            AugmentedLagrangian(
-                infos, cfg.constraints, model.x0_default.dtype, shard.device, auto_update=shard.world == 1
-            )  # data parallel: update_every counts epochs, so every rank updates from the reduced statistics
+            AugmentedLagrangian(infos, cfg.constraints, model.x0_default.dtype, shard.device, auto_update="steps")
             if infos and cfg.constraints is not None
             else None
         )
@@ -211,8 +209,8 @@ class _Trainer(Snapshots, BatchSteps, ParallelSteps):
                 violations = self.al.epoch_violations() if self.al else {}
                 self.epoch += 1
                 self.wall += time.perf_counter() - started
-                if self.al and not self.al.auto_update and self.epoch % cfg.constraints.update_every == 0:
-                    self.al.update()  # data parallel: after the statistics are reduced, once per epochs
+                if self.al and self.al.due():  # at the epoch's end: data-parallel statistics are reduced
+                    self.al.update()
                 self.record(train_loss, val_loss, violations)
                 if self.dtargets is not None:
                     self.history[-1]["derivative_loss"] = dsum / count if count else float("nan")

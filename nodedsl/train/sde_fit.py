@@ -87,7 +87,7 @@ class _SDETrainer:
         infos = tuple(getattr(model, "constraints", ()) or ())
         cons = getattr(cfg, "constraints", None)
         self.al = (
-            AugmentedLagrangian(infos, cons, model.x0_default.dtype, auto_update=False)
+            AugmentedLagrangian(infos, cons, model.x0_default.dtype, auto_update="epochs")
             if infos and cons is not None
             else None
         )
