@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "program": 8,
     "simulate": 9,
     "analysis": 9,
+    "sweep": 9,
     "lsp": 10,
     "cli": 11,
     "__init__": 12,  # nodedsl/__init__.py re-exports the API

@@ -33,6 +33,7 @@ COMMANDS = (
     "simulate",
     "data",
     "train",
+    "sweep",
     "energy",
     "bands",
     "observe",

@@ -76,8 +76,11 @@ def run_training(
     run_dir: str | Path | None = None,
     resume: bool = False,
     progress: Progress | None = None,
+    plots: bool = True,
 ) -> TrainResult:
-    """Validate the train block, build the data, train, and write the run directory (see module doc)."""
+    """Validate the train block, build the data, train, and write the run directory (see module doc).
+
+    ``plots=False`` skips the PNG files (most of a short run's time; ``plot_run`` draws them later)."""
     cfg, diags = validate_train(train_block)
     if cfg is None:
         raise NodeDslError(diags)
@@ -85,7 +88,7 @@ def run_training(
     run = Path(run_dir) if run_dir is not None else Path(cfg.output) if cfg.output else Path("runs") / train_block.model
     with intra_op_threads(1), RunLock(run):  # one writer per run directory; refused commands write nothing
         try:
-            return _run_training(program, train_block, cfg, run, resume, progress)
+            return _run_training(program, train_block, cfg, run, resume, progress, plots)
         except OSError as err:  # a full disk, a folder made read-only meanwhile: the old files survive
             raise io_error(err, "write", run) from None
 
@@ -107,14 +110,15 @@ class _Setup:
     data_info: dict
 
 
-def _run_training(program, train_block, cfg, run, resume, progress) -> TrainResult:
+def _run_training(program, train_block, cfg, run, resume, progress, plots=True) -> TrainResult:
     for tmp in run.glob("*.tmp"):  # temporaries of atomic writes killed mid-way (we hold the lock)
         if tmp.name.split(".")[0] in {name.split(".")[0] for name in RUN_FILES}:
             tmp.unlink(missing_ok=True)
     s = _prepare(program, train_block, cfg, run, resume)
     result = _fit(program, s, resume, progress)
     _held_out_outputs(s, result)
-    plot_run(s.run)
+    if plots:
+        plot_run(s.run)
     return result
 
 
