@@ -20,6 +20,8 @@ from .common import fail, load_or_fail
 
 __all__ = ["parse_sets", "register"]
 
+CMDLINE = Span("<command line>", 0, 0)
+
 
 def parse_sets(items: list[str]) -> dict[str, str]:
     """``["key=value", ...]`` -> dict; a malformed item is a ``bad-override`` error."""
@@ -118,8 +120,9 @@ def _register_train(app: typer.Typer) -> None:
 
 
 def _register_eval_plot(app: typer.Typer) -> None:
-    @app.command("eval")
+    @app.command("eval", context_settings=_MORE_RUNS)
     def eval_(
+        ctx: typer.Context,
         path: str = typer.Argument(..., help="the .node file"),
         run: str | None = typer.Option(
             None, "--run", help="the run directory (without it: --model and --data, weights from `weights` clauses)"
@@ -132,6 +135,7 @@ def _register_eval_plot(app: typer.Typer) -> None:
         """Roll out a trained model over whole held-out trajectories; report errors and violations."""
         from ..train.run import evaluate
 
+        runs = _ensemble_runs(ctx, runs)
         prog = load_or_fail(path)
         if runs:
             from .ensemble import eval_ensemble
@@ -155,8 +159,9 @@ def _register_eval_plot(app: typer.Typer) -> None:
         if run is not None:
             typer.echo(f"written: {Path(run) / 'eval.json'}")
 
-    @app.command("plot")
+    @app.command("plot", context_settings=_MORE_RUNS)
     def plot(
+        ctx: typer.Context,
         run: str | None = typer.Option(None, "--run", help="the run directory"),
         runs: list[str] = typer.Option([], "--runs", help="an ensemble: prediction bands across these runs"),
         out: str = typer.Option("bands.png", "--output", "-o", help="with --runs: the PNG to write"),
@@ -164,17 +169,14 @@ def _register_eval_plot(app: typer.Typer) -> None:
     ) -> None:
         """Redraw a run's plots (loss curves, data against prediction) as PNG files; with --runs, draw
         prediction bands across an ensemble."""
+        runs = _ensemble_runs(ctx, runs)
         if runs:
             from .ensemble import plot_ensemble_bands
 
             plot_ensemble_bands([*runs, *([run] if run else [])], out, trajectory)
             return
         if run is None:
-            fail(
-                NodeDslError.single(
-                    "bad-argument", "give --run DIR (or --runs DIR... for an ensemble)", Span("<command line>", 0, 0)
-                )
-            )
+            fail(NodeDslError.single("bad-argument", "give --run DIR (or --runs DIR... for an ensemble)", CMDLINE))
         from ..train.run import plot_run
 
         try:
@@ -183,6 +185,16 @@ def _register_eval_plot(app: typer.Typer) -> None:
             fail(err)
         for p in written:
             typer.echo(f"written: {p}")
+
+
+# `--runs A B C`: the folders after the first come as extra arguments (typer options take one value each)
+_MORE_RUNS = {"allow_extra_args": True}
+
+
+def _ensemble_runs(ctx: typer.Context, runs: list[str]) -> list[str]:
+    if ctx.args and not runs:
+        fail(NodeDslError.single("bad-argument", f"unexpected argument(s): {' '.join(ctx.args)}", CMDLINE))
+    return [*runs, *ctx.args]
 
 
 def _train_observer(prog, name: str, run: str | None) -> None:
