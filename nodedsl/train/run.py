@@ -232,7 +232,17 @@ def _fit(program, s: _Setup, resume: bool, progress: Progress | None) -> TrainRe
         if getattr(model, "noise", None) is not None:  # an SDE model: transition likelihood or distribution matching
             from .sde_fit import train_sde
 
-            result = train_sde(model, train_traj, s.val_traj, fit_cfg, progress=progress, resume=resume)
+            result = train_sde(
+                model,
+                train_traj,
+                s.val_traj,
+                fit_cfg,
+                progress=progress,
+                resume=resume,
+                checkpoint_path=ckpt,
+                source_hash=source_hash,
+                run_id=s.data_info["run_id"],
+            )
         else:
             result = fit(
                 model,
