@@ -220,6 +220,14 @@ class Noise:
 
 
 @dataclass(frozen=True)
+class SdeKind:
+    """``sde = ito | stratonovich``: how the model's ``noise`` terms are read (default: Ito)."""
+
+    kind: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
 class Output:
     name: str
     expr: Expr
@@ -310,7 +318,7 @@ class Connect:
 
 
 Decl = (
-    State | Input | Param | Net | Let | Der | Noise | Output | Constraint | Hamiltonian | JMatrix | RMatrix
+    State | Input | Param | Net | Let | Der | Noise | SdeKind | Output | Constraint | Hamiltonian | JMatrix | RMatrix
     | Port | Sub | Couple | Connect | When
 )  # fmt: skip
 

@@ -100,6 +100,11 @@ class _SDETrainer:
         t, x, u = pick["t"], pick["x"], pick["u"]
         drift = self.model.field(t, x, u)
         g = self.model.diffusion(t, x, u)
+        noise = self.model.noise
+        if noise.sde_type == "stratonovich" and not noise.additive:  # the likelihood reads the Ito drift
+            from ..solvers.sde import stratonovich_correction
+
+            drift = drift + stratonovich_correction(noise, lambda tt, xx: self.model.diffusion(tt, xx, u), t, x)
         loss = em_transition_nll(drift, g, x, pick["dx"], pick["dt"], self.obj.obs_noise)
         return loss, x, t
 
