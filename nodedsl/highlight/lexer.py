@@ -30,7 +30,7 @@ __all__ = ["NodeDslLexer"]
 DECLARATIONS = ("state", "input", "param", "net", "let", "output", "constraint", "port", "sub", "couple", "connect")
 BLOCKS = ("model", "dataset", "train")
 OTHER = (
-    "import", "as", "der", "noise", "for", "in", "learn", "positive", "weight", "weights", "hamiltonian", "J", "R",
+    "import", "as", "der", "noise", "sde", "for", "in", "learn", "positive", "weight", "weights", "hamiltonian", "J", "R",
     "when", "reset", "and", "or",
 )  # fmt: skip
 BUILTINS = (

@@ -33,6 +33,7 @@ MODEL_KEYWORDS = [
     "let",
     "der",
     "noise",
+    "sde",
     "output",
     "constraint",
     "hamiltonian",
