@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 import nodedsl
 from nodedsl import NodeDslError
 from nodedsl.core.diagnostics import Diagnostic
+from nodedsl.core.words import ALL_WORDS
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -48,35 +49,7 @@ def _loads_only_node_errors(text: str) -> None:
 
 
 # ------------------------------------------------------------------ (a) token sequences
-KEYWORDS = [
-    "import",
-    "as",
-    "model",
-    "state",
-    "input",
-    "param",
-    "net",
-    "let",
-    "der",
-    "output",
-    "constraint",
-    "for",
-    "in",
-    "learn",
-    "positive",
-    "hamiltonian",
-    "J",
-    "R",
-    "port",
-    "sub",
-    "couple",
-    "connect",
-    "dataset",
-    "train",
-    "weights",
-    "weight",
-    "port_hamiltonian",
-]
+KEYWORDS = sorted(ALL_WORDS)  # every word of the language (nodedsl.core.words)
 NAMES = [
     "x",
     "q",

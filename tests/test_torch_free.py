@@ -68,6 +68,22 @@ def test_check_reports_errors_without_torch():
     assert proc.returncode == 1 and "error[undefined-name]" in proc.stderr
 
 
+def _entry(args: list[str]) -> str:
+    return f"from nodedsl.cli.entry import main\nsys.argv = ['nodedsl', *{args!r}]\nmain()\n"
+
+
+def test_console_check_skips_typer_and_matches_it():
+    """The console script's plain `check FILE...` route imports no typer, and prints what typer's does."""
+    bad = str(ROOT / "tests" / "errors" / "undefined_name.node")
+    for files in (EXAMPLES[:3], [EXAMPLES[0], bad]):
+        fast = _run(("torch", "matplotlib", "typer", "click"), _entry(["check", *files]))
+        full = _run((), _cli(["check", *files]))
+        assert (fast.returncode, fast.stdout, fast.stderr) == (full.returncode, full.stdout, full.stderr)
+    assert fast.returncode == 1 and "error[undefined-name]" in fast.stderr
+    helped = _run((), _entry(["check", "--help"]))  # an option: typer's route
+    assert helped.returncode == 0 and "one or more .node files" in helped.stdout
+
+
 def test_frontend_imports_no_heavy_module():
     code = (
         "import nodedsl, nodedsl.program, nodedsl.cli.main\n"

@@ -61,6 +61,9 @@ def _summary(result, run_dir: str) -> None:
         typer.echo(f"  constraint {name}: violation {_fmt(value)}")
     if result.rollbacks:
         typer.echo(f"  {result.rollbacks} non-finite step(s) rolled back (learning rate halved each time)")
+    missing = result.extra.get("data", {}).get("missing_values")
+    if missing:
+        typer.echo(f"  {missing} missing output value(s) in the data, left out of the loss")
     ev = result.extra.get("evaluation", {})
     if "rmse" in ev:
         typer.echo(f"  rollout RMSE on {ev.get('on')} trajectories: {_fmt(ev['rmse'])}")

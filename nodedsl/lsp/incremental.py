@@ -136,6 +136,7 @@ class IncrementalParser:
         models: list = []
         datasets: list = []
         trains: list = []
+        observers: list = []
         chunks = _chunks(text)
         lines = text.split("\n")
         for kind, line, col, _ in chunks:  # an item must start its line (or follow a ';' in a model)
@@ -152,6 +153,7 @@ class IncrementalParser:
                 models += mod.models
                 datasets += mod.datasets
                 trains += mod.trains
+                observers += mod.observers
                 continue
             if kind != "header" or not chunk.rstrip().endswith("{"):
                 raise _Fallback
@@ -163,7 +165,7 @@ class IncrementalParser:
                 i += 1
             end = _close(text, chunks[i - 1] if body else (kind, line, col, chunk))
             models.append(dataclasses.replace(header, body=tuple(body), span=Span(file, line, col, *end)))
-        return ast.Module(file, tuple(imports), tuple(models), tuple(datasets), tuple(trains))
+        return ast.Module(file, tuple(imports), tuple(models), tuple(datasets), tuple(trains), tuple(observers))
 
 
 def _close(text: str, last: tuple[str, int, int, str]) -> tuple[int, int]:

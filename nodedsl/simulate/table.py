@@ -5,7 +5,6 @@ ensemble), and its CSV writer.
 
 from __future__ import annotations
 
-import csv
 import io
 import sys
 from dataclasses import dataclass
@@ -105,13 +104,18 @@ def _event_marks(t: torch.Tensor, events: list) -> torch.Tensor:
 
 
 def write_csv(table: Table, path: str | None) -> None:
-    """Write the table as CSV (atomically when a path is given; stdout otherwise)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(table.columns)
-    for row in table.rows:
-        w.writerow([str(int(row[0]))] + [repr(float(v)) for v in row[1:]])
+    """Write the table as CSV (atomically when a path is given; stdout otherwise), through pyarrow's
+    writer, which the data loader's reader mirrors: numbers in their shortest exact form."""
+    import pyarrow as pa
+    from pyarrow import csv
+
+    rows = np.asarray(table.rows, dtype=np.float64).reshape(-1, len(table.columns))
+    arrays = [pa.array(rows[:, 0].astype(np.int64))] + [pa.array(rows[:, j]) for j in range(1, rows.shape[1])]
+    buf = io.BytesIO()
+    options = csv.WriteOptions(quoting_style="none", quoting_header="none", eol="\n")
+    csv.write_csv(pa.Table.from_arrays(arrays, names=list(table.columns)), buf, write_options=options)
+    data = buf.getvalue()
     if path is None:
-        sys.stdout.write(buf.getvalue())
+        sys.stdout.write(data.decode("utf-8"))
         return
-    atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+    atomic_write(path, lambda fh: fh.write(data), binary=True)

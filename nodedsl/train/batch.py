@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from .irregular import irregular_rollout
 from .latent import nudged_predict
 from .rollout import WindowField, initial_states, observe
 from .setup import CONFIG_ERRORS, REMAINDER_EVERY, REMAINDER_ROWS, REMAINDER_SUBSTEPS, Shooting, schedule_factor
@@ -46,10 +47,16 @@ class BatchSteps:
 
         if self.cfg.assimilate is not None:  # nudged head, free tail: see latent.py
             states, yhat, self._target, tb, ub = nudged_predict(self, shoot, idx, grid)
+            self._observed = None  # nudging needs every observation: training refuses gaps with it
             return states, yhat, tb, ub
         w = shoot.w
         tb, ub, y = w.t[idx], w.u[idx], w.y[idx]
         x0 = shoot.initial(idx)
+        if shoot.irregular:  # each window on its own times (train/irregular.py)
+            states = irregular_rollout(self.model, x0, tb, ub, self.solver, self.autonomous)
+            self._target = y
+            self._observed = None if w.missing is None else ~w.missing[idx]
+            return states, observe(self.model, states, tb, ub, self.obs_map), tb, ub
         h = self.horizon(shoot, grid)
         k = grid.numel() - 1
         if h < k:  # segments of h steps, each starting from its observed first state
@@ -64,11 +71,19 @@ class BatchSteps:
         states = ys.transpose(0, 1)  # [B, K+1, n]
         yhat = observe(self.model, states, tb, ub, self.obs_map)
         self._target = y
+        self._observed = None if w.missing is None else ~w.missing[idx]
+        if self._observed is not None and h < k:
+            self._observed = torch.cat([self._observed[:, j : j + h + 1] for j in range(0, k, h)])
         return states, yhat, tb, ub
 
     def data_loss(self, yhat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         err = yhat - y
-        return err.abs().mean() if self.cfg.loss == "mae" else err.pow(2).mean()
+        err = err.abs() if self.cfg.loss == "mae" else err.pow(2)
+        observed = getattr(self, "_observed", None)
+        if observed is None or observed.shape != err.shape:
+            return err.mean()
+        # gaps in the data (missing values) carry no error: the mean over what was observed
+        return (err * observed).sum() / observed.sum().clamp_min(1)
 
     def held(self) -> bool:
         """True while the window initial-state estimates are held at their initial values."""

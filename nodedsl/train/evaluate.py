@@ -145,7 +145,7 @@ def evaluate_on(model, cfg: TrainConfig, traj: Trajectories, run: Path | None = 
         states, yhat = rollout_outputs(model, traj, solver, None, cfg.window)
     except SolverError as err:
         raise solver_error(err, cfg) from None
-    out = rollout_errors(yhat, traj.y, traj.lengths, traj.output_names)
+    out = rollout_errors(yhat, traj.y, traj.lengths, traj.output_names, traj.missing)
     out.update(
         trajectories=traj.n_traj,
         parameters=model.parameter_values(),

@@ -100,7 +100,10 @@ def load_training_data(program, cfg: TrainConfig, model, base: str | Path | None
         defaults = kw["input_defaults"] if cfg.missing_inputs == "default" else None
         reject_latent_columns(path, getattr(model, "latent_names", ()))
         traj = load_file(path, *names, aliases=kw["aliases"], input_defaults=defaults)
-        return traj, {"kind": "file", "path": str(path.resolve()), "trajectories": traj.n_traj}
+        info = {"kind": "file", "path": str(path.resolve()), "trajectories": traj.n_traj}
+        if traj.missing is not None:  # gaps are masked out of the loss, and said so
+            info["missing_values"] = traj.n_missing
+        return traj, info
     ds = program.dataset(cfg.data)
     dcfg, diags = validate_dataset(ds)
     if dcfg is None:

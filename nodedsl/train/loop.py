@@ -23,6 +23,7 @@ from ..core.diagnostics import Diagnostic, NodeDslError
 from ..io.checkpoint import load_checkpoint
 from .batch import BatchSteps
 from .constraints import AugmentedLagrangian
+from .irregular import batched_grids
 from .latent import make_encoder, make_shooting
 from .rollout import is_autonomous, observation_map
 from .setup import (
@@ -55,7 +56,9 @@ class _Trainer(Snapshots, BatchSteps):
         self.full = len({i for i in self.obs_map if i is not None}) == n
         self.autonomous = is_autonomous(model)
         init = cfg.window_init
-        learned = init.kind == "learned" or (not self.full and init.kind == "data")
+        # a window starting at a gap in the data has no observed start: estimate every start then
+        gap_starts = wtrain.missing is not None and bool(wtrain.missing[:, 0].any())
+        learned = init.kind == "learned" or ((not self.full or gap_starts) and init.kind == "data")
         self.hold = init.after if init.kind == "learned" else 0  # epochs with the estimates held fixed
         self.encoder = make_encoder(
             model, self.obs_map, init, wtrain.y.shape[1]
@@ -66,6 +69,10 @@ class _Trainer(Snapshots, BatchSteps):
         grids = [grid for _, grid in self.train.groups]
         dt = min(float((gr[1:] - gr[:-1]).min()) for gr in grids)
         self.solver = build_solver(cfg.solver, dt, n)
+        if batched_grids(self.solver, model, self.train.groups, cfg):  # irregular samples: one batch
+            self.train.merge_grids()
+        if self.val is not None and batched_grids(self.solver, model, self.val.groups, cfg):
+            self.val.merge_grids()
         self.gradient = cfg.gradient_mode()
         self.solver_params = [p for p in self.solver.parameters() if p.requires_grad]
         self.params = [p for p in model.parameters() if p.requires_grad]

@@ -128,6 +128,8 @@ def _prepare(program, train_block, cfg, run, resume) -> _Setup:
     model = compiled_model(program, name, cfg.seed)
     base = Path(train_block.span.file).parent if train_block.span.file not in ("", "<unknown>", "<string>") else None
     traj, data_info = load_training_data(program, cfg, model, base)
+    if traj.missing is not None:
+        _refuse_gaps(cfg, traj)
     train_traj, val_traj = split_by_trajectory(traj, cfg.validation, cfg.seed)
     try:
         wtrain = make_windows(train_traj, cfg.window)
@@ -292,7 +294,7 @@ def _held_out_outputs(s: _Setup, result: TrainResult) -> None:
     x0 = _first_window_x0(result.x0_val if val_traj is not None else result.x0_train, windows, held.n_traj)
     try:
         states, yhat = rollout_outputs(model, held, solver, x0, cfg.window)
-        evaluation = rollout_errors(yhat, held.y, held.lengths, held.output_names)
+        evaluation = rollout_errors(yhat, held.y, held.lengths, held.output_names, held.missing)
         evaluation["on"] = "validation" if val_traj is not None else "training"
         evaluation["violations"] = violations_after(model, cfg, states, held)
     except SolverError as err:
@@ -314,11 +316,23 @@ def _held_out_outputs(s: _Setup, result: TrainResult) -> None:
         energy_outputs(model, states, held, run)
 
 
+def _refuse_gaps(cfg, traj: Trajectories) -> None:
+    """Gaps are masked in trajectory losses; the estimators that read every sample refuse them."""
+    for key, used in (("objective", cfg.objective is not None), ("assimilate", cfg.assimilate is not None)):
+        if used:
+            raise NodeDslError.single(
+                "data-error",
+                f"the data have {traj.n_missing} missing output value(s), and `{key}` needs every observation",
+                key_span(cfg, key),
+                (f"data: {traj.source}", "fill or drop the gaps, or train with the default trajectory loss"),
+            )
+
+
 def _savez(fh, held: Trajectories, yhat: torch.Tensor, run_id: str) -> None:
     np.savez(
         fh,
         t=held.t.numpy(),
-        y=held.y.numpy(),
+        y=(held.y if held.missing is None else held.y.masked_fill(held.missing, float("nan"))).numpy(),
         yhat=yhat.numpy(),
         lengths=held.lengths.numpy(),
         names=np.array(held.output_names, dtype=str),

@@ -146,6 +146,14 @@ class Shooting:
     def initial(self, idx: torch.Tensor) -> torch.Tensor:
         return self.x0[idx]
 
+    irregular = False  # True: windows on their own time grids, stepped together (train/irregular.py)
+
+    def merge_grids(self) -> None:
+        """One group of every window, each later stepped on its own times (see ``irregular_rollout``)."""
+        if len(self.groups) > 1:
+            self.groups = [(torch.arange(len(self.w)), self.w.t[0] - self.w.t[0, 0])]
+            self.irregular = True
+
 
 class intra_op_threads:
     """Run with ``n`` intra-op threads, restoring the previous setting afterwards (None: unchanged).

@@ -383,8 +383,8 @@ class TrainConfig(_Strict):
 
     @property
     def data_is_file(self) -> bool:
-        """True when ``data`` is a file path (``.csv``/``.npz``), not a dataset name."""
-        return self.data.lower().endswith((".csv", ".npz")) or "/" in self.data
+        """True when ``data`` is a file path (``.csv``/``.parquet``/``.npz``), not a dataset name."""
+        return self.data.lower().endswith((".csv", ".npz", ".parquet", ".pq")) or "/" in self.data
 
     def gradient_mode(self) -> str | tuple[str, int]:
         """The ``gradient`` argument of ``solve``."""
