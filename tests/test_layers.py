@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "train": 7,
     "program": 8,
     "simulate": 9,
+    "export": 9,
     "analysis": 9,
     "sweep": 9,
     "lsp": 10,

@@ -38,6 +38,8 @@ COMMANDS = (
     "observe",
     "editor",
     "verify",
+    "sample",
+    "export",
 )
 for _name in COMMANDS:
     importlib.import_module(f"{__package__}.{_name}").register(app)

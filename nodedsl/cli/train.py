@@ -65,6 +65,8 @@ def _summary(result, run_dir: str) -> None:
     if missing:
         typer.echo(f"  {missing} missing output value(s) in the data, left out of the loss")
     ev = result.extra.get("evaluation", {})
+    if "log_likelihood" in ev:
+        typer.echo(f"  log-likelihood on {ev['points']} {ev['on']} points: {_fmt(ev['log_likelihood'])} nats/point")
     if "rmse" in ev:
         typer.echo(f"  rollout RMSE on {ev.get('on')} trajectories: {_fmt(ev['rmse'])}")
     typer.echo(f"run directory: {run_dir}")
@@ -90,6 +92,11 @@ def _register_train(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, "--resume", help="continue from the run directory's checkpoint"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
         observer: str | None = typer.Option(None, "--observer", help="train this observer block instead"),
+        device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N or auto (the block's 'device')"),
+        nproc: int | None = typer.Option(
+            None, "--nproc", min=1, help="data-parallel training in N processes on this machine (docs/scaling.md)"
+        ),
+        log: str | None = typer.Option(None, "--log", help="experiment log: files (default) or tensorboard"),
     ) -> None:
         """Fit a model to its data as its train block says; write checkpoints, metrics and plots."""
         # a first line before torch, SymPy and the data are loaded (tens of seconds on a cold start), so a
@@ -108,8 +115,11 @@ def _register_train(app: typer.Typer) -> None:
                 overrides["epochs"] = str(epochs)
             if lr is not None:
                 overrides["lr"] = repr(lr)
+            overrides.update({k: v for k, v in (("device", device), ("log", log)) if v is not None})
             _validate_first(block, overrides)
             run_dir = run  # None: the train block's `output`, else runs/<model>
+            if _parallel(path, model, prog, block, overrides, run_dir, resume, nproc, quiet):
+                return
             if quiet:
                 result = run_training(prog, block, overrides=overrides, run_dir=run_dir, resume=resume)
             else:
@@ -149,6 +159,14 @@ def _register_eval_plot(app: typer.Typer) -> None:
             out_ = evaluate(prog, model, run, data)
         except NodeDslError as err:
             fail(err, prog.sources)
+        if "log_likelihood" in out:  # a density run
+            typer.echo(
+                f"{out['model']}: test log-likelihood {_fmt(out['log_likelihood'])} nats/point "
+                f"(NLL {_fmt(out['nll'])}) over {out['points']} points ({out['on']}, {out['trace']} trace)"
+            )
+            if run is not None:
+                typer.echo(f"written: {Path(run) / 'eval.json'}")
+            return
         typer.echo(
             f"{out_['model']}: rollout over {out_['trajectories']} trajectories ({out_['on']}): RMSE "
             f"{_fmt(out_['rmse'])}, normalized {_fmt(out_['nrmse'])}"
@@ -209,6 +227,38 @@ def _train_observer(prog, name: str, run: str | None) -> None:
         fail(err, prog.sources)
     typer.echo(f"observer {name} ({summary['kind']}) trained: final loss {_fmt(summary['loss'])}")
     typer.echo(f"run directory: {summary['run_dir']}")
+
+
+def _parallel(path, model, prog, block, overrides, run_dir, resume, nproc, quiet) -> bool:
+    """Data-parallel training when ``--nproc N`` (N > 1) asks for it or torchrun started this process;
+    False when the run is an ordinary single-process one."""
+    from ..train.distributed import env_rank
+    from .parallel import group_backend, run_rank, spawn_training
+
+    group = env_rank()
+    if (nproc or 1) > 1:
+        import torch.multiprocessing as mp
+
+        group_backend(block, overrides, 0)  # a device error is reported here, once, before any spawn
+        try:
+            spawn_training(path, model, overrides, run_dir, resume, nproc, _summary, None if quiet else _bar_progress)
+        except mp.ProcessException as err:  # the failing rank printed its error
+            typer.echo(f"data-parallel training failed: {err}", err=True)
+            raise typer.Exit(1) from None
+        return True
+    if group is None or group[1] == 1:
+        return False
+    rank, world = group
+    progress = None if quiet or rank != 0 else _bar_progress
+    result = run_rank(prog, block, overrides, run_dir, resume, rank, world, "env://", progress)
+    if rank == 0:
+        _summary(result, result.extra.get("run_dir", run_dir or ""))
+    return True
+
+
+def _bar_progress(epoch, epochs, train_loss, val_loss, worst) -> None:
+    """Plain progress lines (torchrun multiplexes the ranks' output; a live bar would garble it)."""
+    typer.echo(f"epoch {epoch}/{epochs}: loss {_fmt(train_loss)} val {_fmt(val_loss)}", err=True)
 
 
 def _validate_first(block, overrides: dict[str, str]) -> None:

@@ -82,6 +82,12 @@ class Driven(nn.Module):
         """Symbolic ``[x', ..., x^(order)]``, inputs ``signal(t)`` held over the step."""
         return self.model.taylor_coefficients(t, x, order, self._inputs(t, x))
 
+    def semilinear(self):
+        """``(A, N)``: ``x' = x @ A^T + N(t, x)`` for the ``etd`` solver (``compiler.semilinear``)."""
+        from .semilinear import semilinear_parts
+
+        return semilinear_parts(self.model, self._inputs)
+
 
 class CompiledModel(nn.Module):
     """A compiled model: ``field``, ``observe``, constraint residuals, and (pH) energy functions."""

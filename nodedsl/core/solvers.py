@@ -99,6 +99,10 @@ _STIFF = {
     "radau": ("5", "Radau IIA order 5, adaptive, L-stable: simplified Newton with exact Jacobian (stiff problems)"),
     "rodas4": ("4", "Rosenbrock RODAS 4(3), adaptive, L-stable: one LU per step, no Newton (stiff problems)"),
 }
+ETD_OPTIONS = (
+    Option("order", int, default=4, choices=(1, 2, 4), doc="1: exponential Euler, 2: ETD2RK, 4: ETDRK4"),
+    STEP,
+)
 INTERPOLATE = Option(
     "interpolate",
     bool,
@@ -130,6 +134,16 @@ def _catalog() -> dict[str, SolverSpec]:
     specs.append(
         SolverSpec(
             "taylor", "Taylor-Lagrange step with learned midpoint (TL-NODE)", "p = order", TAYLOR_OPTIONS, "taylor"
+        )
+    )
+    specs.append(
+        SolverSpec(
+            "etd",
+            "exponential time differencing (Cox-Matthews): the linear part x' = A x exactly, "
+            "the rest by Runge-Kutta (fixed step; semilinear stiff fields)",
+            "1, 2 or 4 = order",
+            ETD_OPTIONS,
+            "exponential",
         )
     )
     for name, (sde_order, summary) in _SDE.items():

@@ -137,7 +137,15 @@ class VCall:
     span: Span = _span()
 
 
-Value = VNumber | VString | VName | VList | VMap | VCall
+@dataclass(frozen=True)
+class VExpr:
+    """A parenthesized expression as a block value: ``force = (0.5 * sin(omega * t))``."""
+
+    expr: Expr
+    span: Span = _span()
+
+
+Value = VNumber | VString | VName | VList | VMap | VCall | VExpr
 
 
 # ---------------------------------------------------------------- model declarations
@@ -200,7 +208,8 @@ class Let:
 
 @dataclass(frozen=True)
 class Der:
-    """``der(x) = expr``, or the index form ``der(x[i]) = expr for i in low..high``."""
+    """``der(x) = expr``, the index form ``der(x[i]) = expr for i in low..high``, or one row
+    ``der(x[k]) = expr`` (both expanded into ``der(x) = [...]`` by :mod:`~nodedsl.frontend.indexform`)."""
 
     state: str
     expr: Expr
@@ -208,6 +217,7 @@ class Der:
     index: str | None = None
     low: Expr | None = None
     high: Expr | None = None
+    element: int | None = None  # der(x[3]) = ...: one row of a vector state
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ MODEL_KEYWORDS = list(MODEL_BODY)  # the words of the language are declared in n
 TOP_KEYWORDS = TOP_LEVEL
 # the keys when the pydantic block models cannot be imported (they are the checker's)
 _DATASET_KEYS = ("model", "trajectories", "time", "initial", "inputs", "noise", "seed", "solver")
-_OPTIMIZERS = ("adam", "adamw", "lbfgs")
+_OPTIMIZERS = ("adam", "adamw", "lbfgs", "gauss_newton", "kfac")
 _DOTTED = re.compile(r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.(\w*)$")
 
 

@@ -119,7 +119,7 @@ def evaluate_ensemble(
         "runs": [str(r) for r in runs],
         "mean": mean,
         "std": std,
-        "ensemble_mean_prediction": rollout_errors(ymean, traj.y, traj.lengths, traj.output_names),
+        "ensemble_mean_prediction": rollout_errors(ymean, traj.y, traj.lengths, traj.output_names, traj.missing),
         "prediction_spread": spread,
         "members": pred["members"],
     }

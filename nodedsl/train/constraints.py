@@ -32,14 +32,17 @@ def psi(g: torch.Tensor, lam: torch.Tensor, mu: float) -> torch.Tensor:
     return (torch.relu(lam + mu * g).pow(2) - lam.pow(2)) / (2.0 * mu)
 
 
-def _domain_samples(info, count: int, g: torch.Generator, dtype, grid: bool = False) -> dict[str, torch.Tensor]:
+def _domain_samples(
+    info, count: int, g: torch.Generator, dtype, grid: bool = False, device=None
+) -> dict[str, torch.Tensor]:
     sizes = tuple(getattr(info, "domain_sizes", ()) or ()) or (1,) * len(info.domains)
     out = {}
     for (var, lo, hi), size in zip(info.domains, sizes):
         if grid and len(info.domains) == 1 and size == 1:
-            out[var] = torch.linspace(lo, hi, count, dtype=dtype)
-        else:
-            out[var] = lo + (hi - lo) * torch.rand(count * size, generator=g, dtype=torch.float64).to(dtype)
+            out[var] = torch.linspace(lo, hi, count, dtype=dtype, device=device)
+        else:  # drawn on the CPU generator (the same numbers on every device), then moved
+            draw = torch.rand(count * size, generator=g, dtype=torch.float64)
+            out[var] = (lo + (hi - lo) * draw).to(device=device, dtype=dtype)
     return out
 
 
@@ -59,11 +62,11 @@ def residuals(
         if not info.uses_state:
             return model.constraint_residuals(info.name, t[:1], states[:1], u[:1], {})
         return model.constraint_residuals(info.name, t, states, u, {})
-    draws = _domain_samples(info, samples, g, states.dtype, grid)
+    draws = _domain_samples(info, samples, g, states.dtype, grid, states.device)
     if info.uses_state:
         rows = torch.randint(states.shape[0], (samples,), generator=g)
         return model.constraint_residuals(info.name, t[rows], states[rows], u[rows], draws)
-    x = model.x0_default.detach().to(states.dtype).reshape(1, -1).expand(samples, -1)
+    x = model.x0_default.detach().to(states).reshape(1, -1).expand(samples, -1)
     uu = u[:1].expand(samples, -1)
     return model.constraint_residuals(info.name, t[:1].expand(samples), x, uu, draws)
 
@@ -71,12 +74,12 @@ def residuals(
 class AugmentedLagrangian:
     """Multipliers, penalty and per-epoch statistics for the constraints of one model."""
 
-    def __init__(self, infos, cfg, dtype=torch.float32):
+    def __init__(self, infos, cfg, dtype=torch.float32, device=None):
         self.infos = tuple(infos)
         self.cfg = cfg
         self.mu = float(cfg.mu)
         self.previous: float | None = None  # worst violation at the last update
-        self.lam = {c.name: torch.zeros(c.size, dtype=dtype) for c in self.infos}
+        self.lam = {c.name: torch.zeros(c.size, dtype=dtype, device=device) for c in self.infos}
         self.reset_epoch()
 
     def __bool__(self) -> bool:
@@ -88,18 +91,30 @@ class AugmentedLagrangian:
         self._viol = {c.name: torch.zeros((), dtype=torch.float64) for c in self.infos}
 
     def penalty(
-        self, model, states: torch.Tensor, t: torch.Tensor, u: torch.Tensor, g: torch.Generator
+        self,
+        model,
+        states: torch.Tensor,
+        t: torch.Tensor,
+        u: torch.Tensor,
+        g: torch.Generator,
+        weights: tuple[float, float] | None = None,
     ) -> torch.Tensor:
-        """The augmented-Lagrangian term at these visited states (and fresh collocation samples)."""
+        """The augmented-Lagrangian term at these visited states (and fresh collocation samples).
+
+        ``weights = (share, replicated)`` under data parallelism: a term over the visited states of this
+        rank's windows counts with the rank's ``share`` of the minibatch; a term every rank evaluates
+        alike (no state, or collocation samples) with ``replicated`` (1 / the number of ranks)."""
         total = states.new_zeros(())
         self._pending = []
         for c in self.infos:
             r = residuals(model, c, states, t, u, g, self.cfg.samples)
-            lam = self.lam[c.name].to(r.dtype)
+            lam = self.lam[c.name].to(device=r.device, dtype=r.dtype)
             if c.kind == "eq":
                 term = (r * lam).sum(-1).mean() + 0.5 * self.mu * r.pow(2).sum(-1).mean()
             else:
                 term = psi(r, lam, self.mu).sum(-1).mean()
+            if weights is not None:
+                term = term * (weights[0] if c.uses_state and not c.domains else weights[1])
             total = total + c.weight * term
             self._pending.append((c, r.detach(), lam.detach()))
         return total
@@ -159,7 +174,7 @@ class AugmentedLagrangian:
         self.previous = state.get("previous")
         for k, v in state["lam"].items():
             if k in self.lam and self.lam[k].shape == v.shape:
-                self.lam[k] = v.clone().to(self.lam[k].dtype)
+                self.lam[k] = v.clone().to(self.lam[k])
         self.reset_epoch()
 
     def multipliers(self) -> dict[str, list[float]]:

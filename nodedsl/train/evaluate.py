@@ -100,9 +100,13 @@ def _evaluate(program, model_name, run_dir, data) -> dict:
         run = Path(run_dir)
         model, cfg, saved = trained_model(program, run, model_name)
         name = saved.get("model") or model_name
+        if cfg.objective is not None and cfg.objective.kind == "density":  # test log-likelihood
+            from .density_run import evaluate_density
+
+            return evaluate_density(model, cfg, saved, run, data)
     traj, on = held_out_data(program, model, cfg, saved if run is not None else {}, data)
     errors, _ = evaluate_on(model, cfg, traj, run)
-    out = {k: errors[k] for k in ("rmse", "nrmse", "per_output")}
+    out = {k: errors[k] for k in errors if k not in ("trajectories", "parameters", "violations")}
     out.update(on=on, trajectories=traj.n_traj, model=name)
     out.update(parameters=errors["parameters"], violations=errors["violations"])
     if run is not None:

@@ -160,6 +160,7 @@ def estimate_initial_states(
     if K < 1:
         return x0
     t, y, u = traj.t[:, : K + 1], traj.y[:, : K + 1], traj.u[:, : K + 1]
+    seen = None if traj.missing is None else (~traj.missing[:, : K + 1]).to(y.dtype)
     param = torch.nn.Parameter(x0.clone())
     opt = torch.optim.Adam([param], lr=lr)
     requires = [p.requires_grad for p in model.parameters()]
@@ -172,7 +173,10 @@ def estimate_initial_states(
             for rows, grid in time_groups(t):
                 fieldw = WindowField(model, t[rows, 0], grid, u[rows], autonomous)
                 states = solve(fieldw, param[rows], grid, solver=solver).ys.transpose(0, 1)
-                loss = loss + (observe(model, states, t[rows], u[rows], obs_map) - y[rows]).pow(2).sum()
+                err = observe(model, states, t[rows], u[rows], obs_map) - y[rows]
+                if seen is not None:  # gaps in the data carry no error
+                    err = err * seen[rows]
+                loss = loss + err.pow(2).sum()
             if not bool(torch.isfinite(loss)):
                 break
             loss.backward()

@@ -342,6 +342,10 @@ def fit_sde(
         raise _error(f"objective = {objective.kind} needs a model with noise; '{model.name}' is an ODE")
     if objective.kind == "distribution" and solver is None:
         raise _error("objective = distribution needs an SDE solver (solver = euler_maruyama(step = h))")
+    if getattr(config.optimizer, "kind", None) in ("gauss_newton", "kfac"):
+        raise _error(
+            f"optimizer {config.optimizer.kind} is for ODE models; SDE objectives train with adam, adamw or lbfgs"
+        )
     trainer = _SDETrainer(model, train, val, config, objective, solver, progress)
     trainer.checkpoint_path, trainer.source_hash, trainer.run_id = checkpoint_path, source_hash, run_id
     if resume_from is not None:
@@ -382,16 +386,5 @@ def train_sde(
             solver = make_solver(spec.kind, **{"step": step, **dict(spec.options)})
         else:
             solver = make_solver("euler_maruyama", step=step)
-    return fit_sde(
-        model,
-        train,
-        val,
-        cfg,
-        objective,
-        solver,
-        progress=progress,
-        checkpoint_path=checkpoint_path,
-        resume_from=state,
-        source_hash=source_hash,
-        run_id=run_id,
-    )
+    ck = {"checkpoint_path": checkpoint_path, "resume_from": state, "source_hash": source_hash, "run_id": run_id}
+    return fit_sde(model, train, val, cfg, objective, solver, progress=progress, **ck)
