@@ -137,8 +137,7 @@ def _run_training(program, train_block, cfg, run, resume, progress, shard: Shard
     if not shard.writes:
         return result
     _held_out_outputs(s, result, program)
-    if plots:
-        plot_run(s.run)
+    _ = plots and plot_run(s.run)  # a sweep's runs skip the PNG files
     return result
 
 
