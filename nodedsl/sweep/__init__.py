@@ -2,7 +2,7 @@
 Optuna), and ensembles of trained runs (mean and spread of their evaluations and predictions, bands).
 
 ``nodedsl sweep`` (:func:`run_sweep`), ``nodedsl eval --runs`` (:func:`evaluate_ensemble`) and
-``nodedsl plot --runs`` (:func:`plot_ensemble`) call these; docs/sweeps.md describes them.
+``nodedsl plot --runs`` (:func:`plot_ensemble`) call these; docs/scaling.md section 5 describes them.
 """
 
 from .ensemble import evaluate_ensemble, plot_ensemble
