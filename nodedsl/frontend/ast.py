@@ -19,6 +19,7 @@ from .ast_events import Comprehension as Comprehension
 from .ast_events import Cond as Cond
 from .ast_events import CondOp as CondOp
 from .ast_events import Reset as Reset
+from .ast_events import SdeKind as SdeKind
 from .ast_events import Slice as Slice
 from .ast_events import When as When
 
@@ -226,14 +227,6 @@ class Noise:
 
     state: str | None
     expr: Expr
-    span: Span = _span()
-
-
-@dataclass(frozen=True)
-class SdeKind:
-    """``sde = ito | stratonovich``: how the model's ``noise`` terms are read (default: Ito)."""
-
-    kind: str
     span: Span = _span()
 
 
