@@ -204,7 +204,7 @@ class CompositionChecker(ExprChecker):
             if got is None:
                 ok = False
                 continue
-            if got[0] in self._bad_port_names():
+            if self._bad_port(got[0]):
                 ok = False
             if got[0] in seen:
                 self.d.error("duplicate-port", f"port '{got[0]}' is coupled twice", ref.span)
@@ -236,12 +236,12 @@ class CompositionChecker(ExprChecker):
                     )
         self._coupled.update(seen)
 
-    def _bad_port_names(self) -> set[str]:
-        """Own and sub-model ports whose declaration had errors (already reported)."""
-        bad = set(self.info.bad_ports)
-        for sub, sinfo in self.info.subs.items():
-            bad |= {f"{sub}.{p}" for p in sinfo.bad_ports}
-        return bad
+    def _bad_port(self, name: str) -> bool:
+        """Whether an own (``p``) or sub-model (``sub.p``) port's declaration had errors (already
+        reported). A lookup, not a set of every sub-model's ports: a chain has a thousand of them."""
+        sub, _, port = name.partition(".")
+        sinfo = self.info.subs.get(sub) if port else None
+        return port in sinfo.bad_ports if sinfo is not None else name in self.info.bad_ports
 
     def _connect(self, decl: ast.Connect) -> None:
         src = self.shape(decl.source, {})
