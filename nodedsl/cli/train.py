@@ -159,10 +159,10 @@ def _register_eval_plot(app: typer.Typer) -> None:
             out_ = evaluate(prog, model, run, data)
         except NodeDslError as err:
             fail(err, prog.sources)
-        if "log_likelihood" in out:  # a density run
+        if "log_likelihood" in out_:  # a density run
             typer.echo(
-                f"{out['model']}: test log-likelihood {_fmt(out['log_likelihood'])} nats/point "
-                f"(NLL {_fmt(out['nll'])}) over {out['points']} points ({out['on']}, {out['trace']} trace)"
+                f"{out_['model']}: test log-likelihood {_fmt(out_['log_likelihood'])} nats/point "
+                f"(NLL {_fmt(out_['nll'])}) over {out_['points']} points ({out_['on']}, {out_['trace']} trace)"
             )
             if run is not None:
                 typer.echo(f"written: {Path(run) / 'eval.json'}")
