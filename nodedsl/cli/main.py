@@ -32,6 +32,7 @@ COMMANDS = (
     "simulate",
     "data",
     "train",
+    "sweep",
     "energy",
     "bands",
     "observe",

@@ -19,6 +19,7 @@ from .ast_events import Comprehension as Comprehension
 from .ast_events import Cond as Cond
 from .ast_events import CondOp as CondOp
 from .ast_events import Reset as Reset
+from .ast_events import SdeKind as SdeKind
 from .ast_events import Slice as Slice
 from .ast_events import When as When
 
@@ -320,7 +321,7 @@ class Connect:
 
 
 Decl = (
-    State | Input | Param | Net | Let | Der | Noise | Output | Constraint | Hamiltonian | JMatrix | RMatrix
+    State | Input | Param | Net | Let | Der | Noise | SdeKind | Output | Constraint | Hamiltonian | JMatrix | RMatrix
     | Port | Sub | Couple | Connect | When
 )  # fmt: skip
 

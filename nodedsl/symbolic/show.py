@@ -95,7 +95,11 @@ def _sde_lines(system: System, noise, latex: bool) -> list[str]:
     """The Ito SDE ``dx = f dt + g dW``: per state, its drift and its noise terms (``W_k``: independent
     Wiener processes; diagonal noise drives state i by ``W_i``)."""
     kind = "diagonal" if noise.kind == "diagonal" else f"general, {noise.channels} Wiener processes"
-    lines = [f"  Ito SDE ({kind} noise{', additive' if noise.additive else ''}): dx = f dt + g dW"]
+    strat = getattr(noise, "sde_type", "ito") == "stratonovich"
+    reading = "Stratonovich SDE" if strat else "Ito SDE"
+    lines = [
+        f"  {reading} ({kind} noise{', additive' if noise.additive else ''}): dx = f dt + g {'o ' if strat else ''}dW"
+    ]
     g = noise.matrix()
     for i, (s, e) in enumerate(zip(system.states, system.rhs)):
         terms = [f"({_fmt(g[i, k], latex)}) dW{k}" for k in range(g.cols) if g[i, k] != 0]
@@ -108,7 +112,8 @@ def _sde_lines(system: System, noise, latex: bool) -> list[str]:
 
         ito = ito_correction_expr(noise, system.ph.H, list(system.states))
         lines.append("  Ito energy balance: dH = (-P_dissipated + P_supplied + P_ito) dt + grad H^T g dW")
-        lines.append(f"    P_ito = 1/2 tr(g^T Hess(H) g) = {_fmt(ito, latex)}")
+        form = "1/2 tr(g^T Hess(H) g)" + (" + grad H^T (1/2 g dg/dx)" if strat and not noise.additive else "")
+        lines.append(f"    P_ito = {form} = {_fmt(ito, latex)}")
     return lines
 
 

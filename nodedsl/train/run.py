@@ -85,11 +85,12 @@ def run_training(
     resume: bool = False,
     progress: Progress | None = None,
     shard: Shard | None = None,
+    plots: bool = True,
 ) -> TrainResult:
     """Validate the train block, build the data, train, and write the run directory (see module doc).
 
-    ``shard``: this process's rank in an initialized data-parallel group (None: one process, on the
-    block's ``device``)."""
+    ``shard``: this process's rank in a data-parallel group (None: one process, on the block's ``device``);
+    ``plots=False``: no PNG files (``plot_run`` draws them later)."""
     cfg, diags = validate_train(train_block)
     if cfg is None:
         raise NodeDslError(diags)
@@ -100,7 +101,7 @@ def run_training(
     lock = RunLock(run) if shard.writes else contextlib.nullcontext()
     with intra_op_threads(1), lock:
         try:
-            return _run_training(program, train_block, cfg, run, resume, progress, shard)
+            return _run_training(program, train_block, cfg, run, resume, progress, shard, plots)
         except OSError as err:  # a full disk, a folder made read-only meanwhile: the old files survive
             raise io_error(err, "write", run) from None
 
@@ -123,7 +124,7 @@ class _Setup:
     shard: Shard
 
 
-def _run_training(program, train_block, cfg, run, resume, progress, shard: Shard) -> TrainResult:
+def _run_training(program, train_block, cfg, run, resume, progress, shard: Shard, plots=True) -> TrainResult:
     for tmp in run.glob("*.tmp") if shard.writes else ():  # atomic writes killed mid-way (we hold the lock)
         if tmp.name.split(".")[0] in {name.split(".")[0] for name in RUN_FILES}:
             tmp.unlink(missing_ok=True)
@@ -136,7 +137,7 @@ def _run_training(program, train_block, cfg, run, resume, progress, shard: Shard
     if not shard.writes:
         return result
     _held_out_outputs(s, result, program)
-    plot_run(s.run)
+    _ = plots and plot_run(s.run)  # a sweep's runs skip the PNG files
     return result
 
 
@@ -267,7 +268,8 @@ def _fit(program, s: _Setup, resume: bool, progress: Progress | None) -> TrainRe
                     [Diagnostic("device-unavailable", f"SDE models train on the CPU only, not '{cfg.device}'")]
                 )
 
-            result = train_sde(model, train_traj, s.val_traj, fit_cfg, progress=progress, resume=resume)
+            ck = {"checkpoint_path": ckpt, "source_hash": source_hash, "run_id": s.data_info["run_id"]}
+            result = train_sde(model, train_traj, s.val_traj, fit_cfg, progress=progress, resume=resume, **ck)
         else:
             result = fit(
                 model,
