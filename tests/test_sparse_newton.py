@@ -10,6 +10,7 @@ import torch
 from nodedsl.core.errors import SolverError
 from nodedsl.solvers import make_solver, solve
 from nodedsl.solvers.linsolve import choose, factor
+from nodedsl.solvers.registry import solver_from_text
 
 F64 = torch.float64
 
@@ -81,6 +82,7 @@ def test_gradients_through_rodas4_with_the_sparse_path_match_dense():
     assert abs(float(grads[0]) - (-2 * math.exp(-3.0))) < 1e-6
 
 
-def test_unknown_linear_solver_is_an_error_with_the_choices():
+def test_linear_solver_from_the_solver_call_and_unknown_values():
+    assert solver_from_text("radau(linear_solver = sparse)").options["linear_solver"] == "sparse"
     with pytest.raises(SolverError, match="dense, sparse"):
         make_solver("radau", linear_solver="banded")

@@ -268,6 +268,7 @@ def test_solver_call_syntax_and_tolerance_flags():
     assert solver_from_text("radau").options["rtol"] == 1e-9  # simulate's historical default
     assert solver_from_text("rodas4(rtol = 1e-5)", atol=1e-8).options == {
         "rtol": 1e-5, "atol": 1e-8, "max_steps": 2**31 - 1, "first_step": None, "interpolate": False,
+        "linear_solver": "auto",
     }  # fmt: skip
     with pytest.raises(SolverError, match="both"):
         solver_from_text("radau(rtol = 1e-5)", rtol=1e-6)
