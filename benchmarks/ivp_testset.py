@@ -12,6 +12,7 @@ so the two solver times compare the integrators, not the right-hand sides.
     python benchmarks/ivp_testset.py                      # everything (long on 2 shared cores)
     python benchmarks/ivp_testset.py robertson hires      # some problems
     python benchmarks/ivp_testset.py --no-process         # skip the whole-process runs
+    python benchmarks/ivp_testset.py --process-only       # only the whole-process runs
 """
 
 from __future__ import annotations
@@ -82,18 +83,33 @@ def scipy_run(field, x0, t_end: float, method: str, rtol: float, atol: float) ->
 
 def process_time(name: str, model: str, t_end: float, solver: str) -> float:
     start = time.perf_counter()
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "nodedsl.cli.main", "simulate", str(ROOT / "tests" / "ivp" / f"{name}.node"),
          "--model", model, "--t-end", repr(t_end), "--step", repr(t_end), "--solver", solver, "-o", "/dev/null"],
         check=False, capture_output=True,
     )  # fmt: skip
+    if done.returncode != 0:  # a failed run's time means nothing
+        print(f"{name}: nodedsl simulate failed: {done.stderr.decode()[-500:]}", file=sys.stderr)
+        return float("nan")
     return time.perf_counter() - start
+
+
+def process_only(names: list[str]) -> None:
+    print("machine: 2 shared CPU cores (other jobs running); whole-process seconds of `nodedsl simulate`")
+    for name in names:
+        model, t_end, _, _, runs, atol = PROBLEMS[name]
+        for solver, rtol in runs:
+            spec = f"{solver}(rtol = {rtol:g}, atol = {atol:g})"
+            print(f"{name:12} {solver:8} {rtol:7.0e} {process_time(FILES.get(name, name), model, t_end, spec):8.2f}",
+                  flush=True)  # fmt: skip
 
 
 def main(argv: list[str]) -> None:
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)
     with_process = "--no-process" not in argv
+    if "--process-only" in argv:
+        return process_only([a for a in argv if not a.startswith("--")] or list(PROBLEMS))
     names = [a for a in argv if not a.startswith("--")] or list(PROBLEMS)
     from test_stiff import SHORT
 
