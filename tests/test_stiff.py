@@ -24,7 +24,8 @@ IVP = Path(__file__).resolve().parent / "ivp"
 # Reference values at the final time. "bari": the published IVP test set (Mazzia-Magherini,
 # release 2.4, problem descriptions ROBER, HIRES, OREGO, VDPOL, POLLU; E5 in E5_PUBLISHED below);
 # "period": the exact solution returns to its start; "scipy": no published value at this time,
-# computed with scipy's solve_ivp (Radau or DOP853) at rtol 1e-12..1e-13 on the same equations (the scipy run also reproduces the published values where those exist).
+# computed with scipy's solve_ivp (Radau or DOP853) at rtol 1e-12..1e-13 on the same equations
+# (the scipy run also reproduces the published values where those exist).
 # E5 at t = 1e13 (Bari test set, e5.f's solut: RADAU in extended precision, rtol 1.1e-18,
 # atol 1.1e-40).
 E5_PUBLISHED = (0.1152903278711829e-290, 0.8867655517642120e-22, 0.8854814626268838e-22, 0.0)
