@@ -261,11 +261,19 @@ def _value_diagnostics(info: ModelInfo) -> list[Diagnostic]:
     port-Hamiltonian composites only combine expressions already checked in their components. A model
     whose equations cannot lose their value (``frontend.definedness``) is not lowered (no SymPy)."""
     m = info.model
-    if info.subs and not m.decls(ast.Connect):
-        return []
+    if info.subs and not m.decls(ast.Connect):  # a coupled stateless port may close an algebraic loop
+        return _lowered_value_diagnostics(info) if m.decls(ast.Couple) and _has_static_port(info) else []
     if not may_lack_value(info):
         return []
     return _lowered_value_diagnostics(info)
+
+
+def _has_static_port(info: ModelInfo) -> bool:
+    """Whether a sub-model of the tree declares a stateless port (``y = f(u)``)."""
+    return any(
+        any(i.key == "y" for p in sub.model.decls(ast.Port) for i in p.items) or _has_static_port(sub)
+        for sub in info.subs.values()
+    )
 
 
 def _lowered_value_diagnostics(info: ModelInfo) -> list[Diagnostic]:

@@ -265,7 +265,13 @@ def test_real_pendulum_run_dir(tmp_path):
     assert metrics["evaluation"]["on"] == "validation"
     out = evaluate(prog, None, run)
     assert out["trajectories"] == 6 and math.isfinite(out["rmse"]) and (run / "eval.json").is_file()
-    assert [p.name for p in plot_run(run)] == ["loss.png", "fit.png", "phase.png"]  # two outputs: a phase portrait
+    # two outputs: a phase portrait; a scalar net: its learned curve against the truth it implies
+    assert [p.name for p in plot_run(run)] == ["loss.png", "fit.png", "phase.png", "nets.png"]
+    import numpy as np
+
+    nets = np.load(run / "nets.npz")
+    assert set(nets.files) == {"friction.input", "friction.output", "friction.truth"}
+    assert len(nets["friction.input"]) == len(nets["friction.truth"]) > 100
     again = run_training(prog, select_train(prog), overrides={"epochs": "3"}, run_dir=run, resume=True)
     assert again.epochs_run == 3 and len(again.history) == 3
 

@@ -37,6 +37,7 @@ COMMANDS = (
     "observe",
     "editor",
     "verify",
+    "sample",
     "export",
 )
 for _name in COMMANDS:

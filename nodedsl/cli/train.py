@@ -63,6 +63,8 @@ def _summary(result, run_dir: str) -> None:
     if missing:
         typer.echo(f"  {missing} missing output value(s) in the data, left out of the loss")
     ev = result.extra.get("evaluation", {})
+    if "log_likelihood" in ev:
+        typer.echo(f"  log-likelihood on {ev['points']} {ev['on']} points: {_fmt(ev['log_likelihood'])} nats/point")
     if "rmse" in ev:
         typer.echo(f"  rollout RMSE on {ev.get('on')} trajectories: {_fmt(ev['rmse'])}")
     typer.echo(f"run directory: {run_dir}")
@@ -146,6 +148,14 @@ def _register_eval_plot(app: typer.Typer) -> None:
             out = evaluate(prog, model, run, data)
         except NodeDslError as err:
             fail(err, prog.sources)
+        if "log_likelihood" in out:  # a density run
+            typer.echo(
+                f"{out['model']}: test log-likelihood {_fmt(out['log_likelihood'])} nats/point "
+                f"(NLL {_fmt(out['nll'])}) over {out['points']} points ({out['on']}, {out['trace']} trace)"
+            )
+            if run is not None:
+                typer.echo(f"written: {Path(run) / 'eval.json'}")
+            return
         typer.echo(
             f"{out['model']}: rollout over {out['trajectories']} trajectories ({out['on']}): RMSE "
             f"{_fmt(out['rmse'])}, normalized {_fmt(out['nrmse'])}"

@@ -137,7 +137,15 @@ class VCall:
     span: Span = _span()
 
 
-Value = VNumber | VString | VName | VList | VMap | VCall
+@dataclass(frozen=True)
+class VExpr:
+    """A parenthesized expression as a block value: ``force = (0.5 * sin(omega * t))``."""
+
+    expr: Expr
+    span: Span = _span()
+
+
+Value = VNumber | VString | VName | VList | VMap | VCall | VExpr
 
 
 # ---------------------------------------------------------------- model declarations

@@ -28,7 +28,7 @@ from .check_events import check_when
 from .check_links import CompositionChecker
 from .check_noise import check_noise
 from .check_observer import check_observers
-from .indexform import expand_model
+from .indexform import expand_model, needs_expansion
 from .loader import Source
 from .model_info import (
     PH,
@@ -349,7 +349,8 @@ def check_model(
         diags.error("recursive-model", f"model '{model.name}' contains itself: {cycle}", used_at or model.span)
         return None
     stack.append(key)
-    model = expand_model(model, param_env(model)[0], diags)  # comprehensions, der(u[i]) = ... for i
+    if needs_expansion(model, prog.source.texts.get(file)):  # comprehensions, der(u[i]) = ... for i
+        model = expand_model(model, param_env(model)[0], diags)
     checker = ModelChecker(prog, diags, file, model, stack)
     info = checker.run()
     stack.pop()

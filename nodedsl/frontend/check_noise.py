@@ -132,7 +132,15 @@ def check_sde_block(info: Any, block: Any, cfg: Any, diags: Any) -> None:
         )
         diags.error("bad-value", message, _entry_span(block, "solver"), f"SDE solvers: {sde_names}")
     objective = getattr(cfg, "objective", None)
-    if objective is not None and not sde:
+    for key in ("objective", "derivatives"):  # density and derivative supervision: ODE models only
+        value = getattr(cfg, key, None)
+        if sde and value is not None and value.kind in ("density", "ndo", "spline", "finite_difference"):
+            diags.error(
+                "bad-value",
+                f"{what}: {key} = {value.kind} needs an ODE model; '{info.name}' has noise",
+                _entry_span(block, key),
+            )
+    if objective is not None and objective.kind != "density" and not sde:
         diags.error(
             "bad-value",
             f"{what}: objective = {objective.kind} needs a model with noise; '{info.name}' is an ODE",

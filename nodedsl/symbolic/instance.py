@@ -323,7 +323,7 @@ def renamed(tpl: Instance, prefix: str) -> Instance:
             ren(ph.H),
             [ren(g) for g in ph.grad],
             [
-                PortSym(prefix + p.name, [ren(u) for u in p.inputs], ren_m(p.G), [ren(y) for y in p.output])
+                PortSym(prefix + p.name, [ren(u) for u in p.inputs], ren_m(p.G), [ren(y) for y in p.output], p.static)
                 for p in ph.ports
             ],
             ren(ph.dissipation),
@@ -333,9 +333,10 @@ def renamed(tpl: Instance, prefix: str) -> Instance:
             [sub.ph for sub in new.subs.values() if sub.ph is not None],
             [([prefix + n for n in names], ren_m(C)) for names, C in ph.couplings],
             [
-                PortSym(prefix + p.name, [ren(u) for u in p.inputs], ren_m(p.G), [ren(y) for y in p.output])
+                PortSym(prefix + p.name, [ren(u) for u in p.inputs], ren_m(p.G), [ren(y) for y in p.output], p.static)
                 for p in ph.own_ports
             ],
+            ren(ph.supplied),
         )
         new.ph_states = list(new.ph.x)
     return new

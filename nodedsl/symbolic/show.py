@@ -62,8 +62,13 @@ def format_system(system: System, info: ModelInfo, *, latex: bool = False) -> st
             for u, y in zip(port.inputs, port.output):
                 lines.append(f"    output y({u}) = {_fmt(y, latex)}")
         lines.append("  dynamics: dx/dt = (J - R) grad H + G u")
-        lines.append("  energy balance: dH/dt = -P_dissipated + P_supplied, P_supplied = y^T u")
-        lines.append(f"    P_dissipated = grad H^T R grad H = {_fmt(ph.dissipation, latex)}")
+        if ph.supplied != 0 or any(p.static for p in ph.ports):
+            lines.append("  energy balance: dH/dt = -P_dissipated + P_supplied, P_supplied = y^T u + P_sources")
+            lines.append(f"    P_dissipated = grad H^T R grad H + P_resistors = {_fmt(ph.dissipation, latex)}")
+            lines.append(f"    P_sources = {_fmt(ph.supplied, latex)}")
+        else:
+            lines.append("  energy balance: dH/dt = -P_dissipated + P_supplied, P_supplied = y^T u")
+            lines.append(f"    P_dissipated = grad H^T R grad H = {_fmt(ph.dissipation, latex)}")
     for c in system.constraints:
         op = "==" if c.kind == "eq" else "<="
         dom = ""

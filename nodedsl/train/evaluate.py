@@ -94,6 +94,10 @@ def _evaluate(program, model_name, run_dir, data) -> dict:
         run = Path(run_dir)
         model, cfg, saved = trained_model(program, run, model_name)
         name = saved.get("model") or model_name
+        if cfg.objective is not None and cfg.objective.kind == "density":  # test log-likelihood
+            from .density_run import evaluate_density
+
+            return evaluate_density(model, cfg, saved, run, data)
     if data is not None:
         obs_map = observation_map(model)
         traj = load_file(
