@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -315,6 +316,39 @@ def _structure_diagnostics(info: ModelInfo) -> list[Diagnostic]:
     return structure_diagnostics(info)
 
 
+def _proof_key(info: ModelInfo) -> str:
+    """What the proofs and the value screen of ``info`` read: its declarations and its sub-models', the
+    version and the proving code (a changed prover never trusts an old marker)."""
+    from .core.version import __version__
+
+    h = hashlib.sha256(f"{__version__}\0{_prover_hash()}\0{_hash_info(info)}".encode())
+    return h.hexdigest()
+
+
+@functools.cache
+def _prover_hash() -> str:
+    h = hashlib.sha256()
+    for module in ("symbolic/prove.py", "symbolic/porthamiltonian.py", "symbolic/lower.py", "program.py"):
+        try:
+            h.update((Path(__file__).parent / module).read_bytes())
+        except OSError:
+            h.update(module.encode())
+    return h.hexdigest()
+
+
+def _model_diagnostics(info: ModelInfo) -> list[Diagnostic]:
+    """The proofs and the value screen of one model; a clean result is remembered between processes."""
+    from .io.proofcache import proved, remember
+
+    key = _proof_key(info)
+    if proved(key):
+        return []
+    found = _structure_diagnostics(info) + _value_diagnostics(info)
+    if not found:
+        remember(key)
+    return found
+
+
 def _finish(source: Source) -> Program:
     checked, diags = check_source(source)
     errors = [d for d in diags if d.severity == "error"]
@@ -323,8 +357,7 @@ def _finish(source: Source) -> Program:
             for m in module.models:
                 info = checked.infos.get((file, m.name))
                 if info is not None:
-                    diags += _structure_diagnostics(info)
-                    diags += _value_diagnostics(info)
+                    diags += _model_diagnostics(info)
     if any(d.severity == "error" for d in diags):
         raise NodeDslError(diags)
     return Program(checked, [d for d in diags if d.severity != "error"])

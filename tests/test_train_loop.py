@@ -129,8 +129,8 @@ def test_augmented_lagrangian_reduces_violation():
     wt, wv = make_data(FakeDecay(k=1.0), "x = uniform(5, 15)")  # large data loss: the constraint must fight
     model = FakeDecay(k=0.9, kmax=0.7)
     cfg = make_cfg(
-        BASE + "\n epochs = 60\n constraints = augmented_lagrangian(mu = 0.1, growth = 2, "
-        "update_every = 5, tolerance = 1e-5)"
+        BASE + "\n epochs = 60\n constraints = augmented_lagrangian(mu = 0.1, growth = 2, mu_max = 1e4, "
+        "update_every = 20, tolerance = 1e-5, scale = none)"  # raw units; 20 steps = 5 epochs here
     )
     res = fit(model, wt, wv, cfg)
     at_updates = [h["violations"]["k_max"] for h in res.history][4::5]

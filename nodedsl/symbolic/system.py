@@ -42,6 +42,12 @@ class ConstraintSym:
     uses_state: bool
     span: Span
 
+    @property
+    def magnitude(self) -> list[sp.Expr]:
+        """Per component, the sum of the absolute values of the residual's terms (``|a| + |b|`` for
+        ``a - b``): the scale the augmented Lagrangian normalizes the residual by."""
+        return [sp.Add(*(sp.Abs(term) for term in sp.Add.make_args(r))) for r in self.residual]
+
 
 @dataclass
 class PortSym:

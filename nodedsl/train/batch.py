@@ -120,6 +120,7 @@ class BatchSteps:
                 tb.reshape(-1),
                 ub.reshape(tb.numel(), m),
                 self.gen,
+                float(data.detach()),
                 weights=(windows, rep) if full is not None else None,
             )
         return loss, data, states, tb, ub

@@ -110,7 +110,7 @@ class _Trainer(Snapshots, BatchSteps, ParallelSteps):
         self.val_opt = torch.optim.Adam([self.val.x0], lr=1e-2) if self.val is not None and self.val.learned else None
         infos = tuple(getattr(model, "constraints", ()) or ())
         self.al = (
-            AugmentedLagrangian(infos, cfg.constraints, model.x0_default.dtype, shard.device)
+            AugmentedLagrangian(infos, cfg.constraints, model.x0_default.dtype, shard.device, auto_update="steps")
             if infos and cfg.constraints is not None
             else None
         )
@@ -207,10 +207,10 @@ class _Trainer(Snapshots, BatchSteps, ParallelSteps):
                 self.reduce_epoch()  # data parallel: constraint statistics and the generator agree
                 val_loss = self.validate()
                 violations = self.al.epoch_violations() if self.al else {}
-                if self.al and (self.epoch + 1) % cfg.constraints.update_every == 0:
-                    self.al.update()
                 self.epoch += 1
                 self.wall += time.perf_counter() - started
+                if self.al and self.al.due():  # at the epoch's end: data-parallel statistics are reduced
+                    self.al.update()
                 self.record(train_loss, val_loss, violations)
                 if self.dtargets is not None:
                     self.history[-1]["derivative_loss"] = dsum / count if count else float("nan")
@@ -245,9 +245,9 @@ class _Trainer(Snapshots, BatchSteps, ParallelSteps):
             "lr": lr,
             "mu": self.al.mu if self.al else None,
             # the largest |multiplier| per constraint, for the plots (full vectors are in the checkpoint)
-            "multipliers": {k: max((abs(v) for v in vs), default=0.0) for k, vs in self.al.multipliers().items()}
-            if self.al
-            else {},
+            "multipliers": self.al.largest() if self.al else {},
+            "penalty": self.al.epoch_penalty() if self.al else None,
+            "al_updates": self.al.updates if self.al else None,
             "wall_time": self.wall,
             "parameters": self.model.parameter_values(),
         }

@@ -86,7 +86,11 @@ class _SDETrainer:
         self.opt = make_optimizer(cfg.optimizer, self.params) if self.params else None
         infos = tuple(getattr(model, "constraints", ()) or ())
         cons = getattr(cfg, "constraints", None)
-        self.al = AugmentedLagrangian(infos, cons, model.x0_default.dtype) if infos and cons is not None else None
+        self.al = (
+            AugmentedLagrangian(infos, cons, model.x0_default.dtype, auto_update="epochs")
+            if infos and cons is not None
+            else None
+        )
         self.gen = torch.Generator().manual_seed(int(cfg.seed))
         self.history: list[dict] = []
 

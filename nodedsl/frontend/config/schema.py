@@ -194,12 +194,14 @@ class EarlyStopping(_Strict):
 
 class AugmentedLagrangian(_Strict):
     kind: Literal["augmented_lagrangian"]
-    mu: PosFloat = 1.0
+    mu: PosFloat = 1.0  # in units of the early data loss per unit normalized residual (scale = auto)
     growth: Annotated[float, Field(ge=1, allow_inf_nan=False)] = 2.0
-    mu_max: PosFloat = 1e4
-    update_every: PosInt = 10
-    tolerance: NonNegFloat = 1e-4
+    mu_max: PosFloat = 100.0
+    update_every: PosInt = 50  # optimizer steps, not epochs
+    tolerance: NonNegFloat = 1e-3  # on the normalized violation (scale = auto)
     samples: PosInt = 256
+    points: PosInt = 4096  # the fixed collocation set of a `for` constraint (one multiplier per point)
+    scale: Literal["auto"] | None = "auto"  # none: raw residuals, mu in the loss's own units
 
 
 GradientValue = Annotated[
