@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/check_process.py [--runs 5] [--baseline /path/to/other/checkout]
 
-Each run is a fresh `python -c "from nodedsl.cli.main import main; main()" check FILE` with PYTHONPATH
+Each run is a fresh `python -c "from nodedsl.cli.entry import main; main()" check FILE` (the console script) with PYTHONPATH
 set to a checkout and run in it (``python -c`` puts the working directory first on sys.path); with --baseline the two checkouts alternate run by run (A/B interleaved) so load on the
 machine hits both alike. Prints the median per example and which heavy modules the process imported.
 """
@@ -20,14 +20,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE = (
-    "import sys\nfrom nodedsl.cli.main import main\n"
+    "import sys\nfrom nodedsl.cli.entry import main\n"
     "try:\n    main()\nfinally:\n"
     "    print('imported:', sorted(m for m in ('torch', 'sympy', 'matplotlib') if m in sys.modules), file=sys.stderr)\n"
 )
 
 
 def run_once(root: Path, path: str) -> tuple[float, str]:
-    env = {**os.environ, "PYTHONPATH": str(root)}
+    # bytecode written and reused, as for an installed package (pip compiles .pyc at install)
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}, "PYTHONPATH": str(root)}
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-c", CODE, "check", path], capture_output=True, text=True, env=env, cwd=root

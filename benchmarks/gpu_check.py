@@ -3,7 +3,16 @@ and solvers.
 
 Not a CI test (CI has no GPU). Usage on a machine with CUDA: ``python benchmarks/gpu_check.py``.
 Each check compares the GPU result with the CPU result of the same model and parameters (float64),
-and prints one line; the exit code is 1 if any check fails.
+and prints one line; the exit code is 1 if any check fails. Without CUDA it says so and exits 0.
+
+Training (``train_check``): every example with a train block is trained for a few epochs with
+``device = cuda`` and with ``device = cpu`` (``run_training``, float64, the same seeds and windows),
+and the trained parameters are compared; then a run of fewer epochs on the GPU is resumed on the CPU
+(the checkpoint is loaded with ``map_location``) and must match the uninterrupted CPU run (all with
+``horizon = full`` and no schedule, which would depend on the changed ``epochs``).
+
+    python benchmarks/gpu_check.py                     # everything on cuda
+    python benchmarks/gpu_check.py cpu --train-only    # the training half on the CPU (a dry run)
 """
 
 from __future__ import annotations
@@ -30,13 +39,60 @@ def close(name: str, gpu: torch.Tensor, cpu: torch.Tensor, tol: float = 1e-9) ->
     print(f"{'ok  ' if ok else 'FAIL'} {name}: max |gpu - cpu| = {err:.2e}")
 
 
+TRAIN_CASES = (
+    ("pendulum.node", "Pendulum"),
+    ("msd.node", "MassSpringDamper"),
+    ("two_masses.node", "TwoMassesLearned"),
+    ("lotka_volterra.node", "LotkaVolterra"),
+    ("blackbox.node", "PendulumBlackBox"),
+    ("forced_msd.node", "ForcedMSD"),
+    ("linear_matrix.node", "Linear3"),
+)
+
+
+def train_check(dev: torch.device, epochs: int = 3) -> None:
+    """Train the examples on ``dev`` and on the CPU; compare; resume a ``dev`` run on the CPU."""
+    import tempfile
+
+    from nodedsl.train import run as run_module
+    from nodedsl.train import run_training, select_train
+
+    run_module.plot_run = lambda run: []  # the plots are not compared
+    root = Path(tempfile.mkdtemp(prefix="gpu_check_"))
+    for file, name in TRAIN_CASES:
+        prog = nodedsl.load(ROOT / "examples" / file)
+        block = select_train(prog, name)
+        states = {}
+        for tag, device, n, resume in (
+            ("dev", str(dev), epochs, False),
+            ("cpu", "cpu", epochs, False),
+            ("resumed", str(dev), epochs - 1, False),
+            ("resumed", "cpu", epochs, True),
+        ):
+            # no horizon curriculum and no schedule: both depend on `epochs`, which the resumed run changes
+            sets = {"epochs": str(n), "device": device, "checkpoint_every": "1", "horizon": "full", "schedule": "none"}
+            started = time.perf_counter()
+            run_training(prog, block, overrides=sets, run_dir=root / f"{name}-{tag}", resume=resume)
+            took = time.perf_counter() - started
+            states[tag] = torch.load(root / f"{name}-{tag}" / "model.pt", weights_only=True)["model_state"]
+            print(f"     {name}: {n} epochs on {device}{' (resumed)' if resume else ''} in {took:.1f} s")
+        flat = {k: torch.cat([v.reshape(-1) for v in st.values()]) for k, st in states.items()}
+        close(f"{name} trained {epochs} epochs on {dev} vs cpu", flat["dev"], flat["cpu"], 1e-6)
+        close(f"{name} {dev} run resumed on cpu vs cpu", flat["resumed"], flat["cpu"], 1e-6)
+
+
 def main() -> int:
-    dev = torch.device(sys.argv[1] if len(sys.argv) > 1 else "cuda")  # "cpu" dry-runs the script
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    dev = torch.device(args[0] if args else "cuda")  # "cpu" dry-runs the script
     if dev.type == "cuda" and not torch.cuda.is_available():
-        print("no CUDA device")
-        return 1
+        print("no CUDA device: skipped (run `gpu_check.py cpu` for a dry run on the CPU)")
+        return 0
     torch.set_default_dtype(torch.float64)
     print(torch.__version__, torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu")
+    if "--train-only" in sys.argv:
+        train_check(dev)
+        print(f"{failures} failure(s)")
+        return 1 if failures else 0
     cases = [
         ("pendulum.node", "Pendulum"),
         ("msd.node", "MassSpringDamper"),
@@ -140,6 +196,7 @@ def main() -> int:
         model(torch.tensor(0.0, device=dev), x).sum().backward()
     sync()
     print(f"pendulum field fwd+bwd, batch 65536, float32: {(time.perf_counter() - start) / 50 * 1e3:.3f} ms")
+    train_check(dev)
     print(f"{failures} failure(s)")
     return 1 if failures else 0
 

@@ -93,14 +93,51 @@ def test_state_columns_are_allowed_extras(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "cell, word", [("nan", "finite"), ("inf", "finite"), ("abc", "non-numeric"), ("", "non-numeric")]
+    "row, col, word",
+    [
+        ("0,0.2,inf,-0.2,0", "theta", "finite"),
+        ("0,0.2,abc,-0.2,0", "theta", "non-numeric"),
+        ("0,0.2,0.7,-0.2,nan", "torque", "finite"),  # a gap in an input: no value to interpolate from
+        ("0,0.2,0.7,-0.2,", "torque", "non-numeric"),
+        ("0,,0.7,-0.2,0", "t", "non-numeric"),
+    ],
 )
-def test_bad_cells_name_column_and_line(tmp_path, cell, word):
+def test_bad_cells_name_column_and_line(tmp_path, row, col, word):
     lines = GOOD.splitlines()
-    lines[3] = f"0,0.2,{cell},-0.2,0"
+    lines[3] = row
     diags = error_of(load_csv, write(tmp_path, "\n".join(lines) + "\n"), OUT, INP)
     d = diags[0]
-    assert word in d.message and "'theta'" in d.message and "line 4" in d.message and d.span.line == 4
+    assert word in d.message and f"'{col}'" in d.message and "line 4" in d.message and d.span.line == 4
+
+
+@pytest.mark.parametrize("gap", ["", "nan", "NaN"])
+def test_missing_outputs_are_nan_not_errors(tmp_path, gap):
+    """An empty or NaN output cell is a missing observation, by both readers (pyarrow and rows): marked in
+    ``missing``, with ``y`` interpolated in time there."""
+    lines = GOOD.splitlines()
+    lines[3] = f"0,0.2,{gap},-0.2,0"
+    for quoted in (False, True):  # a quote anywhere sends the file to the row reader
+        text = "\n".join(lines[:4]) + "\n" + ('"0",0.3,0.1,0.2,0\n' if quoted else "")
+        tr = load_csv(write(tmp_path, text), OUT, INP)
+        assert tr.missing is not None and bool(tr.missing[0, 2, 0]) and tr.n_missing == 1
+        assert bool(torch.isfinite(tr.y).all()) and tr.rows[0, 2] == 4  # filled in time: a start for estimates
+
+
+def test_fast_and_row_readers_agree(tmp_path):
+    """pyarrow's columns and the row reader give the same trajectories, ids and line numbers."""
+    from nodedsl.data import loading
+
+    text = GOOD.replace("\n1,", "\n\n1,", 1) + "\n"  # a blank line shifts the line numbers
+    path = write(tmp_path, text)
+    fast = load_csv(path, OUT, INP)
+    slow_reader = loading.read_csv_table
+    try:
+        loading.read_csv_table = lambda p: None
+        slow = load_csv(path, OUT, INP)
+    finally:
+        loading.read_csv_table = slow_reader
+    assert fast.ids == slow.ids and (fast.rows == slow.rows).all()
+    assert torch.equal(fast.t, slow.t) and torch.equal(fast.y, slow.y) and torch.equal(fast.u, slow.u)
 
 
 def test_nonincreasing_time(tmp_path):
@@ -248,3 +285,37 @@ def test_synth_unknown_state_and_vector_state():
     tr = generate(FakeDecay(k=1.0), cfg)
     assert tr.x[:, 0, 0].tolist() == [2, 2]
     assert torch.allclose(tr.x[:, -1, 0], torch.full((2,), 2 * np.exp(-1.0)), rtol=1e-4)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "h5"])
+def test_columnar_files_equal_the_csv(tmp_path, fmt):
+    """Parquet and HDF5 files with the CSV's columns give the same trajectories; a bad cell names its row."""
+    import numpy as np
+
+    from nodedsl.data.loading import load_file
+
+    csv = load_csv(write(tmp_path, GOOD), OUT, INP)
+    rows = [line.split(",") for line in GOOD.strip().splitlines()]
+    cols = {name: np.array([float(r[j]) for r in rows[1:]]) for j, name in enumerate(rows[0])}
+    path = tmp_path / f"d.{fmt}"
+
+    def save(columns):
+        if fmt == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.table(columns), path)
+        else:
+            h5py = pytest.importorskip("h5py")
+            with h5py.File(path, "w") as fh:
+                for k, v in columns.items():
+                    fh.create_dataset(k, data=v)
+
+    save(cols)
+    got = load_file(path, OUT, INP)
+    assert got.ids == csv.ids and torch.equal(got.y, csv.y) and torch.equal(got.t, csv.t)
+    cols["torque"] = cols["torque"].copy()
+    cols["torque"][4] = np.inf
+    save(cols)
+    d = error_of(load_file, path, OUT, INP)[0]
+    assert "'torque'" in d.message and "row 5" in d.message

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from pygments.token import Comment, Error, Keyword, Number, String
 
-from nodedsl.frontend.parse import KEYWORDS
+from nodedsl.core.words import ALL_WORDS
 from nodedsl.frontend.shapes import BUILTINS
 from nodedsl.highlight.lexer import BUILTINS as LEXER_BUILTINS
 from nodedsl.highlight.lexer import NodeDslLexer
@@ -46,7 +46,7 @@ def _expected(text: str) -> list[tuple[int, int, str, str]]:
     for i, line in enumerate(text.split("\n")):
         for m in _LEX.finditer(line):
             kind = m.lastgroup
-            if kind == "name" and m.group() in KEYWORDS | {"weight"}:
+            if kind == "name" and m.group() in ALL_WORDS:
                 kind = "keyword"
             if kind in SCOPES:
                 out.append((i, m.start(), kind, m.group()))
@@ -77,6 +77,15 @@ def test_pygments_lexer(path):
 
 def test_pygments_knows_the_language():
     assert set(LEXER_BUILTINS) == set(BUILTINS)
+    lexed = {v for tok, v in NodeDslLexer().get_tokens(" ; ".join(sorted(ALL_WORDS))) if tok in Keyword}
+    assert lexed == set(ALL_WORDS)
+
+
+def test_textmate_grammar_names_every_word():
+    """The VS Code grammar is JSON, not Python: every word of nodedsl.core.words must be in it."""
+    patterns = json.loads(GRAMMAR.read_text())["repository"]["keyword"]["patterns"]
+    named = {w for p in patterns for w in re.findall(r"[A-Za-z_]+", p["match"].replace("\\b", " "))} - {"b"}
+    assert set(ALL_WORDS) <= named, sorted(set(ALL_WORDS) - named)
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert config["project"]["entry-points"]["pygments.lexers"]["nodedsl"] == "nodedsl.highlight.lexer:NodeDslLexer"
 

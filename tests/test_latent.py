@@ -141,3 +141,15 @@ def test_nudging_pulls_the_latent_state_and_scores_the_free_part():
         free = solve(field, trainer.train.initial(idx), grid, solver=trainer.solver).ys.transpose(0, 1)
     free_err = float((free[:, 18:, 0] - target[..., 0]).pow(2).mean().sqrt())
     assert float((yhat - target).pow(2).mean().sqrt()) < 0.6 * free_err
+
+
+def test_resumed_encoder_run_equals_an_uninterrupted_one(tmp_path):
+    """The encoder's weights travel in the checkpoint: 1 epoch + resume to 2 == 2 epochs straight."""
+    from nodedsl.train import run_training, select_train
+
+    prog = nodedsl.loads(SRC, "osc.node")
+    straight = run_training(prog, select_train(prog), overrides={"epochs": "2"}, run_dir=tmp_path / "a")
+    run_training(prog, select_train(prog), overrides={"epochs": "1"}, run_dir=tmp_path / "b")
+    resumed = run_training(prog, select_train(prog), overrides={"epochs": "2"}, run_dir=tmp_path / "b", resume=True)
+    assert resumed.parameters == straight.parameters
+    assert resumed.train_loss == straight.train_loss

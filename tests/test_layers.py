@@ -27,7 +27,9 @@ LAYERS: dict[str, int] = {
     "train": 7,
     "program": 8,
     "simulate": 9,
+    "export": 9,
     "analysis": 9,
+    "sweep": 9,
     "lsp": 10,
     "cli": 11,
     "__init__": 12,  # nodedsl/__init__.py re-exports the API

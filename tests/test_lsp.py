@@ -333,3 +333,46 @@ def test_completion_of_solvers_options_and_keys():
     keys = labels("    ")
     assert {"epochs", "optimizer", "window", "data"} <= set(keys) and keys["epochs"] == "key"
     assert set(labels("    data = ")) == {"swings"}
+
+
+OBSERVED = """model VanDerPol {
+    state x1 = 1.0
+    state x2 = 0.0
+    state h latent = 0.0
+    der(x1) = x2
+    der(x2) = (1 - x1^2) * x2 - x1
+    der(h) = -h
+}
+
+observer Estimator for VanDerPol {
+    measure y = x11
+    kind = kkl(dim = 3, poles = [-1, -2, -3])
+    net T_inv(z[3]) -> 3 { hidden = [16] }
+}
+"""
+
+
+def test_observer_blocks_are_checked_listed_and_resolved(session):
+    """Observers (contract section 11) through the incremental parse: their errors, symbols and names."""
+    client, _, folder, _, _, _ = session
+    path = folder / "observed.node"
+    path.write_text(OBSERVED)
+    uri = path.as_uri()
+    client.notify(
+        "textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "nodedsl", "version": 1, "text": OBSERVED}}
+    )
+    [diag] = client.diagnostics(uri)
+    assert diag["range"]["start"] == _pos(OBSERVED, "x11") and "x11" in diag["message"]
+    fixed = OBSERVED.replace("x11", "x1")
+    client.notify(
+        "textDocument/didChange", {"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"text": fixed}]}
+    )
+    assert client.diagnostics(uri) == []
+    symbols = client.request("textDocument/documentSymbol", {"textDocument": {"uri": uri}})
+    assert [(s["name"], s.get("detail")) for s in symbols][-1] == ("Estimator", "observer for VanDerPol")
+    loc = client.request("textDocument/definition", {"textDocument": {"uri": uri}, "position": _pos(fixed, "= x1", 2)})
+    assert loc["range"]["start"] == _pos(fixed, "x1 = 1.0")
+    loc = client.request(
+        "textDocument/definition", {"textDocument": {"uri": uri}, "position": _pos(fixed, "for Van", 4)}
+    )
+    assert loc["range"]["start"] == _pos(fixed, "VanDerPol {")

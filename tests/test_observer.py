@@ -110,3 +110,24 @@ def test_unknown_observer_is_located(tmp_path, name):
     node.write_text(SRC, encoding="utf-8")
     res = CliRunner().invoke(app, ["train", str(node), "--observer", name])
     assert res.exit_code == 1 and "error[undefined-name]" in res.output and "Kkl, Lue" in res.output
+
+
+def test_learn_D_trains_the_poles_with_the_maps():
+    """kkl(learn_D = true): the poles move (gradients reach D through the filter) and stay stable,
+    and training the maps still lowers the loss; with learn_D = false the poles stay as declared."""
+    from nodedsl.train.observer import train_observer
+
+    short = SRC.replace("epochs = 150", "epochs = 6").replace("time = 12", "time = 7")
+    fixed = build_observer(
+        nodedsl.loads(short, "h.node"), nodedsl.loads(short, "h.node").checked.configs["observer Kkl"]
+    )
+    learned_src = short.replace("poles = [-1, -2, -3])", "poles = [-1, -2, -3], learn_D = true)")
+    prog = nodedsl.loads(learned_src, "h.node")
+    learned = build_observer(prog, prog.checked.configs["observer Kkl"])
+    first: list[float] = []
+    summary = train_observer(learned, lambda e, n, loss: first.append(loss))
+    train_observer(fixed)
+    assert fixed.poles.tolist() == [-1.0, -2.0, -3.0]
+    moved = torch.tensor(summary["poles"]) - torch.tensor([-1.0, -2.0, -3.0])
+    assert float(moved.abs().max()) > 1e-3 and all(p < 0 for p in summary["poles"])
+    assert first[-1] < first[0]

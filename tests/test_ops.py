@@ -63,7 +63,7 @@ def test_every_graph_op_is_declared():
             elif node.op == "call_method":
                 assert node.target in ops.METHODS, f"{where}: method {node.target} is not declared in ops.py"
     # the extra models reach the ops of every builtin, nets and their derivatives
-    for fn in (torch.sin, ops.apply, ops.net_grad, ops.minimum, ops.maximum, torch.sign, torch.abs):
+    for fn in (torch.sin, ops.apply, ops.mlp_grad, ops.minimum, ops.maximum, torch.sign, torch.abs):
         assert fn in seen, fn
 
 

@@ -11,26 +11,18 @@ Example:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
-from ..core.diagnostics import NodeDslError, render
+from ..core.diagnostics import NodeDslError
+from .checking import render_all
 
 __all__ = ["fail", "load_or_fail", "report"]
 
 
 def report(diags, sources: dict[str, str] | None = None) -> None:
     """Print diagnostics to stderr in ``file:line:col: error[code]: message`` form."""
-    sources = sources or {}
-    for d in diags:
-        text = sources.get(d.span.file)
-        if text is None and d.span.file and Path(d.span.file).is_file():
-            try:
-                text = Path(d.span.file).read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
-                text = None
-        typer.echo(render(d, text), err=True)
+    for line in render_all(diags, sources):
+        typer.echo(line, err=True)
 
 
 def fail(err: NodeDslError, sources: dict[str, str] | None = None) -> None:

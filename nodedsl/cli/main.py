@@ -14,11 +14,10 @@ Example::
 from __future__ import annotations
 
 import importlib
-import sys
 
 import typer
 
-from ..core.diagnostics import Diagnostic, Span, render
+from .checking import guarded
 
 app = typer.Typer(
     add_completion=False,
@@ -33,11 +32,14 @@ COMMANDS = (
     "simulate",
     "data",
     "train",
+    "sweep",
     "energy",
     "bands",
     "observe",
     "editor",
     "verify",
+    "sample",
+    "export",
 )
 for _name in COMMANDS:
     importlib.import_module(f"{__package__}.{_name}").register(app)
@@ -45,22 +47,7 @@ for _name in COMMANDS:
 
 def main() -> None:
     """Entry point: never lets a Python traceback reach the user."""
-    try:
-        app()
-    except SystemExit:
-        raise
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
-    except Exception as err:
-        diag = Diagnostic(
-            "internal",
-            f"internal error: {type(err).__name__}: {err}",
-            Span("<nodedsl>", 0, 0),
-            ("please report this with the input that caused it",),
-        )
-        typer.echo(render(diag), err=True)
-        sys.exit(2)
+    guarded(app)
 
 
 if __name__ == "__main__":

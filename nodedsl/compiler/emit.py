@@ -196,7 +196,7 @@ class Emitter:
             return self.call(operator.getitem, out, (Ellipsis, e.out))
         gkey = (key, e.out)
         if gkey not in self.net_grads:
-            self.net_grads[gkey] = self.call(ops.net_grad, net, inp, e.out)
+            self.net_grads[gkey] = self.call(ops.mlp_grad, net, inp, e.out)
         return self.call(operator.getitem, self.net_grads[gkey], (Ellipsis, e.arg))
 
 

@@ -82,6 +82,12 @@ class Driven(nn.Module):
         """Symbolic ``[x', ..., x^(order)]``, inputs ``signal(t)`` held over the step."""
         return self.model.taylor_coefficients(t, x, order, self._inputs(t, x))
 
+    def semilinear(self):
+        """``(A, N)``: ``x' = x @ A^T + N(t, x)`` for the ``etd`` solver (``compiler.semilinear``)."""
+        from .semilinear import semilinear_parts
+
+        return semilinear_parts(self.model, self._inputs)
+
 
 class CompiledModel(nn.Module):
     """A compiled model: ``field``, ``observe``, constraint residuals, and (pH) energy functions."""
@@ -351,11 +357,12 @@ class CompiledModel(nn.Module):
         fn = self._function("observe", self.system.outputs)
         return self._call(fn, t, x, u)
 
-    def constraint_residuals(self, name: str, t, x, u=None, samples: dict | None = None):
-        """Residual ``[batch, size]`` of constraint ``name``: want == 0 (eq) or <= 0 (ineq)."""
+    def constraint_residuals(self, name: str, t, x, u=None, samples: dict | None = None, magnitude: bool = False):
+        """Residual ``[batch, size]`` of ``name`` (want == 0 or <= 0); ``magnitude``: its terms' |.| sum."""
         c = self._constraint_sym[name]
         domains = [(var, len(comps)) for var, comps, _, _ in c.domains]
-        fn = self._function("constraint " + name, c.residual, [s for _, comps, _, _ in c.domains for s in comps])
+        key, exprs = ("constraint magnitude ", c.magnitude) if magnitude else ("constraint ", c.residual)
+        fn = self._function(key + name, exprs, [s for _, comps, _, _ in c.domains for s in comps])
         u = self.default_inputs(x) if u is None else u
         cols = []
         for var, size in domains:

@@ -13,6 +13,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -63,3 +65,92 @@ def build_mlp(spec: NetSpec, dtype: torch.dtype | None = None) -> nn.Sequential:
     if spec.output_scale or spec.scale_auto:
         layers.append(fixed_scale(spec.output_scale or (1.0,) * spec.out, dtype))
     return nn.Sequential(*layers)
+
+
+def activation_derivative(layer: nn.Module, z: torch.Tensor) -> torch.Tensor | None:
+    """``act'(z)`` of an activation layer at its input ``z`` as explicit operations, or None when there is
+    no rule (then :func:`nodedsl.compiler.ops.mlp_grad` falls back to autograd). The same activations as
+    the Taylor rules of :mod:`nodedsl.compiler.jetrules`.
+
+    Example:
+        >>> z = torch.tensor([0.0, 1.0])
+        >>> torch.allclose(activation_derivative(nn.Tanh(), z), 1 - torch.tanh(z) ** 2)
+        True
+    """
+    if isinstance(layer, nn.Identity):
+        return torch.ones_like(z)
+    if isinstance(layer, nn.Tanh):
+        y = torch.tanh(z)
+        return 1 - y * y
+    if isinstance(layer, nn.Sigmoid):
+        s = torch.sigmoid(z)
+        return s * (1 - s)
+    if isinstance(layer, nn.Softplus):  # torch's softplus is linear where beta z > threshold
+        bz = z * layer.beta
+        return torch.where(bz > layer.threshold, torch.ones_like(z), torch.sigmoid(bz))
+    if isinstance(layer, nn.ReLU):
+        return (z > 0).to(z.dtype)
+    if isinstance(layer, nn.SiLU):
+        s = torch.sigmoid(z)
+        return s * (1 + z * (1 - s))
+    if isinstance(layer, nn.ELU):
+        return torch.where(z > 0, torch.ones_like(z), layer.alpha * torch.exp(z))
+    if isinstance(layer, nn.GELU) and layer.approximate == "none":  # Phi(z) + z phi(z)
+        cdf = 0.5 * (1 + torch.erf(z * (1 / math.sqrt(2))))
+        return cdf + z * torch.exp(-0.5 * z * z) * (1 / math.sqrt(2 * math.pi))
+    return None
+
+
+_RULED = (nn.Linear, nn.Identity, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.ReLU, nn.SiLU, nn.ELU)
+
+
+def mlp_supported(net: nn.Module) -> bool:
+    """Whether every layer of ``net`` is a ``Linear`` or an activation with a derivative rule.
+
+    Example:
+        >>> mlp_supported(nn.Sequential(nn.Linear(1, 2), nn.GELU(approximate="tanh"), nn.Linear(2, 1)))
+        False
+    """
+    return isinstance(net, nn.Sequential) and all(
+        isinstance(layer, _RULED) or (isinstance(layer, nn.GELU) and layer.approximate == "none") for layer in net
+    )
+
+
+def mlp_gradient(net: nn.Sequential, inp: torch.Tensor, k: int) -> torch.Tensor:
+    """``d net(inp)[..., k] / d inp`` by the chain rule written out: the forward pass keeps each layer's
+    input, the backward pass multiplies by ``W`` for a ``Linear`` and by ``act'(z)`` for an activation.
+    Plain tensor operations only (no ``torch.autograd.grad``), so it traces, exports and compiles; reverse
+    mode differentiates it for training. ``net`` must pass :func:`mlp_supported`.
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1))
+        >>> x = torch.randn(4, 2, requires_grad=True)
+        >>> (g,) = torch.autograd.grad(net(x).sum(), x)
+        >>> torch.allclose(mlp_gradient(net, x, 0), g)
+        True
+    """
+    layers = list(net)
+    inputs = []
+    h = inp
+    for layer in layers:
+        inputs.append(h)
+        h = layer(h)
+    g = None  # the cotangent [..., width]; None while it is still the unit vector e_k times `scale`
+    scale = None
+    for layer, z in zip(reversed(layers), reversed(inputs)):
+        if isinstance(layer, nn.Linear):
+            if g is None:
+                row = layer.weight[k]
+                g = row if scale is None else scale * row
+            else:
+                g = g @ layer.weight
+        else:
+            d = activation_derivative(layer, z)
+            assert d is not None, f"no derivative rule for {type(layer).__name__}"
+            if g is None:
+                dk = d[..., k : k + 1]
+                scale = dk if scale is None else scale * dk
+            else:
+                g = g * d
+    assert g is not None, "an MLP ends in a Linear layer"
+    return g.expand(inp.shape)

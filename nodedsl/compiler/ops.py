@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .nets import mlp_gradient, mlp_supported
+
 CONSTANT = "constant"  # the result does not move along the flow
 NO_RULE = "none"  # no Taylor rule: the jet declines graphs where it moves
 
@@ -61,6 +63,16 @@ def net_grad(net, inp, k: int):
         out = net(inp)[..., k]
         (grad,) = torch.autograd.grad(out.sum(), inp, create_graph=keep)
     return grad
+
+
+def mlp_grad(net, inp, k: int):
+    """d net(inp)[..., k] / d inp as explicit operations (:func:`nodedsl.compiler.nets.mlp_gradient`: the
+    chain rule through Linear layers and the activations' derivatives), so fields with ``grad H`` of a
+    net export and compile with ``fullgraph=True``. A net with a layer that has no derivative rule (GELU's
+    tanh approximation) falls back to :func:`net_grad`: autograd is the only derivative it has here."""
+    if mlp_supported(net):
+        return mlp_gradient(net, inp, k)
+    return net_grad(net, inp, k)
 
 
 def minimum(*xs):
@@ -161,6 +173,7 @@ FUNCTIONS: dict[Callable, Op] = {
     const: Op(CONSTANT, why="a number as a tensor"),
     torch.zeros_like: Op(CONSTANT, why="zeros"),
     net_grad: Op(NO_RULE, why="a net's derivative inside the field needs nested Taylor rules of the MLP"),
+    mlp_grad: Op(NO_RULE, why="a net's derivative inside the field needs nested Taylor rules of the MLP"),
     matrix: Op(NO_RULE, why="writes parameter entries into a matrix: its arguments never move along the flow"),
 }
 METHODS: dict[str, Op] = {"squeeze": _LINEAR}  # the one method the compiler emits (views.split_views)

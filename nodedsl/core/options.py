@@ -66,6 +66,11 @@ class Option:
             text += f" = {self.default!r}"
         return text
 
+    def _hint(self, value: Any) -> str:
+        """A close match among word choices (numeric choices are listed, not guessed at)."""
+        words = [c for c in self.choices or () if isinstance(c, str)]
+        return close_match(str(value), words) if words else ""
+
     def check(self, solver: str, value: Any) -> Any:
         """Return ``value`` converted to the option's type, or raise ``SolverError``."""
         if value is None and self.none_ok:
@@ -107,7 +112,7 @@ class Option:
         if self.choices is not None and value not in self.choices:
             raise SolverError(
                 f"option '{self.name}' of solver '{solver}' must be one of "
-                f"{', '.join(map(str, self.choices))}, got {value!r}{close_match(str(value), self.choices)}",
+                f"{', '.join(map(str, self.choices))}, got {value!r}{self._hint(value)}",
                 option=self.name,
             )
         return value

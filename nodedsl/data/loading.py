@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.diagnostics import Diagnostic, NodeDslError, Span, suggest
-from ..core.limits import limit, over_limit
+from ..core.diagnostics import Diagnostic, NodeDslError, suggest
+from ..io.arrow import read_csv_table
 from ..io.tables import read_rows
+from .columnar import csv_plan, from_table, load_parquet, pad_and_assemble, parse_cell, value_columns
 from .trajectories import MAX_ERRORS, Plan, Trajectories, _err, assemble, check_times, match_model, plan_columns
 from .windows import Windows, make_windows, split_by_trajectory
 
@@ -34,6 +35,7 @@ __all__ = [
     "load_csv",
     "load_file",
     "load_npz",
+    "load_parquet",
     "make_windows",
     "match_model",
     "split_by_trajectory",
@@ -41,13 +43,6 @@ __all__ = [
 
 
 # ------------------------------------------------------------------ CSV
-def _cell(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
 def load_csv(
     path: str | Path,
     output_names: Sequence[str],
@@ -63,18 +58,24 @@ def load_csv(
     an ``event`` column (``simulate``'s event marks) is skipped.
     ``aliases[output] = state`` lets a state's column stand for an output that equals that state.
     Input columns may be absent when ``input_defaults`` is given (the model's default inputs).
-    Raises :class:`NodeDslError` (``data-error``) naming the file, column and line.
+    An empty or ``NaN`` cell in an output column is a missing observation (NaN in ``y``: masked out of
+    the loss); anywhere else it is an error. Each trajectory keeps its own times.
+    The file is parsed by pyarrow (:func:`nodedsl.io.arrow.read_csv_table`); a file it cannot read
+    exactly is read row by row, so every problem is a ``data-error`` naming the file, column and line.
     """
     file = str(path)
+    table = read_csv_table(path)
+    if table is not None:
+        fast = from_table(file, table, output_names, input_names, state_names, aliases, input_defaults)
+        if fast is not None:
+            return fast
     numbered = read_rows(path)
     if not numbered:
         raise NodeDslError([_err(file, "the file is empty (expected a header line with 't' and the output columns)")])
     header_line, header = numbered[0]
     columns = [c.strip() for c in header]
-    # `simulate` marks events in an `event` column: not data unless the model names something so
-    names = {*output_names, *input_names, *(state_names or ())}
-    value_cols = [c for c in columns if c not in ("t", "trajectory") and (c != "event" or c in names)]
-    plan = _csv_plan(
+    value_cols = value_columns(columns, output_names, input_names, state_names)
+    plan = csv_plan(
         file,
         header_line,
         columns,
@@ -89,57 +90,11 @@ def load_csv(
     if not groups:
         raise NodeDslError([_err(file, "no data rows after the header", header_line)])
     ids = list(groups)
-    lengths = np.array([len(groups[k]) for k in ids])
-    n, T = len(ids), int(lengths.max())
-    padded = n * T * (len(value_cols) + 3) * 8  # t, values, row numbers (and the tensors made from them)
-    if padded > limit("data-bytes"):
-        what = f"'{file}' padded to {n} trajectories x {T} samples"
-        raise NodeDslError([over_limit("data-bytes", padded, what, Span(file, 0, 0))])
-    t = np.zeros((n, T))
-    cols = np.zeros((n, T, len(value_cols)))
-    rows = np.zeros((n, T), dtype=np.int64)
-    tarr, larr = np.asarray(times), np.asarray(lines_of)
-    for i, k in enumerate(ids):
-        idx = np.asarray(groups[k])
-        pad = np.concatenate([idx, np.full(T - len(idx), idx[-1])])
-        t[i], cols[i], rows[i] = tarr[pad], values[pad], larr[pad]
-    diags: list[Diagnostic] = []
-    check_times(file, t, lengths, ids, rows, diags)
-    if diags:
-        raise NodeDslError(diags)
-    return assemble(file, t, cols, lengths, plan, output_names, input_names, state_names, input_defaults, ids, rows)
-
-
-def _csv_plan(
-    file, header_line, columns, value_cols, output_names, input_names, state_names, aliases, inputs_optional
-) -> Plan:
-    """The column plan of a CSV header (a missing ``t`` and every column problem reported together)."""
-    diags: list[Diagnostic] = []
-    if "t" not in columns:
-        diags.append(
-            _err(
-                file,
-                "missing column 't' (the time)",
-                header_line,
-                suggest("t", columns) or ("did you mean 't'?" if "time" in columns else ""),
-                f"columns present: {', '.join(columns)}",
-            )
-        )
-    plan, plan_diags = plan_columns(
-        file,
-        value_cols,
-        output_names,
-        input_names,
-        state_names,
-        aliases,
-        inputs_optional,
-        ("trajectory", "t"),
-        header_line,
-    )
-    diags += plan_diags
-    if diags or plan is None:
-        raise NodeDslError(diags)
-    return plan
+    members = [np.asarray(groups[k]) for k in ids]
+    return pad_and_assemble(
+        file, members, ids, np.asarray(times), values, np.asarray(lines_of), plan, value_cols,
+        output_names, input_names, state_names, input_defaults,
+    )  # fmt: skip
 
 
 def _csv_cells(file, numbered, columns, value_cols, plan: Plan):
@@ -148,6 +103,7 @@ def _csv_cells(file, numbered, columns, value_cols, plan: Plan):
     traj_col = columns.index("trajectory") if "trajectory" in columns else None
     value_index = [columns.index(c) for c in value_cols]
     checks = [(t_col, "t", None)] + [(value_index[j], value_cols[j], j) for j in sorted(set(plan.needed))]
+    may_miss = set(plan.outputs)  # an empty or NaN output cell is a missing observation
     diags: list[Diagnostic] = []
     groups: dict[object, list[int]] = {}
     times: list[float] = []
@@ -163,7 +119,7 @@ def _csv_cells(file, numbered, columns, value_cols, plan: Plan):
             continue
         key = row[traj_col].strip() if traj_col is not None else 0
         if traj_col is not None:
-            num = _cell(key)
+            num = parse_cell(key)
             if num is not None and math.isfinite(num):
                 key = int(num) if num.is_integer() else num
             if key == "":
@@ -171,7 +127,9 @@ def _csv_cells(file, numbered, columns, value_cols, plan: Plan):
         groups.setdefault(key, []).append(r)
         for col, name, j in checks:
             text = row[col].strip()
-            v = _cell(text)
+            v = parse_cell(text)
+            if j in may_miss and (not text or (v is not None and math.isnan(v))):
+                continue  # values[r, j] stays NaN: masked out of the loss
             if v is None:
                 diags.append(_err(file, f"non-numeric value '{text}' in column '{name}' at line {line}", line))
             elif not math.isfinite(v):
@@ -316,10 +274,12 @@ def load_file(
     state_names: Sequence[str] = (),
     **kw,
 ) -> Trajectories:
-    """:func:`load_csv` or :func:`load_npz` by extension."""
+    """:func:`load_csv`, :func:`load_parquet` or :func:`load_npz` by extension."""
     suffix = Path(path).suffix.lower()
     if suffix == ".npz":
         return load_npz(path, output_names, input_names, state_names, **kw)
+    if suffix in (".parquet", ".pq", ".h5", ".hdf5"):
+        return load_parquet(path, output_names, input_names, state_names, **kw)
     if suffix == ".csv":
         return load_csv(path, output_names, input_names, state_names, **kw)
-    raise NodeDslError([_err(str(path), f"data file '{path}' must end in .csv or .npz")])
+    raise NodeDslError([_err(str(path), f"data file '{path}' must end in .csv, .parquet, .h5 or .npz")])

@@ -34,7 +34,9 @@ class Trajectories:
     ``t [N, T]`` times (float64, so that sampling intervals stay exact), ``y [N, T, n_out]`` observed
     outputs, ``u [N, T, m]`` inputs, and optionally the
     full states ``x [N, T, n]`` (synthetic data, or files that carry every state). ``lengths[i]`` is the
-    number of real samples of trajectory ``i``; samples past it repeat the last one.
+    number of real samples of trajectory ``i``; samples past it repeat the last one. ``missing`` (when a
+    file had gaps) marks outputs with no observation: their ``y`` holds a linear interpolation in time
+    (a start for estimates such as initial states); losses and errors leave them out.
     """
 
     t: torch.Tensor
@@ -48,6 +50,7 @@ class Trajectories:
     ids: tuple = ()
     source: str = ""
     rows: np.ndarray | None = field(default=None, repr=False)  # [N, T] CSV line numbers, for messages
+    missing: torch.Tensor | None = field(default=None, repr=False)  # [N, T, n_out] True: no observation
 
     def __post_init__(self) -> None:
         if self.lengths is None:
@@ -74,7 +77,16 @@ class Trajectories:
             lengths=self.lengths[idx],
             ids=tuple(self.ids[int(i)] for i in idx),
             rows=None if self.rows is None else self.rows[idx.numpy()],
+            missing=None if self.missing is None else self.missing[idx],
         )
+
+    @property
+    def n_missing(self) -> int:
+        """Missing output values over the real samples (0 for complete data)."""
+        if self.missing is None:
+            return 0
+        real = torch.arange(self.t.shape[1])[None, :] < self.lengths[:, None]
+        return int((self.missing & real[..., None]).sum())
 
     def where(self, i: int, k: int) -> str:
         """Human-readable location of sample ``k`` of trajectory ``i``."""
@@ -195,6 +207,11 @@ def assemble(
     for k, j in enumerate(plan.inputs):
         u[:, :, k] = cols[:, :, j] if j is not None else defaults[k]
     x = cols[:, :, plan.states] if plan.states is not None else None
+    if x is not None and np.isnan(x).any():  # a state column with gaps (an output's alias): not full states
+        x = None
+    gaps = np.isnan(y)
+    if gaps.any():
+        y = _interpolate_gaps(t, y, lengths, gaps)
     as_t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)  # noqa: E731
     times = torch.as_tensor(np.ascontiguousarray(t), dtype=torch.float64)
     return Trajectories(
@@ -209,7 +226,24 @@ def assemble(
         tuple(ids),
         file,
         rows,
+        torch.as_tensor(gaps) if gaps.any() else None,
     )
+
+
+def _interpolate_gaps(t: np.ndarray, y: np.ndarray, lengths: np.ndarray, gaps: np.ndarray) -> np.ndarray:
+    """``y`` with each gap filled by linear interpolation in time within its trajectory (the nearest
+    observation at the ends; the output's mean over the file where a trajectory never observes it)."""
+    y = y.copy()
+    for j in range(y.shape[2]):
+        seen = ~gaps[:, :, j]
+        fallback = float(y[:, :, j][seen].mean()) if seen.any() else 0.0
+        for i in range(y.shape[0]):
+            if not gaps[i, :, j].any():
+                continue
+            L = int(lengths[i])
+            ok = seen[i, :L]
+            y[i, :, j] = np.interp(t[i], t[i, :L][ok], y[i, :L, j][ok]) if ok.any() else fallback
+    return y
 
 
 def check_times(

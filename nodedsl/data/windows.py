@@ -40,6 +40,7 @@ class Windows:
     input_names: tuple[str, ...]
     window: int
     x: torch.Tensor | None = None
+    missing: torch.Tensor | None = None  # [W, K+1, n_out] True where the data had no observation
 
     def __len__(self) -> int:
         return int(self.t.shape[0])
@@ -72,7 +73,7 @@ def make_windows(traj: Trajectories, window: int) -> Windows:
     if window < 1:
         raise NodeDslError([_err(traj.source, f"window must be >= 1, got {window}")])
     diags = []
-    t_parts, y_parts, u_parts, x_parts, traj_idx, starts, nexts = [], [], [], [], [], [], []
+    t_parts, y_parts, u_parts, x_parts, traj_idx, starts, nexts, m_parts = [], [], [], [], [], [], [], []
     offset = 0
     for i in range(traj.n_traj):
         length = int(traj.lengths[i])
@@ -97,6 +98,8 @@ def make_windows(traj: Trajectories, window: int) -> Windows:
         u_parts.append(traj.u[i][idx])
         if traj.x is not None:
             x_parts.append(traj.x[i][idx])
+        if traj.missing is not None:
+            m_parts.append(traj.missing[i][idx])
         traj_idx.append(torch.full((count,), i, dtype=torch.long))
         starts.append(s)
         nxt = torch.arange(count) + offset + 1
@@ -118,4 +121,5 @@ def make_windows(traj: Trajectories, window: int) -> Windows:
         traj.input_names,
         window,
         torch.cat(x_parts) if x_parts else None,
+        torch.cat(m_parts) if m_parts else None,
     )

@@ -63,9 +63,6 @@ class ExprChecker:
                 e.span,
             )
             return None
-        if isinstance(e, ast.Comprehension):
-            self.d.error("unsupported", "comprehensions [expr for i in a..b] are not built yet", e.span)
-            return None
         if isinstance(e, ast.Slice):
             target = self.shape(e.target, scope)
             return None if target is None else slice_shape(self, e, target)

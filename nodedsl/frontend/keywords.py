@@ -7,40 +7,10 @@ Example:
 
 from __future__ import annotations
 
-KEYWORDS = frozenset(
-    [
-        "import",
-        "as",
-        "model",
-        "state",
-        "input",
-        "param",
-        "net",
-        "let",
-        "der",
-        "output",
-        "constraint",
-        "for",
-        "in",
-        "learn",
-        "positive",
-        "hamiltonian",
-        "J",
-        "R",
-        "port",
-        "sub",
-        "couple",
-        "connect",
-        "dataset",
-        "train",
-        "weights",
-        "port_hamiltonian",
-        "when",
-        "reset",
-        "and",
-        "or",
-    ]
-)
+from ..core.words import RESERVED
+
+# the reserved words are declared with every other word of the language in nodedsl.core.words
+KEYWORDS = RESERVED
 
 
 RESERVED_NOTES = {

@@ -34,7 +34,19 @@ class EventsToAst:
         return ast.Noise(None if items[1] is None else str(items[1]), items[2], self._span(meta))
 
     @v_args(meta=True)
+    def sde(self, meta, items):
+        return ast.SdeKind(str(items[1]), self._span(meta))
+
+    @v_args(meta=True)
     def der(self, meta, items):
+        tok = items[2]
+        if tok is not None and tok.type == "NUMBER":  # one row: der(x[3]) = ...
+            if items[4] is not None:
+                self.diags.error("bad-index-form", "a single row der(x[3]) takes no 'for'", self._tok(items[4]))
+            if not str(tok).isdigit():
+                self.diags.error("bad-index", f"a row index is a whole number, got '{tok}'", self._tok(tok))
+                return ast.Der(str(items[1]), items[3], self._span(meta), "?", items[3], items[3])
+            return ast.Der(str(items[1]), items[3], self._span(meta), element=int(str(tok)))
         index = str(items[2]) if items[2] is not None else None
         if items[4] is not None and index is None:
             self.diags.error(

@@ -25,14 +25,12 @@ from pygments.token import (
     Whitespace,
 )
 
+from ..core.words import ALL_WORDS, BLOCKS, DECLARATIONS
+
 __all__ = ["NodeDslLexer"]
 
-DECLARATIONS = ("state", "input", "param", "net", "let", "output", "constraint", "port", "sub", "couple", "connect")
-BLOCKS = ("model", "dataset", "train")
-OTHER = (
-    "import", "as", "der", "noise", "for", "in", "learn", "positive", "weight", "weights", "hamiltonian", "J", "R",
-    "when", "reset", "and", "or",
-)  # fmt: skip
+# every other word of nodedsl.core.words (port_hamiltonian has a class of its own)
+OTHER = tuple(sorted(ALL_WORDS - set(DECLARATIONS) - set(BLOCKS) - {"port_hamiltonian"}))
 BUILTINS = (
     "abs", "clip", "cos", "diag", "dot", "exp", "log", "max", "min", "norm", "psd", "sigmoid", "sign", "sin",
     "skew", "softplus", "solve", "sqrt", "tan", "tanh", "transpose", "sum", "prod",
@@ -54,7 +52,7 @@ class NodeDslLexer(RegexLexer):
             (r"\n", Whitespace),
             (r"#.*?$", Comment.Single),
             (r'"[^"\n]*"', String.Double),
-            (r"(model|dataset)(\s+)([A-Za-z_]\w*)", bygroups(Keyword.Declaration, Whitespace, Name.Class)),
+            (r"(model|dataset|observer)(\s+)([A-Za-z_]\w*)", bygroups(Keyword.Declaration, Whitespace, Name.Class)),
             (r"(train)(\s+)([A-Za-z_][\w.]*)", bygroups(Keyword.Declaration, Whitespace, Name.Class)),
             (r"(net)(\s+)([A-Za-z_]\w*)", bygroups(Keyword.Declaration, Whitespace, Name.Function)),
             (words(DECLARATIONS + BLOCKS, suffix=r"\b"), Keyword.Declaration),

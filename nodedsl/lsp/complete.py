@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 
 from ..core.solvers import CATALOG, describe_solver
+from ..core.words import MODEL_BODY, TOP_LEVEL
 from ..frontend import ast
 from .analysis import Analysis, Analyzer
 from .hover import signature
@@ -25,28 +26,11 @@ from .index import _block, _block_model, lookup_model, member_path, members
 
 Item = tuple[str, str, str, str]
 
-MODEL_KEYWORDS = [
-    "state",
-    "input",
-    "param",
-    "net",
-    "let",
-    "der",
-    "noise",
-    "output",
-    "constraint",
-    "hamiltonian",
-    "J",
-    "R",
-    "port",
-    "sub",
-    "couple",
-    "connect",
-]
-TOP_KEYWORDS = ("import", "model", "dataset", "train")
+MODEL_KEYWORDS = list(MODEL_BODY)  # the words of the language are declared in nodedsl.core.words
+TOP_KEYWORDS = TOP_LEVEL
 # the keys when the pydantic block models cannot be imported (they are the checker's)
 _DATASET_KEYS = ("model", "trajectories", "time", "initial", "inputs", "noise", "seed", "solver")
-_OPTIMIZERS = ("adam", "adamw", "lbfgs")
+_OPTIMIZERS = ("adam", "adamw", "lbfgs", "gauss_newton", "kfac")
 _DOTTED = re.compile(r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.(\w*)$")
 
 

@@ -163,7 +163,7 @@ def _chain(toks: tuple[Tok, ...], i: int) -> tuple[list[str], int]:
 
 
 def _block(mod: ast.Module, line: int, col: int) -> Any:
-    items: list[Any] = [*mod.models, *mod.datasets, *mod.trains]
+    items: list[Any] = [*mod.models, *mod.datasets, *mod.trains, *mod.observers]
     for item in items:
         if _inside(item.span, line, col):
             return item
@@ -190,8 +190,8 @@ def _call_model(res: Analysis, file: str, toks: tuple[Tok, ...], j: int) -> tupl
 
 
 def _block_model(res: Analysis, file: str, block) -> tuple[str, ast.Model] | None:
-    """The model a dataset or train block is about (its ``model =`` entry, or the train's target)."""
-    if isinstance(block, ast.Train):
+    """The model a dataset, train or observer block is about (``model =``, the train's target, ``for M``)."""
+    if isinstance(block, (ast.Train, ast.Observer)):
         return lookup_model(res, file, block.model)
     for e in block.entries:
         if e.key == "model" and isinstance(e.value, ast.VName):

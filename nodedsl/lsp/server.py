@@ -242,6 +242,10 @@ def _symbols(res: Analysis, path: str) -> list[T.DocumentSymbol]:
         out.append(T.DocumentSymbol(ds.name, T.SymbolKind.Struct, to_range(ds.span), to_range(sel), "dataset"))
     for tr in mod.trains if mod else ():
         out.append(T.DocumentSymbol(f"train {tr.model}", T.SymbolKind.Event, to_range(tr.span), to_range(tr.span)))
+    for ob in mod.observers if mod else ():
+        sel = name_span(path, text, ob.span, ob.name)
+        detail = f"observer for {ob.model}"
+        out.append(T.DocumentSymbol(ob.name, T.SymbolKind.Interface, to_range(ob.span), to_range(sel), detail))
     return out
 
 

@@ -24,7 +24,7 @@ from ..core.limits import limit, over_limit
 from ..io.tables import read_columns
 from .table import F64, Table, _arg_error, _table, write_csv
 
-__all__ = ["SimulationRequest", "Table", "dataset_table", "run_simulation", "write_csv"]
+__all__ = ["SimulationRequest", "Table", "config_table", "dataset_table", "run_simulation", "write_csv"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class SimulationRequest:
     run: str | None = None  # a run directory: its trained parameters and nets
     init_random: bool = False  # simulate untrained nets as initialized from the seed
     seed: int = 0  # the Brownian paths of an SDE model, and the nets of --init random
+    device: str = "cpu"  # cpu, cuda, cuda:N or auto: where an ODE model is integrated (SDEs: the CPU)
 
 
 def _split(item: str, what: str) -> tuple[str, str]:
@@ -191,7 +192,7 @@ def run_simulation(prog, req: SimulationRequest) -> Table:
 
 
 def _simulate(prog, model, req: SimulationRequest, run_solver=None) -> Table:
-    from ..solvers import SolverError, solve
+    from ..solvers import SolverError
 
     x0 = model.x0_default.clone()
     for item in req.sets:
@@ -217,10 +218,9 @@ def _simulate(prog, model, req: SimulationRequest, run_solver=None) -> Table:
             if req.samples is not None or req.quantiles:
                 raise _arg_error("--samples", f"'{model.name}' has no noise: --samples/--quantiles need an SDE")
             try:
-                res = solve(model.driven(signal), x0[None], t, solver=solver)
+                ys, events = _solve_on(req.device, model, signal, x0, t, solver)
             except SolverError as err:
                 raise NodeDslError.single("solver-error", str(err), Span("<--solver>", 0, 0)) from None
-            ys, events = res.ys, res.events
         else:
             try:
                 ys = _sample_paths(model, x0, t, signal, solver, req)
@@ -234,6 +234,28 @@ def _simulate(prog, model, req: SimulationRequest, run_solver=None) -> Table:
             "try a smaller step or another solver",
         )
     return _table(model, ys, t, signal, req, events)
+
+
+def _solve_on(device: str, model, signal, x0: torch.Tensor, t: torch.Tensor, solver):
+    """``(ys, events)`` of an ODE model integrated on ``device``; the result (and the model) back on the CPU."""
+    from ..solvers import solve
+    from ..train.distributed import resolve_device
+
+    dev = resolve_device(device)
+    if dev.type == "cpu":
+        res = solve(model.driven(signal), x0[None], t, solver=solver)
+        return res.ys, res.events
+    moved = None
+    if signal is not None:  # input signals are interpolated on the CPU, then moved
+        moved = lambda tt, b: signal(tt.cpu() if isinstance(tt, torch.Tensor) else tt, b).to(dev)  # noqa: E731
+    model.to(dev)
+    if isinstance(solver, torch.nn.Module):
+        solver.to(dev)
+    try:
+        res = solve(model.driven(moved), x0[None].to(dev), t.to(dev), solver=solver)
+    finally:
+        model.to("cpu")
+    return res.ys.cpu(), res.events
 
 
 def _solver(model, req: SimulationRequest, t: torch.Tensor, run_solver=None):
@@ -293,7 +315,6 @@ def dataset_table(prog, name: str, model_name: str | None = None, run: str | Non
         >>> table.columns, table.rows.shape
         (['trajectory', 't', 'x', 'u'], (6, 4))
     """
-    from ..data.synth import generate
     from ..frontend.config import validate_dataset
 
     cfg, diags = validate_dataset(prog.dataset(name))
@@ -301,6 +322,14 @@ def dataset_table(prog, name: str, model_name: str | None = None, run: str | Non
         raise NodeDslError(diags)
     if count is not None:
         cfg = cfg.model_copy(update={"trajectories": int(count)})
+    return config_table(prog, cfg, model_name, run)
+
+
+def config_table(prog, cfg, model_name: str | None = None, run: str | None = None) -> Table:
+    """:func:`dataset_table` of a validated ``DatasetConfig`` (also built from the command line by
+    ``simulate --trajectories``, ``nodedsl/simulate/random.py``)."""
+    from ..data.synth import generate
+
     if model_name is None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(cfg.seed))

@@ -5,7 +5,6 @@ ensemble), and its CSV writer.
 
 from __future__ import annotations
 
-import csv
 import io
 import sys
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..compiler.power import supplied_power
 from ..core.diagnostics import NodeDslError, Span
 from ..io.atomic import atomic_write
 
@@ -81,9 +81,8 @@ def _one_table(model, ys, t: torch.Tensor, u: torch.Tensor, req: Any, k: int, ev
             raise _arg_error("--energy", f"--energy needs a port-Hamiltonian model; '{model.name}' is not")
         with torch.enable_grad():
             H = model.hamiltonian(ys).detach()
-            diss = model.dissipation(ys).detach()
-            y = model.port_outputs(ys).detach()
-        supplied = (y * u).sum(-1) if u.shape[1] == y.shape[1] and y.shape[1] else torch.zeros(len(t), dtype=F64)
+            diss = model.dissipation(ys, 0.0, u.to(ys.dtype)).detach()
+            supplied = supplied_power(model, ys, 0.0, u.to(ys.dtype)).detach()
         columns += ["H", "P_dissipated", "P_supplied"]
         blocks += [H[:, None], diss[:, None], supplied[:, None]]
         if getattr(model, "noise", None) is not None:  # the Ito term of dH: 1/2 tr(g^T Hess(H) g)
@@ -105,13 +104,18 @@ def _event_marks(t: torch.Tensor, events: list) -> torch.Tensor:
 
 
 def write_csv(table: Table, path: str | None) -> None:
-    """Write the table as CSV (atomically when a path is given; stdout otherwise)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(table.columns)
-    for row in table.rows:
-        w.writerow([str(int(row[0]))] + [repr(float(v)) for v in row[1:]])
+    """Write the table as CSV (atomically when a path is given; stdout otherwise), through pyarrow's
+    writer, which the data loader's reader mirrors: numbers in their shortest exact form."""
+    import pyarrow as pa
+    from pyarrow import csv
+
+    rows = np.asarray(table.rows, dtype=np.float64).reshape(-1, len(table.columns))
+    arrays = [pa.array(rows[:, 0].astype(np.int64))] + [pa.array(rows[:, j]) for j in range(1, rows.shape[1])]
+    buf = io.BytesIO()
+    options = csv.WriteOptions(quoting_style="none", quoting_header="none", eol="\n")
+    csv.write_csv(pa.Table.from_arrays(arrays, names=list(table.columns)), buf, write_options=options)
+    data = buf.getvalue()
     if path is None:
-        sys.stdout.write(buf.getvalue())
+        sys.stdout.write(data.decode("utf-8"))
         return
-    atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+    atomic_write(path, lambda fh: fh.write(data), binary=True)

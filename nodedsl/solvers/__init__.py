@@ -17,6 +17,7 @@ from ..core.errors import SolverError
 from ..core.tableaus import ButcherTableau
 from .base import FixedStepSolver, Solver, step_grid, step_plan, time_eps
 from .derivatives import jacobian, taylor_coefficients
+from .etd import Semilinear, phi_functions
 from .registry import SOLVERS, SolverSpec, describe_solver, make_solver, solver_from_text, solver_names
 from .result import SolveResult, SolveStats
 from .solve import Gradient, solve
@@ -27,6 +28,7 @@ __all__ = [
     "ButcherTableau",
     "FixedStepSolver",
     "Gradient",
+    "Semilinear",
     "SolveResult",
     "SolveStats",
     "Solver",
@@ -36,6 +38,7 @@ __all__ = [
     "describe_solver",
     "jacobian",
     "make_solver",
+    "phi_functions",
     "solve",
     "solver_from_text",
     "solver_names",

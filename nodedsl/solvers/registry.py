@@ -32,6 +32,7 @@ from ..core.tableaus import DIRK as DIRK_TABLEAUS
 from ..core.tableaus import EXPLICIT
 from .adaptive import Adaptive
 from .base import Solver
+from .etd import ETD
 from .explicit import ExplicitRK
 from .implicit import DIRK
 from .radau import Radau5
@@ -49,6 +50,7 @@ BUILDERS: dict[str, Callable[..., Solver]] = {
     "taylor": lambda name, **kw: TaylorLagrange(**kw),
     "sde": lambda name, **kw: SDESolver(name, **kw),
     "stiff": lambda name, **kw: Radau5(**kw) if name == "radau" else Rosenbrock(**kw),
+    "exponential": lambda name, **kw: ETD(**kw),
 }
 
 # the catalog under its historical name (tests and the CLI iterate it)

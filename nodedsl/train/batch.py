@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import torch
 
+from .irregular import irregular_rollout
 from .latent import nudged_predict
 from .rollout import WindowField, initial_states, observe
+from .second_order import KFAC, GaussNewton, second_order_step
 from .setup import CONFIG_ERRORS, REMAINDER_EVERY, REMAINDER_ROWS, REMAINDER_SUBSTEPS, Shooting, schedule_factor
 
 __all__ = ["BatchSteps"]
@@ -46,10 +48,16 @@ class BatchSteps:
 
         if self.cfg.assimilate is not None:  # nudged head, free tail: see latent.py
             states, yhat, self._target, tb, ub = nudged_predict(self, shoot, idx, grid)
+            self._observed = None  # nudging needs every observation: training refuses gaps with it
             return states, yhat, tb, ub
         w = shoot.w
         tb, ub, y = w.t[idx], w.u[idx], w.y[idx]
         x0 = shoot.initial(idx)
+        if shoot.irregular:  # each window on its own times (train/irregular.py)
+            states = irregular_rollout(self.model, x0, tb, ub, self.solver, self.autonomous)
+            self._target = y
+            self._observed = None if w.missing is None else ~w.missing[idx]
+            return states, observe(self.model, states, tb, ub, self.obs_map), tb, ub
         h = self.horizon(shoot, grid)
         k = grid.numel() - 1
         if h < k:  # segments of h steps, each starting from its observed first state
@@ -60,6 +68,9 @@ class BatchSteps:
             y = torch.cat([y[:, j : j + h + 1] for j in starts])
             grid = grid[: h + 1]
         self._target = y
+        self._observed = None if w.missing is None else ~w.missing[idx]
+        if self._observed is not None and h < k:
+            self._observed = torch.cat([self._observed[:, j : j + h + 1] for j in range(0, k, h)])
         if self.fast is not None:  # the compiled rollout (fast.py); falls back to the eager path on failure
             try:
                 states, yhat = self.fast(x0, tb[:, 0], ub, tb, grid)
@@ -83,7 +94,12 @@ class BatchSteps:
 
     def data_loss(self, yhat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         err = yhat - y
-        return err.abs().mean() if self.cfg.loss == "mae" else err.pow(2).mean()
+        err = err.abs() if self.cfg.loss == "mae" else err.pow(2)
+        observed = getattr(self, "_observed", None)
+        if observed is None or observed.shape != err.shape:
+            return err.mean()
+        # gaps in the data (missing values) carry no error: the mean over what was observed
+        return (err * observed).sum() / observed.sum().clamp_min(1)
 
     def held(self) -> bool:
         """True while the window initial-state estimates are held at their initial values."""
@@ -96,14 +112,31 @@ class BatchSteps:
             return states.new_zeros(())
         return (states[has, -1] - shoot.x0[nxt[has]]).pow(2).mean()
 
-    def objective(self, idx, grid):
+    def objective(self, idx, grid, full=None):
+        """The batch loss; with ``full`` (the whole minibatch of which ``idx`` is this rank's share) each
+        term is weighted by the rank's share, so the sum over ranks is the single-process loss."""
         states, yhat, tb, ub = self.predict(self.train, idx, grid)
         data = self.data_loss(yhat, self._target)
-        loss = data + self.continuity(self.train, idx, states)
+        share, windows, rep, cont = 1.0, 1.0, 1.0, 1.0
+        if full is not None:  # shares: of the observed values (data), of the windows (visited states)
+            share, windows = self.observed_share(idx, full, grid, yhat), len(idx) / len(full)
+            rep, self._share = 1.0 / self.shard.active(len(full)), share
+            nxt = self.train.w.next
+            cont = float((nxt[idx] >= 0).sum()) / max(float((nxt[full] >= 0).sum()), 1.0)
+        loss = share * data + cont * self.continuity(self.train, idx, states)
+        if self.dtargets is not None:  # derivative supervision (derivsup.py): a mean over this rank's windows
+            self.dterm = self.dtargets.loss(self.model, self.train.w, idx, states, self.obs_map)
+            loss = loss + windows * self.dterm
         if self.al:
             n, m = states.shape[-1], ub.shape[-1]
             loss = loss + self.al.penalty(
-                self.model, states.reshape(-1, n), tb.reshape(-1), ub.reshape(tb.numel(), m), self.gen
+                self.model,
+                states.reshape(-1, n),
+                tb.reshape(-1),
+                ub.reshape(tb.numel(), m),
+                self.gen,
+                float(data.detach()),
+                weights=(windows, rep) if full is not None else None,
             )
         return loss, data, states, tb, ub
 
@@ -130,7 +163,12 @@ class BatchSteps:
         for p in self.solver_params:
             p.grad = None
         try:
-            if isinstance(self.opt, torch.optim.LBFGS):
+            if isinstance(self.opt, (GaussNewton, KFAC)):
+                out = second_order_step(self, idx, grid)
+                if out is None:
+                    return None
+                data, states, tb, ub = out
+            elif isinstance(self.opt, torch.optim.LBFGS):
                 holder = {}
 
                 def closure():
@@ -148,6 +186,13 @@ class BatchSteps:
                 ):
                     return None
                 data, states, tb, ub = holder["data"], holder["states"], holder["tb"], holder["ub"]
+            elif self.shard is not None and self.shard.world > 1:  # data parallel: see parallel.py
+                if self.opt is not None:
+                    self.opt.zero_grad(set_to_none=True)
+                out = self.shard_step(idx, grid)
+                if out is None:
+                    return None
+                data, states, tb, ub = out
             else:
                 if self.opt is not None:
                     self.opt.zero_grad(set_to_none=True)
@@ -172,7 +217,7 @@ class BatchSteps:
             self.al.commit()
         if self.rem_opt is not None and self.steps % REMAINDER_EVERY == 0:
             self.train_remainder(states.detach(), tb, ub)
-        return float(data.detach())
+        return float(data.detach()) if isinstance(data, torch.Tensor) else data
 
     def train_remainder(self, states, tb, ub) -> None:
         n, m = states.shape[-1], ub.shape[-1]

@@ -84,7 +84,9 @@ def _differentiates_a_net(model) -> bool:
     from ..compiler import ops
 
     graph = getattr(getattr(model, "_field", None), "graph", None)
-    return graph is not None and any(node.target is ops.net_grad for node in graph.nodes)
+    # mlp_grad (closed form, autograd only as its fallback) is excluded too: not yet measured compiled
+    grads = {ops.net_grad, getattr(ops, "mlp_grad", ops.net_grad)}
+    return graph is not None and any(node.target in grads for node in graph.nodes)
 
 
 class WholeStep:

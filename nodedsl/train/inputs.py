@@ -100,7 +100,10 @@ def load_training_data(program, cfg: TrainConfig, model, base: str | Path | None
         defaults = kw["input_defaults"] if cfg.missing_inputs == "default" else None
         reject_latent_columns(path, getattr(model, "latent_names", ()))
         traj = load_file(path, *names, aliases=kw["aliases"], input_defaults=defaults)
-        return traj, {"kind": "file", "path": str(path.resolve()), "trajectories": traj.n_traj}
+        info = {"kind": "file", "path": str(path.resolve()), "trajectories": traj.n_traj}
+        if traj.missing is not None:  # gaps are masked out of the loss, and said so
+            info["missing_values"] = traj.n_missing
+        return traj, info
     ds = program.dataset(cfg.data)
     dcfg, diags = validate_dataset(ds)
     if dcfg is None:
@@ -157,6 +160,7 @@ def estimate_initial_states(
     if K < 1:
         return x0
     t, y, u = traj.t[:, : K + 1], traj.y[:, : K + 1], traj.u[:, : K + 1]
+    seen = None if traj.missing is None else (~traj.missing[:, : K + 1]).to(y.dtype)
     param = torch.nn.Parameter(x0.clone())
     opt = torch.optim.Adam([param], lr=lr)
     requires = [p.requires_grad for p in model.parameters()]
@@ -169,7 +173,10 @@ def estimate_initial_states(
             for rows, grid in time_groups(t):
                 fieldw = WindowField(model, t[rows, 0], grid, u[rows], autonomous)
                 states = solve(fieldw, param[rows], grid, solver=solver).ys.transpose(0, 1)
-                loss = loss + (observe(model, states, t[rows], u[rows], obs_map) - y[rows]).pow(2).sum()
+                err = observe(model, states, t[rows], u[rows], obs_map) - y[rows]
+                if seen is not None:  # gaps in the data carry no error
+                    err = err * seen[rows]
+                loss = loss + err.pow(2).sum()
             if not bool(torch.isfinite(loss)):
                 break
             loss.backward()

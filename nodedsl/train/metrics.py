@@ -94,11 +94,19 @@ def metrics_document(
     }
 
 
-def rollout_errors(pred: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor, names: Sequence[str]) -> dict:
+def rollout_errors(
+    pred: torch.Tensor,
+    y: torch.Tensor,
+    lengths: torch.Tensor,
+    names: Sequence[str],
+    missing: torch.Tensor | None = None,
+) -> dict:
     """RMSE, MAE and range-normalized RMSE of predicted outputs ``[N, T, k]`` against data, over the real
-    samples of every trajectory (all outputs together and per output)."""
+    samples of every trajectory (all outputs together and per output), leaving ``missing`` values out."""
     N, T, k = y.shape
     mask = (torch.arange(T)[None, :] < lengths[:, None]).to(y.dtype)[..., None].expand(N, T, k)
+    if missing is not None:
+        mask = mask * (~missing).to(y.dtype)
     err = (pred - y).double() * mask
     count = mask.double().sum(dim=(0, 1)).clamp_min(1)
     mse = err.pow(2).sum(dim=(0, 1)) / count

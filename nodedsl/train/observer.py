@@ -217,11 +217,14 @@ def _train_kkl(obs: Observer, xs, y, dt, settle, tr, g, progress) -> dict:
         obs.z_mean.copy_(z.mean(0))
         obs.z_std.copy_(z.std(0).clamp_min(1e-6))
     nets = [*obs.T_inv.parameters(), *obs.T.parameters()]
+    learn_d = obs.log_rate.requires_grad  # kkl(learn_D = true): the poles are trained with T and T*
     epochs, lr, batch = int(tr.get("epochs", 300)), float(tr.get("lr", 3e-3)), 256
-    opt = torch.optim.Adam(nets, lr=lr)
+    opt = torch.optim.Adam(nets + ([obs.log_rate] if learn_d else []), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
     loss_v = float("nan")
     for epoch in range(epochs):
+        if learn_d:  # z depends on D: filter a fresh subset with the current poles, gradients through it
+            x, z = _kkl_pairs(obs, xs, y, dt, first, keep, g)
         perm = torch.randperm(x.shape[0], generator=g)
         total = 0.0
         for i in range(0, x.shape[0], batch):
@@ -230,7 +233,7 @@ def _train_kkl(obs: Observer, xs, y, dt, settle, tr, g, progress) -> dict:
             zh = obs.T(xn)
             loss = (zh - zn).pow(2).mean() + (obs.T_inv(zn) - xn).pow(2).mean() + (obs.T_inv(zh) - xn).pow(2).mean()
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward(retain_graph=learn_d)
             opt.step()
             total += float(loss.detach()) * len(b)
         sched.step()
@@ -238,6 +241,19 @@ def _train_kkl(obs: Observer, xs, y, dt, settle, tr, g, progress) -> dict:
         if progress is not None:
             progress(epoch + 1, epochs, loss_v)
     return {"loss": loss_v, "pairs": int(x.shape[0]), "settle_time": settle, "poles": obs.poles.tolist()}
+
+
+def _kkl_pairs(obs: Observer, xs, y, dt: float, first: int, keep: int, g) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, z) pairs after the transient from 32 trajectories, z filtered with the current (learned)
+    poles so the loss reaches D; the z normalization follows the poles (without gradient)."""
+    rows = torch.randperm(xs.shape[0], generator=g)[:32]
+    z = kkl_filter(obs.poles, obs.F, y[rows], dt)[:, first:]
+    idx = torch.randperm(z.shape[1], generator=g)[:keep]
+    x, z = xs[rows, first:][:, idx].reshape(-1, xs.shape[-1]), z[:, idx].reshape(-1, z.shape[-1])
+    with torch.no_grad():
+        obs.z_mean.copy_(z.mean(0))
+        obs.z_std.copy_(z.std(0).clamp_min(1e-6))
+    return x, z
 
 
 def _train_luenberger(obs: Observer, xs, y, dt, tr, g, progress) -> dict:

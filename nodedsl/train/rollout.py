@@ -136,6 +136,12 @@ class WindowField(torch.nn.Module):
             raise NotImplementedError
         return fn(self.absolute(s), x, order, self.inputs(s, x.shape[0]))
 
+    def semilinear(self):
+        """``(A, N)`` of the model's semilinear split in local time, inputs interpolated (``etd``)."""
+        from ..compiler.semilinear import semilinear_parts
+
+        return semilinear_parts(self.model, lambda s, x: self.inputs(s, x.shape[0]), self.absolute)
+
     def jacobian(self, s: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``[B, n, n]``: the model's symbolic Jacobian when it has one; else ``n`` reverse passes when
         rows differ (else the solver's per-sample vmap)."""

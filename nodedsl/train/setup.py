@@ -100,7 +100,14 @@ def schedule_factor(schedule, epoch: int, epochs: int, base_lr: float) -> float:
     return 1.0
 
 
-def make_optimizer(spec, params):
+def make_optimizer(spec, params, model=None):
+    if spec.kind in ("gauss_newton", "kfac"):
+        from .second_order import KFAC, GaussNewton, linear_layers
+
+        if spec.kind == "gauss_newton":
+            return GaussNewton(params, lr=spec.lr, damping=spec.damping, max_params=spec.max_params)
+        options = spec.model_dump(exclude={"kind"})
+        return KFAC(params, linear_layers(model) if model is not None else [], **options)
     if spec.kind == "adam":
         return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
     if spec.kind == "adamw":
@@ -145,6 +152,14 @@ class Shooting:
 
     def initial(self, idx: torch.Tensor) -> torch.Tensor:
         return self.x0[idx]
+
+    irregular = False  # True: windows on their own time grids, stepped together (train/irregular.py)
+
+    def merge_grids(self) -> None:
+        """One group of every window, each later stepped on its own times (see ``irregular_rollout``)."""
+        if len(self.groups) > 1:
+            self.groups = [(torch.arange(len(self.w)), self.w.t[0] - self.w.t[0, 0])]
+            self.irregular = True
 
 
 class intra_op_threads:

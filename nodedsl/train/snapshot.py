@@ -23,6 +23,9 @@ class Snapshots:
             "run_id": getattr(self, "run_id", ""),
             "param_shapes": param_shapes(self.model),
             "model_state": clone_state(self.model.state_dict()),
+            # window_init = encoder(...): the GRU is trained with the model (its optimizer state is in
+            # "optimizer"), so a resumed run or a rollback needs its weights too
+            "encoder_state": clone_state(self.encoder.state_dict()) if self.encoder is not None else None,
             "epoch": self.epoch,
             "optimizer": clone_state(self.opt.state_dict()) if self.opt else None,
             "x0_train": self.train.x0.detach().clone() if self.train.learned else None,
@@ -47,6 +50,8 @@ class Snapshots:
         """Parameters and optimizer states only (the rollback after a non-finite loss)."""
         with torch.no_grad():
             self.model.load_state_dict(snap["model_state"])
+            if self.encoder is not None and snap.get("encoder_state") is not None:
+                self.encoder.load_state_dict(snap["encoder_state"])
             if self.train.learned and snap.get("x0_train") is not None:
                 self.train.x0.copy_(snap["x0_train"])
             if self.val is not None and self.val.learned and snap.get("x0_val") is not None:

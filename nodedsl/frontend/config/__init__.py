@@ -20,12 +20,10 @@ Example:
 """
 
 from .errors import key_span
+from .optimizers import LBFGS, Adam, AdamW, GaussNewtonOpt, KFACOpt
 from .overrides import ALIASES, apply_overrides
 from .schema import (
-    LBFGS,
     SOLVER_NAMES,
-    Adam,
-    AdamW,
     AugmentedLagrangian,
     Checkpointing,
     Cosine,
@@ -58,7 +56,9 @@ __all__ = [
     "DatasetConfig",
     "EarlyStopping",
     "Exponential",
+    "GaussNewtonOpt",
     "Horizon",
+    "KFACOpt",
     "Normal",
     "SolverCall",
     "StepSchedule",
