@@ -54,7 +54,10 @@ def pad_and_assemble(
     if padded > limit("data-bytes"):
         what = f"'{file}' padded to {n} trajectories x {T} samples"
         raise NodeDslError([over_limit("data-bytes", padded, what, Span(file, 0, 0))])
-    pad = np.stack([np.concatenate([m, np.full(T - len(m), m[-1])]) for m in members])
+    if bool((lengths == T).all()):  # the usual file: every trajectory as long as the longest
+        pad = np.stack(members)
+    else:
+        pad = np.stack([np.concatenate([m, np.full(T - len(m), m[-1])]) for m in members])
     t, cols, rows = times[pad], values[pad], None if lines is None else lines[pad]
     diags: list[Diagnostic] = []
     check_times(file, t, lengths, ids, rows, diags)

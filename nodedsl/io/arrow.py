@@ -1,18 +1,22 @@
 """Fast tabular reading through pyarrow: CSV (multi-threaded C++ parser) and Parquet.
 
 :func:`read_csv_table` is the fast path of :mod:`nodedsl.data.loading`: it returns whole columns and the
-file line number of every row, or ``None`` when it cannot vouch for an exact, located reading (quoted
-cells, a ragged row, a cell that is not a number): the caller then falls back to the row-by-row reader of
+file line number of every row, or ``None`` when it cannot vouch for an exact, located reading (a ragged
+row, a cell that is not a number, a blank line): the caller then falls back to the row-by-row reader of
 :mod:`nodedsl.io.tables`, whose diagnostics name the line and column. Empty cells and ``NaN`` become NaN
-(missing values); the caller decides where that is allowed.
+(missing values), and so does a blank line (a row of gaps, whose missing ``t`` sends the caller to
+the row reader, which skips it); the caller decides where gaps are allowed.
 
 Example:
     >>> import tempfile, os
     >>> p = os.path.join(tempfile.mkdtemp(), "a.csv")
-    >>> _ = open(p, "w").write("t,x\\n0,1\\n\\n0.5,\\n")
+    >>> _ = open(p, "w").write("t,x\\n0,1\\n0.5,\\n")
     >>> tab = read_csv_table(p)
     >>> tab.header, tab.lines.tolist(), tab.columns["x"].tolist()
-    (['t', 'x'], [2, 4], [1.0, nan])
+    (['t', 'x'], [2, 3], [1.0, nan])
+    >>> _ = open(p, "w").write("t,x\\n0,1\\n\\n0.5,2\\n")  # a blank line is a row of gaps, t included
+    >>> read_csv_table(p).columns["t"].tolist()
+    [0.0, nan, 0.5]
 """
 
 from __future__ import annotations
@@ -23,10 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from ..core.diagnostics import NodeDslError
-from .files import read_bytes
+from .files import open_regular, read_bytes
 from .tables import table_error
 
 __all__ = ["Table", "read_csv_table", "read_hdf5_table", "read_parquet_table"]
+
+
+_BLOCK = 8 << 20  # bytes per parse block
 
 
 @dataclass
@@ -38,21 +45,6 @@ class Table:
     header_line: int
     columns: dict[str, np.ndarray]
     lines: np.ndarray
-
-
-def _line_numbers(data: bytes, rows: int) -> tuple[int, np.ndarray] | None:
-    """Header line and the line of each data row; None when the count does not match the rows read.
-
-    Without blank lines (the usual file) row ``r`` is line ``r + 2``: a newline count shows it. A line
-    of nothing but blanks and commas is skipped by the row reader (pyarrow rejects a blank-only line as
-    ragged and reads a commas-only line as a row of gaps, whose empty ``t`` the row reader locates)."""
-    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-    if lines == rows + 1:
-        return 1, np.arange(2, rows + 2, dtype=np.int64)
-    nonblank = [k + 1 for k, ln in enumerate(data.split(b"\n")) if ln.strip(b" \t,\r")]
-    if len(nonblank) != rows + 1:
-        return None
-    return nonblank[0], np.asarray(nonblank[1:], dtype=np.int64)
 
 
 def _columns(table, header: list[str]) -> dict[str, np.ndarray] | None:
@@ -80,24 +72,26 @@ def read_csv_table(path: str | Path) -> Table | None:
 
     file = str(path)
     try:
-        data = read_bytes(path, "csv-bytes", what="data file")
+        fh = open_regular(path, "csv-bytes", what="data file")
     except NodeDslError as err:
         d = err.diagnostics[0]
         if d.code == "file-not-found":
             raise NodeDslError([table_error(file, f"data file '{file}' does not exist")]) from None
         raise
-    if b'"' in data or b"\x00" in data:
-        return None  # quoted cells may hold commas and newlines: the row reader counts lines exactly
+    # Blank lines are rows here (ignore_empty_lines=False: a row of gaps or a ragged row, which the row
+    # reader then locates), and no value holds a newline, so data row r is exactly line r + 2.
+    parse = csv.ParseOptions(newlines_in_values=False, ignore_empty_lines=False)
+    read = csv.ReadOptions(block_size=_BLOCK)  # big blocks: the per-block setup cost halves the speed
     try:  # an empty file is ArrowInvalid too: the row reader says what the file lacks
-        table = csv.read_csv(pa.BufferReader(data), parse_options=csv.ParseOptions(newlines_in_values=False))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError):
+        with fh:
+            table = csv.read_csv(fh, read_options=read, parse_options=parse)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, OSError):
         return None  # a ragged row, a bad encoding: located by the row reader
     header = [h.strip() for h in table.column_names]
-    located = _line_numbers(data, table.num_rows)
-    cols = _columns(table, header) if located else None
-    if located is None or cols is None or len(set(header)) != len(header):
+    cols = _columns(table, header)
+    if cols is None or len(set(header)) != len(header) or not header or not all(header):
         return None
-    return Table(header, located[0], cols, located[1])
+    return Table(header, 1, cols, np.arange(2, table.num_rows + 2, dtype=np.int64))
 
 
 def read_parquet_table(path: str | Path) -> Table:

@@ -22,11 +22,12 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from ..core.diagnostics import Diagnostic, NodeDslError, Span
 from ..core.limits import limit, over_limit
 
-__all__ = ["check_regular", "read_bytes", "read_text"]
+__all__ = ["check_regular", "open_regular", "read_bytes", "read_text"]
 
 
 def _kind(mode: int) -> str:
@@ -84,6 +85,26 @@ def read_bytes(path: str | Path, limit_name: str, span: Span | None = None, what
         size = os.stat(path).st_size
         raise NodeDslError([over_limit(limit_name, max(size, len(data)), f"{what} '{path}'", where)])
     return data
+
+
+def open_regular(path: str | Path, limit_name: str, span: Span | None = None, what: str = "file") -> BinaryIO:
+    """The regular file ``path`` opened for reading (binary), once its size is within ``limit_name``: for
+    readers that stream the file themselves (pyarrow). The caller closes it."""
+    where = span or Span(str(path), 0, 0)
+    check_regular(path, span, what)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # no blocking on a swapped-in FIFO
+    except OSError as err:
+        raise NodeDslError.single("unreadable-file", f"cannot read {what} '{path}': {err.strerror}", where) from None
+    fh = os.fdopen(fd, "rb")
+    st = os.fstat(fh.fileno())
+    if not stat.S_ISREG(st.st_mode):
+        fh.close()
+        raise NodeDslError.single("not-a-file", f"{what} '{path}' is not a regular file", where)
+    if st.st_size > limit(limit_name):
+        fh.close()
+        raise NodeDslError([over_limit(limit_name, st.st_size, f"{what} '{path}'", where)])
+    return fh
 
 
 def read_text(path: str | Path, limit_name: str, span: Span | None = None, what: str = "file") -> str:
