@@ -5,7 +5,9 @@ system with learned coefficients) would otherwise cost two products and one sum 
 forward and backward; as ``x @ M^T`` it costs one ``matmul`` whatever its size, and ``M`` (built from
 the parameters) is computed once per call. Along the flow ``M`` is a constant, so the Taylor-mode
 coefficients (``_fxjet``) cost one ``matmul`` per order: ``benchmarks/taylor_coefficients.py`` and the
-stiff problem of ``benchmarks/tlnode.py`` measure it.
+stiff problem of ``benchmarks/tlnode.py`` measure it. A matrix parameter's entries (``A @ x``, ``-2 * A @ x``)
+are read as one view (or one gather) of its values, not one node per entry: a 20x20 ``A @ x`` is a
+dozen nodes, as a 3x3 one.
 
 A row is *affine* when each of its derivatives with respect to the states is an expression of the
 parameters only (no state, time, input or net). The split is used when the affine rows give a dense
@@ -66,14 +68,53 @@ def linear_part(blocks: Blocks, x: fx.Node, entries: list, n_rows: int, n_cols: 
     if all(c.is_Number for _, _, c in entries):
         return blocks.numeric_product(x, n_cols, list(range(n_cols)), list(range(n_rows)), entries)[0]
     g, em = blocks.g, blocks.em
+    whole = _whole_param(em, entries, n_rows, n_cols)
+    if whole is not None:  # der(x) = A @ x: A's own entries, row-major, are the matrix
+        return g.call_function(torch.matmul, (x, g.call_function(torch.transpose, (whole, 0, 1))))
     base = torch.zeros(n_cols * n_rows, dtype=torch.float64)
-    index, values = [], []
+    index, values, gathered = [], [], {}
     for r, c, v in entries:
         if v.is_Number:
             base[c * n_rows + r] = float(v)
+        elif _scaled_param(em, v) is not None:  # one gather per parameter, not one node per entry (A @ x)
+            scale, where = _scaled_param(em, v)
+            key = where[:2] if where[0] == "l" else ("k",)
+            gathered.setdefault(key, ([], [], []))
+            gathered[key][0].append(c * n_rows + r)
+            gathered[key][1].append(where[-1])
+            gathered[key][2].append(scale)
         else:
             index.append(c * n_rows + r)
             values.append(em.emit(v))
+    if not gathered:  # entries that are expressions of parameters, one node each (k * g)
+        return _product(blocks, x, base, index, values, n_rows, n_cols)
+    pieces = [g.call_function(torch.stack, (values,))] if values else []
+    for key, (positions, components, scales) in gathered.items():
+        vec = _param_vector(em, key)
+        comp = g.call_function(ops.like, (blocks.constant(torch.tensor(components, dtype=torch.long)), vec))
+        piece = g.call_function(torch.index_select, (vec, 0, comp))
+        if any(c != 1.0 for c in scales):  # 2 * A, -A: the numeric factors as one constant vector
+            factor = g.call_function(ops.like, (blocks.constant(torch.tensor(scales, dtype=torch.float64)), vec))
+            piece = g.call_function(operator.mul, (piece, factor))
+        pieces.append(piece)
+        index += positions
+    ref = pieces[0]
+    flat = pieces[0] if len(pieces) == 1 else g.call_function(torch.cat, (pieces,))
+    if sorted(index) != list(range(len(base))):  # some entries numeric or zero: write into a base
+        base_node = g.call_function(ops.like, (blocks.constant(base), ref))
+        idx = g.call_function(ops.like, (blocks.constant(torch.tensor(index, dtype=torch.long)), ref))
+        flat = g.call_function(ops.put, (base_node, idx, flat))
+    elif index != list(range(len(base))):  # every entry a parameter value: only their order to fix
+        order = sorted(range(len(index)), key=index.__getitem__)
+        perm = g.call_function(ops.like, (blocks.constant(torch.tensor(order, dtype=torch.long)), ref))
+        flat = g.call_function(torch.index_select, (flat, 0, perm))
+    mt = g.call_function(torch.reshape, (flat, (n_cols, n_rows)))
+    return g.call_function(torch.matmul, (x, mt))
+
+
+def _product(blocks: Blocks, x: fx.Node, base, index: list, values: list, n_rows: int, n_cols: int) -> fx.Node:
+    """``x @ M^T`` with ``M^T`` (flat) the numbers of ``base`` and ``values`` at ``index``."""
+    g = blocks.g
     if len(index) == len(base):  # every entry a parameter expression: no base to write into
         order = sorted(range(len(index)), key=index.__getitem__)
         flat = g.call_function(torch.stack, ([values[k] for k in order],))
@@ -84,6 +125,43 @@ def linear_part(blocks: Blocks, x: fx.Node, entries: list, n_rows: int, n_cols: 
         flat = g.call_function(ops.matrix, (base_node, idx, *values))
     mt = g.call_function(torch.reshape, (flat, (n_cols, n_rows)))
     return g.call_function(torch.matmul, (x, mt))
+
+
+def _param_vector(em, key: tuple) -> fx.Node:
+    """The node of a parameter's values: learned value ``key[1]``, or the known vector."""
+    if key[0] == "k":
+        return em.known()
+    return em.call(operator.getitem, em.call(operator.getitem, em.p_node, 1), key[1])
+
+
+def _scaled_param(em, v: sp.Expr) -> tuple[float, tuple] | None:
+    """``(c, where)`` when ``v`` is a number ``c`` times one parameter entry (``where`` its layout)."""
+    c, rest = v.as_coeff_Mul()
+    if rest in em.params and c != 0:
+        return float(c), em.params[rest]
+    return None
+
+
+def _whole_param(em, entries: list, n_rows: int, n_cols: int) -> fx.Node | None:
+    """``M`` (``[n_rows, n_cols]``) as a view of one parameter's values when every entry ``M[r, c]`` is
+    ``s`` times its component ``j0 + r * n_cols + c`` (``s A @ x``, the whole state); else None."""
+    if len(entries) != n_rows * n_cols:
+        return None
+    found = [_scaled_param(em, v) for _, _, v in entries]
+    if any(f is None for f in found):
+        return None
+    scale = found[0][0]
+    where = [w for _, w in found]
+    key = where[0][:2] if where[0][0] == "l" else ("k",)
+    if any(c != scale for c, _ in found) or any((w[:2] if w[0] == "l" else ("k",)) != key for w in where):
+        return None
+    j0 = min(w[-1] for w in where)
+    if any(w[-1] != j0 + r * n_cols + c for (r, c, _), w in zip(entries, where)):
+        return None
+    vec = _param_vector(em, key)
+    piece = em.call(operator.getitem, vec, slice(j0, j0 + n_rows * n_cols))
+    m = em.call(torch.reshape, piece, (n_rows, n_cols))
+    return m if scale == 1.0 else em.call(operator.mul, m, scale)
 
 
 def add_rest(blocks: Blocks, product: fx.Node, rest: list) -> fx.Node:

@@ -122,6 +122,11 @@ def matrix(base, index, *values):
     return base.index_put((index,), torch.stack(values))
 
 
+def put(base, index, values):
+    """``base`` (flat) with the vector ``values`` written at ``index`` (gathered parameter entries)."""
+    return base.index_put((index,), values)
+
+
 @dataclass(frozen=True)
 class Op:
     """A graph op: its Taylor rule (a rule name of ``jet.RULE_NAMES``), ``CONSTANT`` or ``NO_RULE`` (with ``why``)."""
@@ -164,6 +169,7 @@ FUNCTIONS: dict[Callable, Op] = {
     torch.split: _LINEAR,
     torch.index_select: _LINEAR,
     torch.reshape: _LINEAR,
+    torch.transpose: _LINEAR,
     stack_args: Op("stack_args"),
     scatter_cols: Op("scatter_cols"),
     like: Op(CONSTANT, why="a constant tensor converted to the dtype and device of its reference"),
@@ -173,6 +179,7 @@ FUNCTIONS: dict[Callable, Op] = {
     net_grad: Op(NO_RULE, why="a net's derivative inside the field needs nested Taylor rules of the MLP"),
     mlp_grad: Op(NO_RULE, why="a net's derivative inside the field needs nested Taylor rules of the MLP"),
     matrix: Op(NO_RULE, why="writes parameter entries into a matrix: its arguments never move along the flow"),
+    put: Op(NO_RULE, why="writes parameter entries into a matrix: its arguments never move along the flow"),
 }
 METHODS: dict[str, Op] = {"squeeze": _LINEAR}  # the one method the compiler emits (views.split_views)
 
