@@ -3,11 +3,14 @@ graph whose size does not grow with ``A``, and computes what the expanded (per-e
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
 import nodedsl
 import nodedsl.compiler.affine as affine
+from nodedsl.compiler import ops
 
 pytestmark = pytest.mark.usefixtures("float64")
 
@@ -17,6 +20,13 @@ def _source(n: int, kind: str) -> str:
         return f"model M {{\n state x[{n}] = 1\n param A[{n}, {n}] = 0 learn\n der(x) = A @ x\n}}\n"
     if kind == "scaled let":
         return f"model M {{\n state x[{n}] = 1\n param A[{n}, {n}] = 0 learn\n let B = -2 * A\n der(x) = B @ x\n}}\n"
+    if kind == "matrix times matrix":
+        return f"model M {{\n state X[{n}, 3] = 1\n param A[{n}, {n}] = 0 learn\n der(X) = A @ X\n}}\n"
+    if kind == "rectangular, between other states":  # Y [2 x 3] = -B [2 x n] @ X [n x 3], rows and columns offset
+        return (
+            f"model M {{\n state z = 1\n state X[{n}, 3] = 1\n state Y[2, 3] = 0\n param B[2, {n}] = 0 learn\n"
+            " der(z) = -z\n der(X) = -X\n der(Y) = -B @ X\n}\n"
+        )
     # a known matrix (a literal) times part of the state, plus another state's term
     rows = ", ".join("[" + ", ".join(f"{((3 * i + 7 * j) % 11 - 5) / 10}" for j in range(n)) + "]" for i in range(n))
     return (
@@ -24,6 +34,7 @@ def _source(n: int, kind: str) -> str:
     )
 
 
+@functools.cache
 def _pair(src: str):
     """The model as compiled, and as the per-entry expansion (the affine split switched off)."""
     split = nodedsl.loads(src).model("M")
@@ -42,18 +53,30 @@ def _nodes(model) -> int:
     return len(model._field.graph.nodes)
 
 
-@pytest.mark.parametrize("kind", ["learned", "scaled let", "known, part of the state"])
-def test_matrix_vector_product_is_one_matmul_of_constant_size(kind: str) -> None:
-    small, big = nodedsl.loads(_source(3, kind)).model("M"), nodedsl.loads(_source(20, kind)).model("M")
-    assert _nodes(big) == _nodes(small) <= 20  # O(1): 20x20 entries would be hundreds of nodes
-    matmuls = [n for n in big._field.graph.nodes if n.target is torch.matmul]
-    assert len(matmuls) == 1
+KINDS = [
+    "learned",
+    "scaled let",
+    "known, part of the state",
+    "matrix times matrix",
+    "rectangular, between other states",
+]
 
 
-@pytest.mark.parametrize("kind", ["learned", "scaled let", "known, part of the state"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_matrix_product_is_one_matmul_of_constant_size(kind: str) -> None:
+    big = _pair(_source(20 if kind == "learned" else 8, kind))[0]  # the brief's 20x20 A @ x; others 8 wide
+    small = nodedsl.loads(_source(3, kind)).model("M")
+    assert _nodes(big) == _nodes(small) <= 25  # O(1): one node per entry would be hundreds
+    matmuls = [n for n in big._field.graph.nodes if n.target in (torch.matmul, ops.matrix_times)]
+    # the product; in the rectangular case the numeric rest (-z, -X) is a second, constant matrix
+    assert len(matmuls) == (2 if kind.startswith("rectangular") else 1)
+    assert any(n.target is ops.matrix_times for n in matmuls) == ("matrix" in kind or kind.startswith("rect"))
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_the_product_matches_the_expanded_field_values_and_gradients(kind: str) -> None:
-    split, plain = _pair(_source(20, kind))
-    assert _nodes(plain) > 5 * _nodes(split)  # the expansion this replaces
+    split, plain = _pair(_source(20 if kind == "learned" else 8, kind))
+    assert _nodes(plain) > 2 * _nodes(split)  # the expansion this replaces
     x = torch.randn(6, len(split.state_names), generator=torch.Generator().manual_seed(1))
     x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
     t = torch.tensor(0.3)
@@ -70,9 +93,9 @@ def test_the_product_matches_the_expanded_field_values_and_gradients(kind: str) 
         torch.testing.assert_close(p1.grad, p2.grad, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("kind", ["learned", "known, part of the state"])
+@pytest.mark.parametrize("kind", ["learned", "known, part of the state", "rectangular, between other states"])
 def test_taylor_coefficients_and_jacobian_through_the_product(kind: str) -> None:
-    split, plain = _pair(_source(20, kind))
+    split, plain = _pair(_source(20 if kind == "learned" else 8, kind))
     x = 0.3 * torch.randn(4, len(split.state_names), generator=torch.Generator().manual_seed(3))
     t = torch.tensor(0.2)
     for got, ref in zip(split.taylor_coefficients(t, x, 4), plain.taylor_coefficients(t, x, 4)):
