@@ -1,38 +1,35 @@
-"""Physics prior: the hybrid pendulum (known gravity + neural friction + constraints) against a black box.
+"""Physics prior: the double pendulum of Djeumou et al. (L4DC 2022), trained with ``nodedsl train``.
 
-Not a test: run it by hand and paste the tables into docs/benchmarks.md.
+Not a test: run it by hand and paste the table into docs/benchmarks.md.
 
-    python benchmarks/physics_prior.py                     # 200 epochs (the train blocks), 1 thread
-    python benchmarks/physics_prior.py --seeds 0 1 2       # three training seeds (~4 min)
-    python benchmarks/physics_prior.py --epochs 100 --heldout 16 --heldout-seed 1
+    python benchmarks/physics_prior.py                          # sizes 1 5 20, 1500 steps, seed 0
+    python benchmarks/physics_prior.py --sizes 1 --steps 6000 --models BlackBox HybridStructured
+    python benchmarks/physics_prior.py --hidden 256 256 --models BlackBox --sizes 1   # the paper's baseline size
 
-Every model is trained through the Python API (``nodedsl.load`` + ``nodedsl.train.run_training``, run
-directories under a temporary folder) on the SAME data, the ``swings`` dataset of
-examples/pendulum.node (32 trajectories of 4 s sampled every 0.05 s, noise 0.01, 20 % held out for
-validation by the split):
+Setting, from the paper's reference code (github.com/wuwushrek/physics_constrained_nn,
+examples/double_pendulum/dataset_gen.yaml, generate_sample.py, perform_comparison.py):
 
-* **hybrid**: ``Pendulum`` with the example's own train block (rk4 0.05, window 10, batch 64,
-  Adam 3e-3, augmented Lagrangian, 200 epochs);
-* **black box, angle only**: ``PendulumBlackBox`` of examples/blackbox.node with its own train block
-  (taylor order 2 with learned remainder, step 0.05, window 10, Adam 3e-3, 200 epochs) but
-  ``data = swings`` (its ``angles`` dataset is the same simulation; the black box observes only
-  ``theta``, so every window has a trained initial state and a continuity term);
-* **black box, full state**: the same network and train block on a copy of the model without the
-  ``output`` declaration, so it observes ``theta`` and ``omega`` like the hybrid (the fair comparison).
+* truth: m1 = m2 = l1 = l2 = 1, g = 9.8 (``DoublePendulumTruth`` in benchmarks/double_pendulum.node),
+  integrated by scipy (DOP853, rtol = atol = 1e-10) at dt = 0.01;
+* training data: trajectories of 300 samples from initial states uniform in [-0.514, 0]^2 x [-0.3, 0.3]^2,
+  with the reference's domain-shift filter (a trajectory is simulated for 3050 steps and the longest run
+  of states with ``f1 <= 0 or f2 >= 0`` is kept, so one quadrant of (f1, f2) is never seen); the
+  training sets are nested (the first n of the largest), noise-free, seed 101;
+* tests: ``--tests`` trajectories of 300 steps from [-0.514, 0.514]^2 x [-0.6, 0.6]^2 (out of the
+  training range) and as many from the training box; every model is rolled out from the true initial
+  state with rk4 at dt = 0.01 (its training solver);
+* metric: per test trajectory the geometric mean over its 300 steps of ``|x_hat - x| / (|x| + |x_hat|)``,
+  then the mean over trajectories (the reference's ``generate_rel_error`` at the last time);
+* models (benchmarks/double_pendulum.node, each trained by ``nodedsl train`` in a subprocess): the black
+  box (one MLP of the 4 states for the whole field), the hybrid (known kinematics and mass-matrix
+  structure, unknown f1(t1, t2, w2), f2(t1, t2, w1)), the hybrid with the paper's symmetry side
+  information as constraints on collocation points (default augmented-Lagrangian settings), and the
+  hybrid with the same information built into the nets (``odd = [t1, t2], even = [w2]``).
 
-Evaluation (the headline): ``--heldout`` new trajectories (``swings`` with ``seed = --heldout-seed``,
-same initial distribution), rolled out with ``nodedsl.solvers.solve`` from the TRUE full initial state
-over the 4 s horizon and compared with the noise-free true states (RMSE of theta and omega over every
-sample). Two more held-out sets probe extrapolation: the same distribution over 12 s, and initial
-states from a wider box (theta in [-2.8, 2.8], omega in [-2, 2]) over 4 s. ``--seeds`` repeats the
-training with other seeds (net initialization, split, batch order).
-Two integrators: each model's training solver (rk4 0.05; taylor with the trained remainder, reloaded
-from the checkpoint) and a common reference rk4 with step 0.0125 (the learned field integrated
-accurately). An *oracle* row (the true model with the hybrid's learned ``L``) shows the error the hybrid
-would have with an exact friction net, and the hybrid's friction net is compared with the true law.
-For the angle-only black box the hidden second state need not be the physical omega, so
-a third rollout starts from an initial state fitted to the first 10 noisy angle samples
-(what ``nodedsl eval`` does).
+Differences from the paper, all of budget: ``--steps`` Adam steps (default 1500; the paper: 50,000),
+64x64 tanh nets for everything (the paper: 256x256 ReLU baseline; ``--hidden`` changes the black box),
+multiple shooting windows of 5 steps (the paper: 5-step rollouts, the same), batch 64, Adam 5e-3 with a
+cosine schedule (the paper: 1e-2 decaying linearly to 1e-3, weight decay 1e-4, adaptive clipping).
 """
 
 from __future__ import annotations
@@ -41,242 +38,213 @@ import argparse
 import math
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+from scipy.integrate import solve_ivp
 
 import nodedsl
-from nodedsl.data.loading import match_model
-from nodedsl.data.synth import generate
-from nodedsl.frontend.config import TimeSpan, Uniform, validate_dataset, validate_train
-from nodedsl.solvers import make_solver, solve
-from nodedsl.train import build_solver, load_checkpoint, load_weights, observation_map, run_training, select_train
-from nodedsl.train.rollout import is_autonomous
-from nodedsl.train.run import compiled_model, estimate_initial_states
+from nodedsl.io.checkpoint import load_weights
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
+ROOT = Path(__file__).resolve().parent
+NODE = ROOT / "double_pendulum.node"
+MODELS = ("BlackBox", "Hybrid", "HybridConstrained", "HybridStructured")
+DT, LENGTH = 0.01, 300
+TRAIN_BOX = (np.array([-0.514, -0.514, -0.3, -0.3]), np.array([0.0, 0.0, 0.3, 0.3]))
+TEST_BOX = (np.array([-0.514, -0.514, -0.6, -0.6]), np.array([0.514, 0.514, 0.6, 0.6]))
 
 
-def full_state_blackbox(folder: Path) -> Path:
-    """A copy of examples/blackbox.node whose black box observes every state (``PendulumBlackBoxFull``)."""
-    shutil.copy(EXAMPLES / "pendulum.node", folder / "pendulum.node")
-    text = (EXAMPLES / "blackbox.node").read_text()
-    edits = [
-        ("model PendulumBlackBox {", "model PendulumBlackBoxFull {"),
-        ("    output theta_measured = theta\n", ""),
-        ("train PendulumBlackBox {", "train PendulumBlackBoxFull {"),
-        ("data = angles", "data = swings"),
-    ]
-    for old, new in edits:
-        assert text.count(old) == 1, f"examples/blackbox.node changed: cannot find {old!r}"
-        text = text.replace(old, new)
-    path = folder / "blackbox_full.node"
-    path.write_text(text)
-    return path
+def unknown_terms(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    t1, t2, w1, w2 = x[..., 0], x[..., 1], x[..., 2], x[..., 3]
+    f1 = -0.5 * w2**2 * np.sin(t1 - t2) - 9.8 * np.sin(t1)
+    f2 = w1**2 * np.sin(t1 - t2) - 9.8 * np.sin(t2)
+    return f1, f2
 
 
-def heldout(prog, count: int, seed: int, t1: float = 4.0, theta=(-2.0, 2.0), omega=(-1.0, 1.0)):
-    """``count`` new trajectories like ``swings`` (another seed; optionally longer or from a wider box of
-    initial states); ``x`` holds the noise-free states, ``y`` the noisy observations."""
-    dcfg, diags = validate_dataset(prog.dataset("swings"))
-    assert dcfg is not None, diags
-    dcfg = dcfg.model_copy(
-        update={
-            "trajectories": count,
-            "seed": seed,
-            "time": TimeSpan(kind="span", t0=0.0, t1=t1, step=0.05),
-            "initial": {
-                "theta": Uniform(kind="uniform", low=theta[0], high=theta[1]),
-                "omega": Uniform(kind="uniform", low=omega[0], high=omega[1]),
-            },
-        }
-    )
-    truth = compiled_model(prog, dcfg.model, dcfg.seed)
-    return generate(truth, dcfg)
+def truth_field(_t: float, x: np.ndarray) -> np.ndarray:
+    t1, t2, w1, w2 = x
+    f1, f2 = unknown_terms(x)
+    a1, a2 = 0.5 * np.cos(t1 - t2), np.cos(t1 - t2)
+    return np.array([w1, w2, (f1 - a1 * f2) / (1 - a1 * a2), (f2 - a2 * f1) / (1 - a1 * a2)])
 
 
-def train(prog, name: str, run_dir: Path, epochs: int | None, data: str | None = None, seed: int | None = None):
-    overrides = {}
-    if seed is not None:
-        overrides["seed"] = str(seed)
-    if epochs is not None:
-        overrides["epochs"] = str(epochs)
-    if data is not None:
-        overrides["data"] = data
+def simulate(x0: np.ndarray, steps: int) -> np.ndarray:
+    t = np.arange(steps) * DT
+    sol = solve_ivp(truth_field, (0, t[-1]), x0, t_eval=t, method="DOP853", rtol=1e-10, atol=1e-10)
+    return sol.y.T
+
+
+def training_set(count: int, seed: int = 101) -> np.ndarray:
+    """``[count, 300, 4]`` with the reference's domain-shift filter (longest run of f1 <= 0 or f2 >= 0)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < count:
+        x = simulate(rng.uniform(*TRAIN_BOX), 10 * (LENGTH + 5))
+        f1, f2 = unknown_terms(x)
+        ok = np.concatenate([[False], (f1 <= 0) | (f2 >= 0), [False]])
+        edges = np.flatnonzero(np.diff(ok.astype(int))).reshape(-1, 2)
+        start, end = max(edges, key=lambda e: e[1] - e[0])
+        if end - start >= LENGTH + 5:
+            out.append(x[start : start + LENGTH])
+    return np.stack(out)
+
+
+def test_set(count: int, box, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.stack([simulate(rng.uniform(*box), LENGTH + 1) for _ in range(count)])
+
+
+def write_data(path: Path, x: np.ndarray) -> None:
+    np.savez(path, t=np.arange(LENGTH) * DT, x=x, names=np.array(["t1", "t2", "w1", "w2"]))
+
+
+def train(folder: Path, model: str, data: str, steps: int, seed: int, windows: int) -> tuple[Path, float]:
+    per_epoch = math.ceil(windows / 64)
+    run = folder / f"run_{model}_{data}_{seed}"
+    cmd = [sys.executable, "-m", "nodedsl.cli.main", "train", "double_pendulum.node", "--model", model]
+    cmd += ["--run", str(run), "--quiet", "--epochs", str(math.ceil(steps / per_epoch))]
+    cmd += ["--set", f"data={data}", "--set", f"seed={seed}"]
     start = time.perf_counter()
-    result = run_training(prog, select_train(prog, name), overrides=overrides, run_dir=run_dir)
-    wall = time.perf_counter() - start
-    model = prog.model(name)
-    load_weights(run_dir, model)
+    res = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, env=_env())
+    if res.returncode != 0:
+        raise SystemExit(f"{model}: nodedsl train failed\n{res.stderr[-3000:]}")
+    return run, time.perf_counter() - start
+
+
+def _env() -> dict:
+    import os
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env["PYTHONPATH"] = str(ROOT.parent) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def rollout(model, x0: torch.Tensor, steps: int) -> torch.Tensor:
+    """rk4 at dt = 0.01 from ``x0 [B, 4]``: ``[B, steps + 1, 4]``."""
+    u = x0.new_zeros(x0.shape[0], 0)
+    xs, x = [x0], x0
+    with torch.no_grad():
+        for i in range(steps):
+            t = torch.full((x.shape[0],), i * DT, dtype=x.dtype)
+            k1 = model.field(t, x, u)
+            k2 = model.field(t + DT / 2, x + DT / 2 * k1, u)
+            k3 = model.field(t + DT / 2, x + DT / 2 * k2, u)
+            k4 = model.field(t + DT, x + DT * k3, u)
+            x = x + DT / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+            xs.append(x)
+    return torch.stack(xs, 1)
+
+
+def gm_relative_error(pred: np.ndarray, true: np.ndarray) -> float:
+    """Mean over trajectories of the geometric mean over time of |x_hat - x| / (|x| + |x_hat|)."""
+    p, x = pred[:, 1:], true[:, 1:]
+    rel = np.linalg.norm(p - x, axis=-1) / (np.linalg.norm(x, axis=-1) + np.linalg.norm(p, axis=-1))
+    rel = np.where(np.isfinite(rel), rel, 1.0).clip(1e-16, 1.0)  # a diverged rollout counts as error 1
+    return float(np.exp(np.log(rel).mean(axis=1)).mean())
+
+
+def field_error(model, box, count: int = 4096, seed: int = 9) -> float:
+    """Relative RMS error of the learned accelerations (dw1, dw2) at uniform states of ``box``."""
+    x = np.random.default_rng(seed).uniform(*box, size=(count, 4))
+    true = np.stack([truth_field(0.0, xi) for xi in x])[:, 2:]
+    xt = torch.tensor(x, dtype=model.x0_default.dtype)
+    with torch.no_grad():
+        pred = model.field(torch.zeros(count, dtype=xt.dtype), xt, xt.new_zeros(count, 0))[:, 2:].double().numpy()
+    return float(np.sqrt(((pred - true) ** 2).sum() / (true**2).sum()))
+
+
+def evaluate(folder: Path, model_name: str, run: Path, tests: dict[str, np.ndarray]) -> dict[str, float]:
+    prog = nodedsl.load(str(folder / "double_pendulum.node"))
+    model = prog.model(model_name)
+    load_weights(run, model)
     model.eval()
-    cfg, _ = validate_train(select_train(prog, name))
-    solver = build_solver(cfg.solver, 0.05, len(model.state_names))
-    params = list(solver.parameters()) if hasattr(solver, "parameters") else []
-    if params:  # a learned taylor remainder: the trained one from the checkpoint
-        saved = load_checkpoint(run_dir / "checkpoint.pt")["solver_state"]
-        with torch.no_grad():
-            for p, s in zip(params, saved):
-                p.copy_(s)
-    return model, solver, result, wall
+    out = {}
+    for key, true in tests.items():
+        x0 = torch.tensor(true[:, 0], dtype=model.x0_default.dtype)
+        pred = rollout(model, x0, true.shape[1] - 1).double().numpy()
+        out[key] = gm_relative_error(pred, true)
+    out["field test box"] = field_error(model, TEST_BOX)
+    out["field train box"] = field_error(model, TRAIN_BOX)
+    return out
 
 
-def rmse(states: torch.Tensor, truth: torch.Tensor) -> list[float]:
-    err = (states - truth).double()
-    return [math.sqrt(float(err[..., i].pow(2).mean())) for i in range(truth.shape[-1])]
+def rescore(folder: Path, tests: dict[str, np.ndarray]) -> None:
+    """Evaluate the runs kept in ``folder`` again (no training): rollout and vector-field errors, final loss."""
+    import json
 
-
-def rollout(model, solver, x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return solve(model, x0, t, solver=solver).ys.transpose(0, 1)  # [N, T, n]
-
-
-def friction_of(model, w: torch.Tensor) -> torch.Tensor:
-    """``-der(omega)`` at ``theta = 0``, ``torque = 0``: the friction law a pendulum model implies."""
-    x = torch.stack((torch.zeros_like(w), w), 1)
-    with torch.no_grad():
-        return -model.field(torch.tensor(0.0), x, torch.zeros(len(w), 1))[:, 1]
-
-
-def oracle(prog, L: float):
-    """The true model with the hybrid's learned ``L``: the error left if the friction net were exact."""
-    truth = prog.model("PendulumTruth")
-    with torch.no_grad():
-        truth.known__L.fill_(L)
-    return truth
-
-
-def fitted_x0(model, solver, test) -> torch.Tensor:
-    """Initial states fitted to the first 10 noisy observations (the hidden components start at the default)."""
-    names = (tuple(model.output_names), tuple(model.input_names), tuple(model.state_names))
-    obs = observation_map(model)
-    aliases = {
-        o: model.state_names[i] for o, i in zip(model.output_names, obs) if i is not None and o != model.state_names[i]
-    }
-    held = match_model(test, *names, aliases=aliases, input_defaults=model.u_default.tolist())
-    return estimate_initial_states(model, held, 10, solver, obs, is_autonomous(model))
+    print("| run | GM test box | GM train box | field error test box | field error train box | final loss |")
+    print("|---|---|---|---|---|---|")
+    for run in sorted(folder.glob("run_*")):
+        name = run.name.split("_")[1]
+        if not (run / "metrics.json").is_file():
+            continue
+        e = evaluate(folder, name, run, tests)
+        loss = json.loads((run / "metrics.json").read_text())["final"]["train_loss"]
+        print(
+            f"| {run.name} | {e['test box']:.4f} | {e['train box']:.4f} | {e['field test box']:.3f}"
+            f" | {e['field train box']:.3f} | {loss:.2e} |",
+            flush=True,
+        )
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--epochs", type=int, default=None, help="override every train block's epochs")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (net init, split, batches)")
-    ap.add_argument("--heldout", type=int, default=16)
-    ap.add_argument("--heldout-seed", type=int, default=1)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1, 5, 20])
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--steps", type=int, default=1500, help="Adam steps per run (the paper: 50,000)")
+    ap.add_argument("--tests", type=int, default=10)
+    ap.add_argument("--hidden", type=int, nargs="+", default=None, help="hidden widths of the black box")
+    ap.add_argument("--keep", default=None, help="keep the runs in this folder")
+    ap.add_argument("--rescore", default=None, help="only evaluate the runs kept in this folder again")
     args = ap.parse_args()
     torch.set_num_threads(1)
-
-    hybrid_prog = nodedsl.load(str(EXAMPLES / "pendulum.node"))
-    bb_prog = nodedsl.load(str(EXAMPLES / "blackbox.node"))
-    n, s = args.heldout, args.heldout_seed
-    sets = {  # the headline first
-        "same distribution, 4 s": heldout(hybrid_prog, n, s),
-        "same distribution, 12 s": heldout(hybrid_prog, n, s, t1=12.0),
-        "wider initial states (theta in [-2.8, 2.8], omega in [-2, 2]), 4 s": heldout(
-            hybrid_prog, n, s, theta=(-2.8, 2.8), omega=(-2.0, 2.0)
-        ),
-    }
-    headline = next(iter(sets))
-    print(f"torch {torch.__version__}, 1 thread; held-out: {n} trajectories per set, seed {s}")
-    for key, test in sets.items():
-        print(
-            f"  {key}: {test.t.shape[1]} samples; true theta in [{float(test.x[..., 0].min()):.2f}, "
-            f"{float(test.x[..., 0].max()):.2f}], omega in [{float(test.x[..., 1].min()):.2f}, "
-            f"{float(test.x[..., 1].max()):.2f}]"
-        )
-    reference = make_solver("rk4", step=0.0125)
-
-    rows = []  # (seed, model, start, set, solver, [rmse theta, omega])
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        bb_full_prog = nodedsl.load(str(full_state_blackbox(tmp)))
-        runs = [
-            ("hybrid", hybrid_prog, "Pendulum", None),
-            ("black box, theta only", bb_prog, "PendulumBlackBox", "swings"),
-            ("black box, full state", bb_full_prog, "PendulumBlackBoxFull", None),
-        ]
-        for seed in args.seeds:
-            for label, prog, name, data in runs:
-                model, solver, result, wall = train(prog, name, tmp / f"{name}-{seed}", args.epochs, data, seed)
-                ev = result.extra.get("evaluation", {})
-                params = {k: round(v, 4) if isinstance(v, float) else v for k, v in result.parameters.items()}
-                print(
-                    f"seed {seed}, {label}: {result.epochs_run} epochs ({result.status}) in {wall:.1f} s "
-                    f"(loop {result.wall_time:.1f} s); final val loss {result.val_loss:.3g}; learned {params}; "
-                    f"nodedsl's own evaluation (validation split, from data) rmse {ev.get('rmse', float('nan')):.3g}",
-                    flush=True,
-                )
-                if name == "Pendulum":
-                    w = torch.linspace(-4, 4, 801)
-                    err = (friction_of(model, w) - friction_of(hybrid_prog.model("PendulumTruth"), w)).abs()
-                    print(
-                        "  hybrid friction net vs the true law, max |error| for |w| <= 1, 2, 3, 4: "
-                        + ", ".join(f"{float(err[w.abs() <= a].max()):.3f}" for a in (1, 2, 3, 4))
-                    )
-                    truth_L = oracle(hybrid_prog, float(result.parameters["L"]))
-                    for key, test in sets.items():
-                        t = test.t[0].to(torch.get_default_dtype())
-                        rows.append(
-                            (
-                                seed,
-                                "oracle: true friction, hybrid's L",
-                                "true x0",
-                                key,
-                                "training",
-                                rmse(rollout(truth_L, solver, test.x[:, 0], t), test.x),
-                            )
-                        )
-                for key, test in sets.items():
-                    t = test.t[0].to(torch.get_default_dtype())
-                    starts = [("true x0", test.x[:, 0])]
-                    if name == "PendulumBlackBox":  # hidden omega: also from an x0 fitted to the first window
-                        starts.append(("x0 fitted to 10 noisy angles", fitted_x0(model, solver, test)))
-                    for start, x0 in starts:
-                        rows.append((seed, label, start, key, "training", rmse(rollout(model, solver, x0, t), test.x)))
-                        if key == headline:
-                            rows.append(
-                                (seed, label, start, key, "rk4 0.0125", rmse(rollout(model, reference, x0, t), test.x))
-                            )
-
-    def hybrid(seed, key, sol):
-        return next(r[5] for r in rows if r[0] == seed and r[1] == "hybrid" and r[3] == key and r[4] == sol)
-
-    print(f"\nHeadline: {headline}, from the true initial state; theta/omega RMSE (rad, rad/s)")
-    print("| seed | model | start | solver | RMSE theta | RMSE omega | theta ratio to hybrid | omega ratio to hybrid |")
-    print("|---:|---|---|---|---:|---:|---:|---:|")
-    for seed, label, start, key, sol, (e_t, e_w) in rows:
-        if key != headline:
-            continue
-        h_t, h_w = hybrid(seed, key, sol)
-        sname = sol if sol != "training" else ("taylor 2, 0.05" if label.startswith("black") else "rk4 0.05")
-        print(f"| {seed} | {label} | {start} | {sname} | {e_t:.3g} | {e_w:.3g} | {e_t / h_t:.3g} | {e_w / h_w:.3g} |")
-    print("\nOther held-out sets (training solvers)")
-    print("| seed | held-out set | model | start | RMSE theta | RMSE omega | theta ratio to hybrid |")
-    print("|---:|---|---|---|---:|---:|---:|")
-    for seed, label, start, key, sol, (e_t, e_w) in rows:
-        if key == headline or sol != "training":
-            continue
-        h_t, _ = hybrid(seed, key, sol)
-        print(f"| {seed} | {key} | {label} | {start} | {e_t:.3g} | {e_w:.3g} | {e_t / h_t:.3g} |")
-    ratios = {}
-    for seed in args.seeds:
-        h_t, _ = hybrid(seed, headline, "training")
-        for label in ("black box, full state", "black box, theta only"):
-            e_t = next(
-                r[5][0]
-                for r in rows
-                if r[0] == seed and r[3] == headline and r[4] == "training" and r[1] == label and r[2] == "true x0"
+    if args.rescore:
+        tests = {"test box": test_set(args.tests, TEST_BOX, 7), "train box": test_set(args.tests, TRAIN_BOX, 8)}
+        return rescore(Path(args.rescore), tests)
+    folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="physics_prior_"))
+    folder.mkdir(parents=True, exist_ok=True)
+    text = NODE.read_text()
+    if args.hidden:
+        old = "net f(t1, t2, w1, w2) -> 4 { hidden = [64, 64] }"
+        text = text.replace(old, old.replace("[64, 64]", str(list(args.hidden))))
+    (folder / "double_pendulum.node").write_text(text)
+    data = training_set(max(args.sizes))
+    for n in args.sizes:
+        write_data(folder / f"dp_train_{n}.npz", data[:n])
+    tests = {"test box": test_set(args.tests, TEST_BOX, 7), "train box": test_set(args.tests, TRAIN_BOX, 8)}
+    print(f"# steps {args.steps}, seeds {args.seeds}, {args.tests} test trajectories per box, data in {folder}")
+    print(
+        "| trajectories | model | GM rel. error, test box | ratio to black box | train box | ratio"
+        " | field error, test box | train s |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for n in args.sizes:
+        base = None
+        for name in args.models:
+            errs: dict[str, list[float]] = {}
+            walls = []
+            for seed in args.seeds:
+                run, wall = train(folder, name, f"dp_train_{n}.npz", args.steps, seed, n * ((LENGTH - 1) // 5))
+                for k, v in evaluate(folder, name, run, tests).items():
+                    errs.setdefault(k, []).append(v)
+                walls.append(wall)
+            err = {k: statistics.median(v) for k, v in errs.items()}
+            base = err if name == "BlackBox" else base
+            ratio = {k: base[k] / err[k] if base else float("nan") for k in err}
+            print(
+                f"| {n} | {name} | {err['test box']:.4f} | {ratio['test box']:.2f}x"
+                f" | {err['train box']:.4f} | {ratio['train box']:.2f}x | {err['field test box']:.3f}"
+                f" | {statistics.median(walls):.0f} |",
+                flush=True,
             )
-            ratios.setdefault(label, []).append(e_t / h_t)
-    for label, vals in ratios.items():
-        med = statistics.median(vals)
-        print(
-            f"{label} / hybrid, theta RMSE (headline set, true x0): "
-            + ", ".join(f"seed {s_}: {v:.1f}x" for s_, v in zip(args.seeds, vals))
-            + f"; median {med:.1f}x (target >= 100x: {'met' if med >= 100 else 'MISSED'})"
-        )
+    if not args.keep:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
    full-batch objective, so L-BFGS).
 2. Double-well Langevin ``der(x) = x - x^3``, ``noise(x) = 0.5`` (wells at +-1): a drift net and a
    learned sigma, fitted to 256 sample paths from x0 ~ normal(0, 1) by ``objective =
-   distribution(metric = energy, samples = 2)`` (two simulated paths start at each observed initial
+   distribution(metric = energy, samples = 4)`` (four simulated paths start at each observed initial
    state; the (x(0), x(t)) pairs are matched at every observation time; backprop through
    Euler-Maruyama). docs/stochastic.md lists the other settings tried.
 
@@ -86,7 +86,7 @@ dataset ensemble {
 }
 train Langevin {
     data = ensemble
-    objective = distribution(metric = energy, samples = 2)
+    objective = distribution(metric = energy, samples = 4)
     solver = euler_maruyama(step = 0.05)
     epochs = 400
     batch = 256

@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -261,11 +262,19 @@ def _value_diagnostics(info: ModelInfo) -> list[Diagnostic]:
     port-Hamiltonian composites only combine expressions already checked in their components. A model
     whose equations cannot lose their value (``frontend.definedness``) is not lowered (no SymPy)."""
     m = info.model
-    if info.subs and not m.decls(ast.Connect):
-        return []
+    if info.subs and not m.decls(ast.Connect):  # a coupled stateless port may close an algebraic loop
+        return _lowered_value_diagnostics(info) if m.decls(ast.Couple) and _has_static_port(info) else []
     if not may_lack_value(info):
         return []
     return _lowered_value_diagnostics(info)
+
+
+def _has_static_port(info: ModelInfo) -> bool:
+    """Whether a sub-model of the tree declares a stateless port (``y = f(u)``)."""
+    return any(
+        any(i.key == "y" for p in sub.model.decls(ast.Port) for i in p.items) or _has_static_port(sub)
+        for sub in info.subs.values()
+    )
 
 
 def _lowered_value_diagnostics(info: ModelInfo) -> list[Diagnostic]:
@@ -307,6 +316,39 @@ def _structure_diagnostics(info: ModelInfo) -> list[Diagnostic]:
     return structure_diagnostics(info)
 
 
+def _proof_key(info: ModelInfo) -> str:
+    """What the proofs and the value screen of ``info`` read: its declarations and its sub-models', the
+    version and the proving code (a changed prover never trusts an old marker)."""
+    from .core.version import __version__
+
+    h = hashlib.sha256(f"{__version__}\0{_prover_hash()}\0{_hash_info(info)}".encode())
+    return h.hexdigest()
+
+
+@functools.cache
+def _prover_hash() -> str:
+    h = hashlib.sha256()
+    for module in ("symbolic/prove.py", "symbolic/porthamiltonian.py", "symbolic/lower.py", "program.py"):
+        try:
+            h.update((Path(__file__).parent / module).read_bytes())
+        except OSError:
+            h.update(module.encode())
+    return h.hexdigest()
+
+
+def _model_diagnostics(info: ModelInfo) -> list[Diagnostic]:
+    """The proofs and the value screen of one model; a clean result is remembered between processes."""
+    from .io.proofcache import proved, remember
+
+    key = _proof_key(info)
+    if proved(key):
+        return []
+    found = _structure_diagnostics(info) + _value_diagnostics(info)
+    if not found:
+        remember(key)
+    return found
+
+
 def _finish(source: Source) -> Program:
     checked, diags = check_source(source)
     errors = [d for d in diags if d.severity == "error"]
@@ -315,8 +357,7 @@ def _finish(source: Source) -> Program:
             for m in module.models:
                 info = checked.infos.get((file, m.name))
                 if info is not None:
-                    diags += _structure_diagnostics(info)
-                    diags += _value_diagnostics(info)
+                    diags += _model_diagnostics(info)
     if any(d.severity == "error" for d in diags):
         raise NodeDslError(diags)
     return Program(checked, [d for d in diags if d.severity != "error"])

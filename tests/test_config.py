@@ -59,7 +59,7 @@ def test_pendulum_values_and_defaults():
     assert cfg.data == "swings" and not cfg.data_is_file
     assert cfg.solver.kind == "rk4" and cfg.solver.options == {"step": 0.05}
     assert cfg.optimizer.kind == "adam" and cfg.optimizer.lr == 3e-3
-    assert cfg.constraints.update_every == 20 and cfg.constraints.mu_max == 1e4
+    assert cfg.constraints.update_every == 20 and cfg.constraints.mu_max == 100 and cfg.constraints.scale == "auto"
     assert cfg.gradient_mode() == "backprop" and cfg.epochs == 100 and cfg.loss == "mse"
     assert key_span(cfg, "optimizer").line == 5
 

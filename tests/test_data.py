@@ -285,3 +285,37 @@ def test_synth_unknown_state_and_vector_state():
     tr = generate(FakeDecay(k=1.0), cfg)
     assert tr.x[:, 0, 0].tolist() == [2, 2]
     assert torch.allclose(tr.x[:, -1, 0], torch.full((2,), 2 * np.exp(-1.0)), rtol=1e-4)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "h5"])
+def test_columnar_files_equal_the_csv(tmp_path, fmt):
+    """Parquet and HDF5 files with the CSV's columns give the same trajectories; a bad cell names its row."""
+    import numpy as np
+
+    from nodedsl.data.loading import load_file
+
+    csv = load_csv(write(tmp_path, GOOD), OUT, INP)
+    rows = [line.split(",") for line in GOOD.strip().splitlines()]
+    cols = {name: np.array([float(r[j]) for r in rows[1:]]) for j, name in enumerate(rows[0])}
+    path = tmp_path / f"d.{fmt}"
+
+    def save(columns):
+        if fmt == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.table(columns), path)
+        else:
+            h5py = pytest.importorskip("h5py")
+            with h5py.File(path, "w") as fh:
+                for k, v in columns.items():
+                    fh.create_dataset(k, data=v)
+
+    save(cols)
+    got = load_file(path, OUT, INP)
+    assert got.ids == csv.ids and torch.equal(got.y, csv.y) and torch.equal(got.t, csv.t)
+    cols["torque"] = cols["torque"].copy()
+    cols["torque"][4] = np.inf
+    save(cols)
+    d = error_of(load_file, path, OUT, INP)[0]
+    assert "'torque'" in d.message and "row 5" in d.message

@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "simulate": 9,
     "export": 9,
     "analysis": 9,
+    "sweep": 9,
     "lsp": 10,
     "cli": 11,
     "__init__": 12,  # nodedsl/__init__.py re-exports the API

@@ -59,7 +59,7 @@ train Osc {
     epochs = 2
     batch = 7
     optimizer = adam(lr = 0.05)
-    constraints = augmented_lagrangian(mu = 1.0, update_every = 1, samples = 16)
+    constraints = augmented_lagrangian(mu = 1.0, update_every = 1, samples = 16, scale = none)
     validation = 0.2
     checkpoint_every = 1
     horizon = full

@@ -15,7 +15,17 @@ STDLIB = data_dir("stdlib")
 MODULES = ["mechanics", "circuits"]
 COMPONENTS = {
     "mechanics": {"Mass", "Spring", "NonlinearSpring", "MassDamper", "MassSpringDamper", "Pendulum"},
-    "circuits": {"Inductor", "Capacitor", "ResistiveInductor", "LCTank"},
+    "circuits": {
+        "Inductor",
+        "Capacitor",
+        "ResistiveInductor",
+        "LCTank",
+        "Resistor",
+        "Conductor",
+        "VoltageSource",
+        "CurrentSource",
+        "SeriesRLC",
+    },
 }
 
 

@@ -153,3 +153,31 @@ def test_screen_agrees_with_lowering_on_random_models(let_expr, der_expr):
     )
     for info in _screened(source_from_text(text, "m.node")):
         assert _lowering_finds_no_value_problem(info), text
+
+
+def test_an_unchanged_proved_model_is_checked_without_sympy(tmp_path):
+    """The second check of an unchanged port-Hamiltonian model reads the proof marker: no SymPy, the
+    same output; an edited model is proved again, and a model whose proof fails is never marked."""
+    env_cache = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    model = tmp_path / "m.node"
+    model.write_text((ROOT / "examples" / "msd.node").read_text())
+
+    def check() -> subprocess.CompletedProcess:
+        code = (
+            f"import sys\nfrom nodedsl.cli.entry import main\nsys.argv = ['nodedsl', 'check', {str(model)!r}]\n"
+            "try:\n    main()\nfinally:\n    print('sympy' in sys.modules, file=sys.stderr)\n"
+        )
+        env = {**os.environ, "PYTHONPATH": str(ROOT), **env_cache}
+        env.pop("NODEDSL_NO_PROOF_CACHE", None)
+        return subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120
+        )
+
+    first, second = check(), check()
+    assert first.stderr.strip().endswith("True") and second.stderr.strip().endswith("False")
+    assert first.stdout == second.stdout and "MassSpringDamper" in first.stdout
+    model.write_text(model.read_text().replace("param m = 1.0", "param m = 2.0", 1))
+    assert check().stderr.strip().endswith("True")  # changed: proved again
+    (tmp_path / "_components.node").write_text((ROOT / "tests" / "errors" / "_components.node").read_text())
+    model.write_text((ROOT / "tests" / "errors" / "couple_not_skew_symbolic.node").read_text())
+    assert check().returncode == 1 and check().returncode == 1  # a failing proof is reported every time

@@ -129,8 +129,8 @@ def test_augmented_lagrangian_reduces_violation():
     wt, wv = make_data(FakeDecay(k=1.0), "x = uniform(5, 15)")  # large data loss: the constraint must fight
     model = FakeDecay(k=0.9, kmax=0.7)
     cfg = make_cfg(
-        BASE + "\n epochs = 60\n constraints = augmented_lagrangian(mu = 0.1, growth = 2, "
-        "update_every = 5, tolerance = 1e-5)"
+        BASE + "\n epochs = 60\n constraints = augmented_lagrangian(mu = 0.1, growth = 2, mu_max = 1e4, "
+        "update_every = 20, tolerance = 1e-5, scale = none)"  # raw units; 20 steps = 5 epochs here
     )
     res = fit(model, wt, wv, cfg)
     at_updates = [h["violations"]["k_max"] for h in res.history][4::5]
@@ -265,7 +265,13 @@ def test_real_pendulum_run_dir(tmp_path):
     assert metrics["evaluation"]["on"] == "validation"
     out = evaluate(prog, None, run)
     assert out["trajectories"] == 6 and math.isfinite(out["rmse"]) and (run / "eval.json").is_file()
-    assert [p.name for p in plot_run(run)] == ["loss.png", "fit.png", "phase.png"]  # two outputs: a phase portrait
+    # two outputs: a phase portrait; a scalar net: its learned curve against the truth it implies
+    assert [p.name for p in plot_run(run)] == ["loss.png", "fit.png", "phase.png", "nets.png"]
+    import numpy as np
+
+    nets = np.load(run / "nets.npz")
+    assert set(nets.files) == {"friction.input", "friction.output", "friction.truth"}
+    assert len(nets["friction.input"]) == len(nets["friction.truth"]) > 100
     again = run_training(prog, select_train(prog), overrides={"epochs": "3"}, run_dir=run, resume=True)
     assert again.epochs_run == 3 and len(again.history) == 3
 

@@ -33,6 +33,7 @@ def test_wheel_contains_grammar_and_stdlib(wheel):
     assert "nodedsl/_data/grammar/nodedsl.lark" in names
     assert "nodedsl/_data/stdlib/mechanics.node" in names
     assert "nodedsl/_data/stdlib/circuits.node" in names
+    assert "nodedsl/train/ndo_operator.safetensors" in names  # the NDO operator's weights (package data)
 
 
 def test_wheel_installs_and_checks_in_fresh_venv(wheel, tmp_path):

@@ -32,11 +32,13 @@ COMMANDS = (
     "simulate",
     "data",
     "train",
+    "sweep",
     "energy",
     "bands",
     "observe",
     "editor",
     "verify",
+    "sample",
     "export",
 )
 for _name in COMMANDS:

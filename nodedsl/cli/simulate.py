@@ -40,8 +40,10 @@ def register(app: typer.Typer) -> None:
         dataset: str | None = typer.Option(
             None, "--dataset", help="simulate from a dataset block's initial states and input signals"
         ),
-        trajectories: int | None = typer.Option(None, "--trajectories", help="with --dataset: how many"),
+        trajectories: int | None = typer.Option(None, "--trajectories", help="experiments: random, or --dataset's"),
         device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto: where to integrate"),
+        init_range: list[str] = typer.Option([], "--init-range", help="a state drawn per trajectory: x=-1:1"),
+        draw: list[str] = typer.Option([], "--draw", help="a number drawn per trajectory: omega=uniform(1, 3)"),
     ) -> None:
         """Simulate a model and write the long CSV format (trajectory, t, states, outputs, inputs)."""
         from ..simulate import SimulationRequest, run_simulation, write_csv
@@ -72,7 +74,9 @@ def register(app: typer.Typer) -> None:
                 seed=seed,
                 device=_device(device),
             )
-            if dataset is not None or trajectories is not None:
+            if dataset is None and (trajectories is not None or init_range or draw):
+                table = _random(prog, req, trajectories, tuple(init_range), tuple(draw))
+            elif dataset is not None or trajectories is not None:
                 table = _from_dataset(prog, name, run, init, dataset, trajectories)
             else:
                 table = run_simulation(prog, req)
@@ -102,6 +106,31 @@ def _default_model(prog, run: str | None) -> str:
 
         return str(run_config(run).get("model", ""))
     return prog.module.models[-1].name if prog.module.models else ""
+
+
+def _random(prog, req, count: int | None, inits: tuple[str, ...], draws: tuple[str, ...]):
+    """``--trajectories N`` without ``--dataset``: random initial states and inputs (simulate/experiments.py)."""
+    from ..simulate.experiments import random_table
+
+    where = Span("<--trajectories>", 0, 0)
+    if count is None:
+        raise NodeDslError.single("bad-argument", "--init-range and --draw need --trajectories N", where)
+    if req.init_random or req.times_csv:
+        raise NodeDslError.single("bad-argument", "--trajectories takes --t-end/--step, a run or a known model", where)
+    return random_table(
+        prog,
+        req.model,
+        req.run,
+        count,
+        req.t_end,
+        req.step,
+        inits=inits,
+        sets=req.sets,
+        inputs=req.inputs,
+        draws=draws,
+        seed=req.seed,
+        solver=req.solver or f"dopri5(rtol = {req.rtol or 1e-9}, atol = {req.atol or 1e-11})",
+    )
 
 
 def _from_dataset(prog, name: str, run: str | None, init: str | None, dataset: str | None, count: int | None):

@@ -20,6 +20,8 @@ from .common import fail, load_or_fail
 
 __all__ = ["parse_sets", "register"]
 
+CMDLINE = Span("<command line>", 0, 0)
+
 
 def parse_sets(items: list[str]) -> dict[str, str]:
     """``["key=value", ...]`` -> dict; a malformed item is a ``bad-override`` error."""
@@ -63,6 +65,8 @@ def _summary(result, run_dir: str) -> None:
     if missing:
         typer.echo(f"  {missing} missing output value(s) in the data, left out of the loss")
     ev = result.extra.get("evaluation", {})
+    if "log_likelihood" in ev:
+        typer.echo(f"  log-likelihood on {ev['points']} {ev['on']} points: {_fmt(ev['log_likelihood'])} nats/point")
     if "rmse" in ev:
         typer.echo(f"  rollout RMSE on {ev.get('on')} trajectories: {_fmt(ev['rmse'])}")
     typer.echo(f"run directory: {run_dir}")
@@ -129,39 +133,71 @@ def _register_train(app: typer.Typer) -> None:
 
 
 def _register_eval_plot(app: typer.Typer) -> None:
-    @app.command("eval")
+    @app.command("eval", context_settings=_MORE_RUNS)
     def eval_(
+        ctx: typer.Context,
         path: str = typer.Argument(..., help="the .node file"),
         run: str | None = typer.Option(
             None, "--run", help="the run directory (without it: --model and --data, weights from `weights` clauses)"
         ),
         data: str | None = typer.Option(None, "--data", help="held-out CSV/NPZ (default: the validation split)"),
         model: str | None = typer.Option(None, "--model", "-m", help="model (default: the run's)"),
+        runs: list[str] = typer.Option([], "--runs", help="an ensemble: several runs of one model (repeatable)"),
+        out: str | None = typer.Option(None, "--output", "-o", help="with --runs: write ensemble.json/.npz here"),
     ) -> None:
         """Roll out a trained model over whole held-out trajectories; report errors and violations."""
         from ..train.run import evaluate
 
+        runs = _ensemble_runs(ctx, runs)
         prog = load_or_fail(path)
+        if runs:
+            from .ensemble import eval_ensemble
+
+            eval_ensemble(prog, [*runs, *([run] if run else [])], model, data, out)
+            return
         try:
-            out = evaluate(prog, model, run, data)
+            out_ = evaluate(prog, model, run, data)
         except NodeDslError as err:
             fail(err, prog.sources)
+        if "log_likelihood" in out_:  # a density run
+            typer.echo(
+                f"{out_['model']}: test log-likelihood {_fmt(out_['log_likelihood'])} nats/point "
+                f"(NLL {_fmt(out_['nll'])}) over {out_['points']} points ({out_['on']}, {out_['trace']} trace)"
+            )
+            if run is not None:
+                typer.echo(f"written: {Path(run) / 'eval.json'}")
+            return
         typer.echo(
-            f"{out['model']}: rollout over {out['trajectories']} trajectories ({out['on']}): RMSE "
-            f"{_fmt(out['rmse'])}, normalized {_fmt(out['nrmse'])}"
+            f"{out_['model']}: rollout over {out_['trajectories']} trajectories ({out_['on']}): RMSE "
+            f"{_fmt(out_['rmse'])}, normalized {_fmt(out_['nrmse'])}"
         )
-        for name, e in out["per_output"].items():
+        for name, e in out_["per_output"].items():
             typer.echo(f"  {name}: RMSE {_fmt(e['rmse'])}, MAE {_fmt(e['mae'])}")
-        for name, v in out.get("parameters", {}).items():
+        for name, v in out_.get("parameters", {}).items():
             typer.echo(f"  {name} = {_fmt(v)}")
-        for name, v in out.get("violations", {}).items():
+        for name, v in out_.get("violations", {}).items():
             typer.echo(f"  constraint {name}: violation {_fmt(v)}")
         if run is not None:
             typer.echo(f"written: {Path(run) / 'eval.json'}")
 
-    @app.command("plot")
-    def plot(run: str = typer.Option(..., "--run", help="the run directory")) -> None:
-        """Redraw a run's plots (loss curves, data against prediction) as PNG files."""
+    @app.command("plot", context_settings=_MORE_RUNS)
+    def plot(
+        ctx: typer.Context,
+        run: str | None = typer.Option(None, "--run", help="the run directory"),
+        runs: list[str] = typer.Option([], "--runs", help="an ensemble: prediction bands across these runs"),
+        out: str = typer.Option("bands.png", "--output", "-o", help="with --runs: the PNG to write"),
+        trajectory: int = typer.Option(0, "--trajectory", help="with --runs: which held-out trajectory"),
+    ) -> None:
+        """Redraw a run's plots (loss curves, data against prediction) as PNG files; with --runs, draw
+        prediction bands across an ensemble."""
+        runs = _ensemble_runs(ctx, runs)
+        if runs:
+            from .ensemble import plot_ensemble_bands
+
+            plot_ensemble_bands([*runs, *([run] if run else [])], out, trajectory)
+            return
+        if run is None:
+            fail(NodeDslError.single("bad-argument", "give --run DIR (or --runs DIR... for an ensemble)", CMDLINE))
         from ..train.run import plot_run
 
         try:
@@ -170,6 +206,16 @@ def _register_eval_plot(app: typer.Typer) -> None:
             fail(err)
         for p in written:
             typer.echo(f"written: {p}")
+
+
+# `--runs A B C`: the folders after the first come as extra arguments (typer options take one value each)
+_MORE_RUNS = {"allow_extra_args": True}
+
+
+def _ensemble_runs(ctx: typer.Context, runs: list[str]) -> list[str]:
+    if ctx.args and not runs:
+        fail(NodeDslError.single("bad-argument", f"unexpected argument(s): {' '.join(ctx.args)}", CMDLINE))
+    return [*runs, *ctx.args]
 
 
 def _train_observer(prog, name: str, run: str | None) -> None:

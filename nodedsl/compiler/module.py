@@ -357,11 +357,12 @@ class CompiledModel(nn.Module):
         fn = self._function("observe", self.system.outputs)
         return self._call(fn, t, x, u)
 
-    def constraint_residuals(self, name: str, t, x, u=None, samples: dict | None = None):
-        """Residual ``[batch, size]`` of constraint ``name``: want == 0 (eq) or <= 0 (ineq)."""
+    def constraint_residuals(self, name: str, t, x, u=None, samples: dict | None = None, magnitude: bool = False):
+        """Residual ``[batch, size]`` of ``name`` (want == 0 or <= 0); ``magnitude``: its terms' |.| sum."""
         c = self._constraint_sym[name]
         domains = [(var, len(comps)) for var, comps, _, _ in c.domains]
-        fn = self._function("constraint " + name, c.residual, [s for _, comps, _, _ in c.domains for s in comps])
+        key, exprs = ("constraint magnitude ", c.magnitude) if magnitude else ("constraint ", c.residual)
+        fn = self._function(key + name, exprs, [s for _, comps, _, _ in c.domains for s in comps])
         u = self.default_inputs(x) if u is None else u
         cols = []
         for var, size in domains:

@@ -31,7 +31,7 @@ def noise_of(system: Any) -> Noise | None:
     sym = getattr(system, "noise", None)
     if sym is None:
         return None
-    return Noise(sym.kind, sym.channels, sym.additive)
+    return Noise(sym.kind, sym.channels, sym.additive, getattr(sym, "sde_type", "ito"))
 
 
 def diffusion(model: Any, t: Any, x: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
@@ -68,7 +68,20 @@ def ito_correction(model: Any, t: Any, x: torch.Tensor, u: torch.Tensor | None =
         (grad,) = torch.autograd.grad(model.hamiltonian(x, t, u).sum(), x, create_graph=True)
         rows = [torch.autograd.grad(grad[:, i].sum(), x, retain_graph=True)[0] for i in range(x.shape[1])]
     hess = torch.stack(rows, dim=1)  # [batch, n, n]
+    extra = torch.zeros(x.shape[0], dtype=x.dtype)
+    noise = model.noise
+    if noise.sde_type == "stratonovich" and not noise.additive and noise.kind == "diagonal":
+        # the Ito form of a Stratonovich model drifts by 1/2 g dg/dx more: its power enters dH too
+        with torch.enable_grad():
+            xg = x.detach().requires_grad_(True)
+            gd = model.diffusion(t, xg, u)
+            dg = [
+                torch.autograd.grad(gd[:, i].sum(), xg, retain_graph=True, allow_unused=True)[0]
+                for i in range(x.shape[1])
+            ]
+        slope = torch.stack([torch.zeros_like(gd[:, i]) if d is None else d[:, i] for i, d in enumerate(dg)], -1)
+        extra = (grad.detach() * 0.5 * gd.detach() * slope).sum(-1)
     with torch.no_grad():
         g = model.diffusion(t, x.detach(), u)
         g = torch.diag_embed(g) if g.dim() == 2 else g
-        return 0.5 * torch.einsum("bik,bij,bjk->b", g, hess, g).detach()
+        return 0.5 * torch.einsum("bik,bij,bjk->b", g, hess, g).detach() + extra

@@ -103,6 +103,14 @@ ETD_OPTIONS = (
     Option("order", int, default=4, choices=(1, 2, 4), doc="1: exponential Euler, 2: ETD2RK, 4: ETDRK4"),
     STEP,
 )
+LINEAR_SOLVER = Option(
+    "linear_solver",
+    str,
+    default="auto",
+    choices=("auto", "dense", "sparse"),
+    doc="LU of the Newton/stage matrices: dense batched, sparse (SuperLU, CPU), or auto (sparse when n > 200 "
+    "and at most 10% of the Jacobian is nonzero)",
+)
 INTERPOLATE = Option(
     "interpolate",
     bool,
@@ -130,7 +138,7 @@ def _catalog() -> dict[str, SolverSpec]:
         summary = _DIRK_SUMMARY[name] + " (Newton, implicit gradients)"
         specs.append(SolverSpec(name, summary, str(tab.order), (STEP, TOL, NEWTON_ATOL, MAX_ITER), "implicit"))
     for name, (stiff_order, summary) in _STIFF.items():
-        specs.append(SolverSpec(name, summary, stiff_order, ADAPTIVE_OPTIONS + (INTERPOLATE,), "stiff"))
+        specs.append(SolverSpec(name, summary, stiff_order, ADAPTIVE_OPTIONS + (INTERPOLATE, LINEAR_SOLVER), "stiff"))
     specs.append(
         SolverSpec(
             "taylor", "Taylor-Lagrange step with learned midpoint (TL-NODE)", "p = order", TAYLOR_OPTIONS, "taylor"

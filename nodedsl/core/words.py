@@ -3,7 +3,7 @@ and the language server's completions all read them from here (a test holds the 
 them too).
 
 ``RESERVED`` words can never name anything; ``CONTEXTUAL`` words are special only where the grammar
-expects them (``noise(x) = ...``, ``state h latent``, ``observer O for M``, ``measure y = ...``,
+expects them (``noise(x) = ...``, ``sde = stratonovich``, ``state h latent``, ``observer O for M``, ``measure y = ...``,
 ``weight = ...``) and stay usable as names elsewhere, but editors highlight them everywhere.
 
 Example:
@@ -22,7 +22,7 @@ DECLARATIONS = (
 TOP_LEVEL = ("import", *BLOCKS)
 # what may open a line inside a model body (completion offers these first)
 MODEL_BODY = (
-    "state", "input", "param", "net", "let", "der", "noise", "output", "constraint", "hamiltonian", "J", "R",
+    "state", "input", "param", "net", "let", "der", "noise", "sde", "output", "constraint", "hamiltonian", "J", "R",
     "port", "sub", "couple", "connect", "when", "reset",
 )  # fmt: skip
 RESERVED = frozenset(
@@ -32,5 +32,5 @@ RESERVED = frozenset(
         "train", "weights", "port_hamiltonian", "when", "reset", "and", "or",
     ]
 )  # fmt: skip
-CONTEXTUAL = frozenset(["noise", "weight", "latent", "observer", "measure"])
+CONTEXTUAL = frozenset(["noise", "sde", "weight", "latent", "observer", "measure"])
 ALL_WORDS = RESERVED | CONTEXTUAL

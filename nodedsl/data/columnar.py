@@ -25,7 +25,7 @@ import numpy as np
 
 from ..core.diagnostics import Diagnostic, NodeDslError, Span, suggest
 from ..core.limits import limit, over_limit
-from ..io.arrow import read_parquet_table
+from ..io.arrow import read_hdf5_table, read_parquet_table
 from .trajectories import Plan, Trajectories, _err, assemble, check_times, plan_columns
 
 __all__ = ["csv_plan", "from_table", "load_parquet", "pad_and_assemble", "parse_cell", "value_columns"]
@@ -162,10 +162,11 @@ def load_parquet(
     aliases: Mapping[str, str] | None = None,
     input_defaults: Sequence[float] | None = None,
 ) -> Trajectories:
-    """A Parquet file with the columns of the long-form CSV (see :func:`load_csv`); problems name the
-    column and the row (counted from 1)."""
+    """A Parquet (or HDF5: ``.h5``/``.hdf5``, one 1-D dataset per column) file with the columns of the
+    long-form CSV (see :func:`load_csv`); problems name the column and the row (counted from 1)."""
     file = str(path)
-    table = read_parquet_table(path)
+    hdf5 = Path(path).suffix.lower() in (".h5", ".hdf5")
+    table = read_hdf5_table(path) if hdf5 else read_parquet_table(path)
     args = (output_names, input_names, state_names, aliases, input_defaults)
     out = from_table(file, table, *args, lines=False)
     if out is None:

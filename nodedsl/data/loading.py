@@ -278,8 +278,8 @@ def load_file(
     suffix = Path(path).suffix.lower()
     if suffix == ".npz":
         return load_npz(path, output_names, input_names, state_names, **kw)
-    if suffix in (".parquet", ".pq"):
+    if suffix in (".parquet", ".pq", ".h5", ".hdf5"):
         return load_parquet(path, output_names, input_names, state_names, **kw)
     if suffix == ".csv":
         return load_csv(path, output_names, input_names, state_names, **kw)
-    raise NodeDslError([_err(str(path), f"data file '{path}' must end in .csv, .parquet or .npz")])
+    raise NodeDslError([_err(str(path), f"data file '{path}' must end in .csv, .parquet, .h5 or .npz")])

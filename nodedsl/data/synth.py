@@ -15,7 +15,8 @@ import torch
 
 from ..core.diagnostics import Diagnostic, NodeDslError, suggest
 from ..frontend.config import DatasetConfig, key_span
-from ..frontend.config.schema import Signal
+from ..frontend.config.schema import InputExpression, Signal
+from .expressions import expression_inputs
 from .loading import Trajectories
 from .signals import draw, make_signal
 
@@ -105,20 +106,27 @@ def _input_function(model, cfg: DatasetConfig, count: int, g: torch.Generator, t
     base = u.to(torch.float64).reshape(1, -1).expand(count, -1)
     if not signals:
         return lambda t: base
-    fns = {i: make_signal(spec, count, g, t0, t1) for i, spec in sorted(signals.items())}
+    exprs = {i: s.expr for i, s in signals.items() if isinstance(s, InputExpression)}
+    fns = {i: make_signal(spec, count, g, t0, t1) for i, spec in sorted(signals.items()) if i not in exprs}
+    by_expr = expression_inputs(exprs, cfg.draws, count, g) if exprs else None
+    columns = {i: k for k, i in enumerate(sorted(exprs))}
 
     def inputs(t):
-        cols = [fns[i](float(t)) if i in fns else base[:, i] for i in range(base.shape[1])]
+        ex = by_expr(float(t)) if by_expr is not None else None
+        cols = [
+            fns[i](float(t)) if i in fns else ex[:, columns[i]] if i in columns else base[:, i]  # type: ignore[index]
+            for i in range(base.shape[1])
+        ]
         return torch.stack(cols, dim=-1)
 
     return inputs
 
 
-def _inputs(model, cfg: DatasetConfig) -> tuple[torch.Tensor, dict[int, Signal]]:
-    """The constant inputs (defaults and given numbers) and the signals by input component."""
+def _inputs(model, cfg: DatasetConfig) -> tuple[torch.Tensor, dict[int, Signal | InputExpression]]:
+    """The constant inputs (defaults and given numbers) and the signals and expressions by input component."""
     names = tuple(model.input_names)
     u = model.u_default.detach().clone().reshape(-1)
-    signals: dict[int, Signal] = {}
+    signals: dict[int, Signal | InputExpression] = {}
     groups = state_groups(names)
     diags = []
     for name, value in cfg.inputs.items():
@@ -133,7 +141,7 @@ def _inputs(model, cfg: DatasetConfig) -> tuple[torch.Tensor, dict[int, Signal]]
             )
             continue
         idx = groups[name]
-        if isinstance(value, Signal):  # each component its own draws
+        if isinstance(value, (Signal, InputExpression)):  # each component its own draws
             signals.update((i, value) for i in idx)
             continue
         vals = value if isinstance(value, list) else [value] * len(idx)

@@ -19,6 +19,7 @@ from .ast_events import Comprehension as Comprehension
 from .ast_events import Cond as Cond
 from .ast_events import CondOp as CondOp
 from .ast_events import Reset as Reset
+from .ast_events import SdeKind as SdeKind
 from .ast_events import Slice as Slice
 from .ast_events import When as When
 
@@ -137,7 +138,15 @@ class VCall:
     span: Span = _span()
 
 
-Value = VNumber | VString | VName | VList | VMap | VCall
+@dataclass(frozen=True)
+class VExpr:
+    """A parenthesized expression as a block value: ``force = (0.5 * sin(omega * t))``."""
+
+    expr: Expr
+    span: Span = _span()
+
+
+Value = VNumber | VString | VName | VList | VMap | VCall | VExpr
 
 
 # ---------------------------------------------------------------- model declarations
@@ -312,7 +321,7 @@ class Connect:
 
 
 Decl = (
-    State | Input | Param | Net | Let | Der | Noise | Output | Constraint | Hamiltonian | JMatrix | RMatrix
+    State | Input | Param | Net | Let | Der | Noise | SdeKind | Output | Constraint | Hamiltonian | JMatrix | RMatrix
     | Port | Sub | Couple | Connect | When
 )  # fmt: skip
 

@@ -1,4 +1,4 @@
-"""Syntax-tree nodes of the v2 constructs: slices, comprehensions and ``when`` blocks.
+"""Syntax-tree nodes of the v2 constructs: slices, comprehensions, ``when`` blocks and ``sde = ...``.
 
 Re-exported by :mod:`nodedsl.frontend.ast` (import them from there).
 
@@ -78,4 +78,12 @@ class When:
 
     cond: Cond
     resets: tuple[Reset, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class SdeKind:
+    """``sde = ito | stratonovich``: how the model's ``noise`` terms are read (default: Ito)."""
+
+    kind: str
     span: Span = _span()

@@ -26,9 +26,9 @@ from . import ast
 from .check_blocks import check_blocks
 from .check_events import check_when
 from .check_links import CompositionChecker
-from .check_noise import check_noise
+from .check_noise import check_noise, check_sde_kind
 from .check_observer import check_observers
-from .indexform import expand_model
+from .indexform import expand_model, needs_expansion
 from .loader import Source
 from .model_info import (
     PH,
@@ -98,6 +98,8 @@ class ModelChecker(CompositionChecker):
         if m.decls(ast.Noise) or any(sub.model.decls(ast.Noise) for sub in self.info.subs.values()):
             n_all = self.n_own + sum(numel(sh) for sub in self.info.subs.values() for _, sh in sub.states)
             check_noise(self, n_all)
+        if m.decls(ast.SdeKind) or m.decls(ast.Noise) or self.info.subs:
+            check_sde_kind(self)
         if m.kind == PH:
             self._ph_structure(own_states)
         else:
@@ -349,7 +351,8 @@ def check_model(
         diags.error("recursive-model", f"model '{model.name}' contains itself: {cycle}", used_at or model.span)
         return None
     stack.append(key)
-    model = expand_model(model, param_env(model)[0], diags)  # comprehensions, der(u[i]) = ... for i
+    if needs_expansion(model, prog.source.texts.get(file)):  # comprehensions, der(u[i]) = ... for i
+        model = expand_model(model, param_env(model)[0], diags)
     checker = ModelChecker(prog, diags, file, model, stack)
     info = checker.run()
     stack.pop()

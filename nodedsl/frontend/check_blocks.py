@@ -16,6 +16,7 @@ from typing import Any
 
 from ..core.diagnostics import Collector, suggest
 from . import ast, config
+from .check_inputs import check_input_expressions
 from .check_noise import check_sde_block
 from .model_info import CheckedProgram, ModelInfo, flat_names
 
@@ -42,6 +43,7 @@ def check_blocks(prog: CheckedProgram, diags: Collector) -> None:
                 )
             else:
                 _check_dataset_names(prog.model(cfg.model), ds, cfg, diags)
+                check_input_expressions(prog.model(cfg.model), ds, cfg, diags)
                 check_sde_block(prog.model(cfg.model), ds, cfg, diags)
     first: dict[str, ast.Train] = {}
     for tr in module.trains:

@@ -16,8 +16,10 @@ from pathlib import Path
 from ..core.diagnostics import Span, suggest
 from . import ast
 from .check_exprs import ExprChecker
-from .model_info import ModelInfo, decl_shape
+from .model_info import Member, ModelInfo, _names, decl_shape
 from .shapes import Shape, constant_value, fmt_shape
+
+_NONE = Member("none", (), None)
 
 
 class CompositionChecker(ExprChecker):
@@ -28,19 +30,63 @@ class CompositionChecker(ExprChecker):
         raise NotImplementedError  # the model checker provides it
 
     def _port(self, decl: ast.Port) -> None:
+        """A port of the states (``G = matrix``) or a stateless one (``y = f(u)``: a resistor, a source).
+
+        The port is registered before its checks, with size 1 when its size is unknown, and marked bad
+        when a check fails: a ``couple`` naming it then reports nothing more (no cascade)."""
         n_own = self.n_own
         self._ph_only(decl, "port")
-        keys = [i.key for i in decl.items]
+        self.info.ports[decl.name] = 1
+        items: dict[str, ast.PortItem] = {}
         for item in decl.items:
-            if item.key != "G":
-                self.d.error("unknown-key", f"unknown port key '{item.key}'", item.span, "a port declares G = matrix")
-        if "G" not in keys:
-            self.d.error("missing-g", f"port '{decl.name}' has no input matrix G", decl.span)
-            return
-        g = next(i for i in decl.items if i.key == "G")
+            if item.key not in ("G", "y"):
+                self.d.error(
+                    "unknown-key",
+                    f"unknown port key '{item.key}'",
+                    item.span,
+                    "a port declares G = matrix (a port of the states) or y = expression of u (a stateless port)",
+                )
+            elif item.key in items:
+                self.d.error("duplicate-key", f"port '{decl.name}' gives '{item.key}' twice", item.span)
+            else:
+                items[item.key] = item
+        body_ok = self._port_body(decl, items, n_own)
+        if not body_ok or len(items) != len(decl.items):
+            self.info.bad_ports.add(decl.name)
+
+    def _port_body(self, decl: ast.Port, items: dict[str, ast.PortItem], n_own: int) -> bool:
+        """Check G or y of a port; False when a diagnostic was reported."""
+        if "G" in items and "y" in items:
+            self.d.error(
+                "port-g-and-y",
+                f"port '{decl.name}' declares both G and y",
+                decl.span,
+                "G makes a port of the states (y = G^T grad H); y = f(u) makes a stateless port: keep one",
+            )
+            return False
+        if "y" in items:
+            return self._static_port(decl, items["y"])
+        if "G" not in items:
+            self.d.error(
+                "missing-g",
+                f"port '{decl.name}' has neither G (a port of the states) nor y (a stateless relation)",
+                decl.span,
+                "write G = matrix (one row per state), or y = expression of u, e.g. y = r * u for a resistor",
+            )
+            return False
+        g = items["G"]
+        if n_own == 0:
+            self.d.error(
+                "stateless-port-g",
+                f"port '{decl.name}' has G but '{self.model.name}' has no states of its own",
+                g.span,
+                "a model without states declares its port by a relation y = f(u): "
+                "y = r * u (a resistor), y = V with `input V` (a source)",
+            )
+            return False
         shp = self.shape(g.expr, {})
         if shp is None:
-            return
+            return False
         if len(shp) == 1 and n_own == shp[0]:
             shp = (shp[0], 1)
         if len(shp) != 2 or shp[0] != n_own:
@@ -49,8 +95,35 @@ class CompositionChecker(ExprChecker):
                 f"G of port '{decl.name}' must have one row per state ({n_own}), got {fmt_shape(shp)}",
                 g.span,
             )
-            return
+            return False
         self.info.ports[decl.name] = shp[1]
+        return True
+
+    def _static_port(self, decl: ast.Port, y: ast.PortItem) -> bool:
+        """``y = f(u)``: a scalar expression of the port's input ``u``, parameters, nets, inputs and t,
+        never of a state (the port would not be stateless)."""
+        states = sorted(n for n in _names(y.expr) if n != "u" and self.info.members.get(n, _NONE).kind == "state")
+        if states:
+            self.d.error(
+                "stateful-relation",
+                f"the relation y of port '{decl.name}' uses state '{states[0]}'",
+                y.span,
+                "a stateless port's output depends on its input u only (and parameters, nets, inputs, t); "
+                "a port of the states declares G",
+            )
+            return False
+        shp = self.shape(y.expr, {"u": Member("var", (), decl)})
+        if shp is None:
+            return False
+        if shp != ():
+            self.d.error(
+                "port-size-mismatch",
+                f"the relation y of port '{decl.name}' must be a scalar, got {fmt_shape(shp)}",
+                y.span,
+                "stateless ports have size 1",
+            )
+            return False
+        return True
 
     def _sub(self, decl: ast.Sub) -> None:
         target = self.prog.source.scopes.get(self.file, {}).get(decl.model.dotted)
@@ -131,6 +204,8 @@ class CompositionChecker(ExprChecker):
             if got is None:
                 ok = False
                 continue
+            if self._bad_port(got[0]):
+                ok = False
             if got[0] in seen:
                 self.d.error("duplicate-port", f"port '{got[0]}' is coupled twice", ref.span)
             seen.add(got[0])
@@ -160,6 +235,13 @@ class CompositionChecker(ExprChecker):
                         decl.matrix.span,
                     )
         self._coupled.update(seen)
+
+    def _bad_port(self, name: str) -> bool:
+        """Whether an own (``p``) or sub-model (``sub.p``) port's declaration had errors (already
+        reported). A lookup, not a set of every sub-model's ports: a chain has a thousand of them."""
+        sub, _, port = name.partition(".")
+        sinfo = self.info.subs.get(sub) if port else None
+        return port in sinfo.bad_ports if sinfo is not None else name in self.info.bad_ports
 
     def _connect(self, decl: ast.Connect) -> None:
         src = self.shape(decl.source, {})
@@ -206,3 +288,5 @@ class CompositionChecker(ExprChecker):
             for port, size in sinfo.free_ports.items():
                 if f"{sub}.{port}" not in self._coupled:
                     info.free_ports[f"{sub}.{port}"] = size
+                    if port in sinfo.bad_ports:
+                        info.bad_ports.add(f"{sub}.{port}")

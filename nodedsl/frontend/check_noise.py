@@ -99,7 +99,42 @@ def _matrix(checker: Any, decl: ast.Noise, n_states: int) -> None:
         )
 
 
-__all__ = ["check_noise", "has_noise"]
+__all__ = ["check_noise", "check_sde_kind", "has_noise"]
+
+SDE_KINDS = ("ito", "stratonovich")
+
+
+def sde_kind(model: ast.Model) -> str:
+    """The model's ``sde = ...`` (``ito`` when it has none)."""
+    decls = model.decls(ast.SdeKind)
+    return decls[0].kind if decls else "ito"
+
+
+def check_sde_kind(checker: Any) -> None:
+    """``sde = ito | stratonovich``: once, one of the two, in a model with noise, and the same in the
+    model and its sub-models (one reading for every noise term); ``bad-value`` / ``unsupported``."""
+    decls = checker.model.decls(ast.SdeKind)
+    info, d = checker.info, checker.d
+    for k, decl in enumerate(decls):
+        if k:
+            d.error("bad-value", "sde is given twice", decl.span, f"first given at {decls[0].span}")
+        elif decl.kind not in SDE_KINDS:
+            hint = suggest(decl.kind, list(SDE_KINDS))
+            d.error(
+                "bad-value", f"sde = {decl.kind}: expected ito or stratonovich", decl.span, *([hint] if hint else [])
+            )
+        elif not model_has_noise(info):
+            d.error("bad-value", f"sde = {decl.kind} in model '{info.name}', which has no noise", decl.span,
+                    "add noise(x) = ... or remove the line")  # fmt: skip
+    mine = sde_kind(checker.model)
+    for name, sinfo in info.subs.items():
+        if has_noise(sinfo.model) is not None and sde_kind(sinfo.model) != mine and mine in SDE_KINDS:
+            d.error(
+                "unsupported",
+                f"sub-model '{name}' reads its noise as {sde_kind(sinfo.model)}, model '{info.name}' as {mine}",
+                info.members[name].decl.span,
+                "give the composite and its noisy sub-models the same `sde = ...`",
+            )
 
 
 def model_has_noise(info: Any) -> bool:
@@ -132,7 +167,15 @@ def check_sde_block(info: Any, block: Any, cfg: Any, diags: Any) -> None:
         )
         diags.error("bad-value", message, _entry_span(block, "solver"), f"SDE solvers: {sde_names}")
     objective = getattr(cfg, "objective", None)
-    if objective is not None and not sde:
+    for key in ("objective", "derivatives"):  # density and derivative supervision: ODE models only
+        value = getattr(cfg, key, None)
+        if sde and value is not None and value.kind in ("density", "ndo", "spline", "finite_difference"):
+            diags.error(
+                "bad-value",
+                f"{what}: {key} = {value.kind} needs an ODE model; '{info.name}' has noise",
+                _entry_span(block, key),
+            )
+    if objective is not None and objective.kind != "density" and not sde:
         diags.error(
             "bad-value",
             f"{what}: objective = {objective.kind} needs a model with noise; '{info.name}' is an ODE",

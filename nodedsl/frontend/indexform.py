@@ -34,7 +34,7 @@ from ..core.diagnostics import Collector, Span
 from . import ast
 from .shapes import constant_value
 
-__all__ = ["MAX_ROWS", "expand_model"]
+__all__ = ["MAX_ROWS", "expand_model", "needs_expansion"]
 
 MAX_ROWS = 100_000  # rows one comprehension or index form may expand to
 
@@ -113,6 +113,19 @@ def _rows_of(decl: ast.Der, env: dict, d: Collector) -> list[tuple[int, ast.Expr
     assert decl.index is not None and decl.low is not None and decl.high is not None
     rows = _range(decl.low, decl.high, env, d, decl.span)
     return [] if rows is None else [(k, _substitute(decl.expr, decl.index, k)) for k in rows]
+
+
+def needs_expansion(model: ast.Model, text: str | None) -> bool:
+    """Whether :func:`expand_model` has anything to do: a row-wise ``der``, or a ``..`` range in the
+    model's source text (every comprehension and index form has one). The walk of every node costs
+    more than the check of a 1,000-sub-model file, so it runs only then."""
+    if any(isinstance(d, ast.Der) and (d.index is not None or d.element is not None) for d in model.body):
+        return True
+    span = model.span
+    if text is None or not span.line or not span.end_line:
+        return True
+    lines = text.split("\n")[span.line - 1 : span.end_line]
+    return any(".." in line for line in lines)
 
 
 def expand_model(model: ast.Model, env: dict, d: Collector) -> ast.Model:

@@ -38,6 +38,7 @@ class ModelInfo:
     subs: dict[str, ModelInfo] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)  # own ports and sizes
     free_ports: dict[str, int] = field(default_factory=dict)  # ports of the composite (own + uncoupled sub ports)
+    bad_ports: set[str] = field(default_factory=set)  # ports (also 'sub.port') whose declaration had errors
     states: list[tuple[str, Shape]] = field(default_factory=list)  # flattened, dotted
     inputs: list[tuple[str, Shape]] = field(default_factory=list)  # flattened incl. undriven sub inputs
     outputs: list[tuple[str, Shape]] = field(default_factory=list)  # declared outputs (own, dotted)

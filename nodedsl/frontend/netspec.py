@@ -42,6 +42,8 @@ _KEYS = {
     "input_scale": "a positive number or a list of one per input component (the net sees input / scale)",
     "output_scale": "a positive number or a list of one per output (the net's output is multiplied by it)",
     "scale": "'auto' (input and output scales from the training data, stored in the run) or 'none'",
+    "odd": "a list of the net's argument names: the net changes sign when all of them change sign",
+    "even": "a list of the net's argument names: the net is unchanged when all of them change sign",
 }
 
 
@@ -59,11 +61,13 @@ class NetSpec:
     input_scale: tuple[float, ...] = ()  # empty: no scaling; else one per input component
     output_scale: tuple[float, ...] = ()
     scale_auto: bool = False  # scale = auto: train sets the scaling layers from the data's statistics
+    odd: tuple[int, ...] = ()  # input components flipped together, output sign flipped (symmetrised call)
+    even: tuple[int, ...] = ()  # input components flipped together, output unchanged
 
     @property
     def nonnegative(self) -> bool:
         """True when the output activation makes every output >= 0 (used to prove R PSD)."""
-        return self.output in NONNEGATIVE_OUTPUTS
+        return self.output in NONNEGATIVE_OUTPUTS and not self.odd
 
 
 def _options(net: ast.Net) -> Iterator[tuple[str, ast.Value, Span]]:
@@ -121,7 +125,49 @@ def validate_net_options(net: ast.Net) -> list[Diagnostic]:
             name = value.name if isinstance(value, ast.VName) else None
             if name not in ("default", "zeros"):
                 out.append(Diagnostic("bad-value", f"'init' must be {_KEYS['init']}", value.span))
+        elif key in ("odd", "even"):
+            out += _symmetry_errors(net, key, value)
     return out
+
+
+def _symmetry_errors(net: ast.Net, key: str, value: ast.Value) -> list[Diagnostic]:
+    items = value.items if isinstance(value, ast.VList) else (value,)
+    if not items or not all(isinstance(i, ast.VName) for i in items):
+        return [Diagnostic("bad-value", f"'{key}' must be {_KEYS[key]}, e.g. {key} = [a, b]", value.span)]
+    names = [a.name for a in net.args]
+    other = "even" if key == "odd" else "odd"
+    others = {i.name for e in net.options if e.key == other for i in _names(e.value)}
+    out = []
+    for i in items:
+        assert isinstance(i, ast.VName)
+        if i.name not in names:
+            note = suggest(i.name, names) or "the arguments of " + net.name + ": " + ", ".join(names)
+            out.append(
+                Diagnostic("net-symmetry", f"'{i.name}' is not an argument of net '{net.name}'", i.span, (note,))
+            )
+        elif i.name in others and key == "even":
+            out.append(Diagnostic("net-symmetry", f"'{i.name}' is declared both odd and even", i.span))
+    return out
+
+
+def _names(value: ast.Value) -> list[ast.VName]:
+    items = value.items if isinstance(value, ast.VList) else (value,)
+    return [i for i in items if isinstance(i, ast.VName)]
+
+
+def _components(net: ast.Net, value: ast.Value | None) -> tuple[int, ...]:
+    """The flat input components of the arguments named in ``value`` (an ``odd``/``even`` list)."""
+    if value is None:
+        return ()
+    chosen = {i.name for i in _names(value)}
+    out: list[int] = []
+    at = 0
+    for a in net.args:
+        size = a.size or 1
+        if a.name in chosen:
+            out += range(at, at + size)
+        at += size
+    return tuple(out)
 
 
 def net_spec(net: ast.Net) -> NetSpec:
@@ -140,6 +186,8 @@ def net_spec(net: ast.Net) -> NetSpec:
         _scales(opts["input_scale"], in_size) or () if "input_scale" in opts else (),
         _scales(opts["output_scale"], net.out) or () if "output_scale" in opts else (),
         "scale" in opts and getattr(opts["scale"], "name", "") == "auto",
+        _components(net, opts.get("odd")),
+        _components(net, opts.get("even")),
     )
 
 

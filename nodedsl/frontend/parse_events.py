@@ -34,6 +34,10 @@ class EventsToAst:
         return ast.Noise(None if items[1] is None else str(items[1]), items[2], self._span(meta))
 
     @v_args(meta=True)
+    def sde(self, meta, items):
+        return ast.SdeKind(str(items[1]), self._span(meta))
+
+    @v_args(meta=True)
     def der(self, meta, items):
         tok = items[2]
         if tok is not None and tok.type == "NUMBER":  # one row: der(x[3]) = ...

@@ -72,6 +72,18 @@ EXAMPLES: dict[tuple[str, str], list[str]] = {
         "model M { let a = x + 1) }",
         "model M { let a = f(x }",
     ],
+    (
+        "value-arithmetic",
+        "arithmetic in a dataset or train value goes in parentheses: force = (0.5 * sin(omega * t))",
+    ): [
+        "dataset d { inputs = { f = 0.5 * t } }",
+        "dataset d { inputs = { f = 0.5 * sin(t) } }",
+        "dataset d { inputs = { f = sin(t) * 2 } }",
+        "dataset d { inputs = { f = sin(t) + 1 } }",
+        "dataset d { inputs = { f = t / 2 } }",
+        "dataset d { seed = 1 + 2 }",
+        "train M { epochs = 10 * 2 }",
+    ],
     ("missing-operand", "an operator is missing its operand"): [
         "model M { let a = x + }",
         "model M { let a = * x }",

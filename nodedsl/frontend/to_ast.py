@@ -312,6 +312,10 @@ class _ToAst(EventsToAst, ObserversToAst, Transformer):
         return ast.VCall(items[0].dotted, tuple(i for i in items[1:] if i is not None), self._span(meta))
 
     @v_args(meta=True)
+    def v_expr(self, meta, items):
+        return ast.VExpr(items[0], self._span(meta))
+
+    @v_args(meta=True)
     def pos_arg(self, meta, items):
         return ast.Arg(None, items[0], self._span(meta))
 

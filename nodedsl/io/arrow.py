@@ -26,7 +26,7 @@ from ..core.diagnostics import NodeDslError
 from .files import read_bytes
 from .tables import table_error
 
-__all__ = ["Table", "read_csv_table", "read_parquet_table"]
+__all__ = ["Table", "read_csv_table", "read_hdf5_table", "read_parquet_table"]
 
 
 @dataclass
@@ -131,3 +131,45 @@ def _numeric_or_text(kind) -> bool:
         or pa.types.is_string(kind)
         or pa.types.is_large_string(kind)
     )
+
+
+def read_hdf5_table(path: str | Path) -> Table:
+    """An HDF5 file whose root holds one 1-D dataset per column, all of one length (what
+    ``h5py.File(p, "w").create_dataset("t", data=...)`` writes); rows reported as "row r+1".
+    Needs h5py (the ``hdf5`` extra); HDF5 files are read as arrays, never unpickled."""
+    file = str(path)
+    try:
+        import h5py
+    except ImportError:
+        raise NodeDslError(
+            [table_error(file, "reading HDF5 needs h5py", 0, 0, "pip install 'nodedsl[hdf5]'")]
+        ) from None
+    from .files import check_regular
+
+    check_regular(path, what="data file")
+    columns: dict[str, np.ndarray] = {}
+    try:
+        with h5py.File(file, "r") as fh:
+            for name, item in fh.items():
+                if not isinstance(item, h5py.Dataset) or item.ndim != 1:
+                    raise NodeDslError(
+                        [table_error(file, f"'{name}' is not a 1-D dataset", 0, 0, "one 1-D dataset per column")]
+                    )
+                data = item[()]
+                if data.dtype.kind in "iuf":
+                    columns[name.strip()] = data.astype(np.float64)
+                elif data.dtype.kind in "SOU":
+                    columns[name.strip()] = np.asarray([_text(v) for v in data], dtype=object)
+                else:
+                    raise NodeDslError([table_error(file, f"column '{name}' has unsupported type {data.dtype}")])
+    except OSError as exc:
+        raise NodeDslError([table_error(file, f"cannot read HDF5 file '{file}': {exc}")]) from None
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) > 1:
+        raise NodeDslError([table_error(file, f"columns of different lengths: {sorted(lengths)}")])
+    rows = lengths.pop() if lengths else 0
+    return Table(list(columns), 0, columns, np.arange(1, rows + 1, dtype=np.int64))
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

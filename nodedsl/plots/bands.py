@@ -59,9 +59,19 @@ def band_statistics(source: Any, states: list[str] | None = None) -> dict:
 
 
 def plot_bands(
-    source: Any, out: str | Path, *, states: list[str] | None = None, show_paths: int = 5, title: str | None = None
+    source: Any,
+    out: str | Path,
+    *,
+    states: list[str] | None = None,
+    show_paths: int = 5,
+    title: str | None = None,
+    observed: dict[str, tuple[Any, Any]] | None = None,
+    path_label: str = "paths",
 ) -> dict:
-    """Draw the bands of ``source`` (a CSV path, a ``simulate.Table`` or a mapping of columns) to ``out``."""
+    """Draw the bands of ``source`` (a CSV path, a ``simulate.Table`` or a mapping of columns) to ``out``.
+
+    ``observed``: ``{state: (t, values)}`` drawn as data points over the bands (an ensemble's data).
+    """
     from .training import new_figure
 
     stats = band_statistics(source, states)
@@ -73,9 +83,11 @@ def plot_bands(
         s = stats["states"][name]
         ax.fill_between(t, s["q05"], s["q95"], alpha=0.25, color="C0", label="5-95%")
         for k in range(min(show_paths, stats["paths"])):
-            ax.plot(t, s["paths"][k], color="0.5", lw=0.6, alpha=0.6, label="paths" if k == 0 else None)
+            ax.plot(t, s["paths"][k], color="0.5", lw=0.6, alpha=0.6, label=path_label if k == 0 else None)
         ax.plot(t, s["q50"], "C0--", lw=1.2, label="median")
         ax.plot(t, s["mean"], "C3", lw=1.5, label="mean")
+        if observed and name in observed:
+            ax.plot(*observed[name], "k.", ms=3, label="data")
         ax.set_ylabel(name)
         ax.legend(loc="upper right", fontsize=8)
     axes[-1, 0].set_xlabel("t")

@@ -65,7 +65,12 @@ def training_events(history: Sequence[dict], config: dict | None) -> dict[str, l
     epochs = [h["epoch"] for h in history]
     out: dict[str, list[int]] = {}
     every = (cfg.get("constraints") or {}).get("update_every")
-    if every and any(h.get("violations") for h in history):
+    counts = [h.get("al_updates") for h in history]
+    if all(c is not None for c in counts) and counts:  # updates counted in optimizer steps: as recorded
+        marks = [e for e, a, b in zip(epochs, [0] + counts[:-1], counts) if b > a]
+        if marks:
+            out["al update"] = marks
+    elif every and any(h.get("violations") for h in history):
         out["al update"] = [e for e in epochs if e % int(every) == 0]
     horizon = cfg.get("horizon") or {}
     if horizon.get("kind") == "grow" and cfg.get("epochs"):

@@ -24,7 +24,7 @@ from ..core.limits import limit, over_limit
 from ..io.tables import read_columns
 from .table import F64, Table, _arg_error, _table, write_csv
 
-__all__ = ["SimulationRequest", "Table", "dataset_table", "run_simulation", "write_csv"]
+__all__ = ["SimulationRequest", "Table", "config_table", "dataset_table", "run_simulation", "write_csv"]
 
 
 @dataclass(frozen=True)
@@ -315,7 +315,6 @@ def dataset_table(prog, name: str, model_name: str | None = None, run: str | Non
         >>> table.columns, table.rows.shape
         (['trajectory', 't', 'x', 'u'], (6, 4))
     """
-    from ..data.synth import generate
     from ..frontend.config import validate_dataset
 
     cfg, diags = validate_dataset(prog.dataset(name))
@@ -323,6 +322,14 @@ def dataset_table(prog, name: str, model_name: str | None = None, run: str | Non
         raise NodeDslError(diags)
     if count is not None:
         cfg = cfg.model_copy(update={"trajectories": int(count)})
+    return config_table(prog, cfg, model_name, run)
+
+
+def config_table(prog, cfg, model_name: str | None = None, run: str | None = None) -> Table:
+    """:func:`dataset_table` of a validated ``DatasetConfig`` (also built from the command line by
+    ``simulate --trajectories``, ``nodedsl/simulate/random.py``)."""
+    from ..data.synth import generate
+
     if model_name is None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(cfg.seed))

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..compiler.power import supplied_power
 from ..core.diagnostics import NodeDslError, Span
 from ..io.atomic import atomic_write
 
@@ -80,9 +81,8 @@ def _one_table(model, ys, t: torch.Tensor, u: torch.Tensor, req: Any, k: int, ev
             raise _arg_error("--energy", f"--energy needs a port-Hamiltonian model; '{model.name}' is not")
         with torch.enable_grad():
             H = model.hamiltonian(ys).detach()
-            diss = model.dissipation(ys).detach()
-            y = model.port_outputs(ys).detach()
-        supplied = (y * u).sum(-1) if u.shape[1] == y.shape[1] and y.shape[1] else torch.zeros(len(t), dtype=F64)
+            diss = model.dissipation(ys, 0.0, u.to(ys.dtype)).detach()
+            supplied = supplied_power(model, ys, 0.0, u.to(ys.dtype)).detach()
         columns += ["H", "P_dissipated", "P_supplied"]
         blocks += [H[:, None], diss[:, None], supplied[:, None]]
         if getattr(model, "noise", None) is not None:  # the Ito term of dH: 1/2 tr(g^T Hess(H) g)

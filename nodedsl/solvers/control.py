@@ -103,19 +103,28 @@ class StiffSolver(Solver):
     """Base of the adaptive stiff solvers: the step loop, output times, step limits and gradients."""
 
     def __init__(
-        self, *, rtol: float, atol: float, max_steps: int, first_step: float | None, interpolate: bool = False
+        self,
+        *,
+        rtol: float,
+        atol: float,
+        max_steps: int,
+        first_step: float | None,
+        interpolate: bool = False,
+        linear_solver: str = "auto",
     ) -> None:
         self.rtol = rtol
         self.atol = atol
         self.max_steps = max_steps
         self.first_step = first_step
         self.interpolate = interpolate
+        self.linear_solver = linear_solver  # "auto" | "dense" | "sparse" (see linsolve.py)
         self.options: dict[str, Any] = {
             "rtol": rtol,
             "atol": atol,
             "max_steps": max_steps,
             "first_step": first_step,
             "interpolate": interpolate,
+            "linear_solver": linear_solver,
         }
 
     # -- the method's part

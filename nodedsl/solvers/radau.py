@@ -33,6 +33,7 @@ from ..core.tableaus import RADAU5
 from .base import Field
 from .control import Step, StiffSolver, initial_step, min_step, rms, scale
 from .derivatives import jacobian
+from .linsolve import choose, factor
 from .result import SolveStats
 
 NEWTON_MAXITER = 6
@@ -47,6 +48,7 @@ class _Ctx:
     jac: torch.Tensor
     h: float
     newton_tol: float
+    kind: str = "dense"
     fresh_jac: bool = True
     lu_real: Any = None
     lu_complex: Any = None
@@ -71,7 +73,9 @@ class Radau5(StiffSolver):
         stats.njev += 1
         eps = torch.finfo(y0.dtype).eps
         tol = max(10 * eps / self.rtol, min(0.03, self.rtol**0.5))
-        return _Ctx(f=f0, jac=jacobian(field, tt, y0), h=h, newton_tol=tol)
+        jac = jacobian(field, tt, y0)
+        stats.linear_solver = kind = choose(jac, self.linear_solver)
+        return _Ctx(f=f0, jac=jac, h=h, newton_tol=tol, kind=kind)
 
     def advance(self, field: Field, t: float, y: torch.Tensor, t_end: float, ctx: _Ctx, stats: SolveStats) -> Step:
         h, rejected = ctx.h, False
@@ -124,10 +128,10 @@ class Radau5(StiffSolver):
 
     def _factor(self, h: float, ctx: _Ctx, stats: SolveStats) -> None:
         eye = torch.eye(ctx.jac.shape[-1], dtype=ctx.jac.dtype, device=ctx.jac.device)
-        ctx.lu_real = torch.linalg.lu_factor(RADAU5.mu_real / h * eye - ctx.jac)
+        ctx.lu_real = factor(RADAU5.mu_real / h * eye - ctx.jac, ctx.kind)
         mu_c = complex(RADAU5.alpha, -RADAU5.beta) / h
         cdtype = torch.complex64 if ctx.jac.dtype == torch.float32 else torch.complex128
-        ctx.lu_complex = torch.linalg.lu_factor(mu_c * eye.to(cdtype) - ctx.jac.to(cdtype))
+        ctx.lu_complex = factor(mu_c * eye.to(cdtype) - ctx.jac.to(cdtype), ctx.kind)
         ctx.lu_h = h
         stats.nlu += 2
 
@@ -152,12 +156,12 @@ class Radau5(StiffSolver):
     ) -> float:  # fmt: skip
         e = RADAU5.e
         ze = (e[0] * z[0] + e[1] * z[1] + e[2] * z[2]) / h
-        err = _lu_solve(ctx.lu_real, ctx.f + ze)
+        err = ctx.lu_real.solve(ctx.f + ze)
         w = scale(y, y_new, self.rtol, self.atol)
         norm = rms(err, w)
         if rejected and norm > 1:
             # After a rejection, one more filtering pass removes the stiff components' overshoot.
-            err = _lu_solve(ctx.lu_real, field(y.new_tensor(t), y + err) + ze)
+            err = ctx.lu_real.solve(field(y.new_tensor(t), y + err) + ze)
             stats.nfe += 1
             norm = rms(err, w)
         return norm
@@ -172,10 +176,6 @@ def _matrices(dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, t
         torch.tensor(RADAU5.t, dtype=dtype, device=device),
         torch.tensor(RADAU5.ti, dtype=dtype, device=device),
     )
-
-
-def _lu_solve(lu: tuple[torch.Tensor, torch.Tensor], b: torch.Tensor) -> torch.Tensor:
-    return torch.linalg.lu_solve(lu[0], lu[1], b.unsqueeze(-1)).squeeze(-1)
 
 
 def _mix(m: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -201,8 +201,8 @@ def _newton(
         g = _mix(ti, f)  # rows: T^-1 F; rows 1 and 2 are the real and imaginary parts' sources
         f_real = g[0] - mu_r * w[0]
         f_cplx = torch.complex(g[1], g[2]) - mu_c * torch.complex(w[1], w[2])
-        dw_c = _lu_solve(ctx.lu_complex, f_cplx)
-        dw = torch.stack([_lu_solve(ctx.lu_real, f_real), dw_c.real, dw_c.imag])
+        dw_c = ctx.lu_complex.solve(f_cplx)
+        dw = torch.stack([ctx.lu_real.solve(f_real), dw_c.real, dw_c.imag])
         norm = rms(dw, weights)  # NaN from a non-finite field value fails the tests below
         if norm_old is not None:
             rate = norm / norm_old

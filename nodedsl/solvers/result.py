@@ -21,7 +21,8 @@ class SolveStats:
     ``steps``: accepted steps; ``nfe``: vector-field evaluations (calls of the
     field, including those traced by forward-mode AD for Taylor methods);
     ``rejected``: rejected adaptive steps; ``njev``: Jacobian evaluations and
-    ``newton_iters``: Newton iterations and ``nlu``: LU factorizations (implicit methods only).
+    ``newton_iters``: Newton iterations and ``nlu``: LU factorizations (implicit methods only);
+    ``linear_solver``: ``"dense"`` or ``"sparse"``, the LU path ``radau``/``rodas4`` took.
     """
 
     steps: int = 0
@@ -30,6 +31,7 @@ class SolveStats:
     njev: int = 0
     newton_iters: int = 0
     nlu: int = 0
+    linear_solver: str = ""
 
     def add(self, other: SolveStats) -> None:
         """Accumulate ``other`` into ``self`` (used to merge checkpoint segments)."""
@@ -39,6 +41,7 @@ class SolveStats:
         self.njev += other.njev
         self.newton_iters += other.newton_iters
         self.nlu += other.nlu
+        self.linear_solver = self.linear_solver or other.linear_solver
 
 
 @dataclass(slots=True)

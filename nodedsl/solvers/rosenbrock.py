@@ -30,6 +30,7 @@ from ..core.tableaus import RODAS4, RosenbrockTableau
 from .base import Field
 from .control import Step, StiffSolver, hermite, initial_step, min_step, rms, scale
 from .derivatives import jacobian
+from .linsolve import choose, factor
 from .result import SolveStats
 
 
@@ -38,6 +39,7 @@ class _Ctx:
     f: torch.Tensor
     h: float
     autonomous: bool
+    kind: str | None = None  # the LU path, chosen from the first step's Jacobian
 
 
 class Rosenbrock(StiffSolver):
@@ -66,6 +68,8 @@ class Rosenbrock(StiffSolver):
         tt = y.new_tensor(t)
         jac = jacobian(field, tt, y)
         stats.njev += 1
+        if ctx.kind is None:
+            stats.linear_solver = ctx.kind = choose(jac, self.linear_solver)
         ft = None
         if not ctx.autonomous:
             ft = _time_derivative(field, t, y)
@@ -76,7 +80,7 @@ class Rosenbrock(StiffSolver):
                 raise self.too_small(t, h)
             t_new = t + h if t + h < t_end else t_end
             h = t_new - t
-            y_new, err_vec = self.stages(field, t, y, h, ctx.f, jac, ft, stats)
+            y_new, err_vec = self.stages(field, t, y, h, ctx.f, jac, ft, stats, ctx.kind)
             err = rms(err_vec, scale(y, y_new, self.rtol, self.atol))
             if not math.isfinite(err):
                 h *= 0.2
@@ -96,12 +100,13 @@ class Rosenbrock(StiffSolver):
 
     def stages(
         self, field: Field, t: float, y: torch.Tensor, h: float, f0: torch.Tensor, jac: torch.Tensor,
-        ft: torch.Tensor | None, stats: SolveStats,
+        ft: torch.Tensor | None, stats: SolveStats, kind: str = "dense",
     ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-        """One step of size ``h``: ``(y_new, error estimate)``; differentiable when its inputs are."""
+        """One step of size ``h``: ``(y_new, error estimate)``; differentiable when its inputs are and
+        ``kind`` is ``"dense"`` (the sparse LU runs outside autograd; the replay is always dense)."""
         tab = self.tableau
         eye = torch.eye(y.shape[-1], dtype=y.dtype, device=y.device)
-        lu, piv = torch.linalg.lu_factor(eye / (h * tab.gamma) - jac)
+        lu = factor(eye / (h * tab.gamma) - jac, kind)
         stats.nlu += 1
         us: list[torch.Tensor] = []
         for i, (ci, di, ai, gi) in enumerate(zip(tab.c, tab.d, tab.a, tab.g)):
@@ -115,7 +120,7 @@ class Rosenbrock(StiffSolver):
                 rhs = rhs + sum(g * u for g, u in zip(gi, us)) / h
             if ft is not None and di != 0.0:
                 rhs = rhs + (h * di) * ft
-            us.append(torch.linalg.lu_solve(lu, piv, rhs.unsqueeze(-1)).squeeze(-1))
+            us.append(lu.solve(rhs))
         y_new = y + sum(m * u for m, u in zip(tab.m, us))
         return y_new, us[-1]
 

@@ -159,6 +159,16 @@ class _SDE(torch.nn.Module):
         return self.diffusion(t, y)
 
 
+def stratonovich_correction(noise: Noise, diffusion: Field, t: Any, y: torch.Tensor) -> torch.Tensor:
+    """``1/2 g dg/dx`` (diagonal noise): the Ito drift of a Stratonovich model is its drift plus this;
+    zero for additive noise. General state-dependent noise is refused (``SolverError``)."""
+    if noise.additive:
+        return torch.zeros_like(y)
+    if noise.kind != "diagonal":
+        raise SolverError("converting Stratonovich noise needs diagonal or additive noise", option="solver")
+    return 0.5 * _diagonal_correction(diffusion, t, y)
+
+
 def _diagonal_correction(diffusion: Field, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``g_i dg_i/dx_i`` for diagonal noise (one vector-Jacobian product per component)."""
     with torch.enable_grad():

@@ -65,6 +65,26 @@ def net_function(net: str, out: int, arg: int = -1, multi: bool = False) -> type
     return _CLASSES[key]
 
 
+def symmetric_call(net: str, out: int, multi: bool, args: list, odd=(), even=()) -> sp.Expr:
+    """Component ``out`` of a net declared ``odd``/``even`` in some input components: the mean of
+    ``sign(s) net(s x)`` over the reflections ``s`` (flip all ``odd`` components together, sign -1; flip
+    all ``even`` ones together, sign +1), which is exactly odd/even whatever the weights.
+
+    Example:
+        >>> a, b = sp.symbols("a b")
+        >>> symmetric_call("f", 0, False, [a, b], odd=(0,))
+        -f(-a, b)/2 + f(a, b)/2
+    """
+    fn = net_function(net, out, multi=multi)
+    terms = []
+    for flip_odd in (False, True) if odd else (False,):
+        for flip_even in (False, True) if even else (False,):
+            flip = set(odd if flip_odd else ()) | set(even if flip_even else ())
+            term = fn(*(-x if i in flip else x for i, x in enumerate(args)))
+            terms.append(-term if flip_odd else term)
+    return sp.Add(*terms) / len(terms)
+
+
 @dataclass(frozen=True)
 class Val:
     """A lowered value: its shape and its components in row-major order."""

@@ -24,7 +24,7 @@ from ..frontend.netspec import NetSpec, net_spec
 from ..frontend.shapes import CONSTANTS, constant_value
 from .builtins import SYMPY
 from .events import index_val, slice_val
-from .functions import NetCall, Val, net_function, zip_vals
+from .functions import NetCall, Val, net_function, symmetric_call, zip_vals
 from .noise import lower_noise_decl, renamed_noise
 from .porthamiltonian import build_port_hamiltonian, own_structure
 from .system import Collected, ConstraintSym, ParamSym, PHParts, PortSym, T, flat_value, num
@@ -146,7 +146,11 @@ class Instance:
         if member is not None and member.kind == "net":
             spec = self.nets[self.prefix + fname]
             flat = [x for a in args for x in a.items]
-            outs = tuple(net_function(self.prefix + fname, k, multi=spec.out > 1)(*flat) for k in range(spec.out))
+            name, multi = self.prefix + fname, spec.out > 1
+            if spec.odd or spec.even:  # structure compiled into the call: exactly odd/even
+                outs = tuple(symmetric_call(name, k, multi, flat, spec.odd, spec.even) for k in range(spec.out))
+            else:
+                outs = tuple(net_function(name, k, multi=multi)(*flat) for k in range(spec.out))
             return Val.scalar(outs[0]) if spec.out == 1 else Val((spec.out,), outs)
         build = SYMPY.get(fname)
         if build is not None:
@@ -323,7 +327,7 @@ def renamed(tpl: Instance, prefix: str) -> Instance:
             ren(ph.H),
             [ren(g) for g in ph.grad],
             [
-                PortSym(prefix + p.name, [ren(u) for u in p.inputs], ren_m(p.G), [ren(y) for y in p.output])
+                PortSym(prefix + p.name, [ren(u) for u in p.inputs], ren_m(p.G), [ren(y) for y in p.output], p.static)
                 for p in ph.ports
             ],
             ren(ph.dissipation),
@@ -333,9 +337,10 @@ def renamed(tpl: Instance, prefix: str) -> Instance:
             [sub.ph for sub in new.subs.values() if sub.ph is not None],
             [([prefix + n for n in names], ren_m(C)) for names, C in ph.couplings],
             [
-                PortSym(prefix + p.name, [ren(u) for u in p.inputs], ren_m(p.G), [ren(y) for y in p.output])
+                PortSym(prefix + p.name, [ren(u) for u in p.inputs], ren_m(p.G), [ren(y) for y in p.output], p.static)
                 for p in ph.own_ports
             ],
+            ren(ph.supplied),
         )
         new.ph_states = list(new.ph.x)
     return new

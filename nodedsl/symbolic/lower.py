@@ -58,8 +58,9 @@ def _flatten(inst: Instance, diags: Collector) -> System:
         states = inst.ph_states
         x0 = parts.x0
         rhs = [inst.rhs[s] for s in states]
-        inputs = [s for p in inst.ph.ports for s in p.inputs]
-        u0 = [0.0] * len(inputs)
+        # declared inputs (a source's drive) first, then the free ports' inputs
+        inputs = [s for s, _ in parts.inputs] + [s for p in inst.ph.ports for s in p.inputs]
+        u0 = [v for _, v in parts.inputs] + [0.0] * (len(inputs) - len(parts.inputs))
         constraints = parts.constraints
     else:
         inst.collect(parts)
@@ -90,7 +91,7 @@ def _flatten(inst: Instance, diags: Collector) -> System:
     }
     split = _symplectic_split(states, [e.xreplace(known) for e in rhs] if known else rhs)
     staged = None
-    if info.is_ph and inst.coupled:
+    if info.is_ph and inst.coupled and not _static_coupled(inst.coupled):
         us: list[sp.Symbol] = []
         ys: list[sp.Expr] = []
         entries: list[tuple[int, int, sp.Expr]] = []
@@ -121,8 +122,16 @@ def _flatten(inst: Instance, diags: Collector) -> System:
     )
 
 
+def _static_coupled(coupled: list[tuple[list[sp.Symbol], list[sp.Expr], sp.Matrix]]) -> bool:
+    """Whether a coupled output depends on a coupled input (a stateless port): then ``u = C y`` is not
+    one linear map of outputs computed first, and the field is compiled with it substituted."""
+    us = {u for inputs, _, _ in coupled for u in inputs}
+    return any(y.free_symbols & us for _, ys, _ in coupled for y in ys)
+
+
 def _collect_ph(inst: Instance, parts: Collected) -> None:
     parts.x0 += inst.x0
+    parts.inputs += list(zip(inst.inputs, inst.u0))
     parts.params += inst.params
     parts.nets.update(inst.nets)
     parts.constraints += inst.constraints

@@ -25,12 +25,14 @@ __all__ = ["NoiseSym", "ito_correction_expr"]
 @dataclass
 class NoiseSym:
     """A lowered diffusion: ``exprs`` is one per state (diagonal) or the ``n x channels`` matrix
-    row-major (general); ``additive``: free of the states (Ito and Stratonovich readings agree)."""
+    row-major (general); ``additive``: free of the states (Ito and Stratonovich readings agree);
+    ``sde_type``: ``ito`` or ``stratonovich`` (the model's ``sde = ...``)."""
 
     kind: str
     exprs: list[sp.Expr]
     channels: int
     additive: bool
+    sde_type: str = "ito"
 
     @staticmethod
     def diagonal(states: list[sp.Symbol], by_state: dict[sp.Symbol, sp.Expr]) -> NoiseSym:
@@ -55,7 +57,8 @@ class NoiseSym:
         """With symbols replaced (connections, renaming)."""
         if not subst:
             return self
-        return NoiseSym(self.kind, [e.xreplace(subst) for e in self.exprs], self.channels, self.additive)
+        exprs = [e.xreplace(subst) for e in self.exprs]
+        return NoiseSym(self.kind, exprs, self.channels, self.additive, self.sde_type)
 
 
 def _expr(value: sp.Expr | float) -> sp.Expr:
@@ -79,7 +82,11 @@ def ito_correction_expr(noise: NoiseSym, H: sp.Expr, states: list[sp.Symbol]) ->
     """
     g = noise.matrix()
     hess = sp.hessian(H, states)
-    return sp.simplify((g.T * hess * g).trace() / 2)
+    term = (g.T * hess * g).trace() / 2
+    if noise.sde_type == "stratonovich" and noise.kind == "diagonal":
+        # the Ito form of a Stratonovich model has the extra drift 1/2 g dg/dx; its power enters dH too
+        term += sum(sp.diff(H, s) * e * sp.diff(e, s) / 2 for s, e in zip(states, noise.exprs))
+    return sp.simplify(term)
 
 
 # ---------------------------------------------------------------- lowering (called by the instance builder)
@@ -114,10 +121,16 @@ def _diagonal_of_tree(inst) -> dict:
 def system_noise(inst, states: list[sp.Symbol], subst: dict | None = None) -> NoiseSym | None:
     """The model's :class:`NoiseSym` over ``states`` (the system's order), or ``None`` without noise;
     ``subst`` replaces connected inputs by their sources."""
+    from dataclasses import replace
+
+    from ..frontend import ast
+
+    kinds = inst.info.model.decls(ast.SdeKind)
+    sde_type = kinds[0].kind if kinds else "ito"  # checked: ito or stratonovich, the sub-models' alike
     matrix = getattr(inst, "noise_matrix", None)
     if matrix is not None:
-        return NoiseSym.general(states, matrix).xreplace(subst or {})
+        return replace(NoiseSym.general(states, matrix).xreplace(subst or {}), sde_type=sde_type)
     diagonal = _diagonal_of_tree(inst)
     if not diagonal:
         return None
-    return NoiseSym.diagonal(states, diagonal).xreplace(subst or {})
+    return replace(NoiseSym.diagonal(states, diagonal).xreplace(subst or {}), sde_type=sde_type)

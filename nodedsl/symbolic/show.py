@@ -62,8 +62,13 @@ def format_system(system: System, info: ModelInfo, *, latex: bool = False) -> st
             for u, y in zip(port.inputs, port.output):
                 lines.append(f"    output y({u}) = {_fmt(y, latex)}")
         lines.append("  dynamics: dx/dt = (J - R) grad H + G u")
-        lines.append("  energy balance: dH/dt = -P_dissipated + P_supplied, P_supplied = y^T u")
-        lines.append(f"    P_dissipated = grad H^T R grad H = {_fmt(ph.dissipation, latex)}")
+        if ph.supplied != 0 or any(p.static for p in ph.ports):
+            lines.append("  energy balance: dH/dt = -P_dissipated + P_supplied, P_supplied = y^T u + P_sources")
+            lines.append(f"    P_dissipated = grad H^T R grad H + P_resistors = {_fmt(ph.dissipation, latex)}")
+            lines.append(f"    P_sources = {_fmt(ph.supplied, latex)}")
+        else:
+            lines.append("  energy balance: dH/dt = -P_dissipated + P_supplied, P_supplied = y^T u")
+            lines.append(f"    P_dissipated = grad H^T R grad H = {_fmt(ph.dissipation, latex)}")
     for c in system.constraints:
         op = "==" if c.kind == "eq" else "<="
         dom = ""
@@ -90,7 +95,11 @@ def _sde_lines(system: System, noise, latex: bool) -> list[str]:
     """The Ito SDE ``dx = f dt + g dW``: per state, its drift and its noise terms (``W_k``: independent
     Wiener processes; diagonal noise drives state i by ``W_i``)."""
     kind = "diagonal" if noise.kind == "diagonal" else f"general, {noise.channels} Wiener processes"
-    lines = [f"  Ito SDE ({kind} noise{', additive' if noise.additive else ''}): dx = f dt + g dW"]
+    strat = getattr(noise, "sde_type", "ito") == "stratonovich"
+    reading = "Stratonovich SDE" if strat else "Ito SDE"
+    lines = [
+        f"  {reading} ({kind} noise{', additive' if noise.additive else ''}): dx = f dt + g {'o ' if strat else ''}dW"
+    ]
     g = noise.matrix()
     for i, (s, e) in enumerate(zip(system.states, system.rhs)):
         terms = [f"({_fmt(g[i, k], latex)}) dW{k}" for k in range(g.cols) if g[i, k] != 0]
@@ -103,7 +112,8 @@ def _sde_lines(system: System, noise, latex: bool) -> list[str]:
 
         ito = ito_correction_expr(noise, system.ph.H, list(system.states))
         lines.append("  Ito energy balance: dH = (-P_dissipated + P_supplied + P_ito) dt + grad H^T g dW")
-        lines.append(f"    P_ito = 1/2 tr(g^T Hess(H) g) = {_fmt(ito, latex)}")
+        form = "1/2 tr(g^T Hess(H) g)" + (" + grad H^T (1/2 g dg/dx)" if strat and not noise.additive else "")
+        lines.append(f"    P_ito = {form} = {_fmt(ito, latex)}")
     return lines
 
 

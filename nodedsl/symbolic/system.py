@@ -42,13 +42,20 @@ class ConstraintSym:
     uses_state: bool
     span: Span
 
+    @property
+    def magnitude(self) -> list[sp.Expr]:
+        """Per component, the sum of the absolute values of the residual's terms (``|a| + |b|`` for
+        ``a - b``): the scale the augmented Lagrangian normalizes the residual by."""
+        return [sp.Add(*(sp.Abs(term) for term in sp.Add.make_args(r))) for r in self.residual]
+
 
 @dataclass
 class PortSym:
     name: str
     inputs: list[sp.Symbol]
-    G: sp.Matrix  # n_states x size
-    output: list[sp.Expr] = field(default_factory=list)  # y = G^T grad H
+    G: sp.Matrix  # n_states x size (zero for a stateless port)
+    output: list[sp.Expr] = field(default_factory=list)  # y = G^T grad H, or a stateless port's y = f(u)
+    static: bool = False  # a stateless port (`y = f(u)`: a resistor, a source)
 
 
 @dataclass
@@ -65,10 +72,12 @@ class PHParts:
     subs: list[PHParts]
     couplings: list[tuple[list[str], sp.Matrix]]
     own_ports: list[PortSym] = field(default_factory=list)  # declared here, coupled or not (for assemble)
+    supplied: sp.Expr = sp.Integer(0)  # power delivered by coupled sources (stateless ports with y free of u)
 
     def assemble(self) -> tuple[sp.Matrix, sp.Matrix, dict[str, sp.Matrix]]:
         """The composite J (with G C G^T terms), R and every port's G over all states (dense; for display
-        and tests of small systems: the compiler never needs them)."""
+        and tests of small systems: the compiler never needs them). Stateless ports have G = 0: what
+        they do to the states (a resistor's damping, a source's drive) is in the field, not in J and R."""
         n, k = len(self.x), self.own_J.rows
         J, R = sp.zeros(n, n), sp.zeros(n, n)
         J[:k, :k], R[:k, :k] = self.own_J, self.own_R

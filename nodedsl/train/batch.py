@@ -109,6 +109,9 @@ class BatchSteps:
             nxt = self.train.w.next
             cont = float((nxt[idx] >= 0).sum()) / max(float((nxt[full] >= 0).sum()), 1.0)
         loss = share * data + cont * self.continuity(self.train, idx, states)
+        if self.dtargets is not None:  # derivative supervision (derivsup.py): a mean over this rank's windows
+            self.dterm = self.dtargets.loss(self.model, self.train.w, idx, states, self.obs_map)
+            loss = loss + windows * self.dterm
         if self.al:
             n, m = states.shape[-1], ub.shape[-1]
             loss = loss + self.al.penalty(
@@ -117,6 +120,7 @@ class BatchSteps:
                 tb.reshape(-1),
                 ub.reshape(tb.numel(), m),
                 self.gen,
+                float(data.detach()),
                 weights=(windows, rep) if full is not None else None,
             )
         return loss, data, states, tb, ub

@@ -19,7 +19,15 @@ from .rollout import is_autonomous, observation_map, observe, rollout
 from .setup import build_solver, intra_op_threads
 from .trained import trained_model, untrained_nets
 
-__all__ = ["copy_solver_state", "evaluate", "rollout_outputs", "solver_error", "violations_after"]
+__all__ = [
+    "copy_solver_state",
+    "evaluate",
+    "evaluate_on",
+    "held_out_data",
+    "rollout_outputs",
+    "solver_error",
+    "violations_after",
+]
 
 
 def rollout_outputs(model, traj: Trajectories, solver, x0: torch.Tensor | None, window: int):
@@ -85,8 +93,6 @@ def evaluate(program, model_name: str | None, run_dir: str | Path | None, data: 
 
 
 def _evaluate(program, model_name, run_dir, data) -> dict:
-    from ..solvers import SolverError
-
     if run_dir is None:
         model, cfg, name = _untrained_run(program, model_name, data)
         run = None
@@ -94,6 +100,23 @@ def _evaluate(program, model_name, run_dir, data) -> dict:
         run = Path(run_dir)
         model, cfg, saved = trained_model(program, run, model_name)
         name = saved.get("model") or model_name
+        if cfg.objective is not None and cfg.objective.kind == "density":  # test log-likelihood
+            from .density_run import evaluate_density
+
+            return evaluate_density(model, cfg, saved, run, data)
+    traj, on = held_out_data(program, model, cfg, saved if run is not None else {}, data)
+    errors, _ = evaluate_on(model, cfg, traj, run)
+    out = {k: errors[k] for k in errors if k not in ("trajectories", "parameters", "violations")}
+    out.update(on=on, trajectories=traj.n_traj, model=name)
+    out.update(parameters=errors["parameters"], violations=errors["violations"])
+    if run is not None:
+        write_json(run / "eval.json", out)
+    return out
+
+
+def held_out_data(program, model, cfg: TrainConfig, saved: dict, data) -> tuple[Trajectories, str]:
+    """The trajectories to evaluate on and their description: the file ``data``, else the run's
+    validation split of its training data (``saved``: the run's config.json)."""
     if data is not None:
         obs_map = observation_map(model)
         traj = load_file(
@@ -104,14 +127,20 @@ def _evaluate(program, model_name, run_dir, data) -> dict:
             aliases=model_aliases(model, obs_map),
             input_defaults=model.u_default.tolist() if cfg.missing_inputs == "default" else None,
         )
-        on = str(data)
-    else:
-        info = saved.get("data", {})
-        if info.get("kind") == "file":
-            cfg = cfg.model_copy(update={"data": info["path"]})
-        traj, _ = load_training_data(program, cfg, model, None)
-        _, val = split_by_trajectory(traj, cfg.validation, cfg.seed)
-        traj, on = (val, "validation") if val is not None else (traj, "training")
+        return traj, str(data)
+    info = saved.get("data", {})
+    if info.get("kind") == "file":
+        cfg = cfg.model_copy(update={"data": info["path"]})
+    traj, _ = load_training_data(program, cfg, model, None)
+    _, val = split_by_trajectory(traj, cfg.validation, cfg.seed)
+    return (val, "validation") if val is not None else (traj, "training")
+
+
+def evaluate_on(model, cfg: TrainConfig, traj: Trajectories, run: Path | None = None) -> tuple[dict, torch.Tensor]:
+    """Errors, parameters and violations of ``model`` rolled out over ``traj`` (with the solver state of
+    ``run``), and the predicted outputs ``[N, T, k]``; what ``evaluate`` and ensemble evaluation share."""
+    from ..solvers import SolverError
+
     dt = float(traj.t[0, 1] - traj.t[0, 0]) if traj.t.shape[1] > 1 else 1.0
     try:
         solver = build_solver(cfg.solver, dt, len(model.state_names))
@@ -122,15 +151,11 @@ def _evaluate(program, model_name, run_dir, data) -> dict:
         raise solver_error(err, cfg) from None
     out = rollout_errors(yhat, traj.y, traj.lengths, traj.output_names, traj.missing)
     out.update(
-        on=on,
         trajectories=traj.n_traj,
-        model=name,
         parameters=model.parameter_values(),
         violations=violations_after(model, cfg, states, traj),
     )
-    if run is not None:
-        write_json(run / "eval.json", out)
-    return out
+    return out, yhat
 
 
 def _untrained_run(program, name: str | None, data) -> tuple:

@@ -63,9 +63,10 @@ def _to(windows, device: torch.device):
 class _Trainer(Snapshots, BatchSteps, ParallelSteps):
     """One training run: the state of the loop over epochs (built per call of :func:`fit`, never shared)."""
 
-    def __init__(self, model, wtrain, wval, cfg, progress, checkpoint_path, source_hash, shard: Shard):
+    def __init__(self, model, wtrain, wval, cfg, progress, checkpoint_path, source_hash, shard: Shard, dtargets=None):
         self.model, self.cfg, self.progress = model, cfg, progress
         self.shard, self.on_epoch = shard, None
+        self.dtargets, self.dterm = dtargets, None  # derivative supervision: derivsup.DerivativeTargets
         model.to(shard.device)
         wtrain, wval = _to(wtrain, shard.device), _to(wval, shard.device)
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
@@ -109,7 +110,7 @@ class _Trainer(Snapshots, BatchSteps, ParallelSteps):
         self.val_opt = torch.optim.Adam([self.val.x0], lr=1e-2) if self.val is not None and self.val.learned else None
         infos = tuple(getattr(model, "constraints", ()) or ())
         self.al = (
-            AugmentedLagrangian(infos, cfg.constraints, model.x0_default.dtype, shard.device)
+            AugmentedLagrangian(infos, cfg.constraints, model.x0_default.dtype, shard.device, auto_update="steps")
             if infos and cfg.constraints is not None
             else None
         )
@@ -183,7 +184,7 @@ class _Trainer(Snapshots, BatchSteps, ParallelSteps):
                         shoot.x0.requires_grad_(not self.held())
                 if self.al:
                     self.al.reset_epoch()
-                total, count = 0.0, 0
+                total, count, dsum = 0.0, 0, 0.0
                 for idx, grid in minibatches(self.train.groups, cfg.batch, self.gen):
                     loss = self.step(idx, grid)
                     if loss is None or not math.isfinite(loss):
@@ -199,17 +200,20 @@ class _Trainer(Snapshots, BatchSteps, ParallelSteps):
                     self.streak = 0
                     total += loss * len(idx)
                     count += len(idx)
+                    dsum += float(self.dterm.detach()) * len(idx) if self.dterm is not None else 0.0
                 if self.status == "diverged":
                     break
                 train_loss = total / count if count else float("nan")
                 self.reduce_epoch()  # data parallel: constraint statistics and the generator agree
                 val_loss = self.validate()
                 violations = self.al.epoch_violations() if self.al else {}
-                if self.al and (self.epoch + 1) % cfg.constraints.update_every == 0:
-                    self.al.update()
                 self.epoch += 1
                 self.wall += time.perf_counter() - started
+                if self.al and self.al.due():  # at the epoch's end: data-parallel statistics are reduced
+                    self.al.update()
                 self.record(train_loss, val_loss, violations)
+                if self.dtargets is not None:
+                    self.history[-1]["derivative_loss"] = dsum / count if count else float("nan")
                 stop = self.early_stopping(val_loss)
                 snapshot = self.capture()
                 if self.epoch % cfg.checkpoint_every == 0 or self.epoch == cfg.epochs or stop:
@@ -241,9 +245,9 @@ class _Trainer(Snapshots, BatchSteps, ParallelSteps):
             "lr": lr,
             "mu": self.al.mu if self.al else None,
             # the largest |multiplier| per constraint, for the plots (full vectors are in the checkpoint)
-            "multipliers": {k: max((abs(v) for v in vs), default=0.0) for k, vs in self.al.multipliers().items()}
-            if self.al
-            else {},
+            "multipliers": self.al.largest() if self.al else {},
+            "penalty": self.al.epoch_penalty() if self.al else None,
+            "al_updates": self.al.updates if self.al else None,
             "wall_time": self.wall,
             "parameters": self.model.parameter_values(),
         }
@@ -327,6 +331,7 @@ def fit(
     device: str | torch.device | None = None,
     shard: Shard | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    derivatives=None,
 ) -> TrainResult:
     """Train ``model`` in place on ``windows_train``; early stopping watches ``windows_val`` (may be None).
 
@@ -340,12 +345,15 @@ def fit(
     ``device``: where everything trains (the model stays there afterwards); ``shard``: this process's
     rank in a data-parallel group (its device wins; only rank 0 writes checkpoints; see
     :mod:`nodedsl.train.distributed`). ``on_epoch(entry)`` gets every epoch's history entry.
+    ``derivatives``: a :class:`~nodedsl.train.derivsup.DerivativeTargets` of ``windows_train``.
     """
     shard = shard or Shard(0, 1, torch.device(device) if device is not None else torch.device("cpu"))
     if not shard.writes:
         checkpoint_path = None
     with intra_op_threads(threads):
-        trainer = _Trainer(model, windows_train, windows_val, config, progress, checkpoint_path, source_hash, shard)
+        trainer = _Trainer(
+            model, windows_train, windows_val, config, progress, checkpoint_path, source_hash, shard, derivatives
+        )
         trainer.run_id, trainer.on_epoch = run_id, on_epoch
         if resume_from is not None:
             state = (

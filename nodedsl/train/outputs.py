@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..compiler.power import supplied_power
 from ..core.diagnostics import Diagnostic, NodeDslError, Span
 from ..data.loading import Trajectories
 from .metrics import read_json
@@ -26,12 +27,7 @@ def energy_outputs(model, states: torch.Tensor, traj: Trajectories, run: Path) -
     with torch.no_grad():
         H = model.hamiltonian(x, 0.0, u).reshape(n_traj, steps)
         diss = model.dissipation(x, 0.0, u).reshape(n_traj, steps)
-        y = model.port_outputs(x, 0.0, u)
-        supplied = (
-            (y * u).sum(-1).reshape(n_traj, steps)
-            if y.shape[-1] == u.shape[-1] and y.shape[-1]
-            else torch.zeros_like(H)
-        )
+        supplied = supplied_power(model, x, 0.0, u).reshape(n_traj, steps)
     np.savez(
         run / "energy.npz",
         t=traj.t.numpy(),
@@ -62,6 +58,27 @@ def plot_energy_npz(run: Path, model_name: str) -> Path:
     }
     plot_energy(table, run / "energy.png", title=f"{model_name}: energy along predicted validation rollouts")
     return run / "energy.png"
+
+
+def net_outputs(program, model, states: torch.Tensor, held, data_info: dict, run: Path) -> None:
+    """``nets.npz``: each scalar net's curve along the held-out states, with the truth it implies when
+    the data came from a dataset block (see :mod:`nodedsl.train.netcurves`)."""
+    from .netcurves import net_curves, save_net_curves
+
+    truth = None
+    if data_info.get("kind") == "dataset":
+        try:
+            truth = program.model(data_info["model"], dtype=states.dtype)
+        except NodeDslError:
+            truth = None
+    N, T, n = states.shape
+    real = (torch.arange(T)[None, :] < held.lengths[:, None]).reshape(-1)
+    t = held.t.to(states.dtype).reshape(-1)[real]
+    x = states.reshape(-1, n)[real]
+    u = held.u.to(states.dtype).reshape(N * T, -1)[real]
+    curves = net_curves(model, truth, t, x, u)
+    if curves:
+        save_net_curves(run / "nets.npz", curves)
 
 
 def _number(text: str, fallback: int) -> float:
@@ -125,6 +142,8 @@ def plot_run(run_dir: str | Path) -> list[Path]:
                 [str(s) for s in arrays.get("ids", [])] or None,
             )
             written.append(run / "phase.png")
+    if (run / "nets.npz").is_file():
+        written.append(_plot_nets(run))
     if (run / "energy.npz").is_file():
         try:
             written.append(plot_energy_npz(run, str(metrics.get("model", ""))))
@@ -133,6 +152,23 @@ def plot_run(run_dir: str | Path) -> list[Path]:
                 [Diagnostic("bad-checkpoint", f"cannot read '{run / 'energy.npz'}': {exc}", Span(str(run), 0, 0))]
             ) from None
     return written
+
+
+def _plot_nets(run: Path) -> Path:
+    """``nets.png`` from ``nets.npz`` (arrays ``NAME.input``, ``NAME.output``, ``NAME.truth``)."""
+    from ..io.npz import read_npz
+    from ..plots.nets import plot_net_curves
+
+    arrays = read_npz(run / "nets.npz", code="bad-checkpoint")
+    curves: dict[str, dict[str, np.ndarray]] = {}
+    for key, value in arrays.items():
+        name, _, part = key.rpartition(".")
+        curves.setdefault(name, {})[part] = np.asarray(value, dtype=float)
+    curves = {k: c for k, c in curves.items() if "input" in c and "output" in c and len(c["input"])}
+    if not curves:
+        raise NodeDslError.single("bad-checkpoint", f"'{run / 'nets.npz'}' holds no net curve", Span(str(run), 0, 0))
+    plot_net_curves(curves, run / "nets.png")
+    return run / "nets.png"
 
 
 def _predictions(pred: Path) -> dict[str, np.ndarray]:

@@ -107,16 +107,22 @@ class ParallelSteps:
         if self.al:
             al = self.al
             names = [c.name for c in al.infos]
-            sums = torch.cat([al._sum[k].reshape(-1).to(sh.device) for k in names])
-            counts = torch.tensor([float(al._count[k]) for k in names], dtype=torch.float64, device=sh.device)
-            packed = sh.sum_(torch.cat([sums, counts]))
             viol = sh.max_(torch.stack([al._viol[k].to(sh.device) for k in names]))
-            offset = 0
             for i, k in enumerate(names):
-                n = al._sum[k].numel()
-                al._sum[k] = packed[offset : offset + n].to(al._sum[k])
-                al._count[k] = int(round(float(packed[sums.numel() + i])))
                 al._viol[k] = viol[i].to(al._viol[k])
-                offset += n
+        if self.al and self.al.due():  # the period's statistics, once, before the update they feed
+            al = self.al
+            names = [c.name for c in al.infos]
+            rel = sh.max_(torch.tensor([al._rel[k] for k in names], dtype=torch.float64, device=sh.device))
+            sums = torch.cat([al._sum[k].reshape(-1).to(sh.device) for k in names])
+            counts = torch.cat([al._count[k].reshape(-1).to(sh.device) for k in names])
+            packed = sh.sum_(torch.cat([sums, counts]))
+            offset, coffset = 0, sums.numel()
+            for i, k in enumerate(names):
+                n, m = al._sum[k].numel(), al._count[k].numel()
+                al._sum[k] = packed[offset : offset + n].reshape(al._sum[k].shape).to(al._sum[k])
+                al._count[k] = packed[coffset : coffset + m].reshape(al._count[k].shape).to(al._count[k])
+                al._rel[k] = float(rel[i])
+                offset, coffset = offset + n, coffset + m
         state = self.gen.get_state()
         self.gen.set_state(sh.broadcast_(state.clone()))

@@ -49,7 +49,7 @@ from .inputs import compiled_model, estimate_initial_states, load_training_data,
 from .logs import open_log
 from .loop import fit
 from .metrics import metrics_document, rollout_errors, write_json
-from .outputs import describe, energy_outputs, plot_run
+from .outputs import describe, energy_outputs, net_outputs, plot_run
 from .scaling import set_auto_scales
 from .second_order import OptimizerError
 from .setup import Progress, TrainResult, build_solver, intra_op_threads
@@ -85,11 +85,12 @@ def run_training(
     resume: bool = False,
     progress: Progress | None = None,
     shard: Shard | None = None,
+    plots: bool = True,
 ) -> TrainResult:
     """Validate the train block, build the data, train, and write the run directory (see module doc).
 
-    ``shard``: this process's rank in an initialized data-parallel group (None: one process, on the
-    block's ``device``)."""
+    ``shard``: this process's rank in a data-parallel group (None: one process, on the block's ``device``);
+    ``plots=False``: no PNG files (``plot_run`` draws them later)."""
     cfg, diags = validate_train(train_block)
     if cfg is None:
         raise NodeDslError(diags)
@@ -100,7 +101,7 @@ def run_training(
     lock = RunLock(run) if shard.writes else contextlib.nullcontext()
     with intra_op_threads(1), lock:
         try:
-            return _run_training(program, train_block, cfg, run, resume, progress, shard)
+            return _run_training(program, train_block, cfg, run, resume, progress, shard, plots)
         except OSError as err:  # a full disk, a folder made read-only meanwhile: the old files survive
             raise io_error(err, "write", run) from None
 
@@ -123,16 +124,20 @@ class _Setup:
     shard: Shard
 
 
-def _run_training(program, train_block, cfg, run, resume, progress, shard: Shard) -> TrainResult:
+def _run_training(program, train_block, cfg, run, resume, progress, shard: Shard, plots=True) -> TrainResult:
     for tmp in run.glob("*.tmp") if shard.writes else ():  # atomic writes killed mid-way (we hold the lock)
         if tmp.name.split(".")[0] in {name.split(".")[0] for name in RUN_FILES}:
             tmp.unlink(missing_ok=True)
+    if cfg.objective is not None and cfg.objective.kind == "density":  # a normalizing flow: density_run.py
+        from .density_run import run_density
+
+        return run_density(program, train_block, cfg, run, resume, progress)
     s = _prepare(program, train_block, cfg, run, resume, shard)
     result = _fit(program, s, resume, progress)
     if not shard.writes:
         return result
-    _held_out_outputs(s, result)
-    plot_run(s.run)
+    _held_out_outputs(s, result, program)
+    _ = plots and plot_run(s.run)  # a sweep's runs skip the PNG files
     return result
 
 
@@ -263,7 +268,8 @@ def _fit(program, s: _Setup, resume: bool, progress: Progress | None) -> TrainRe
                     [Diagnostic("device-unavailable", f"SDE models train on the CPU only, not '{cfg.device}'")]
                 )
 
-            result = train_sde(model, train_traj, s.val_traj, fit_cfg, progress=progress, resume=resume)
+            ck = {"checkpoint_path": ckpt, "source_hash": source_hash, "run_id": s.data_info["run_id"]}
+            result = train_sde(model, train_traj, s.val_traj, fit_cfg, progress=progress, resume=resume, **ck)
         else:
             result = fit(
                 model,
@@ -275,6 +281,7 @@ def _fit(program, s: _Setup, resume: bool, progress: Progress | None) -> TrainRe
                 checkpoint_path=ckpt,
                 source_hash=source_hash,
                 run_id=s.data_info["run_id"],
+                derivatives=_derivative_targets(model, train_traj, wtrain, cfg),
                 shard=s.shard,
                 on_epoch=log.epoch if log is not None else None,
             )
@@ -309,8 +316,21 @@ def _fit(program, s: _Setup, resume: bool, progress: Progress | None) -> TrainRe
     return result
 
 
-def _held_out_outputs(s: _Setup, result: TrainResult) -> None:
-    """Roll out the held-out trajectories; write metrics.json, predictions.npz and the energy outputs."""
+def _derivative_targets(model, traj, windows, cfg):
+    """Derivative supervision's targets at the training windows (``derivatives = ...``), or None."""
+    if cfg.derivatives is None:
+        return None
+    from .derivsup import DerivativeTargets
+    from .rollout import observation_map
+
+    return DerivativeTargets(
+        model, traj, windows, observation_map(model), cfg.derivatives, key_span(cfg, "derivatives")
+    )
+
+
+def _held_out_outputs(s: _Setup, result: TrainResult, program=None) -> None:
+    """Roll out the held-out trajectories; write metrics.json, predictions.npz, the energy outputs and
+    the net curves (``nets.npz``)."""
     from ..solvers import SolverError
 
     name, cfg, model, run, ckpt, data_info = s.name, s.cfg, s.model, s.run, s.ckpt, s.data_info
@@ -344,6 +364,8 @@ def _held_out_outputs(s: _Setup, result: TrainResult) -> None:
         atomic_write(run / "predictions.npz", lambda fh: _savez(fh, held, yhat, data_info["run_id"]), binary=True)
     if states is not None and getattr(model, "system", None) is not None and model.system.ph is not None:
         energy_outputs(model, states, held, run)
+    if states is not None and len(getattr(model, "nets", ())) and program is not None:
+        net_outputs(program, model, states, held, data_info, run)
 
 
 def _refuse_gaps(cfg, traj: Trajectories) -> None:

@@ -23,9 +23,10 @@ from typing import Any
 import torch
 
 from ..core.diagnostics import Diagnostic, NodeDslError, Span
+from ..io.checkpoint import FORMAT, check_compatible, check_training_state, param_shapes, save_checkpoint
 from .constraints import AugmentedLagrangian
 from .rollout import initial_states, observation_map, observe, time_groups
-from .setup import TrainResult, make_optimizer, schedule_factor
+from .setup import TrainResult, clone_state, make_optimizer, schedule_factor
 from .stochastic import em_transition_nll, ensemble_loss
 
 __all__ = ["Objective", "fit_sde", "transition_data"]
@@ -86,9 +87,15 @@ class _SDETrainer:
         self.opt = make_optimizer(cfg.optimizer, self.params) if self.params else None
         infos = tuple(getattr(model, "constraints", ()) or ())
         cons = getattr(cfg, "constraints", None)
-        self.al = AugmentedLagrangian(infos, cons, model.x0_default.dtype) if infos and cons is not None else None
+        self.al = (
+            AugmentedLagrangian(infos, cons, model.x0_default.dtype, auto_update="epochs")
+            if infos and cons is not None
+            else None
+        )
         self.gen = torch.Generator().manual_seed(int(cfg.seed))
         self.history: list[dict] = []
+        self.done, self.rollbacks, self.wall = 0, 0, 0.0  # completed epochs, non-finite steps, seconds
+        self.checkpoint_path, self.source_hash, self.run_id = None, "", ""
 
     # ------------------------------------------------------------------ losses
     def transition_loss(self, data: dict, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -97,6 +104,11 @@ class _SDETrainer:
         t, x, u = pick["t"], pick["x"], pick["u"]
         drift = self.model.field(t, x, u)
         g = self.model.diffusion(t, x, u)
+        noise = self.model.noise
+        if noise.sde_type == "stratonovich" and not noise.additive:  # the likelihood reads the Ito drift
+            from ..solvers.sde import stratonovich_correction
+
+            drift = drift + stratonovich_correction(noise, lambda tt, xx: self.model.diffusion(tt, xx, u), t, x)
         loss = em_transition_nll(drift, g, x, pick["dx"], pick["dt"], self.obj.obs_noise)
         return loss, x, t
 
@@ -180,49 +192,110 @@ class _SDETrainer:
                 count += len(rows)
         return total / max(count, 1)
 
+    def epoch(self, rollbacks: int) -> tuple[float, int]:
+        """One pass over the batches; returns the mean loss and the updated rollback count."""
+        cfg = self.cfg
+        if self.opt is not None:
+            lr = cfg.optimizer.lr * schedule_factor(cfg.schedule, self.done, cfg.epochs, cfg.optimizer.lr)
+            for group in self.opt.param_groups:
+                group["lr"] = lr * 0.5**rollbacks
+        if self.al:
+            self.al.reset_epoch()
+        total, count = 0.0, 0
+        for rows, grid in self.batches():
+            loss = self.step(rows, grid)
+            if loss is None:  # a non-finite step: back to the last good parameters, half the rate
+                rollbacks += 1
+                self.model.load_state_dict(self.good)
+                continue
+            total, count = total + loss * len(rows), count + len(rows)
+        return (total / count if count else float("nan")), rollbacks
+
     def run(self) -> TrainResult:
-        cfg, wall, status, rollbacks = self.cfg, 0.0, "completed", 0
-        good = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        for epoch in range(cfg.epochs):
-            started = time.perf_counter()
-            if self.opt is not None:
-                lr = cfg.optimizer.lr * schedule_factor(cfg.schedule, epoch, cfg.epochs, cfg.optimizer.lr)
-                for group in self.opt.param_groups:
-                    group["lr"] = lr * 0.5**rollbacks
-            if self.al:
-                self.al.reset_epoch()
-            total, count = 0.0, 0
-            for rows, grid in self.batches():
-                loss = self.step(rows, grid)
-                if loss is None:  # a non-finite step: back to the last good parameters, half the rate
-                    rollbacks += 1
-                    self.model.load_state_dict(good)
-                    continue
-                total, count = total + loss * len(rows), count + len(rows)
-            if rollbacks >= 20:
-                status = "diverged"
-                break
-            good = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            violations = self.al.epoch_violations() if self.al else {}
-            if self.al and (epoch + 1) % cfg.constraints.update_every == 0:
-                self.al.update()
-            val = self.validate()
-            wall += time.perf_counter() - started
-            train_loss = total / count if count else float("nan")
-            self.history.append(
-                {
-                    "epoch": epoch + 1,
-                    "train_loss": train_loss,
-                    "val_loss": val,
-                    "violations": violations,
-                    "lr": self.opt.param_groups[0]["lr"] if self.opt else 0.0,
-                    "mu": self.al.mu if self.al else None,
-                    "wall_time": wall,
-                    "parameters": self.model.parameter_values(),
-                }
-            )
-            if self.progress is not None:
-                self.progress(epoch + 1, cfg.epochs, train_loss, val, max(violations.values()) if violations else None)
+        cfg, status = self.cfg, "completed"
+        self.good = clone_state(self.model.state_dict())
+        snapshot = self.capture()
+        try:
+            while self.done < cfg.epochs:
+                started = time.perf_counter()
+                train_loss, self.rollbacks = self.epoch(self.rollbacks)
+                if self.rollbacks >= 20:
+                    status = "diverged"
+                    break
+                self.good = clone_state(self.model.state_dict())
+                violations = self.al.epoch_violations() if self.al else {}
+                if self.al and (self.done + 1) % cfg.constraints.update_every == 0:
+                    self.al.update()
+                val = self.validate()
+                self.done += 1
+                self.wall += time.perf_counter() - started
+                self.history.append(
+                    {
+                        "epoch": self.done,
+                        "train_loss": train_loss,
+                        "val_loss": val,
+                        "violations": violations,
+                        "lr": self.opt.param_groups[0]["lr"] if self.opt else 0.0,
+                        "mu": self.al.mu if self.al else None,
+                        "wall_time": self.wall,
+                        "parameters": self.model.parameter_values(),
+                    }
+                )
+                snapshot = self.capture()
+                if self.done % cfg.checkpoint_every == 0 or self.done == cfg.epochs:
+                    self.save(snapshot)
+                if self.progress is not None:
+                    worst = max(violations.values()) if violations else None
+                    self.progress(self.done, cfg.epochs, train_loss, val, worst)
+        except KeyboardInterrupt:
+            self.save(snapshot)  # the last completed epoch: --resume continues from there
+            raise
+        return self.result(status)
+
+    # ------------------------------------------------------------------ checkpoints (--resume)
+    def capture(self) -> dict:
+        """Everything a resumed run needs (at the end of the last completed epoch)."""
+        return {
+            "format": FORMAT,
+            "model": getattr(self.model, "name", ""),
+            "source_hash": self.source_hash,
+            "run_id": self.run_id,
+            "param_shapes": param_shapes(self.model),
+            "model_state": clone_state(self.model.state_dict()),
+            "epoch": self.done,
+            "optimizer": clone_state(self.opt.state_dict()) if self.opt else None,
+            "al": self.al.state_dict() if self.al else None,
+            "rng": self.gen.get_state(),
+            "rollbacks": self.rollbacks,
+            "history": [dict(h) for h in self.history],
+            "wall_time": self.wall,
+            "objective": self.obj.kind,
+        }
+
+    def save(self, snap: dict) -> None:
+        if self.checkpoint_path is not None:
+            save_checkpoint(self.checkpoint_path, snap)
+
+    def restore(self, snap: dict) -> None:
+        check_compatible(snap, self.model, self.checkpoint_path or "checkpoint")
+        check_training_state(snap, self.checkpoint_path or "checkpoint")
+        if snap.get("objective", self.obj.kind) != self.obj.kind:
+            raise _mismatch(f"the checkpoint was trained with objective {snap.get('objective')}")
+        try:
+            self.model.load_state_dict(snap["model_state"])
+            if self.opt is not None and snap.get("optimizer") is not None:
+                self.opt.load_state_dict(clone_state(snap["optimizer"]))
+            if self.al and snap.get("al"):
+                self.al.load_state_dict(snap["al"])
+        except (ValueError, KeyError, RuntimeError, TypeError) as err:
+            raise _mismatch(f"the checkpoint's training state does not fit this training setup ({err})") from None
+        self.done = int(snap["epoch"])
+        self.gen.set_state(snap["rng"])
+        self.rollbacks = int(snap.get("rollbacks", 0))
+        self.history = list(snap.get("history", []))
+        self.wall = float(snap.get("wall_time", 0.0))
+
+    def result(self, status: str) -> TrainResult:
         last = self.history[-1] if self.history else {}
         return TrainResult(
             status=status,
@@ -236,19 +309,38 @@ class _SDETrainer:
             violations=last.get("violations", {}),
             multipliers=self.al.multipliers() if self.al else {},
             mu=self.al.mu if self.al else None,
-            rollbacks=rollbacks,
-            wall_time=wall,
+            rollbacks=self.rollbacks,
+            wall_time=self.wall,
             fully_observed=all(i is not None for i in self.obs_map),
             extra={"objective": self.obj.kind},
         )
 
 
-def fit_sde(model, train, val, config, objective: Objective, solver=None, *, progress=None) -> TrainResult:
+def _mismatch(message: str) -> NodeDslError:
+    return NodeDslError([Diagnostic("checkpoint-mismatch", message + "; train without --resume")])
+
+
+def fit_sde(
+    model,
+    train,
+    val,
+    config,
+    objective: Objective,
+    solver=None,
+    *,
+    progress=None,
+    checkpoint_path=None,
+    resume_from: dict | None = None,
+    source_hash: str = "",
+    run_id: str = "",
+) -> TrainResult:
     """Train the SDE ``model`` in place on ``train`` (:class:`~nodedsl.data.loading.Trajectories`).
 
     ``config`` is the train block's config (epochs, batch, optimizer, schedule, clip, constraints,
     seed); ``solver`` an SDE solver (distribution matching only). ``val`` (may be None) is scored
-    with the same objective after every epoch.
+    with the same objective after every epoch. ``checkpoint_path``: where the full training state is
+    saved (every ``checkpoint_every`` epochs, at the end and on Ctrl-C); ``resume_from``: such a state
+    (a loaded checkpoint) to continue from, so that the resumed run equals an uninterrupted one.
     """
     if model.noise is None:
         raise _error(f"objective = {objective.kind} needs a model with noise; '{model.name}' is an ODE")
@@ -258,7 +350,11 @@ def fit_sde(model, train, val, config, objective: Objective, solver=None, *, pro
         raise _error(
             f"optimizer {config.optimizer.kind} is for ODE models; SDE objectives train with adam, adamw or lbfgs"
         )
-    return _SDETrainer(model, train, val, config, objective, solver, progress).run()
+    trainer = _SDETrainer(model, train, val, config, objective, solver, progress)
+    trainer.checkpoint_path, trainer.source_hash, trainer.run_id = checkpoint_path, source_hash, run_id
+    if resume_from is not None:
+        trainer.restore(resume_from)
+    return trainer.run()
 
 
 def objective_of(cfg) -> Objective:
@@ -271,14 +367,19 @@ def objective_of(cfg) -> Objective:
     return Objective("distribution", metric=spec.metric, samples=spec.samples, gradient=gradient)
 
 
-def train_sde(model, train, val, cfg, *, progress=None, resume: bool = False) -> TrainResult:
+def train_sde(
+    model, train, val, cfg, *, progress=None, resume: bool = False, checkpoint_path=None, source_hash="", run_id=""
+) -> TrainResult:
     """``fit_sde`` from a train block's config: its objective, and its solver when that is an SDE
-    solver (else ``euler_maruyama`` with the solver's step, or the data's sampling interval)."""
+    solver (else ``euler_maruyama`` with the solver's step, or the data's sampling interval).
+    ``resume``: continue from ``checkpoint_path``."""
+    from ..io.checkpoint import load_checkpoint
     from ..solvers import make_solver
     from ..solvers.sde import METHODS
 
-    if resume:
-        raise _error("--resume is not supported for SDE objectives yet; train again without it")
+    state = None
+    if resume and checkpoint_path is not None:
+        state = load_checkpoint(checkpoint_path, source_hash=source_hash or None, model_name=model.name)
     objective = objective_of(cfg)
     solver = None
     if objective.kind == "distribution":
@@ -289,4 +390,5 @@ def train_sde(model, train, val, cfg, *, progress=None, resume: bool = False) ->
             solver = make_solver(spec.kind, **{"step": step, **dict(spec.options)})
         else:
             solver = make_solver("euler_maruyama", step=step)
-    return fit_sde(model, train, val, cfg, objective, solver, progress=progress)
+    ck = {"checkpoint_path": checkpoint_path, "resume_from": state, "source_hash": source_hash, "run_id": run_id}
+    return fit_sde(model, train, val, cfg, objective, solver, progress=progress, **ck)

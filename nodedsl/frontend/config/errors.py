@@ -39,12 +39,14 @@ def locate(loc: tuple, spans: dict, default: Span) -> tuple[Span, str]:
 def _fields_at(model_cls: type[BaseModel], loc: tuple) -> list[str]:
     """Field names of the (sub)model that ``loc`` (without its last element) points into."""
     cls: Any = model_cls
+    ann: Any = model_cls  # the annotation cls came from: a union's members are found by their tag
     for comp in loc[:-1]:
         fields = getattr(cls, "model_fields", None)
         if fields and comp in fields:
-            cls = _model_in(fields[comp].annotation)
+            ann = fields[comp].annotation
+            cls = _model_in(ann)
         elif isinstance(comp, str):
-            found = _find_tagged(cls, comp)
+            found = _find_tagged(ann, comp)
             if found is not None:
                 cls = found
     fields = getattr(cls, "model_fields", None)

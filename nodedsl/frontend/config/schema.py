@@ -17,105 +17,37 @@ from pydantic_core import PydanticCustomError
 
 from ...core.solvers import solver_names
 from .base import DeviceName, Finite, NonNegFloat, PosFloat, PosInt, Seed, _tag_errors, as_call, kind_of
+from .draws import (  # re-exported: the block models' parts
+    SIGNAL_KINDS,
+    Component,
+    Distribution,
+    InitValue,
+    InputExpression,
+    InputValue,
+    Normal,
+    Signal,
+    Uniform,
+)
+from .methods import DerivativesValue, ObjectiveValue
 from .optimizers import Adam, OptimizerValue
+
+__all__ = [
+    "SIGNAL_KINDS",
+    "Component",
+    "Distribution",
+    "InitValue",
+    "InputExpression",
+    "InputValue",
+    "Normal",
+    "Signal",
+    "Uniform",
+]
 
 SOLVER_NAMES: tuple[str, ...] = tuple(solver_names())  # for help text and completion
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class Uniform(_Strict):
-    kind: Literal["uniform"]
-    low: Finite
-    high: Finite
-
-    @model_validator(mode="after")
-    def _order(self) -> Self:
-        if not self.high > self.low:
-            raise PydanticCustomError(
-                "bad_value",
-                "uniform(low, high) needs low < high, got ({low}, {high})",
-                {"low": self.low, "high": self.high},
-            )
-        return self
-
-
-class Normal(_Strict):
-    kind: Literal["normal"]
-    mean: Finite = 0.0
-    std: NonNegFloat = 1.0
-
-
-def _init_tag(v: Any) -> str | None:
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, (int, float)):
-        return "number"
-    if isinstance(v, list):
-        return "list"
-    return kind_of(v) if isinstance(v, (dict, BaseModel)) else None
-
-
-Distribution = Annotated[
-    Annotated[Uniform, Tag("uniform")] | Annotated[Normal, Tag("normal")],
-    Discriminator(kind_of, **_tag_errors("uniform(low, high), normal(mean, std)")),
-]
-Component = Annotated[
-    Annotated[Finite, Tag("number")] | Annotated[Uniform, Tag("uniform")] | Annotated[Normal, Tag("normal")],
-    Discriminator(_init_tag, **_tag_errors("a number, uniform(low, high), normal(mean, std)")),
-]
-InitValue = Annotated[
-    Annotated[Finite, Tag("number")]
-    | Annotated[list[Component], Tag("list")]
-    | Annotated[Uniform, Tag("uniform")]
-    | Annotated[Normal, Tag("normal")],
-    Discriminator(_init_tag, **_tag_errors("a number, a list, uniform(low, high), normal(mean, std)")),
-]
-
-
-SIGNAL_KINDS = ("sine", "multisine", "chirp", "prbs", "steps")
-_SIGNAL_NEEDS = {"sine": ("frequency",), "multisine": ("f0", "f1"), "chirp": ("f0", "f1"), "prbs": ("period",)}
-
-
-class Signal(_Strict):
-    """An excitation signal of a dataset input; every number may be a draw (one per trajectory).
-    Frequencies are in cycles per time unit; ``period`` is how long prbs/steps hold a level."""
-
-    kind: Literal["sine", "multisine", "chirp", "prbs", "steps"]
-    amplitude: Component = 1.0
-    offset: Component = 0.0
-    frequency: Component | None = None
-    phase: Component = 0.0
-    f0: Component | None = None
-    f1: Component | None = None
-    n: PosInt = 8
-    period: PosFloat | None = None
-
-    @model_validator(mode="after")
-    def _needs(self) -> Self:
-        needs = _SIGNAL_NEEDS.get(self.kind, ()) + (("period",) if self.kind == "steps" else ())
-        missing = [k for k in needs if getattr(self, k) is None]
-        if missing:
-            raise PydanticCustomError(
-                "bad_value", "{kind}(...) needs {missing}", {"kind": self.kind, "missing": ", ".join(missing)}
-            )
-        return self
-
-
-def _input_tag(v: Any) -> str | None:
-    tag = _init_tag(v)
-    return "signal" if tag in SIGNAL_KINDS else tag
-
-
-InputValue = Annotated[
-    Annotated[Finite, Tag("number")] | Annotated[list[Finite], Tag("list")] | Annotated[Signal, Tag("signal")],
-    Discriminator(
-        _input_tag,
-        **_tag_errors("a number, a list, sine(...), multisine(...), chirp(...), prbs(...), steps(...)"),
-    ),
-]
 
 
 class TimeSpan(_Strict):
@@ -179,6 +111,7 @@ class DatasetConfig(_Strict):
     time: TimeValue
     initial: dict[str, InitValue] = {}
     inputs: dict[str, InputValue] = {}
+    draws: dict[str, Component] = {}  # per-trajectory random numbers named in input expressions
     noise: NonNegFloat = 0.0
     seed: Seed = 0
     solver: SolverCall | None = None
@@ -253,21 +186,6 @@ class Exponential(_Strict):
     gamma: Annotated[float, Field(gt=0, le=1)] = 0.99
 
 
-class TransitionLikelihood(_Strict):
-    """SDE models: the Euler-Maruyama likelihood of consecutive observations (see docs/stochastic.md)."""
-
-    kind: Literal["transition_likelihood"]
-    observation_noise: NonNegFloat = 0.0
-
-
-class DistributionMatching(_Strict):
-    """SDE models: simulated and observed ensembles matched at every observation time."""
-
-    kind: Literal["distribution"]
-    metric: Literal["energy", "mmd"] = "energy"
-    samples: PosInt = 1
-
-
 class EarlyStopping(_Strict):
     kind: Literal["early_stopping"]
     patience: PosInt = 20
@@ -276,12 +194,14 @@ class EarlyStopping(_Strict):
 
 class AugmentedLagrangian(_Strict):
     kind: Literal["augmented_lagrangian"]
-    mu: PosFloat = 1.0
+    mu: PosFloat = 1.0  # in units of the early data loss per unit normalized residual (scale = auto)
     growth: Annotated[float, Field(ge=1, allow_inf_nan=False)] = 2.0
-    mu_max: PosFloat = 1e4
-    update_every: PosInt = 10
-    tolerance: NonNegFloat = 1e-4
+    mu_max: PosFloat = 100.0
+    update_every: PosInt = 50  # optimizer steps, not epochs
+    tolerance: NonNegFloat = 1e-3  # on the normalized violation (scale = auto)
     samples: PosInt = 256
+    points: PosInt = 4096  # the fixed collocation set of a `for` constraint (one multiplier per point)
+    scale: Literal["auto"] | None = "auto"  # none: raw residuals, mu in the loss's own units
 
 
 GradientValue = Annotated[
@@ -297,14 +217,17 @@ ScheduleValue = Annotated[
     Discriminator(kind_of, **_tag_errors("none, cosine, step(every, gamma), exponential(gamma)")),
 ]
 
-ObjectiveValue = Annotated[
-    Annotated[TransitionLikelihood, Tag("transition_likelihood")]
-    | Annotated[DistributionMatching, Tag("distribution")],
-    Discriminator(kind_of, **_tag_errors("transition_likelihood(observation_noise), distribution(metric, samples)")),
-]
-
-
-_CALL_KEYS = ("solver", "optimizer", "schedule", "constraints", "window_init", "horizon", "objective", "assimilate")
+_CALL_KEYS = (
+    "solver",
+    "optimizer",
+    "schedule",
+    "constraints",
+    "window_init",
+    "horizon",
+    "objective",
+    "assimilate",
+    "derivatives",
+)
 
 
 class TrainConfig(_Strict):
@@ -331,7 +254,8 @@ class TrainConfig(_Strict):
     checkpoint_every: PosInt = 10
     window_init: WindowInit = WindowInit(kind="data")
     horizon: Horizon = Horizon(kind="grow")
-    objective: ObjectiveValue | None = None  # SDE models only
+    objective: ObjectiveValue | None = None  # SDE models; density: normalizing flows
+    derivatives: DerivativesValue | None = None  # derivative supervision (methods.py)
     assimilate: Nudging | None = None
     device: DeviceName = "cpu"  # cpu | cuda | cuda:N | auto (docs/scaling.md)
     log: Literal["files", "tensorboard"] = "files"  # tensorboard: also an event file per run
@@ -364,7 +288,7 @@ class TrainConfig(_Strict):
     @property
     def data_is_file(self) -> bool:
         """True when ``data`` is a file path (``.csv``/``.parquet``/``.npz``), not a dataset name."""
-        return self.data.lower().endswith((".csv", ".npz", ".parquet", ".pq")) or "/" in self.data
+        return self.data.lower().endswith((".csv", ".npz", ".parquet", ".pq", ".h5", ".hdf5")) or "/" in self.data
 
     def gradient_mode(self) -> str | tuple[str, int]:
         """The ``gradient`` argument of ``solve``."""

@@ -115,7 +115,7 @@ def validate_train(tr: ast.Train) -> tuple[TrainConfig | None, list[Diagnostic]]
             diags.append(
                 Diagnostic(
                     "bad-value",
-                    f"bad value for 'data': a data file must end in .csv, .parquet or .npz, got '{cfg.data}'",
+                    f"bad value for 'data': a data file must end in .csv, .parquet, .h5 or .npz, got '{cfg.data}'",
                     data_entry.span,
                     ("a dataset is named without quotes: data = swings",),
                 )

@@ -54,6 +54,8 @@ def to_plain(
         return out
     if isinstance(value, ast.VMap):
         return entries_to_plain(value.entries, path, spans, diags)
+    if isinstance(value, ast.VExpr):  # checked and compiled where it is used (dataset inputs)
+        return {"kind": "expression", "expr": value.expr}
     if isinstance(value, ast.VCall):
         args, kwargs = [], {}
         for i, arg in enumerate(value.args):
@@ -127,6 +129,10 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "steps": ("amplitude", "period"),
     "learned": ("after",),
     "augmented_lagrangian": ("mu", "growth", "mu_max", "update_every", "tolerance"),
+    "ndo": ("weight",),
+    "spline": ("weight", "smoothing"),
+    "finite_difference": ("weight",),
+    "density": ("trace",),
     **{name: _SOLVER_POSITIONAL.get(spec.family, ()) for name, spec in CATALOG.items()},
 }
 
