@@ -69,13 +69,11 @@ def affine_split(exprs: list[sp.Expr], xs: list[sp.Symbol], params: dict) -> tup
 
 def _sums_of_products(exprs: list, index: dict, params: dict) -> bool:
     """Whether a row is a sum of (parameter entry) x (state) terms, as a row of ``A @ X`` is."""
+    known = index.keys() | params.keys()
     for e in exprs:
         terms = sp.Add.make_args(e)
         if len(terms) >= 2 and all(
-            isinstance(a, sp.Mul)
-            and len(a.free_symbols & index.keys()) == 1
-            and a.free_symbols - index.keys() <= set(params)
-            for a in terms
+            isinstance(a, sp.Mul) and len(a.free_symbols & index.keys()) == 1 and a.free_symbols <= known for a in terms
         ):
             return True
     return False
