@@ -85,7 +85,7 @@ def test_linear_system_is_one_matmul():
 
 def test_mixed_rows_numbers_parameters_inputs_and_a_nonlinear_row():
     split, plain = _pair(MIXED, "Mixed")
-    assert "_matrix" in split._field.code  # numeric entries in a constant base, parameter entries written in
+    assert "put" in split._field.code  # numeric entries in a constant base, parameter entries written in
     _compare(split, plain, torch.randn(7, 3))
 
 

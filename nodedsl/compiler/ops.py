@@ -124,6 +124,18 @@ def matrix(base, index, *values):
     return base.index_put((index,), torch.stack(values))
 
 
+def matrix_times(block, a, m: int, before: int, after: int):
+    """``a @ X`` for the state block ``X = block`` as ``[..., cols, m]`` (row-major), flattened, with
+    ``before`` and ``after`` zero columns around it: ``der(Y) = A @ X`` as one batched matmul."""
+    out = torch.matmul(a, block.unflatten(-1, (a.shape[1], m))).flatten(-2)
+    return F.pad(out, (before, after)) if before or after else out
+
+
+def put(base, index, values):
+    """``base`` (flat) with the vector ``values`` written at ``index`` (gathered parameter entries)."""
+    return base.index_put((index,), values)
+
+
 @dataclass(frozen=True)
 class Op:
     """A graph op: its Taylor rule (a rule name of ``jet.RULE_NAMES``), ``CONSTANT`` or ``NO_RULE`` (with ``why``)."""
@@ -166,6 +178,7 @@ FUNCTIONS: dict[Callable, Op] = {
     torch.split: _LINEAR,
     torch.index_select: _LINEAR,
     torch.reshape: _LINEAR,
+    torch.transpose: _LINEAR,
     stack_args: Op("stack_args"),
     scatter_cols: Op("scatter_cols"),
     like: Op(CONSTANT, why="a constant tensor converted to the dtype and device of its reference"),
@@ -175,6 +188,8 @@ FUNCTIONS: dict[Callable, Op] = {
     net_grad: Op(NO_RULE, why="a net's derivative inside the field needs nested Taylor rules of the MLP"),
     mlp_grad: Op(NO_RULE, why="a net's derivative inside the field needs nested Taylor rules of the MLP"),
     matrix: Op(NO_RULE, why="writes parameter entries into a matrix: its arguments never move along the flow"),
+    matrix_times: Op("linear", why="linear in the state block; the matrix is parameters, constant along the flow"),
+    put: Op(NO_RULE, why="writes parameter entries into a matrix: its arguments never move along the flow"),
 }
 METHODS: dict[str, Op] = {"squeeze": _LINEAR}  # the one method the compiler emits (views.split_views)
 
