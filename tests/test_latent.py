@@ -123,10 +123,11 @@ def test_nudging_pulls_the_latent_state_and_scores_the_free_part():
     dcfg, _ = validate_dataset(prog.dataset("positions"))
     traj = match_model(generate(prog.model("Truth"), dcfg), ("x",), (), ("x", "v"), aliases={}, input_defaults=[])
     windows = make_windows(traj, cfg.window)
+    from nodedsl.train.distributed import Shard
     from nodedsl.train.latent import nudged_predict
     from nodedsl.train.loop import _Trainer
 
-    trainer = _Trainer(model, windows, None, cfg, None, None, "")
+    trainer = _Trainer(model, windows, None, cfg, None, None, "", Shard(0, 1, torch.device("cpu")))
     ((idx, grid),) = trainer.train.groups
     with torch.no_grad():
         states, yhat, target, _, _ = nudged_predict(trainer, trainer.train, idx, grid)

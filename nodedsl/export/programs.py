@@ -86,7 +86,7 @@ def export_field(model: nn.Module) -> torch.export.ExportedProgram:
     batch = torch.export.Dim("batch")
     with torch.no_grad():
         return torch.export.export(
-            Field(model).eval(), _examples(model, dtype, None), dynamic_shapes=({}, {0: batch}, {0: batch})
+            Field(model).train(False), _examples(model, dtype, None), dynamic_shapes=({}, {0: batch}, {0: batch})
         )
 
 
@@ -96,7 +96,7 @@ def export_rollout(model: nn.Module, tableau: ButcherTableau, h: float, steps: i
     batch = torch.export.Dim("batch")
     with torch.no_grad():
         return torch.export.export(
-            Rollout(model, tableau, h, steps).eval(),
+            Rollout(model, tableau, h, steps).train(False),
             _examples(model, dtype, steps),
             dynamic_shapes=({}, {0: batch}, {1: batch}),
         )

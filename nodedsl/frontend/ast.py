@@ -6,7 +6,7 @@ Example:
     >>> from nodedsl.frontend.parse import parse_source
     >>> mod = parse_source("model M { state x = 1\\n der(x) = -x }", "m.node")
     >>> mod.models[0].body[1]
-    Der(state='x', expr=Neg(operand=Name(parts=('x',))), index=None, low=None, high=None)
+    Der(state='x', expr=Neg(operand=Name(parts=('x',))), index=None, low=None, high=None, element=None)
 """
 
 from __future__ import annotations

@@ -46,8 +46,9 @@ def _range(text: str, option: str) -> dict:
     return {"kind": "uniform", "low": lo, "high": hi}
 
 
-def _value(text: str, what: str):
-    """A block value from the command line: a number, a call (signal or distribution), else an expression."""
+def _value(text: str, what: str, calls: tuple[str, ...] | None = None):
+    """A block value from the command line: a number, a call (signal or distribution), else an expression.
+    ``calls``: the call names that are values here (others, like ``sin(t)``, are expressions)."""
     from ..frontend.config.values import normalize, to_plain
     from ..frontend.parse import parse_expression, parse_value
 
@@ -55,6 +56,8 @@ def _value(text: str, what: str):
         value = parse_value(text, what)
     except NodeDslError:
         value = None
+    if isinstance(value, ast.VCall) and calls is not None and value.name not in calls:
+        value = None  # `sin(t)`: a builtin of t, so an expression, not a signal or a distribution
     if isinstance(value, (ast.VNumber, ast.VCall, ast.VExpr)):
         spans: dict = {}
         diags: list[Diagnostic] = []
@@ -67,6 +70,7 @@ def _value(text: str, what: str):
 
 def _config(prog, name: str, count: int, t_end: float, step: float, opts: dict):
     from ..frontend.config import DatasetConfig
+    from ..frontend.config.draws import SIGNAL_KINDS
 
     data: dict = {
         "model": name,
@@ -82,7 +86,8 @@ def _config(prog, name: str, count: int, t_end: float, step: float, opts: dict):
         except ValueError:
             raise _arg_error("--set", f"'{v}' is not a number") from None
     data["draws"] = {n: _value(v, "<--draw>") for n, v in (_pair(i, "--draw") for i in opts["draws"])}
-    data["inputs"] = {n: _value(v, "<--input>") for n, v in (_pair(i, "--input") for i in opts["inputs"])}
+    signals = (*SIGNAL_KINDS, "uniform", "normal")
+    data["inputs"] = {n: _value(v, "<--input>", signals) for n, v in (_pair(i, "--input") for i in opts["inputs"])}
     try:
         return DatasetConfig.model_validate(data)
     except Exception as err:  # pydantic's ValidationError: one line per problem

@@ -56,7 +56,7 @@ def load_operator() -> NdoNet:
     hidden = int(state["net.0.weight"].shape[0])
     net = NdoNet(int(state["net.0.weight"].shape[1]), hidden)
     net.load_state_dict(state)
-    net.eval()
+    net.train(False)  # inference mode (no dropout or batch-norm statistics to switch, but explicit)
     for p in net.parameters():
         p.requires_grad_(False)
     return net

@@ -85,7 +85,7 @@ def pretrain(seed: int = 0, samples: int = 60_000, steps: int = 4000, batch: int
         _loss(net, y[idx], d[idx]).backward()
         opt.step()
         sched.step()
-    return net.eval()
+    return net.train(False)
 
 
 def held_out_error(net: torch.nn.Module, seed: int = 12345, n: int = 4000, noise: float = 0.0) -> dict[str, float]:
