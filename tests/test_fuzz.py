@@ -4,7 +4,7 @@
 (b) random character/token mutations of the examples and of the standard library;
 (c) the package source never evaluates text: no eval/exec/sympify/parse_expr/lambdify calls.
 
-The number of examples per property is ``NODEDSL_FUZZ_EXAMPLES`` (default 300; CI sets 2000), a quarter of
+The number of examples per property is ``NODEDSL_FUZZ_EXAMPLES`` (default 300; CI sets 600), a quarter of
 it for the port-Hamiltonian property (SymPy proofs per example).
 """
 
@@ -33,7 +33,7 @@ FUZZ = settings(
     max_examples=N, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=False, print_blob=True
 )
 # each port-Hamiltonian example runs the SymPy proofs (about 50 ms): a quarter of N keeps CI's share of
-# this one property near 25 s; NODEDSL_FUZZ_EXAMPLES=8000 gives it the 2000 it had
+# this one property's cost down; NODEDSL_FUZZ_EXAMPLES=8000 gives it 2000 examples
 FUZZ_PH = settings(FUZZ, max_examples=max(50, N // 4))
 
 

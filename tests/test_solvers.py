@@ -385,6 +385,7 @@ def test_implicit_gradient_does_not_backprop_through_newton():
 # ---------------------------------------------------------------- structure preservation and stiffness
 
 
+@pytest.mark.slow  # 23 s: 10^4 steps each; benchmarks/symplectic_energy.py measures the long run
 def test_symplectic_energy_bounded_where_rk4_drifts():
     h, field = 0.25, Duffing()
     x0 = torch.stack([torch.linspace(0.2, 1.2, 16, dtype=F64), torch.zeros(16, dtype=F64)], 1)

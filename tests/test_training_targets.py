@@ -45,6 +45,7 @@ def test_pendulum_recovers_length_and_satisfies_constraints(tmp_path):
         assert violation < 1e-3, name
 
 
+@pytest.mark.slow  # 35 s; the example still trains in CI (test_every_example_with_a_train_block_...)
 def test_lotka_volterra_recovers_its_rates(tmp_path):
     # Short windows with estimated window initial states (see docs/training.md: the example's
     # window of 50 noisy-started steps biases delta and gamma by about 3%).
