@@ -47,23 +47,52 @@ def value_columns(columns, output_names, input_names, state_names) -> list[str]:
 def pad_and_assemble(
     file, members, ids, times, values, lines, plan, value_cols, output_names, input_names, state_names, defaults
 ) -> Trajectories:
-    """``[N, T]`` arrays from each trajectory's row indices (short ones repeat their last row)."""
-    lengths = np.array([len(m) for m in members])
-    n, T = len(members), int(lengths.max())
+    """``[N, T]`` arrays from each trajectory's row indices (short ones repeat their last row).
+
+    ``members`` is a list of row-index arrays, or the int ``T`` when the rows are already ``N``
+    trajectories of ``T`` rows each, one after another (the usual file): then the columns are
+    reshaped, not gathered."""
+    if isinstance(members, int):
+        n, T = len(ids), members
+        lengths = np.full(n, T)
+    else:
+        lengths = np.array([len(m) for m in members])
+        n, T = len(members), int(lengths.max())
     padded = n * T * (len(value_cols) + 3) * 8  # t, values, row numbers (and the tensors made from them)
     if padded > limit("data-bytes"):
         what = f"'{file}' padded to {n} trajectories x {T} samples"
         raise NodeDslError([over_limit("data-bytes", padded, what, Span(file, 0, 0))])
-    if bool((lengths == T).all()):  # the usual file: every trajectory as long as the longest
-        pad = np.stack(members)
+    if isinstance(members, int):
+        t, cols = times.reshape(n, T), values.reshape(n, T, -1)
+        rows = None if lines is None else lines.reshape(n, T)
     else:
-        pad = np.stack([np.concatenate([m, np.full(T - len(m), m[-1])]) for m in members])
-    t, cols, rows = times[pad], values[pad], None if lines is None else lines[pad]
+        if bool((lengths == T).all()):  # every trajectory as long as the longest
+            pad = np.stack(members)
+        else:
+            pad = np.stack([np.concatenate([m, np.full(T - len(m), m[-1])]) for m in members])
+        t, cols, rows = times[pad], values[pad], None if lines is None else lines[pad]
     diags: list[Diagnostic] = []
     check_times(file, t, lengths, ids, rows, diags)
     if diags:
         raise NodeDslError(diags)
     return assemble(file, t, cols, lengths, plan, output_names, input_names, state_names, defaults, ids, rows)
+
+
+def _contiguous_runs(column: np.ndarray) -> tuple[list, int] | None:
+    """``(ids, T)`` when a numeric trajectory column holds whole-number ids in runs of one length ``T``,
+    each id in one run (what writers produce); None otherwise (the general grouping then applies)."""
+    if column.dtype == object or len(column) == 0:
+        return None
+    starts = np.concatenate([[0], np.flatnonzero(column[1:] != column[:-1]) + 1])  # NaN starts runs too
+    run_ids = column[starts]
+    T = len(column) // len(starts)
+    if T * len(starts) != len(column) or bool((np.diff(starts) != T).any()):
+        return None
+    if not np.isfinite(run_ids).all() or not bool((run_ids == np.round(run_ids)).all()):
+        return None
+    if len(np.unique(run_ids)) != len(run_ids):
+        return None
+    return [int(v) for v in run_ids.tolist()], T
 
 
 def _trajectory_groups(column: np.ndarray) -> tuple[list, np.ndarray] | None:
@@ -108,13 +137,18 @@ def from_table(
     may_miss = {value_cols[j] for j in plan.outputs}
     for name in {"t", *(value_cols[j] for j in plan.needed)}:
         col = numeric.get(name)
-        if col is None or np.isinf(col).any() or (name not in may_miss and np.isnan(col).any()):
+        if col is None or (np.isinf(col).any() if name in may_miss else not np.isfinite(col).all()):
             return None  # a word, an infinity or a gap where no gap may be: the row reader says where
     rows = len(table.lines)
-    values = np.full((rows, len(value_cols)), np.nan)
-    for j in plan.needed:
-        values[:, j] = numeric[value_cols[j]]
-    if "trajectory" in table.columns:
+    # column-major, so each column is one contiguous copy here and one contiguous read when the tensors
+    # are cast; ``values.T`` is the [rows, columns] view the padding expects
+    values = np.empty((len(value_cols), rows))
+    for j in range(len(value_cols)):
+        values[j] = numeric[value_cols[j]] if j in plan.needed else np.nan
+    runs = _contiguous_runs(table.columns["trajectory"]) if "trajectory" in table.columns else None
+    if runs is not None:
+        ids, members = runs
+    elif "trajectory" in table.columns:
         grouped = _trajectory_groups(table.columns["trajectory"])
         if grouped is None:
             return None
@@ -124,7 +158,7 @@ def from_table(
     else:
         ids, members = [0], [np.arange(rows)]
     return pad_and_assemble(
-        file, members, ids, numeric["t"], values, table.lines if lines else None, plan, value_cols,
+        file, members, ids, numeric["t"], values.T, table.lines if lines else None, plan, value_cols,
         output_names, input_names, state_names, defaults,
     )  # fmt: skip
 

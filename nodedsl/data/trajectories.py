@@ -201,19 +201,22 @@ def assemble(
     """Tensors from ``t [N, T]`` and ``cols [N, T, C]`` following ``plan``."""
     dtype = torch.get_default_dtype()
     n, T = t.shape
-    y = cols[:, :, plan.outputs] if plan.outputs else np.zeros((n, T, 0))
-    u = np.zeros((n, T, len(input_names)))
+    # Each block is cast while it is gathered, column by column, into the tensor's dtype: numpy's
+    # float64 -> float32 cast is ~8x faster than torch.as_tensor's (measured, 800k values).
+    np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+    y = _gather(cols, plan.outputs, np_dtype)
     defaults = list(input_defaults) if input_defaults is not None else [0.0] * len(input_names)
+    u = np.empty((n, T, len(input_names)), dtype=np_dtype)
     for k, j in enumerate(plan.inputs):
         u[:, :, k] = cols[:, :, j] if j is not None else defaults[k]
-    x = cols[:, :, plan.states] if plan.states is not None else None
+    x = _gather(cols, plan.states, np_dtype) if plan.states is not None else None
     if x is not None and np.isnan(x).any():  # a state column with gaps (an output's alias): not full states
         x = None
     gaps = np.isnan(y)
     if gaps.any():
-        y = _interpolate_gaps(t, y, lengths, gaps)
-    as_t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)  # noqa: E731
-    times = torch.as_tensor(np.ascontiguousarray(t), dtype=torch.float64)
+        y = _interpolate_gaps(t, _gather(cols, plan.outputs, np.float64), lengths, gaps)
+    as_t = lambda a: _tensor(a, np_dtype)  # noqa: E731
+    times = _tensor(t, np.float64)
     return Trajectories(
         times,
         as_t(y),
@@ -228,6 +231,19 @@ def assemble(
         rows,
         torch.as_tensor(gaps) if gaps.any() else None,
     )
+
+
+def _gather(cols: np.ndarray, index: Sequence[int], np_dtype) -> np.ndarray:
+    out = np.empty((*cols.shape[:2], len(index)), dtype=np_dtype)
+    for k, j in enumerate(index):
+        out[:, :, k] = cols[:, :, j]
+    return out
+
+
+def _tensor(a: np.ndarray, np_dtype) -> torch.Tensor:
+    out = np.ascontiguousarray(a, dtype=np_dtype)
+    # a view of pyarrow's read-only column is copied: the tensor must own writable memory
+    return torch.from_numpy(out if out.flags.writeable else out.copy())
 
 
 def _interpolate_gaps(t: np.ndarray, y: np.ndarray, lengths: np.ndarray, gaps: np.ndarray) -> np.ndarray:
@@ -249,24 +265,24 @@ def _interpolate_gaps(t: np.ndarray, y: np.ndarray, lengths: np.ndarray, gaps: n
 def check_times(
     file: str, t: np.ndarray, lengths: np.ndarray, ids: Sequence, rows: np.ndarray | None, diags: list[Diagnostic]
 ) -> None:
-    for i in range(t.shape[0]):
+    # one vectorized comparison finds the trajectories with a bad step; only those are walked
+    within = np.arange(t.shape[1] - 1)[None, :] < (np.asarray(lengths)[:, None] - 1)
+    bad_rows = np.flatnonzero((~(t[:, 1:] > t[:, :-1]) & within).any(axis=1))
+    for i in bad_rows.tolist():
         ti = t[i, : lengths[i]]
-        bad = np.nonzero(~(ti[1:] > ti[:-1]))[0]
-        if len(bad):
-            k = int(bad[0]) + 1
-            line = int(rows[i, k]) if rows is not None else 0
-            where = f"line {line}" if rows is not None else f"sample {k}"
-            diags.append(
-                _err(
-                    file,
-                    f"time is not increasing in trajectory {ids[i]}: t = {ti[k]:g} at "
-                    f"{where} follows t = {ti[k - 1]:g}",
-                    line,
-                    "times must increase strictly within a trajectory",
-                )
+        k = int(np.nonzero(~(ti[1:] > ti[:-1]))[0][0]) + 1
+        line = int(rows[i, k]) if rows is not None else 0
+        where = f"line {line}" if rows is not None else f"sample {k}"
+        diags.append(
+            _err(
+                file,
+                f"time is not increasing in trajectory {ids[i]}: t = {ti[k]:g} at {where} follows t = {ti[k - 1]:g}",
+                line,
+                "times must increase strictly within a trajectory",
             )
-            if len(diags) >= MAX_ERRORS:
-                return
+        )
+        if len(diags) >= MAX_ERRORS:
+            return
 
 
 def match_model(

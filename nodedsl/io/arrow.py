@@ -21,13 +21,15 @@ Example:
 
 from __future__ import annotations
 
+import mmap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..core.diagnostics import NodeDslError
-from .files import open_regular, read_bytes
+from .files import open_regular
 from .tables import table_error
 
 __all__ = ["Table", "read_csv_table", "read_hdf5_table", "read_parquet_table"]
@@ -54,7 +56,7 @@ def _columns(table, header: list[str]) -> dict[str, np.ndarray] | None:
     for name, col in zip(header, table.columns, strict=True):
         kind = col.type
         if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind):
-            out[name] = col.to_numpy(zero_copy_only=False).astype(np.float64)  # nulls -> NaN
+            out[name] = np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)  # nulls -> NaN
         elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
             out[name] = np.asarray(col.to_pylist(), dtype=object)
         else:  # dates, booleans...: the row reader says which cell is not a number
@@ -62,10 +64,22 @@ def _columns(table, header: list[str]) -> dict[str, np.ndarray] | None:
     return out
 
 
-def read_csv_table(path: str | Path) -> Table | None:
+def _mapped(fh):
+    """The open file's bytes as a pyarrow buffer over a read-only memory map (no copy; the file is the
+    descriptor whose size :func:`open_regular` checked). ValueError for an empty file."""
+    import pyarrow as pa
+
+    with fh:
+        return pa.py_buffer(mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ))
+
+
+def read_csv_table(path: str | Path, numeric: Sequence[str] = ()) -> Table | None:
     """The CSV file at ``path`` read by pyarrow, or None where the row reader must give the answer.
 
-    Size limits and unreadable files are the same located errors as :func:`nodedsl.io.tables.read_rows`.
+    ``numeric``: columns known to hold numbers (the time, outputs, inputs): parsed as float64 straight
+    away, which spares pyarrow's type inference (a cell that is not a number then sends the file to the
+    row reader, which locates it). Size limits and unreadable files are the same located errors as
+    :func:`nodedsl.io.tables.read_rows`.
     """
     import pyarrow as pa
     from pyarrow import csv
@@ -82,10 +96,11 @@ def read_csv_table(path: str | Path) -> Table | None:
     # reader then locates), and no value holds a newline, so data row r is exactly line r + 2.
     parse = csv.ParseOptions(newlines_in_values=False, ignore_empty_lines=False)
     read = csv.ReadOptions(block_size=_BLOCK)  # big blocks: the per-block setup cost halves the speed
-    try:  # an empty file is ArrowInvalid too: the row reader says what the file lacks
-        with fh:
-            table = csv.read_csv(fh, read_options=read, parse_options=parse)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, OSError):
+    convert = csv.ConvertOptions(column_types={name: pa.float64() for name in numeric})
+    try:  # an empty file (mmap refuses it) or ArrowInvalid: the row reader says what the file lacks
+        data = _mapped(fh)  # parsing from memory is ~1.3x faster than through the Python file object
+        table = csv.read_csv(pa.BufferReader(data), read_options=read, parse_options=parse, convert_options=convert)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, OSError, ValueError):
         return None  # a ragged row, a bad encoding: located by the row reader
     header = [h.strip() for h in table.column_names]
     cols = _columns(table, header)
@@ -100,10 +115,10 @@ def read_parquet_table(path: str | Path) -> Table:
     from pyarrow import parquet
 
     file = str(path)
-    data = read_bytes(path, "data-bytes", what="data file")
+    fh = open_regular(path, "data-bytes", what="data file")
     try:
-        table = parquet.read_table(pa.BufferReader(data))
-    except (pa.ArrowException, OSError) as exc:
+        table = parquet.read_table(pa.BufferReader(_mapped(fh)))
+    except (pa.ArrowException, OSError, ValueError) as exc:
         raise NodeDslError([table_error(file, f"cannot read Parquet file '{file}': {exc}")]) from None
     header = [str(h).strip() for h in table.column_names]
     cols = _columns(table, header)
