@@ -24,9 +24,10 @@ from ..frontend.netspec import NetSpec, net_spec
 from ..frontend.shapes import CONSTANTS, constant_value
 from .builtins import SYMPY
 from .events import index_val, slice_val
-from .functions import NetCall, Val, net_function, symmetric_call, zip_vals
+from .functions import Val, net_function, symmetric_call, zip_vals
 from .noise import lower_noise_decl, renamed_noise
 from .porthamiltonian import build_port_hamiltonian, own_structure
+from .rename import Renamer
 from .system import Collected, ConstraintSym, ParamSym, PHParts, PortSym, T, flat_value, num
 
 
@@ -64,14 +65,23 @@ class Instance:
 
     # ---------------------------------------------------------------- sub-model instances
     def _sub_instance(self, info: ModelInfo, overrides: dict, prefix: str) -> Instance:
-        """A sub-model instance: lowered once per (model, overrides) and renamed for each use.
+        """A sub-model instance: lowered once per model and renamed for each use, then given its
+        overrides' values.
 
         Renaming is an ``xreplace`` of symbols and net calls, far cheaper than lowering again
-        (``sympy.diff`` of H, matrix products), which keeps chains of many instances linear and fast."""
-        key = (info.file, info.name, repr(sorted(overrides.items())))
+        (``sympy.diff`` of H, matrix products), which keeps chains of many instances linear and fast.
+        Overrides change only numbers (initial values, input defaults, parameter values: expressions
+        name parameters by symbol, and sizes are the model's), so one template serves every instance
+        whatever its overrides: a chain of masses of different weights lowers ``Mass`` once."""
+        key = (info.file, info.name)
         if key not in self.cache:
-            self.cache[key] = Instance(info, "", overrides, self.d, cache=self.cache)
-        return renamed(self.cache[key], prefix)
+            self.cache[key] = Instance(info, "", {}, self.d, cache=self.cache)
+        inst = renamed(self.cache[key], prefix)
+        if overrides:
+            inst.x0, inst.u0, values = declared_values(info, overrides)
+            for param, value in zip(inst.params, values, strict=True):
+                param.value = value
+        return inst
 
     # ---------------------------------------------------------------- naming
     def sym(self, name: str) -> sp.Symbol:
@@ -160,7 +170,8 @@ class Instance:
     # ---------------------------------------------------------------- declarations
     def _build(self, overrides: dict[str, object], shallow: bool = False) -> None:
         info, m = self.info, self.info.model
-        env = param_env(m, overrides)[0]  # parameter values may use other parameters (and overrides)
+        self.x0, self.u0, values = declared_values(info, overrides)
+        param_values = iter(values)
         for decl in m.body:  # subs first: members of subs may be used anywhere
             if isinstance(decl, ast.Sub) and not shallow:
                 ov = {o.name: constant_value(o.expr) for o in decl.overrides}
@@ -170,21 +181,16 @@ class Instance:
                 shape = info.members[decl.name].shape
                 val = self.declare_symbols(decl.name, shape)
                 self.env[decl.name] = val
-                init = overrides.get(decl.name, constant_value(decl.init, env) if decl.init is not None else 0.0)
                 self.states += list(val.items)
-                self.x0 += flat_value(init, len(val.items))
             elif isinstance(decl, ast.Input):
                 val = self.declare_symbols(decl.name, info.members[decl.name].shape)
                 self.env[decl.name] = val
                 self.inputs += list(val.items)
-                default = overrides.get(decl.name, constant_value(decl.default) if decl.default else 0.0)
-                self.u0 += flat_value(default, len(val.items))
             elif isinstance(decl, ast.Param):
                 shape = info.members[decl.name].shape
                 val = self.declare_symbols(decl.name, shape)
                 self.env[decl.name] = val
-                value = flat_value(overrides.get(decl.name, constant_value(decl.value, env)), len(val.items))
-                p = ParamSym(self.prefix + decl.name, shape, list(val.items), value)
+                p = ParamSym(self.prefix + decl.name, shape, list(val.items), next(param_values))
                 if decl.learn is not None:
                     p.learn = decl.learn.kind
                     low, high = decl.learn.low, decl.learn.high
@@ -264,33 +270,36 @@ class Instance:
         into.rhs.update(self.rhs)
 
 
+def declared_values(info: ModelInfo, overrides: dict) -> tuple[list[float], list[float], list[list[float]]]:
+    """The numbers a model instance declares, overrides first: its own states' initial values, its
+    inputs' defaults and each parameter's value (flat), in declaration order."""
+    env = param_env(info.model, overrides)[0]  # parameter values may use other parameters (and overrides)
+    x0: list[float] = []
+    u0: list[float] = []
+    values: list[list[float]] = []
+    for decl in info.model.body:
+        if isinstance(decl, ast.State):
+            init = overrides.get(decl.name, constant_value(decl.init, env) if decl.init is not None else 0.0)
+            x0 += flat_value(init, _size(info, decl.name))
+        elif isinstance(decl, ast.Input):
+            default = overrides.get(decl.name, constant_value(decl.default) if decl.default else 0.0)
+            u0 += flat_value(default, _size(info, decl.name))
+        elif isinstance(decl, ast.Param):
+            values.append(flat_value(overrides.get(decl.name, constant_value(decl.value, env)), _size(info, decl.name)))
+    return x0, u0, values
+
+
+def _size(info: ModelInfo, name: str) -> int:
+    return len(flat_names(name, info.members[name].shape))
+
+
 def renamed(tpl: Instance, prefix: str) -> Instance:
     """A copy of a template instance (lowered under the empty prefix) with every name prefixed.
 
     Renaming is an ``xreplace`` of symbols and net calls, far cheaper than lowering again
     (``sympy.diff`` of H, matrix products), which keeps chains of many instances linear and fast."""
-    symbols: dict = {}
-
-    def sym(s: sp.Symbol) -> sp.Symbol:
-        if s not in symbols:
-            symbols[s] = s if s == T else sp.Symbol(prefix + s.name, real=True)
-        return symbols[s]
-
-    def ren(e):
-        if isinstance(e, sp.Symbol):
-            return sym(e)
-        if not isinstance(e, sp.Basic) or e.is_Number:
-            return e
-        mapping = {s: sym(s) for s in e.free_symbols}
-        for call in e.atoms(NetCall):
-            mapping[call] = net_function(prefix + call.net, call.out, call.arg, call.multi)(
-                *[ren(a) for a in call.args]
-            )
-        return e.xreplace(mapping)
-
-    def ren_m(m: sp.Matrix) -> sp.Matrix:
-        return m.applyfunc(ren)
-
+    ren = Renamer(prefix)
+    ren_m = ren.matrix
     new = object.__new__(type(tpl))  # a copy: no lowering again
     new.info, new.prefix, new.d, new.cache = tpl.info, prefix + tpl.prefix, tpl.d, tpl.cache
     new.env = {k: Val(v.shape, tuple(ren(i) for i in v.items)) for k, v in tpl.env.items()}
