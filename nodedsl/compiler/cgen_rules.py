@@ -1,0 +1,145 @@
+"""The C rules of the native code generator (:mod:`nodedsl.compiler.cgen`): per op, its forward and its adjoint.
+
+Every element-wise op of the fx vocabulary (:mod:`nodedsl.compiler.ops`) that the generator covers has one
+:class:`Rule` here, its forward C expression and, beside it, one adjoint C expression per argument (JAX style:
+a primitive's rules registered together). Templates use ``{0}``, ``{1}`` for the arguments, ``{y}`` for the
+result and ``{g}`` for the result's cotangent; an adjoint of ``None`` means the op has zero derivative in that
+argument (comparisons, steps). Activations of nets have three rules (``act``, ``act'``, ``act''``; the last
+one is what the adjoint of a net's gradient, a Hessian-vector product, needs), as C functions of the
+pre-activation ``z`` and the activation ``a``, in :data:`ACTIVATIONS`.
+
+The derivatives are the ones torch's autograd uses (``abs'(0) = 0``, ``relu'(0) = 0``, ties of
+``minimum``/``maximum`` split the cotangent in halves, softplus is linear above its threshold), so the
+native path matches the eager path to rounding.
+
+Example:
+    >>> RULES[torch.sin].forward.format("x[0]"), RULES[torch.sin].adjoints[0].format("x[0]", g="b_v1", y="v1")
+    ('sin(x[0])', 'b_v1 * cos(x[0])')
+    >>> activation_rule(torch.nn.Tanh())[1]
+    'tanh'
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from . import ops
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An element-wise op in C: the forward expression and the adjoint of each argument (None: zero)."""
+
+    forward: str
+    adjoints: tuple[str | None, ...]
+
+
+RULES: dict[Callable, Rule] = {
+    operator.add: Rule("{0} + {1}", ("{g}", "{g}")),
+    operator.sub: Rule("{0} - {1}", ("{g}", "-{g}")),
+    operator.mul: Rule("{0} * {1}", ("{g} * {1}", "{g} * {0}")),
+    operator.truediv: Rule("{0} / {1}", ("{g} / {1}", "-{g} * {y} / {1}")),
+    operator.neg: Rule("-{0}", ("-{g}",)),
+    operator.pow: Rule("pow({0}, {1})", ("{g} * {1} * pow({0}, {1} - 1)", "{g} * {y} * log({0})")),
+    torch.sin: Rule("sin({0})", ("{g} * cos({0})",)),
+    torch.cos: Rule("cos({0})", ("-{g} * sin({0})",)),
+    torch.tan: Rule("tan({0})", ("{g} * (1 + {y} * {y})",)),
+    torch.exp: Rule("exp({0})", ("{g} * {y}",)),
+    torch.log: Rule("log({0})", ("{g} / {0}",)),
+    torch.tanh: Rule("tanh({0})", ("{g} * (1 - {y} * {y})",)),
+    torch.sigmoid: Rule("1 / (1 + exp(-{0}))", ("{g} * {y} * (1 - {y})",)),
+    F.softplus: Rule("({0} > 20 ? {0} : log1p(exp({0})))", ("{g} * ({0} > 20 ? 1 : 1 / (1 + exp(-{0})))",)),
+    torch.sqrt: Rule("sqrt({0})", ("{g} * 0.5 / {y}",)),
+    torch.rsqrt: Rule("1 / sqrt({0})", ("{g} * -0.5 * {y} * {y} * {y}",)),
+    torch.abs: Rule("fabs({0})", ("{g} * (({0} > 0) - ({0} < 0))",)),
+    torch.sign: Rule("(real)(({0} > 0) - ({0} < 0))", (None,)),
+    ops.heaviside: Rule("(({0} > 0) + 0.5 * ({0} == 0))", (None,)),
+    ops.minimum: Rule(
+        "({0} <= {1} ? {0} : {1})",
+        ("{g} * ({0} < {1} ? 1 : ({0} == {1} ? 0.5 : 0))", "{g} * ({1} < {0} ? 1 : ({0} == {1} ? 0.5 : 0))"),
+    ),
+    ops.maximum: Rule(
+        "({0} >= {1} ? {0} : {1})",
+        ("{g} * ({0} > {1} ? 1 : ({0} == {1} ? 0.5 : 0))", "{g} * ({1} > {0} ? 1 : ({0} == {1} ? 0.5 : 0))"),
+    ),
+}
+
+
+def power_rule(exponent: float) -> Rule:
+    """``x ** c`` for a constant ``c``: products for small integer powers (what torch's pow computes exactly)."""
+    if exponent == 2:
+        return Rule("{0} * {0}", ("{g} * 2 * {0}",))
+    if exponent == 3:
+        return Rule("{0} * {0} * {0}", ("{g} * 3 * {0} * {0}",))
+    c = repr(float(exponent))
+    return Rule(f"pow({{0}}, {c})", (f"{{g}} * {c} * pow({{0}}, {c} - 1)",))
+
+
+# activation -> C preamble defining act_NAME(z), d1_NAME(z, a) = act'(z), d2_NAME(z, a) = act''(z); a = act(z)
+_ACTS: dict[str, str] = {
+    "identity": "static inline real act_identity(real z) { return z; }\n"
+    "static inline real d1_identity(real z, real a) { return 1; }\n"
+    "static inline real d2_identity(real z, real a) { return 0; }\n",
+    "tanh": "static inline real act_tanh(real z) { return tanh(z); }\n"
+    "static inline real d1_tanh(real z, real a) { return 1 - a * a; }\n"
+    "static inline real d2_tanh(real z, real a) { return -2 * a * (1 - a * a); }\n",
+    "sigmoid": "static inline real act_sigmoid(real z) { return 1 / (1 + exp(-z)); }\n"
+    "static inline real d1_sigmoid(real z, real a) { return a * (1 - a); }\n"
+    "static inline real d2_sigmoid(real z, real a) { return a * (1 - a) * (1 - 2 * a); }\n",
+    "relu": "static inline real act_relu(real z) { return z > 0 ? z : 0; }\n"
+    "static inline real d1_relu(real z, real a) { return z > 0 ? 1 : 0; }\n"
+    "static inline real d2_relu(real z, real a) { return 0; }\n",
+    "silu": "static inline real act_silu(real z) { return z / (1 + exp(-z)); }\n"
+    "static inline real d1_silu(real z, real a) { real s = 1 / (1 + exp(-z)); return s * (1 + z * (1 - s)); }\n"
+    "static inline real d2_silu(real z, real a) {\n"
+    "  real s = 1 / (1 + exp(-z)); return s * (1 - s) * (2 + z * (1 - 2 * s)); }\n",
+    "gelu": "static inline real act_gelu(real z) { return 0.5 * z * (1 + erf(z * 0.70710678118654752440)); }\n"
+    "static inline real d1_gelu(real z, real a) {\n"
+    "  return 0.5 * (1 + erf(z * 0.70710678118654752440)) + z * exp(-0.5 * z * z) * 0.39894228040143267794; }\n"
+    "static inline real d2_gelu(real z, real a) { return exp(-0.5 * z * z) * 0.39894228040143267794 * (2 - z * z); }\n",
+}
+
+
+def _softplus(name: str, beta: float, threshold: float) -> str:
+    b, th = repr(float(beta)), repr(float(threshold))
+    return (
+        f"static inline real act_{name}(real z) {{ return z * {b} > {th} ? z : log1p(exp(z * {b})) / {b}; }}\n"
+        f"static inline real d1_{name}(real z, real a) {{ return z * {b} > {th} ? 1 : 1 / (1 + exp(-z * {b})); }}\n"
+        f"static inline real d2_{name}(real z, real a) {{\n"
+        f"  if (z * {b} > {th}) return 0; real s = 1 / (1 + exp(-z * {b})); return {b} * s * (1 - s); }}\n"
+    )
+
+
+def _elu(name: str, alpha: float) -> str:
+    al = repr(float(alpha))
+    return (
+        f"static inline real act_{name}(real z) {{ return z > 0 ? z : {al} * expm1(z); }}\n"
+        f"static inline real d1_{name}(real z, real a) {{ return z > 0 ? 1 : {al} * exp(z); }}\n"
+        f"static inline real d2_{name}(real z, real a) {{ return z > 0 ? 0 : {al} * exp(z); }}\n"
+    )
+
+
+def activation_rule(layer: torch.nn.Module) -> tuple[str, str] | None:
+    """``(C preamble, name)`` of an activation layer's rules (``act_name``, ``d1_name``, ``d2_name``), or None
+    when the layer has none (GELU's tanh approximation, an unknown module)."""
+    if isinstance(layer, torch.nn.Identity):
+        return _ACTS["identity"], "identity"
+    for cls, name in ((torch.nn.Tanh, "tanh"), (torch.nn.Sigmoid, "sigmoid"), (torch.nn.ReLU, "relu")):
+        if isinstance(layer, cls):
+            return _ACTS[name], name
+    if isinstance(layer, torch.nn.SiLU):
+        return _ACTS["silu"], "silu"
+    if isinstance(layer, torch.nn.GELU) and layer.approximate == "none":
+        return _ACTS["gelu"], "gelu"
+    if isinstance(layer, torch.nn.Softplus):
+        name = f"softplus_{abs(hash((layer.beta, layer.threshold))) % 10**8}"
+        return _softplus(name, layer.beta, layer.threshold), name
+    if isinstance(layer, torch.nn.ELU):
+        name = f"elu_{abs(hash(layer.alpha)) % 10**8}"
+        return _elu(name, layer.alpha), name
+    return None
