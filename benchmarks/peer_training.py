@@ -117,6 +117,7 @@ def nodedsl_runner(text, model_name, wt, wv, epochs, compile_mode):
     import nodedsl
     from nodedsl.frontend.config import validate_train
     from nodedsl.frontend.parse import parse_source
+    from nodedsl.train.distributed import Shard
     from nodedsl.train.loop import _Trainer
 
     torch.manual_seed(0)
@@ -129,7 +130,7 @@ def nodedsl_runner(text, model_name, wt, wv, epochs, compile_mode):
     cfg, diags = validate_train(parse_source(body, "t.node").trains[0])
     assert not diags, diags
     torch.set_num_threads(1)
-    trainer = _Trainer(model, wt, wv, cfg, None, None, "")
+    trainer = _Trainer(model, wt, wv, cfg, None, None, "", Shard(0, 1, torch.device("cpu")))
     trainer.cfg = cfg.model_copy(update={"epochs": 1})
     for _ in range(epochs):
         trainer.cfg = cfg.model_copy(update={"epochs": trainer.epoch + 1})
@@ -297,6 +298,7 @@ def jax_model(name, model, jnp):
 def measure(name: str, epochs: int, runners: list[str]) -> dict:
     text, model_name, wt, wv = windows(name)
     makers = {
+        "nodedsl native": lambda: nodedsl_runner(text, model_name, wt, wv, epochs, "native"),
         "nodedsl fast": lambda: nodedsl_runner(text, model_name, wt, wv, epochs, "whole_step"),
         "nodedsl eager": lambda: nodedsl_runner(text, model_name, wt, wv, epochs, "off"),
         "torchdiffeq": lambda: torchdiffeq_runner(text, model_name, wt, wv, epochs),

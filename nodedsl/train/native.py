@@ -200,7 +200,8 @@ class NativeStep(WholeStep):
             real = "double" if dtype == torch.float64 else "float"
             c = self.code
             rk = rollout_source(self.solver, self.autonomous, c.n_state, c.n_input, c.n_param)
-            head = f"#include <tgmath.h>\n#include <stdlib.h>\ntypedef {real} real;\n"
+            flag = "#define ND_FLOAT32 1\n" if real == "float" else ""
+            head = f"#include <tgmath.h>\n#include <stdlib.h>\n{flag}typedef {real} real;\n"
             self.libs[dtype], spent = build(head + c.source + rk)
             self.compile_seconds += spent
         return self.libs[dtype]
