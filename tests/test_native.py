@@ -135,6 +135,20 @@ def test_every_rule_matches_autograd(model_name):
 
 
 @needs_gcc
+@pytest.mark.parametrize(
+    "source",
+    [  # a known matrix written into M^T (put), a learned matrix times a state block (matrix_times)
+        "model M {\n state x[3] = 1\n state y = 0.5\n param A = [[1, 2, 0], [0, 1, 3], [1, 0, 1]]\n"
+        " der(x) = A @ x + y\n der(y) = -y\n}",
+        "model M {\n state z = 1\n state X[3, 3] = 1\n state Y[2, 3] = 0\n param B[2, 3] = 0.2 learn\n"
+        " der(z) = -z\n der(X) = -X\n der(Y) = -B @ X\n}",
+    ],
+)
+def test_matrix_products(source):
+    _compare(nodedsl.loads(source).model("M", torch.float64), make_solver("rk4", step=0.05), steps=3)
+
+
+@needs_gcc
 def test_float32_and_autonomous():
     torch.manual_seed(0)
     model = nodedsl.loads(BLACKBOX).model("Box")

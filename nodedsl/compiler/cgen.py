@@ -316,7 +316,26 @@ def _transpose(it: _Interp, value, d0: int, d1: int):
     return np.swapaxes(_arr(value), _dim(d0, it.batched_flag), _dim(d1, it.batched_flag))
 
 
+def _put(it: _Interp, base, index, values):
+    out = _arr(base).copy()
+    out[np.asarray(index, dtype=np.int64)] = _arr(values)
+    return out
+
+
+def _matrix(it: _Interp, base, index, *values):
+    return _put(it, base, index, np.stack([_arr(v) for v in values]))
+
+
+def _matrix_times(it: _Interp, block, a, m: int, before: int, after: int):
+    a = _arr(a)
+    prod = _matmul(it, a, _arr(block).reshape(a.shape[1], m)).reshape(-1)
+    return np.concatenate([np.full(before, 0.0, dtype=object), prod, np.full(after, 0.0, dtype=object)])
+
+
 _STRUCTURAL = {
+    ops.put: _put,
+    ops.matrix: _matrix,
+    ops.matrix_times: _matrix_times,
     operator.getitem: _getitem,
     torch.stack: _stack,
     torch.cat: _cat,

@@ -152,11 +152,11 @@ def dense_t(code: Code, c: str, nin: int, nout: int, woff: int) -> str:
         f"for (int j = 0; j < {nout}; j++) {{ const real cj = {c}[j]; const real *w = P + {woff} + j * {nin};",
         f"  for (int k = 0; k < {nin}; k++) {o}[k] += w[k] * cj; }}",
     ]
-    adj = [
-        f"for (int j = 0; j < {nout}; j++) {{ const real cj = {c}[j]; real s = 0;",
-        f"  const real *w = P + {woff} + j * {nin}; real *bw = b_P + {woff} + j * {nin};",
-        f"  for (int k = 0; k < {nin}; k++) {{ s += w[k] * b_{o}[k]; bw[k] += cj * b_{o}[k]; }}",
-        f"  b_{c}[j] += s; }}",
+    adj = [  # two axpy loops (b_c through the transposed weights): no sum for gcc to reassociate
+        f"for (int j = 0; j < {nout}; j++) {{ const real cj = {c}[j]; real *bw = b_P + {woff} + j * {nin};",
+        f"  for (int k = 0; k < {nin}; k++) bw[k] += cj * b_{o}[k]; }}",
+        f"for (int k = 0; k < {nin}; k++) {{ const real bo = b_{o}[k]; const real *w = PT + {woff} + k * {nout};",
+        f"  for (int j = 0; j < {nout}; j++) b_{c}[j] += w[j] * bo; }}",
     ]
     code.add(fwd, adj)
     return o

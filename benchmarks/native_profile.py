@@ -1,0 +1,77 @@
+"""Where one steady-state training epoch's time goes, eager vs ``compile = native`` (issue 19).
+
+Not a test: run it by hand and paste the tables into docs/benchmarks.md.
+
+    python benchmarks/native_profile.py                    # pendulum hybrid and black box
+    python benchmarks/native_profile.py --models chain msd
+
+Each model of benchmarks/peer_training.py is trained for three epochs (warm-up: compiles, caches), then a
+fourth is profiled with cProfile, one thread. The table groups the profile's own time (``tottime``) by
+where it is spent: the generated C (the ctypes calls in ``_Rollout.forward`` / ``backward``), the fx field's
+torch ops (eager), the solver's Python, autograd's backward, Adam, the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+GROUPS = [  # (label, predicate on (file, function name)); the first match wins
+    ("native C forward (one call per batch)", lambda f, n: f.endswith("native.py") and n == "forward"),
+    ("native C adjoint (one call per batch)", lambda f, n: f.endswith("native.py") and n == "backward"),
+    ("autograd backward (engine, torch ops)", lambda f, n: "run_backward" in n or n == "_engine_run_backward"),
+    ("optimizer (Adam)", lambda f, n: "optim" in f),
+    ("torch ops called from Python", lambda f, n: n.startswith("<built-in method") or n.startswith("<method")),
+    ("nodedsl / torch Python code", lambda f, n: True),
+]
+
+
+def profile_epoch(name: str, mode: str) -> tuple[float, list[tuple[str, float]], list[tuple[str, float]]]:
+    """(epoch seconds under the profiler, shares by group, top functions by own time) of epoch 4."""
+    from peer_training import nodedsl_runner, windows
+
+    text, model_name, wt, wv = windows(name)
+    gen = nodedsl_runner(text, model_name, wt, wv, 4, mode)
+    for _ in range(3):
+        next(gen)
+    prof = cProfile.Profile()
+    prof.enable()
+    next(gen)
+    prof.disable()
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    total = sum(v[2] for v in stats.values())
+    groups = dict.fromkeys((label for label, _ in GROUPS), 0.0)
+    rows = []
+    for (file, _, func), (_, _, tottime, _, _) in stats.items():
+        label = next(label for label, pred in GROUPS if pred(file, func))
+        groups[label] += tottime
+        rows.append((f"{Path(file).name}:{func}", tottime))
+    rows.sort(key=lambda r: -r[1])
+    return total, [(k, v / total) for k, v in groups.items() if v > 0], [(k, v / total) for k, v in rows[:8]]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", nargs="+", default=["pendulum", "blackbox"])
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    for name in args.models:
+        for mode in ("off", "native"):
+            total, groups, top = profile_epoch(name, mode)
+            print(f"\n### {name}, compile = {mode}: one epoch, {1e3 * total:.1f} ms under cProfile\n")
+            print("| where | share of the epoch |\n|---|---:|")
+            for label, share in groups:
+                print(f"| {label} | {100 * share:.1f} % |")
+            print("\ntop functions by own time: " + ", ".join(f"`{k}` {100 * v:.0f} %" for k, v in top))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
