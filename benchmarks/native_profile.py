@@ -28,7 +28,7 @@ GROUPS = [  # (label, predicate on (file, function name)); the first match wins
     ("native C adjoint (one call per batch)", lambda f, n: f.endswith("native.py") and n == "backward"),
     ("autograd backward (engine, torch ops)", lambda f, n: "run_backward" in n or n == "_engine_run_backward"),
     ("optimizer (Adam)", lambda f, n: "optim" in f),
-    ("torch ops called from Python", lambda f, n: n.startswith("<built-in method") or n.startswith("<method")),
+    ("torch ops called from Python", lambda f, n: n.startswith(("<built-in method", "<method"))),
     ("nodedsl / torch Python code", lambda f, n: True),
 ]
 

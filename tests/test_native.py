@@ -227,3 +227,18 @@ def test_native_is_a_compile_value():
     text = "train Driven {\n data = d\n compile = native\n}"
     cfg, diags = validate_train(parse_source(text, "t.node").trains[0])
     assert not diags and cfg.compile == "native"
+
+
+@needs_gcc
+def test_auto_takes_the_native_path_on_long_enough_runs():
+    from types import SimpleNamespace
+
+    from nodedsl.train.native import AUTO_NATIVE_MIN_STEPS, make_fast
+
+    model = nodedsl.loads(DRIVEN).model("Driven", torch.float64)
+    solver, cfg = make_solver("rk4", step=0.1), _train_cfg("compile = auto\n epochs = 1")
+    for batches, native in ((AUTO_NATIVE_MIN_STEPS, True), (AUTO_NATIVE_MIN_STEPS - 1, False)):
+        train = SimpleNamespace(groups=[(range(64 * batches), None)])
+        step, info = make_fast(model, solver, cfg, observation_map(model), False, train)
+        assert isinstance(step, NativeStep) == native and info["mode"] == "auto"
+        assert info["used"] == native and (native or "fewer than" in info["reason"])

@@ -54,6 +54,10 @@ __all__ = ["NativeStep", "make_fast", "native_cache_dir", "native_coverage"]
 
 FLAGS = ("-O3", "-shared", "-fPIC", "-fno-math-errno", "-march=native")  # no -ffast-math: float64 must match eager
 _LOADED: dict[str, ctypes.CDLL] = {}
+# compile = auto takes the native path for runs of at least this many optimizer steps: its compile (1-3 s
+# on the loaded 2-core machine, nothing when cached) pays back after 20-80 steps of the peer benchmark's
+# models (docs/benchmarks.md); whole_step keeps its own threshold (fast.AUTO_MIN_STEPS)
+AUTO_NATIVE_MIN_STEPS = 100
 
 
 class NativeUnavailable(Exception):
@@ -241,8 +245,17 @@ def make_native(model, solver, obs_map, autonomous: bool, info: dict) -> tuple[N
 
 def make_fast(model, solver, cfg, obs_map, autonomous: bool, train) -> tuple[WholeStep | None, dict]:
     """The trainer's fast path for ``cfg.compile`` (None: eager) and what the run's metrics record about it:
-    ``native`` here, the other modes by :func:`nodedsl.train.fast.make_fast`."""
-    if getattr(cfg, "compile", "off") != "native":
+    ``native`` here, and ``auto`` when the native path covers the run and it has at least
+    :data:`AUTO_NATIVE_MIN_STEPS` optimizer steps; the rest by :func:`nodedsl.train.fast.make_fast`."""
+    mode = getattr(cfg, "compile", "off")
+    if mode == "auto":
+        steps = sum(-(-len(rows) // cfg.batch) for rows, _ in train.groups) * cfg.epochs
+        as_native = cfg.model_copy(update={"compile": "native"})
+        if steps >= AUTO_NATIVE_MIN_STEPS and coverage(model, solver, as_native, steps) is None:
+            step, info = make_native(model, solver, obs_map, autonomous, {"mode": "auto", "used": True, "reason": None})
+            if step is not None:
+                return step, info
+    if mode != "native":
         return make_compiled(model, solver, cfg, obs_map, autonomous, train)
     reason = coverage(model, solver, cfg, 0)
     info = {"mode": "native", "used": reason is None, "reason": reason}
