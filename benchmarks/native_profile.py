@@ -6,7 +6,8 @@ Not a test: run it by hand and paste the tables into docs/benchmarks.md.
     python benchmarks/native_profile.py --models chain msd
 
 Each model of benchmarks/peer_training.py is trained for three epochs (warm-up: compiles, caches), then a
-fourth is profiled with cProfile, one thread. The table groups the profile's own time (``tottime``) by
+fourth is profiled with cProfile, one thread. First, the native build's cost per model with an empty cache
+(C generation, gcc). The table groups the profile's own time (``tottime``) by
 where it is spent: the generated C (the ctypes calls in ``_Rollout.forward`` / ``backward``), the fx field's
 torch ops (eager), the solver's Python, autograd's backward, Adam, the rest.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import sys
 from pathlib import Path
@@ -57,11 +59,42 @@ def profile_epoch(name: str, mode: str) -> tuple[float, list[tuple[str, float]],
     return total, [(k, v / total) for k, v in groups.items() if v > 0], [(k, v / total) for k, v in rows[:8]]
 
 
+def compile_times(name: str) -> tuple[float, float]:
+    """(seconds generating the C, seconds in gcc) of the model's float32 build, with an empty cache."""
+    import tempfile
+    import time
+
+    from peer_training import DT, sources
+
+    import nodedsl
+    from nodedsl.solvers import make_solver
+    from nodedsl.train import native
+
+    text, _, model_name, _ = sources(name)
+    model = nodedsl.loads(text).model(model_name)
+    before = os.environ.get("XDG_CACHE_HOME")
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["XDG_CACHE_HOME"] = tmp
+        started = time.perf_counter()
+        step = native.NativeStep(model, make_solver("rk4", step=DT), list(range(len(model.state_names))), True)
+        generated = time.perf_counter() - started
+        step.lib(torch.float32)
+    if before is None:
+        del os.environ["XDG_CACHE_HOME"]
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
+    return generated, step.compile_seconds
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", default=["pendulum", "blackbox"])
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    print("| model | C generation s | gcc s |\n|---|---:|---:|")
+    for name in args.models:
+        gen, cc = compile_times(name)
+        print(f"| {name} | {gen:.2f} | {cc:.2f} |")
     for name in args.models:
         for mode in ("off", "native"):
             total, groups, top = profile_epoch(name, mode)

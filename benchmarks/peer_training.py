@@ -16,7 +16,8 @@ every state, one validation pass per epoch. Models:
   the field takes grad V by autograd; JAX: ``jax.grad``);
 * ``chain``: 10 masses and 9 springs (29 states, benchmarks/vector_field.py's chain), springs learned.
 
-Runners: ``nodedsl fast`` (``fit`` with ``compile = whole_step``, inductor), ``nodedsl eager`` (``fit``,
+Runners: ``nodedsl native`` (``fit`` with ``compile = native``: generated C, gcc), ``nodedsl fast`` (``fit``
+with ``compile = whole_step``, inductor), ``nodedsl eager`` (``fit``,
 ``compile = off``), ``torchdiffeq`` (a plain loop calling ``odeint(method="rk4")`` on the same compiled
 nodedsl field, which runs at hand-written speed: see "Vector field"), ``diffrax`` (an equinox-free field
 function of a parameter pytree, ``diffeqsolve`` with RK4 as an explicit Butcher tableau and a constant step,
@@ -335,6 +336,8 @@ def report(res: dict) -> list[str]:
         steady = statistics.median(ts[2:]) if len(ts) > 2 else float("nan")
         info = res["info"].get(r, {})
         note = "" if not info else ("compiled" if info.get("used") else f"eager: {info.get('reason')}")
+        if info.get("used") and info.get("backend") == "native":
+            note += f" (gcc {info.get('compile_seconds', 0.0):.2f} s; 0 when cached)"
         rows.append(
             f"| {r} | {ts[0]:.2f} | {1e3 * steady:.1f} | {sum(ts):.1f} | "
             f"{'-' if reach is None else f'{reach:.1f}'} | {res['vals'][r][-1]:.3g} | {note} |"

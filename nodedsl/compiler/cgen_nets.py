@@ -210,16 +210,20 @@ def net_layers(net, offsets: list[tuple[int, int]]) -> list[tuple]:
     return out
 
 
-def mlp_forward(code: Code, layers: list[tuple], refs: Sequence[Ref]) -> tuple[str, list]:
-    """A net's output array, and per layer ``(layer, input array, output array, width)``."""
+def mlp_forward(code: Code, layers: list[tuple], refs: Sequence[Ref], output: bool = True) -> tuple[str, list]:
+    """A net's output array, and per layer ``(layer, input array, output array, width)``; ``output=False``
+    leaves out a last Linear layer (a net's gradient needs only the activations' inputs)."""
     h = gather(code, refs)
     width = len(refs)
     trace = []
-    for layer in layers:
+    for i, layer in enumerate(layers):
         if layer[0] == "dense":
             _, nin, nout, woff, boff = layer
             if nin != width:
                 raise Unsupported(f"net input of width {width}, Linear layer of {nin}")
+            if not output and i == len(layers) - 1:
+                trace.append((layer, h, "", nout))
+                break
             out = dense(code, h, nin, nout, woff, boff)
             width = nout
         else:
@@ -234,7 +238,7 @@ def mlp_forward(code: Code, layers: list[tuple], refs: Sequence[Ref]) -> tuple[s
 def mlp_gradient(code: Code, layers: list[tuple], refs: Sequence[Ref], k: int) -> str:
     """``d net(inp)[k] / d inp`` as forward code (the net's forward pass, then its backward from ``e_k``),
     so the reverse pass differentiates it again: a Hessian-vector product, with ``act''``."""
-    _, trace = mlp_forward(code, layers, refs)
+    _, trace = mlp_forward(code, layers, refs, output=False)
     width = trace[-1][3]
     c = code.array(width, "e")
     code.add([f"real {c}[{width}] = {{0}};", f"{c}[{k}] = 1;"], [])
