@@ -5,8 +5,8 @@ Not a test: run it by hand and paste the tables into docs/benchmarks.md.
     python benchmarks/native_profile.py                    # pendulum hybrid and black box
     python benchmarks/native_profile.py --models chain msd
 
-Each model of benchmarks/peer_training.py is trained for three epochs (warm-up: compiles, caches), then a
-fourth is profiled with cProfile, one thread. First, the native build's cost per model with an empty cache
+Each model of benchmarks/peer_training.py is trained for three epochs (warm-up: compiles, caches), then
+three more are profiled with cProfile (per-epoch means), one thread. First, the native build's cost per model with an empty cache
 (C generation, gcc). The table groups the profile's own time (``tottime``) by
 where it is spent: the generated C (the ctypes calls in ``_Rollout.forward`` / ``backward``), the fx field's
 torch ops (eager), the solver's Python, autograd's backward, Adam, the rest.
@@ -36,19 +36,20 @@ GROUPS = [  # (label, predicate on (file, function name)); the first match wins
 
 
 def profile_epoch(name: str, mode: str) -> tuple[float, list[tuple[str, float]], list[tuple[str, float]]]:
-    """(epoch seconds under the profiler, shares by group, top functions by own time) of epoch 4."""
+    """(epoch seconds under the profiler, shares by group, top functions by own time) of epochs 4-6."""
     from peer_training import nodedsl_runner, windows
 
     text, model_name, wt, wv = windows(name)
-    gen = nodedsl_runner(text, model_name, wt, wv, 4, mode)
+    gen = nodedsl_runner(text, model_name, wt, wv, 6, mode)
     for _ in range(3):
         next(gen)
     prof = cProfile.Profile()
     prof.enable()
-    next(gen)
+    for _ in range(3):
+        next(gen)
     prof.disable()
     stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
-    total = sum(v[2] for v in stats.values())
+    total = sum(v[2] for v in stats.values()) / 3
     groups = dict.fromkeys((label for label, _ in GROUPS), 0.0)
     rows = []
     for (file, _, func), (_, _, tottime, _, _) in stats.items():
@@ -56,7 +57,8 @@ def profile_epoch(name: str, mode: str) -> tuple[float, list[tuple[str, float]],
         groups[label] += tottime
         rows.append((f"{Path(file).name}:{func}", tottime))
     rows.sort(key=lambda r: -r[1])
-    return total, [(k, v / total) for k, v in groups.items() if v > 0], [(k, v / total) for k, v in rows[:8]]
+    shares = [(k, v / 3 / total) for k, v in groups.items() if v > 0]
+    return total, shares, [(k, v / 3 / total) for k, v in rows[:8]]
 
 
 def compile_times(name: str) -> tuple[float, float]:
@@ -98,7 +100,7 @@ def main(argv=None) -> int:
     for name in args.models:
         for mode in ("off", "native"):
             total, groups, top = profile_epoch(name, mode)
-            print(f"\n### {name}, compile = {mode}: one epoch, {1e3 * total:.1f} ms under cProfile\n")
+            print(f"\n### {name}, compile = {mode}: {1e3 * total:.1f} ms per epoch under cProfile\n")
             print("| where | share of the epoch |\n|---|---:|")
             for label, share in groups:
                 print(f"| {label} | {100 * share:.1f} % |")

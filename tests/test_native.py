@@ -217,6 +217,14 @@ def test_compiler_failure_falls_back(monkeypatch):
     assert "the C compiler failed" in _reason("")
 
 
+@needs_gcc
+def test_unwritable_cache_falls_back(monkeypatch, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))
+    monkeypatch.setattr(native_mod, "_LOADED", {})
+    assert "the native build failed" in _reason("")
+
+
 def test_adaptive_solver_falls_back():
     model = nodedsl.loads(BLACKBOX).model("Box")
     reason = coverage(model, make_solver("dopri5"), _train_cfg("compile = native"), 0)

@@ -100,17 +100,24 @@ def build(source: str) -> tuple[ctypes.CDLL, float]:
     target = folder / f"{digest}.so"
     spent = 0.0
     if not target.exists():
-        folder.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        with tempfile.TemporaryDirectory(dir=folder) as tmp:
-            src, out = Path(tmp) / "field.c", Path(tmp) / "field.so"
-            src.write_text(source)
-            proc = subprocess.run([cc, *FLAGS, str(src), "-o", str(out), "-lm"], capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise NativeUnavailable(f"the C compiler failed: {proc.stderr.strip()[:300]}")
-            os.replace(out, target)  # atomic: a concurrent run sees the whole file or none
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=folder) as tmp:
+                src, out = Path(tmp) / "field.c", Path(tmp) / "field.so"
+                src.write_text(source)
+                cmd = [cc, *FLAGS, str(src), "-o", str(out), "-lm"]
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+                if proc.returncode != 0:
+                    raise NativeUnavailable(f"the C compiler failed: {proc.stderr.strip()[:300]}")
+                os.replace(out, target)  # atomic: a concurrent run sees the whole file or none
+        except (OSError, subprocess.SubprocessError) as err:
+            raise NativeUnavailable(f"the native build failed: {type(err).__name__}: {err}") from None
         spent = time.perf_counter() - started
-    lib = ctypes.CDLL(str(target))
+    try:
+        lib = ctypes.CDLL(str(target))
+    except OSError as err:
+        raise NativeUnavailable(f"the native library does not load: {err}") from None
     for name in ("nd_forward", "nd_backward"):
         getattr(lib, name).restype = ctypes.c_int
     _LOADED[digest] = lib
