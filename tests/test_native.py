@@ -235,6 +235,16 @@ def test_adaptive_solver_falls_back():
     assert "not a fixed-step explicit Runge-Kutta" in reason
 
 
+def test_every_op_of_the_vocabulary_has_a_native_rule():
+    """An op added to nodedsl.compiler.ops without a C rule would make its models fall back: say so here."""
+    from nodedsl.compiler import cgen, ops
+
+    missing = [
+        getattr(f, "__name__", str(f)) for f in ops.FUNCTIONS if f not in cgen_rules.RULES and f not in cgen._STRUCTURAL
+    ]
+    assert not missing, missing
+
+
 def test_native_is_a_compile_value():
     text = "train Driven {\n data = d\n compile = native\n}"
     cfg, diags = validate_train(parse_source(text, "t.node").trains[0])
