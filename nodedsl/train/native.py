@@ -212,7 +212,7 @@ class NativeStep(WholeStep):
             c = self.code
             rk = rollout_source(self.solver, self.autonomous, c.n_state, c.n_input, c.n_param)
             flag = "#define ND_FLOAT32 1\n" if real == "float" else ""
-            head = f"#include <tgmath.h>\n#include <stdlib.h>\n{flag}typedef {real} real;\n"
+            head = f"#include <tgmath.h>\n#include <stdint.h>\n#include <stdlib.h>\n{flag}typedef {real} real;\n"
             self.libs[dtype], spent = build(head + c.source + rk)
             self.compile_seconds += spent
         return self.libs[dtype]

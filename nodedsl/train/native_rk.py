@@ -49,14 +49,14 @@ static const int NODE[NS] = {{{nodes}}};
 /* stage time and interpolated input of stage s of step i of sample b */
 #define STAGE_INPUT(s) \\
   real tt; {{ const int c = i * NN + NODE[s]; tt = AUTONOMOUS ? ts[c] : t0[b] + ts[c]; \\
-    const long kk = ks[c]; const real w = ws[c]; const real *u0 = u + ((long)b * K1 + kk) * NU; \\
+    const int64_t kk = ks[c]; const real w = ws[c]; const real *u0 = u + ((int64_t)b * K1 + kk) * NU; \\
     for (int q = 0; q < NU; q++) us[q] = u0[q] + w * (u0[NU + q] - u0[q]); }}
 #define AUTONOMOUS {autonomous}
 """
 
 _FORWARD = """
 int nd_forward(int B, int S, int K1, const real *x0, const real *t0, const real *u, const real *P,
-               const real *hs, const real *ts, const long *ks, const real *ws, const unsigned char *marks,
+               const real *hs, const real *ts, const int64_t *ks, const real *ws, const unsigned char *marks,
                real *states, real *Ystore) {{
   real *PT = (real *)malloc(sizeof(real) * NPAR);
   if (!PT) return 1;
@@ -64,12 +64,12 @@ int nd_forward(int B, int S, int K1, const real *x0, const real *t0, const real 
   for (int b = 0; b < B; b++) {{
     real x[NX], k[NS][NX], ybuf[NS][NX], us[NUA];
     for (int q = 0; q < NX; q++) x[q] = x0[b * NX + q];
-    real *out = states + (long)b * K1 * NX;
+    real *out = states + (int64_t)b * K1 * NX;
     for (int q = 0; q < NX; q++) out[q] = x[q];
     int o = 1;
     for (int i = 0; i < S; i++) {{
       const real h = hs[i];
-#define Y_at(s) (Ystore ? Ystore + (((long)b * S + i) * NS + s) * NX : ybuf[s])
+#define Y_at(s) (Ystore ? Ystore + (((int64_t)b * S + i) * NS + s) * NX : ybuf[s])
 {stages}
 #undef Y_at
       for (int q = 0; q < NX; q++) {{ real v = x[q];
@@ -85,7 +85,7 @@ int nd_forward(int B, int S, int K1, const real *x0, const real *t0, const real 
 
 _BACKWARD = """
 int nd_backward(int B, int S, int K1, const real *t0, const real *u, const real *P, const real *hs,
-                const real *ts, const long *ks, const real *ws, const unsigned char *marks, const real *Ystore,
+                const real *ts, const int64_t *ks, const real *ws, const unsigned char *marks, const real *Ystore,
                 const real *gstates, real *gx0, real *gP) {{
   real *PT = (real *)malloc(sizeof(real) * NPAR);
   if (!PT) return 1;
@@ -93,7 +93,7 @@ int nd_backward(int B, int S, int K1, const real *t0, const real *u, const real 
   for (int b = 0; b < B; b++) {{
     real lam[NX], bk[NS][NX], bx[NX], by[NX], us[NUA];
     for (int q = 0; q < NX; q++) lam[q] = 0;
-    const real *gs = gstates + (long)b * K1 * NX;
+    const real *gs = gstates + (int64_t)b * K1 * NX;
     int o = K1 - 1;
     for (int i = S - 1; i >= 0; i--) {{
       const real h = hs[i];
@@ -103,7 +103,7 @@ int nd_backward(int B, int S, int K1, const real *t0, const real *u, const real 
 {bupdate}
       }}
       for (int s = NS - 1; s >= 0; s--) {{
-        const real *y = Ystore + (((long)b * S + i) * NS + s) * NX;
+        const real *y = Ystore + (((int64_t)b * S + i) * NS + s) * NX;
         STAGE_INPUT(s);
         for (int q = 0; q < NX; q++) by[q] = 0;
         nd_field_vjp(tt, y, us, P, PT, bk[s], by, gP);
