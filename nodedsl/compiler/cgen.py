@@ -143,7 +143,8 @@ class _Interp:
         self.gm = model._field
         self.params, self.nets, self.blocks, self.n_param = _layout(model)
         self.shapes = _real_shapes(model, self.gm)
-        self.batched: set[str] = set()
+        self.batched: set[str] = set()  # nodes with a batch dimension (they depend on t, x, u or z)
+        self.batched_flag = False  # whether the node being interpreted is batched
 
     def run(self) -> np.ndarray:
         n, m = len(self.model.state_names), self.model.u_default.numel()
