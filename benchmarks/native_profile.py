@@ -5,11 +5,12 @@ Not a test: run it by hand and paste the tables into docs/benchmarks.md.
     python benchmarks/native_profile.py                    # pendulum hybrid and black box
     python benchmarks/native_profile.py --models chain msd
 
-Each model of benchmarks/peer_training.py is trained for three epochs (warm-up: compiles, caches), then
-three more are profiled with cProfile (per-epoch means), one thread. First, the native build's cost per model with an empty cache
-(C generation, gcc). The table groups the profile's own time (``tottime``) by
-where it is spent: the generated C (the ctypes calls in ``_Rollout.forward`` / ``backward``), the fx field's
-torch ops (eager), the solver's Python, autograd's backward, Adam, the rest.
+First, the native build's cost per model with an empty cache (C generation, gcc), and the rollout of one
+batch (64 windows) and its gradient alone, native and eager, in float32 and float64. Then each model of
+benchmarks/peer_training.py is trained for three epochs (warm-up: compiles, caches) and three more are
+profiled with cProfile (per-epoch means), one thread (``--no-profile`` skips this). The table groups the
+profile's own time (``tottime``) by where it is spent: the generated C (the ctypes calls in
+``_Rollout.forward`` / ``backward``), autograd's backward, Adam, torch ops called from Python, the rest.
 """
 
 from __future__ import annotations
@@ -88,16 +89,65 @@ def compile_times(name: str) -> tuple[float, float]:
     return generated, step.compile_seconds
 
 
+def per_batch(name: str, dtype: torch.dtype) -> tuple[float, float]:
+    """(native, eager) ms for the rollout of 64 windows (10 RK4 steps) and its gradient, best of 5 x 3."""
+    import time
+
+    from peer_training import DT, WINDOW, sources
+
+    import nodedsl
+    from nodedsl.solvers import make_solver, solve
+    from nodedsl.train.native import NativeStep
+    from nodedsl.train.rollout import WindowField
+
+    text, _, model_name, _ = sources(name)
+    torch.manual_seed(0)
+    model = nodedsl.loads(text).model(model_name, dtype)
+    n, m = len(model.state_names), model.u_default.numel()
+    solver = make_solver("rk4", step=DT)
+    fast = NativeStep(model, solver, list(range(n)), True)
+    grid = torch.arange(WINDOW + 1, dtype=dtype) * DT
+    x0, t0 = torch.randn(64, n, dtype=dtype), torch.zeros(64, dtype=dtype)
+    u, tb = torch.zeros(64, WINDOW + 1, m, dtype=dtype), torch.zeros(64, WINDOW + 1, dtype=dtype)
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def native():
+        states, _ = fast(x0, t0, u, tb, grid)
+        torch.autograd.grad(states.pow(2).sum(), params, allow_unused=True)
+
+    def eager():
+        states = solve(WindowField(model, t0, grid, u, True), x0, grid, solver=solver).ys
+        torch.autograd.grad(states.pow(2).sum(), params, allow_unused=True)
+
+    out = []
+    for fn in (native, eager):
+        fn()
+        best = float("inf")
+        for _ in range(5):
+            started = time.perf_counter()
+            for _ in range(3):
+                fn()
+            best = min(best, (time.perf_counter() - started) / 3)
+        out.append(1e3 * best)
+    return out[0], out[1]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", default=["pendulum", "blackbox"])
+    ap.add_argument("--no-profile", action="store_true", help="only the build and per-batch tables")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     print("| model | C generation s | gcc s |\n|---|---:|---:|")
     for name in args.models:
         gen, cc = compile_times(name)
         print(f"| {name} | {gen:.2f} | {cc:.2f} |")
+    print("\n| model | dtype | native ms / batch | eager ms / batch | eager / native |\n|---|---|---:|---:|---:|")
     for name in args.models:
+        for dtype in (torch.float32, torch.float64):
+            nat, eag = per_batch(name, dtype)
+            print(f"| {name} | {str(dtype)[6:]} | {nat:.2f} | {eag:.2f} | {eag / nat:.1f} |")
+    for name in [] if args.no_profile else args.models:
         for mode in ("off", "native"):
             total, groups, top = profile_epoch(name, mode)
             print(f"\n### {name}, compile = {mode}: {1e3 * total:.1f} ms per epoch under cProfile\n")

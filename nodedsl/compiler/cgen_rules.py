@@ -80,10 +80,13 @@ def power_rule(exponent: float) -> Rule:
     return Rule(f"pow({{0}}, {c})", (f"{{g}} * {c} * pow({{0}}, {c} - 1)",))
 
 
-# float32 nets: tanh as Eigen's (and XLA's) rational approximation, 3 float32 ulps at most, which gcc vectorizes
-# (libm's tanhf is a call per element: 70-90 % of a small tanh net's time); float64 keeps libm's tanh, so the
-# float64 path matches eager to rounding. ND_FLOAT32 is defined by the float32 build (nodedsl.train.native).
-_TANH_F32 = """#ifdef ND_FLOAT32
+# a net's tanh without a libm call per element (libm's tanh was 70-90 % of a small tanh net's time), in code
+# gcc vectorizes. float32: Eigen's (and XLA's) rational approximation, 3 float32 ulps at most. float64:
+# -expm1(-2|z|) / (2 + expm1(-2|z|)), expm1 = 2^k (1 + q(r)) - 1 with x = k ln2 + r (Cody-Waite), q the
+# degree-13 Taylor polynomial of expm1 on |r| <= ln2/2, 2^k from the bits of k + 0x1.8p52: 3 float64 ulps
+# at most from torch.tanh over [-25, 25] and down to 1e-300 (measured), NaN propagates. ND_FLOAT32 is
+# defined by the float32 build (nodedsl.train.native).
+_TANH = """#ifdef ND_FLOAT32
 static inline real nd_tanh_f32(real z) {
   const real x = z > 9 ? 9 : (z < -9 ? -9 : z), x2 = x * x;
   real p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
@@ -95,7 +98,22 @@ static inline real nd_tanh_f32(real z) {
 }
 #define ND_TANH nd_tanh_f32
 #else
-#define ND_TANH tanh
+static inline real nd_tanh_f64(real z) {
+  const real a = fabs(z) > 20 ? 20 : fabs(z), x = -2 * a; /* NaN stays NaN */
+  const real ks = x * 1.4426950408889634074 + 6755399441055744.0, k = ks - 6755399441055744.0;
+  const real r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10;
+  real q = 1.0 / 6227020800.0;
+  q = q * r + 1.0 / 479001600.0; q = q * r + 1.0 / 39916800.0; q = q * r + 1.0 / 3628800.0;
+  q = q * r + 1.0 / 362880.0; q = q * r + 1.0 / 40320.0; q = q * r + 1.0 / 5040.0; q = q * r + 1.0 / 720.0;
+  q = q * r + 1.0 / 120.0; q = q * r + 1.0 / 24.0; q = q * r + 1.0 / 6.0; q = q * r + 0.5; q = q * r + 1.0;
+  q = q * r;
+  int64_t bits; __builtin_memcpy(&bits, &ks, 8);
+  bits = (bits + 1023) << 52;
+  real scale; __builtin_memcpy(&scale, &bits, 8);
+  const real em1 = scale * q + (scale - 1), t = -em1 / (2 + em1);
+  return z < 0 ? -t : t;
+}
+#define ND_TANH nd_tanh_f64
 #endif
 """
 
@@ -104,7 +122,7 @@ _ACTS: dict[str, str] = {
     "identity": "static inline real act_identity(real z) { return z; }\n"
     "static inline real d1_identity(real z, real a) { return 1; }\n"
     "static inline real d2_identity(real z, real a) { return 0; }\n",
-    "tanh": _TANH_F32 + "static inline real act_tanh(real z) { return ND_TANH(z); }\n"
+    "tanh": _TANH + "static inline real act_tanh(real z) { return ND_TANH(z); }\n"
     "static inline real d1_tanh(real z, real a) { return 1 - a * a; }\n"
     "static inline real d2_tanh(real z, real a) { return -2 * a * (1 - a * a); }\n",
     "sigmoid": "static inline real act_sigmoid(real z) { return 1 / (1 + exp(-z)); }\n"
