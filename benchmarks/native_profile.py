@@ -121,7 +121,8 @@ def per_batch(name: str, dtype: torch.dtype) -> tuple[float, float]:
 
     out = []
     for fn in (native, eager):
-        fn()
+        for _ in range(5):  # warm-up (the first calls of a process are slower)
+            fn()
         best = float("inf")
         for _ in range(5):
             started = time.perf_counter()
@@ -142,6 +143,7 @@ def main(argv=None) -> int:
     for name in args.models:
         gen, cc = compile_times(name)
         print(f"| {name} | {gen:.2f} | {cc:.2f} |")
+    per_batch(args.models[0], torch.float32)  # a process's first measurement runs slow (up to 2x): discarded
     print("\n| model | dtype | native ms / batch | eager ms / batch | eager / native |\n|---|---|---:|---:|---:|")
     for name in args.models:
         for dtype in (torch.float32, torch.float64):
