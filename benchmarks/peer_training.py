@@ -17,8 +17,7 @@ every state, one validation pass per epoch. Models:
 * ``chain``: 10 masses and 9 springs (29 states, benchmarks/vector_field.py's chain), springs learned.
 
 Runners: ``nodedsl native`` (``fit`` with ``compile = native``: generated C, gcc), ``nodedsl fast`` (``fit``
-with ``compile = whole_step``, inductor), ``nodedsl eager`` (``fit``,
-``compile = off``), ``torchdiffeq`` (a plain loop calling ``odeint(method="rk4")`` on the same compiled
+with ``compile = whole_step``, inductor), ``nodedsl eager`` (``fit``, ``compile = off``), ``torchdiffeq`` (a plain loop calling ``odeint(method="rk4")`` on the same compiled
 nodedsl field, which runs at hand-written speed: see "Vector field"), ``diffrax`` (an equinox-free field
 function of a parameter pytree, ``diffeqsolve`` with RK4 as an explicit Butcher tableau and a constant step,
 the loss, ``jax.grad`` and the optax update in one ``jax.jit``). Epochs of the runners are interleaved
