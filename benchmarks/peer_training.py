@@ -16,8 +16,8 @@ every state, one validation pass per epoch. Models:
   the field takes grad V by autograd; JAX: ``jax.grad``);
 * ``chain``: 10 masses and 9 springs (29 states, benchmarks/vector_field.py's chain), springs learned.
 
-Runners: ``nodedsl fast`` (``fit`` with ``compile = whole_step``, inductor), ``nodedsl eager`` (``fit``,
-``compile = off``), ``torchdiffeq`` (a plain loop calling ``odeint(method="rk4")`` on the same compiled
+Runners: ``nodedsl native`` (``fit`` with ``compile = native``: generated C, gcc), ``nodedsl fast`` (``fit``
+with ``compile = whole_step``, inductor), ``nodedsl eager`` (``fit``, ``compile = off``), ``torchdiffeq`` (a plain loop calling ``odeint(method="rk4")`` on the same compiled
 nodedsl field, which runs at hand-written speed: see "Vector field"), ``diffrax`` (an equinox-free field
 function of a parameter pytree, ``diffeqsolve`` with RK4 as an explicit Butcher tableau and a constant step,
 the loss, ``jax.grad`` and the optax update in one ``jax.jit``). Epochs of the runners are interleaved
@@ -117,6 +117,7 @@ def nodedsl_runner(text, model_name, wt, wv, epochs, compile_mode):
     import nodedsl
     from nodedsl.frontend.config import validate_train
     from nodedsl.frontend.parse import parse_source
+    from nodedsl.train.distributed import Shard
     from nodedsl.train.loop import _Trainer
 
     torch.manual_seed(0)
@@ -129,7 +130,7 @@ def nodedsl_runner(text, model_name, wt, wv, epochs, compile_mode):
     cfg, diags = validate_train(parse_source(body, "t.node").trains[0])
     assert not diags, diags
     torch.set_num_threads(1)
-    trainer = _Trainer(model, wt, wv, cfg, None, None, "")
+    trainer = _Trainer(model, wt, wv, cfg, None, None, "", Shard(0, 1, torch.device("cpu")))
     trainer.cfg = cfg.model_copy(update={"epochs": 1})
     for _ in range(epochs):
         trainer.cfg = cfg.model_copy(update={"epochs": trainer.epoch + 1})
@@ -297,6 +298,7 @@ def jax_model(name, model, jnp):
 def measure(name: str, epochs: int, runners: list[str]) -> dict:
     text, model_name, wt, wv = windows(name)
     makers = {
+        "nodedsl native": lambda: nodedsl_runner(text, model_name, wt, wv, epochs, "native"),
         "nodedsl fast": lambda: nodedsl_runner(text, model_name, wt, wv, epochs, "whole_step"),
         "nodedsl eager": lambda: nodedsl_runner(text, model_name, wt, wv, epochs, "off"),
         "torchdiffeq": lambda: torchdiffeq_runner(text, model_name, wt, wv, epochs),
@@ -333,6 +335,8 @@ def report(res: dict) -> list[str]:
         steady = statistics.median(ts[2:]) if len(ts) > 2 else float("nan")
         info = res["info"].get(r, {})
         note = "" if not info else ("compiled" if info.get("used") else f"eager: {info.get('reason')}")
+        if info.get("used") and info.get("backend") == "native":
+            note += f" (gcc {info.get('compile_seconds', 0.0):.2f} s; 0 when cached)"
         rows.append(
             f"| {r} | {ts[0]:.2f} | {1e3 * steady:.1f} | {sum(ts):.1f} | "
             f"{'-' if reach is None else f'{reach:.1f}'} | {res['vals'][r][-1]:.3g} | {note} |"

@@ -40,7 +40,7 @@ import torch
 
 __all__ = ["WholeStep", "coverage", "inductor_cache_dir", "make_fast"]
 
-MODES = ("auto", "off", "whole_step")
+MODES = ("auto", "off", "whole_step", "native")  # native: generated C (native.py)
 AUTO_MIN_STEPS = 2000  # ``auto`` compiles only runs of at least this many optimizer steps (see training.md)
 
 
@@ -75,7 +75,7 @@ def coverage(model, solver, cfg, steps_planned: int) -> str | None:
         return "the model is stochastic (an SDE)"
     if cfg.assimilate is not None:
         return "assimilate (nudging) is not compiled"
-    if _differentiates_a_net(model):
+    if mode != "native" and _differentiates_a_net(model):
         return "the field differentiates a net (e.g. grad of a learned H): AOTAutograd has no double backward"
     return None
 

@@ -26,9 +26,9 @@ from ..io.checkpoint import load_checkpoint
 from .batch import BatchSteps
 from .constraints import AugmentedLagrangian
 from .distributed import Shard
-from .fast import make_fast
 from .irregular import batched_grids
 from .latent import make_encoder, make_shooting
+from .native import make_fast
 from .parallel import ParallelSteps, check_parallel
 from .rollout import is_autonomous, observation_map
 from .second_order import check_trainer

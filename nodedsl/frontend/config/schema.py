@@ -257,7 +257,7 @@ class TrainConfig(_Strict):
     objective: ObjectiveValue | None = None  # SDE models; density: normalizing flows
     derivatives: DerivativesValue | None = None  # derivative supervision (methods.py)
     assimilate: Nudging | None = None
-    compile: Literal["auto", "off", "whole_step"] = "off"  # the compiled training step (nodedsl/train/fast.py)
+    compile: Literal["auto", "off", "whole_step", "native"] = "off"  # the fast training step (train/fast.py)
     device: DeviceName = "cpu"  # cpu | cuda | cuda:N | auto (docs/scaling.md)
     log: Literal["files", "tensorboard"] = "files"  # tensorboard: also an event file per run
     _spans: dict = PrivateAttr(default_factory=dict)
