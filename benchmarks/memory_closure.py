@@ -112,6 +112,9 @@ class Closure(torch.nn.Module):
             self.q = mlp(3 + d, d, width)
             self.log_tau = torch.nn.Parameter(torch.full((d,), float(torch.log(torch.tensor(0.3)))))
 
+    def latent_rhs(self, X, r):  # only r' (X is observed while assimilating)
+        return X, -r / self.log_tau.exp() + self.q(torch.cat([local(X), r], -1))
+
     def rhs(self, X, r):
         L = local(X)
         dX = f0(X) + self.g(L).squeeze(-1)
@@ -131,7 +134,7 @@ class Closure(torch.nn.Module):
             # gradients through the last BPTT steps only (the earlier ones only forget r = 0)
             with torch.set_grad_enabled(torch.is_grad_enabled() and i >= n - BPTT):
                 mid = (past[:, i] + past[:, i + 1]) / 2  # the observed X at the half step, interpolated
-                _, r = rk4(self.rhs, past[:, i], r, DT, mid, past[:, i + 1])
+                _, r = rk4(self.latent_rhs, past[:, i], r, DT, mid, past[:, i + 1])
         return r
 
     def rollout(self, X, r, steps):
