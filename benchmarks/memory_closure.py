@@ -27,8 +27,13 @@ on one trajectory, and evaluated on a held-out trajectory of 25 time units from 
 model time unit (normalized by the std of X) and the validity time (first time the normalized error
 exceeds 0.5). Run, one regime per command (results in docs/benchmarks.md):
 
-    python benchmarks/memory_closure.py --c 10    # standard scale separation: memory does not pay
-    python benchmarks/memory_closure.py --c 2     # eps = 1/2: memory pays
+    python benchmarks/memory_closure.py --c 2 --steps 400 [--seed 1]   # eps = 1/2
+    python benchmarks/memory_closure.py --c 10 --steps 400 [--seed 1]  # the standard system
+
+Measured (400 steps, 2 seeds; normalized RMSE over 1 time unit, memoryless -> memory): c = 2,
+0.114 -> 0.090 and 0.116 -> 0.084 (1.26x, 1.38x lower; validity time 1.03x, 1.13x longer); c = 10,
+0.054 -> 0.049 and 0.048 -> 0.045 (1.10x, 1.06x); c = 4, 0.074 -> 0.069 and 0.069 -> 0.066 (1.07x,
+1.04x): memory pays clearly only when the scales are not separated (c = 2).
 """
 
 from __future__ import annotations
@@ -189,7 +194,7 @@ def parse():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--c", type=float, default=2.0, help="time-scale ratio 1/eps (10: the standard system)")
     ap.add_argument("--hx", type=float, default=-0.8, help="coupling of the fast variables into X")
-    ap.add_argument("--steps", type=int, default=600, help="Adam steps (batches of 64 windows)")
+    ap.add_argument("--steps", type=int, default=400, help="Adam steps (batches of 64 windows)")
     ap.add_argument("--latent", type=int, default=2, help="latent states per slow variable")
     ap.add_argument("--window", type=int, default=50, help="training window, in samples of 0.01")
     ap.add_argument("--history", type=int, default=100, help="samples assimilated before each window")
