@@ -5,6 +5,7 @@ Not a test: run it by hand and paste the table into docs/benchmarks.md.
     python benchmarks/physics_prior.py                          # sizes 1 5 20, 1500 steps, seed 0
     python benchmarks/physics_prior.py --sizes 1 --steps 6000 --models BlackBox HybridStructured
     python benchmarks/physics_prior.py --hidden 256 256 --models BlackBox --sizes 1   # the paper's baseline size
+    python benchmarks/physics_prior.py --sizes 1 --steps 20000 --set compile=whole_step --keep DIR  # long runs
 
 Setting, from the paper's reference code (github.com/wuwushrek/physics_constrained_nn,
 examples/double_pendulum/dataset_gen.yaml, generate_sample.py, perform_comparison.py):
