@@ -5,6 +5,7 @@ Not a test: run it by hand and paste the table into docs/benchmarks.md.
     python benchmarks/physics_prior.py                          # sizes 1 5 20, 1500 steps, seed 0
     python benchmarks/physics_prior.py --sizes 1 --steps 6000 --models BlackBox HybridStructured
     python benchmarks/physics_prior.py --hidden 256 256 --models BlackBox --sizes 1   # the paper's baseline size
+    python benchmarks/physics_prior.py --sizes 1 --steps 20000 --set compile=whole_step --keep DIR  # long runs
 
 Setting, from the paper's reference code (github.com/wuwushrek/physics_constrained_nn,
 examples/double_pendulum/dataset_gen.yaml, generate_sample.py, perform_comparison.py):
@@ -103,12 +104,16 @@ def write_data(path: Path, x: np.ndarray) -> None:
     np.savez(path, t=np.arange(LENGTH) * DT, x=x, names=np.array(["t1", "t2", "w1", "w2"]))
 
 
-def train(folder: Path, model: str, data: str, steps: int, seed: int, windows: int) -> tuple[Path, float]:
+def train(
+    folder: Path, model: str, data: str, steps: int, seed: int, windows: int, extra: tuple[str, ...] = ()
+) -> tuple[Path, float]:
     per_epoch = math.ceil(windows / 64)
     run = folder / f"run_{model}_{data}_{seed}"
     cmd = [sys.executable, "-m", "nodedsl.cli.main", "train", "double_pendulum.node", "--model", model]
     cmd += ["--run", str(run), "--quiet", "--epochs", str(math.ceil(steps / per_epoch))]
     cmd += ["--set", f"data={data}", "--set", f"seed={seed}"]
+    for item in extra:
+        cmd += ["--set", item]
     start = time.perf_counter()
     res = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, env=_env())
     if res.returncode != 0:
@@ -200,6 +205,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1500, help="Adam steps per run (the paper: 50,000)")
     ap.add_argument("--tests", type=int, default=10)
     ap.add_argument("--hidden", type=int, nargs="+", default=None, help="hidden widths of the black box")
+    ap.add_argument("--set", dest="extra", nargs="+", default=[], help="more `train --set KEY=VALUE` items")
     ap.add_argument("--keep", default=None, help="keep the runs in this folder")
     ap.add_argument("--rescore", default=None, help="only evaluate the runs kept in this folder again")
     args = ap.parse_args()
@@ -230,7 +236,9 @@ def main() -> None:
             errs: dict[str, list[float]] = {}
             walls = []
             for seed in args.seeds:
-                run, wall = train(folder, name, f"dp_train_{n}.npz", args.steps, seed, n * ((LENGTH - 1) // 5))
+                run, wall = train(
+                    folder, name, f"dp_train_{n}.npz", args.steps, seed, n * ((LENGTH - 1) // 5), tuple(args.extra)
+                )
                 for k, v in evaluate(folder, name, run, tests).items():
                     errs.setdefault(k, []).append(v)
                 walls.append(wall)
