@@ -42,8 +42,7 @@ BLACKBOX = """model Box { state theta = 1
  output energy = omega^2 / 2 + 1 - cos(theta) }"""
 
 # every element-wise rule and activation: builtins, time, an input, nets of each activation, and grad H of
-# nets (a Hessian-vector product in the adjoint: act'' of each activation). The constants of min/max/clip
-# are exact in float32: ops.minimum/maximum make Python numbers float32 tensors (eager rounds them)
+# nets (a Hessian-vector product in the adjoint: act'' of each activation)
 RULES_MODEL = """model Rules { state a = 0.3
  state b = -0.4
  input w = 0
@@ -264,3 +263,13 @@ def test_auto_takes_the_native_path_on_long_enough_runs():
         step, info = make_fast(model, solver, cfg, observation_map(model), False, train)
         assert isinstance(step, NativeStep) == native and info["mode"] == "auto"
         assert info["used"] == native and (native or "fewer than" in info["reason"])
+
+
+def test_min_max_constants_keep_the_model_dtype():
+    # eager min/max once made a Python constant a float32 tensor: a float64 max(a, 0.05) was rounded,
+    # 7e-10 away from the native path's exact constant
+    from nodedsl.compiler import ops
+
+    x = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    assert ops.maximum(x, 0.05)[0].item() == 0.05 and ops.minimum(0.05, x + 1)[0].item() == 0.05
+    assert ops.maximum(x, 0.05).dtype == torch.float64

@@ -75,19 +75,31 @@ def mlp_grad(net, inp, k: int):
     return net_grad(net, inp, k)
 
 
+def _like(xs):
+    """The values as tensors, a Python number taking the dtype and device of the first tensor among them
+    (``torch.as_tensor(0.05)`` alone is float32: a float64 model's ``max(a, 0.05)`` would be rounded)."""
+    ref = next((x for x in xs if isinstance(x, torch.Tensor)), None)
+    if ref is None:
+        return [torch.as_tensor(x) for x in xs]
+    dtype = ref.dtype if ref.is_floating_point() else None
+    return [x if isinstance(x, torch.Tensor) else torch.as_tensor(x, dtype=dtype, device=ref.device) for x in xs]
+
+
 def minimum(*xs):
     """Element-wise minimum of any number of values (SymPy's ``Min``)."""
-    out = xs[0]
-    for x in xs[1:]:
-        out = torch.minimum(torch.as_tensor(out), torch.as_tensor(x))
+    vals = _like(xs)
+    out = vals[0]
+    for x in vals[1:]:
+        out = torch.minimum(out, x)
     return out
 
 
 def maximum(*xs):
     """Element-wise maximum of any number of values (SymPy's ``Max``)."""
-    out = xs[0]
-    for x in xs[1:]:
-        out = torch.maximum(torch.as_tensor(out), torch.as_tensor(x))
+    vals = _like(xs)
+    out = vals[0]
+    for x in vals[1:]:
+        out = torch.maximum(out, x)
     return out
 
 
