@@ -156,6 +156,9 @@ def _cli_train(path: str, run: str, err: str) -> None:
     fd = os.open(err, os.O_WRONLY | os.O_CREAT, 0o644)
     os.dup2(fd, 2)
     sys.stderr = os.fdopen(2, "w", buffering=1)
+    # Ctrl-C's disposition, whatever the suite's: a suite started as a background job of a
+    # non-interactive shell inherits SIGINT ignored, and Python then keeps it ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.argv = ["nodedsl", "train", path, "--run", run, "-q"]
     main()
 
