@@ -45,12 +45,17 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 DT, WINDOW, BATCH, LR = 0.05, 10, 64, 3e-3
 
-SOURCES = {
-    "pendulum": """
+# the damped pendulum both pendulum models learn
+PENDULUM_TRUTH = """
 model Truth { state theta = 1
  state omega = 0
  der(theta) = omega
  der(omega) = -9.81 / 1.3 * sin(theta) - 0.4 * omega }
+"""
+
+SOURCES = {
+    "pendulum": PENDULUM_TRUTH
+    + """
 model Hybrid { state theta = 1
  state omega = 0
  param L = 1.0 learn positive
@@ -58,11 +63,8 @@ model Hybrid { state theta = 1
  der(theta) = omega
  der(omega) = -9.81 / L * sin(theta) - friction(omega) }
 """,
-    "blackbox": """
-model Truth { state theta = 1
- state omega = 0
- der(theta) = omega
- der(omega) = -9.81 / 1.3 * sin(theta) - 0.4 * omega }
+    "blackbox": PENDULUM_TRUTH
+    + """
 model Hybrid { state theta = 1
  state omega = 0
  net f(theta, omega) -> 2 { hidden = [64, 64], activation = tanh }
